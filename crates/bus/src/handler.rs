@@ -1,0 +1,153 @@
+//! Subscriptions, and the dispatch loop every adapter shares: retry with backoff, then a
+//! dead letter carrying the last error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dead_letter::DeadLetterStore;
+use crate::envelope::Envelope;
+
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()>;
+}
+
+/// How a consumer group shares events among its running instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// One instance of the group handles each event.
+    Competing,
+    /// Every running instance handles each event (e.g. cache invalidation).
+    Broadcast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff before attempt `attempt + 1` (exponential, x4, with up to 25% jitter).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 4u32.saturating_pow(attempt.saturating_sub(1));
+        let base = self.first_backoff.saturating_mul(factor).min(self.max_backoff);
+        let jitter = rand::random::<f64>() * 0.25;
+        base.mul_f64(1.0 + jitter)
+    }
+}
+
+#[derive(Clone)]
+pub struct Subscription {
+    pub group: String,
+    pub mode: DeliveryMode,
+    pub event_types: Vec<String>,
+    pub handler: Arc<dyn EventHandler>,
+    pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("group", &self.group)
+            .field("mode", &self.mode)
+            .field("event_types", &self.event_types)
+            .finish()
+    }
+}
+
+impl Subscription {
+    pub fn new(
+        group: impl Into<String>,
+        mode: DeliveryMode,
+        event_types: &[&str],
+        handler: Arc<dyn EventHandler>,
+        dead_letters: Arc<dyn DeadLetterStore>,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            mode,
+            event_types: event_types.iter().map(|s| (*s).to_owned()).collect(),
+            handler,
+            dead_letters,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|t| t == event_type)
+    }
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Handled { attempts: u32 },
+    DeadLettered { attempts: u32, error: String },
+}
+
+/// Runs the handler with retries; after the last failed attempt the envelope goes to the
+/// group's dead letters. An error is returned only when even that could not be stored, so
+/// the caller must not acknowledge the message.
+#[tracing::instrument(name = "handle event", skip_all, fields(group = %sub.group, event_type = %envelope.event_type, event_id = %envelope.id, correlation_id = %envelope.correlation_id))]
+pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result<Outcome> {
+    let max = sub.retry.max_attempts.max(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match sub.handler.handle(envelope).await {
+            Ok(()) => return Ok(Outcome::Handled { attempts: attempt }),
+            Err(e) if attempt < max => {
+                tracing::warn!(attempt, error = %format!("{e:#}"), "handler failed, will retry");
+                tokio::time::sleep(sub.retry.backoff(attempt)).await;
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                tracing::error!(attempt, error = %error, "handler failed, dead-lettering");
+                sub.dead_letters
+                    .put(&sub.group, envelope, &error, attempt)
+                    .await?;
+                return Ok(Outcome::DeadLettered {
+                    attempts: attempt,
+                    error,
+                });
+            }
+        }
+    }
+}
+
+/// Runs the handler once, for a replay: the error goes back to the caller.
+pub async fn dispatch_once(sub: &Subscription, envelope: &Envelope) -> anyhow::Result<()> {
+    sub.handler.handle(envelope).await
+}
+
+/// A handler from an async closure.
+pub struct FnHandler<F>(pub F);
+
+#[async_trait::async_trait]
+impl<F, Fut> EventHandler for FnHandler<F>
+where
+    F: Fn(Envelope) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        (self.0)(envelope.clone()).await
+    }
+}

@@ -1,0 +1,58 @@
+//! The event bus: envelopes, the `EventBus` port and its adapters, the transactional outbox
+//! and its relay, the inbox, retries and dead letters.
+//!
+//! Delivery is at-least-once on every adapter. Producers write envelopes to their outbox in
+//! the transaction of the change; the relay publishes them and only then marks them sent.
+//! Consumers record each envelope id in their inbox in the transaction of the effect, so a
+//! duplicate has no second effect.
+
+pub mod conformance;
+pub mod dead_letter;
+pub mod envelope;
+pub mod handler;
+pub mod inbox;
+pub mod memory;
+pub mod outbox;
+
+use std::sync::Arc;
+
+pub use dead_letter::{DeadLetter, DeadLetterStore, SqlDeadLetters};
+pub use envelope::{Causation, Envelope};
+pub use handler::{dispatch, DeliveryMode, EventHandler, RetryPolicy, Subscription};
+pub use memory::MemoryBus;
+pub use outbox::{Outbox, Relay};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("no subscription for consumer group {0}")]
+    UnknownGroup(String),
+    #[error("the bus is shut down")]
+    Closed,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The port every adapter implements.
+#[async_trait::async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes one envelope. Returns once the adapter guarantees delivery (memory: every
+    /// group has handled or dead-lettered it; a broker: it confirmed the message).
+    async fn publish(&self, envelope: &Envelope) -> Result<(), BusError>;
+
+    /// Registers a handler for a consumer group.
+    async fn subscribe(&self, subscription: Subscription) -> Result<(), BusError>;
+
+    /// Delivers an envelope again to one group only (dead-letter replay). The memory adapter
+    /// runs the handler and reports its error; broker adapters re-queue to the group.
+    async fn redeliver(&self, group: &str, envelope: &Envelope) -> Result<(), BusError>;
+
+    /// Whether the adapter can currently publish (readiness).
+    async fn ready(&self) -> bool;
+
+    /// Stops consuming; in-flight handlers finish.
+    async fn shutdown(&self);
+
+    fn name(&self) -> &'static str;
+}
+
+pub type SharedBus = Arc<dyn EventBus>;

@@ -1,0 +1,251 @@
+//! The transactional outbox and its relay.
+//!
+//! `Outbox::enqueue` writes an envelope in the caller's transaction. The `Relay` claims
+//! unsent rows with a lease (so two relays on one database never publish the same row at
+//! the same time, and a crashed relay's rows are taken over when its lease runs out),
+//! publishes them, and marks them sent only after the bus accepted them: a crash between
+//! publish and mark means a second publish, which consumers' inboxes absorb.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kernel::db::{Backend, Database};
+use kernel::Timestamp;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::{watch, Notify};
+
+use crate::envelope::Envelope;
+use crate::EventBus;
+
+/// A context's outbox: where its use cases put events, and the doorbell of its relay.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    notify: Arc<Notify>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self {
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Writes the envelopes inside the caller's transaction.
+    pub async fn enqueue(&self, conn: &mut AnyConnection, envelopes: &[Envelope]) -> anyhow::Result<()> {
+        for envelope in envelopes {
+            sqlx::query(
+                "insert into outbox (outbox_id, event_type, envelope, created_at, attempts) values ($1, $2, $3, $4, 0)",
+            )
+            .bind(envelope.id.to_string())
+            .bind(&envelope.event_type)
+            .bind(serde_json::to_string(envelope)?)
+            .bind(Timestamp::now().as_micros())
+            .execute(&mut *conn)
+            .await
+            .context("cannot write outbox")?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the relay; call after the transaction that enqueued has committed.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub batch: i64,
+    pub lease: Duration,
+    pub idle_poll: Duration,
+    pub retention: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch: 64,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(500),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+pub struct Relay {
+    name: String,
+    db: Database,
+    bus: Arc<dyn EventBus>,
+    outbox: Outbox,
+    instance: String,
+    config: RelayConfig,
+}
+
+impl Relay {
+    pub fn new(name: impl Into<String>, db: Database, bus: Arc<dyn EventBus>, outbox: Outbox) -> Self {
+        Self {
+            name: name.into(),
+            db,
+            bus,
+            outbox,
+            instance: uuid::Uuid::now_v7().to_string(),
+            config: RelayConfig::default(),
+        }
+    }
+
+    pub fn with_config(mut self, config: RelayConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs until `shutdown` turns true; the batch in flight is finished first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(context = %self.name, "outbox relay started");
+        let mut last_purge = std::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let sent = match self.relay_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(context = %self.name, error = %format!("{e:#}"), "outbox relay pass failed");
+                    0
+                }
+            };
+            if last_purge.elapsed() > Duration::from_secs(60) {
+                last_purge = std::time::Instant::now();
+                if let Err(e) = self.purge().await {
+                    tracing::warn!(error = %format!("{e:#}"), "outbox purge failed");
+                }
+            }
+            if sent == 0 {
+                tokio::select! {
+                    _ = self.outbox.notify.notified() => {}
+                    _ = tokio::time::sleep(self.config.idle_poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        tracing::info!(context = %self.name, "outbox relay stopped");
+    }
+
+    /// Claims one batch, publishes it and marks what was accepted. Returns how many were sent.
+    pub async fn relay_once(&self) -> anyhow::Result<usize> {
+        let now = Timestamp::now();
+        let lease_end = now.plus(self.config.lease);
+        let lock = match self.db.backend() {
+            Backend::Postgres => " for update skip locked",
+            Backend::Sqlite => "",
+        };
+        let claim = format!(
+            "update outbox set claimed_by = $1, claimed_until = $2 \
+             where outbox_id in (select outbox_id from outbox \
+                 where published_at is null and (claimed_until is null or claimed_until < $3) \
+                 order by created_at, outbox_id limit $4{lock}) \
+             and published_at is null and (claimed_until is null or claimed_until < $3) \
+             returning outbox_id, envelope, created_at"
+        );
+        let rows = sqlx::query(&claim)
+            .bind(&self.instance)
+            .bind(lease_end.as_micros())
+            .bind(now.as_micros())
+            .bind(self.config.batch)
+            .fetch_all(self.db.pool())
+            .await
+            .context("cannot claim outbox rows")?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("outbox_id")?;
+            let created: i64 = row.try_get("created_at")?;
+            let raw: String = row.try_get("envelope")?;
+            match serde_json::from_str::<Envelope>(&raw) {
+                Ok(env) => batch.push((created, id, env)),
+                Err(e) => {
+                    tracing::error!(outbox_id = %id, error = %e, "unreadable outbox row, parked");
+                    self.fail(&id, &format!("unreadable envelope: {e}"), Duration::from_secs(3600))
+                        .await?;
+                }
+            }
+        }
+        batch.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let results = futures::future::join_all(
+            batch
+                .iter()
+                .map(|(_, _, env)| async move { self.bus.publish(env).await }),
+        )
+        .await;
+        let mut sent = Vec::new();
+        for ((_, id, env), result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => sent.push(id.clone()),
+                Err(e) => {
+                    tracing::warn!(event_id = %env.id, event_type = %env.event_type, error = %e, "publish failed, will retry");
+                    self.fail(id, &e.to_string(), Duration::from_secs(2)).await?;
+                }
+            }
+        }
+        self.mark_sent(&sent).await?;
+        Ok(sent.len())
+    }
+
+    async fn mark_sent(&self, ids: &[String]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "update outbox set published_at = $1, claimed_until = null where outbox_id in ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(Timestamp::now().as_micros());
+        for id in ids {
+            query = query.bind(id);
+        }
+        query
+            .execute(self.db.pool())
+            .await
+            .context("cannot mark outbox rows sent")?;
+        Ok(())
+    }
+
+    async fn fail(&self, id: &str, error: &str, retry_in: Duration) -> anyhow::Result<()> {
+        sqlx::query(
+            "update outbox set attempts = attempts + 1, last_error = $1, claimed_until = $2 where outbox_id = $3",
+        )
+        .bind(error.chars().take(2000).collect::<String>())
+        .bind(Timestamp::now().plus(retry_in).as_micros())
+        .bind(id)
+        .execute(self.db.pool())
+        .await
+        .context("cannot record publish failure")?;
+        Ok(())
+    }
+
+    async fn purge(&self) -> anyhow::Result<()> {
+        let before = Timestamp::now().minus(self.config.retention);
+        sqlx::query("delete from outbox where published_at is not null and published_at < $1")
+            .bind(before.as_micros())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Rows not yet published (for readiness, metrics and tests).
+pub async fn pending(db: &Database) -> anyhow::Result<i64> {
+    let n: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(n)
+}

@@ -1,0 +1,345 @@
+//! Request plumbing shared by every context: request ids, trace context, problem+json for
+//! everything (including actix's own extractor and routing errors) and a validating JSON body
+//! extractor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use validator::Validate;
+
+use crate::error::{ApiError, FieldError, PROBLEM_JSON};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What a request carries into the events it causes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// `X-Request-Id`, accepted from the caller or generated; the correlation id of events.
+    pub request_id: String,
+    /// W3C `traceparent`, accepted or started here.
+    pub traceparent: String,
+}
+
+impl RequestContext {
+    /// A context for work that no request started (timers, start-up).
+    pub fn background() -> Self {
+        Self {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            traceparent: new_traceparent(),
+        }
+    }
+}
+
+impl FromRequest for RequestContext {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ctx = req
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(RequestContext::background);
+        std::future::ready(Ok(ctx))
+    }
+}
+
+fn accept_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+fn accept_traceparent(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let parts: Vec<&str> = s.split('-').collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let ok = parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1] != "00000000000000000000000000000000";
+    ok.then(|| s.to_ascii_lowercase())
+}
+
+pub fn new_traceparent() -> String {
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    format!("00-{trace}-{span}-01")
+}
+
+/// Middleware: request id + trace context in, access log, request id out, and every error
+/// response rewritten as problem+json if it is not one already.
+pub async fn request_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(accept_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let traceparent = req
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(accept_traceparent)
+        .unwrap_or_else(new_traceparent);
+    req.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        traceparent,
+    });
+    let span = tracing::info_span!(
+        "http",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let http_req = req.request().clone();
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let response = match result {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(err) => ServiceResponse::new(http_req, err.error_response()),
+    };
+    let mut response = as_problem(response);
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, elapsed_ms, "request finished");
+        } else {
+            tracing::info!(status, elapsed_ms, "request finished");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+fn is_problem(res: &HttpResponse<BoxBody>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON))
+}
+
+fn as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if status.as_u16() < 400 || is_problem(res.response()) {
+        return res;
+    }
+    let (req, old) = res.into_parts();
+    let error = status_problem(status);
+    let mut new = error.error_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = old.headers().get(&name) {
+            new.headers_mut().insert(name, v.clone());
+        }
+    }
+    ServiceResponse::new(req, new)
+}
+
+/// The problem for a bare status produced outside our handlers (routing, extractors).
+pub fn status_problem(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "payload_too_large", "the request body is too large")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized("authentication required"),
+        StatusCode::FORBIDDEN => ApiError::forbidden("not allowed"),
+        StatusCode::TOO_MANY_REQUESTS => ApiError::too_many_requests(1),
+        s if s.is_server_error() => ApiError::internal(anyhow::anyhow!("status {s}")),
+        s => ApiError::new(
+            s,
+            "bad_request",
+            s.canonical_reason().unwrap_or("bad request"),
+        ),
+    }
+}
+
+/// Extractor configuration that renders path, query and JSON errors as problems.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::bad_request("invalid_path", err.to_string()).into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request("invalid_query", err.to_string()).into()
+    }))
+    .app_data(
+        web::JsonConfig::default()
+            .limit(DEFAULT_BODY_LIMIT)
+            .error_handler(|err, _| json_error(err).into()),
+    );
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+            status_problem(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        E::ContentType => status_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        E::Deserialize(e) if e.is_data() => ApiError::bad_request("invalid_body", e.to_string()),
+        other => ApiError::bad_request("malformed_json", other.to_string()),
+    }
+}
+
+/// The body size limit, as app data (default 1 MiB).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON body, deserialised with the path of any bad field and validated: malformed JSON
+/// is a 400, a well-formed body with a wrong or invalid field is a 422 naming the field.
+#[derive(Debug)]
+pub struct ValidJson<T>(pub T);
+
+impl<T> ValidJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for ValidJson<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<BodyLimit>()
+            .map(|l| l.0)
+            .unwrap_or(DEFAULT_BODY_LIMIT);
+        let json_type = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !json_type {
+                return Err(status_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE).into());
+            }
+            if declared_len.is_some_and(|n| n > limit) {
+                return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE).into());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE).into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value = parse_json::<T>(&body)?;
+            value.validate().map_err(ApiError::from)?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+/// Deserialises JSON, telling malformed documents (400) from wrong fields (422).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { "body".to_owned() } else { path };
+            let message = clean_serde_message(&inner.to_string());
+            ApiError::validation(vec![FieldError::new(field, message)])
+        } else {
+            malformed(&inner)
+        }
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+}
+
+/// serde's messages end with a position ("at line 1 column 9"); the field path says more.
+fn clean_serde_message(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        inner: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        amount: i64,
+    }
+
+    #[test]
+    fn malformed_json_is_400_and_wrong_fields_are_422_with_their_path() {
+        let e = parse_json::<Body>(b"{").err().map(|e| e.code().to_owned());
+        assert_eq!(e.as_deref(), Some("malformed_json"));
+        let e = parse_json::<Body>(br#"{"inner":{"amount":1.5}}"#).err();
+        let fields: Vec<String> = e.iter().flat_map(|e| e.errors().iter().map(|f| f.field.clone())).collect();
+        assert_eq!(fields, vec!["inner.amount".to_owned()]);
+        assert!(parse_json::<Body>(br#"{"inner":{"amount":1}} x"#).is_err());
+    }
+
+    #[test]
+    fn request_ids_and_traceparents_are_checked() {
+        assert!(accept_request_id(&HeaderValue::from_static("abc-123")).is_some());
+        assert!(accept_request_id(&HeaderValue::from_static("a b")).is_none());
+        assert!(accept_traceparent(&HeaderValue::from_static(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ))
+        .is_some());
+        assert!(accept_traceparent(&HeaderValue::from_static("00-zz-00-01")).is_none());
+        assert!(accept_traceparent(&HeaderValue::from_str(&new_traceparent()).unwrap_or(HeaderValue::from_static("x"))).is_some());
+    }
+}

@@ -1,0 +1,22 @@
+//! The shared kernel: value types every context speaks (ids, money, email, time, pages), the
+//! problem+json error, database access for both backends, request plumbing and token checks.
+
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod email;
+pub mod error;
+pub mod event;
+pub mod http;
+pub mod id;
+pub mod money;
+pub mod pagination;
+pub mod testing;
+pub mod time;
+
+pub use clock::{Clock, SystemClock};
+pub use email::EmailAddress;
+pub use error::{ApiError, FieldError};
+pub use event::IntegrationEvent;
+pub use money::{Currency, Money, MoneyError};
+pub use time::Timestamp;
