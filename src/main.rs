@@ -1,1 +1,97 @@
-fn main() {}
+//! `emporium serve | migrate | openapi | seed`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use emporium::config::{parse_contexts, Config};
+use emporium::{contexts, openapi, telemetry, Application};
+
+#[derive(Parser)]
+#[command(name = "emporium", version, about = "Emporium commerce backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve {
+        /// Contexts to run in this process, e.g. `identity,catalog` (default: all; also EMPORIUM_CONTEXTS).
+        #[arg(long)]
+        contexts: Option<String>,
+    },
+    /// Apply every enabled context's migrations and exit.
+    Migrate,
+    /// Write the OpenAPI document.
+    Openapi {
+        #[arg(long, default_value = "openapi/openapi.json")]
+        output: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("configuration error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::Serve {
+        contexts: Some(list),
+    }) = &cli.command
+    {
+        match parse_contexts(list) {
+            Ok(list) => config.contexts = list,
+            Err(e) => {
+                eprintln!("configuration error: --contexts: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve { contexts: None }) {
+            Command::Serve { .. } => {
+                let app = Application::build(config).await?;
+                app.run_until_stopped().await
+            }
+            Command::Migrate => {
+                for &ctx in &config.contexts {
+                    contexts::open_database(&config, ctx).await?.close().await;
+                }
+                Ok(())
+            }
+            Command::Openapi { output } => {
+                if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&output, openapi::to_json()?)?;
+                println!("wrote {}", output.display());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -189,12 +189,22 @@ where
 pub async fn delivers_to_every_group(factory: &dyn BusFactory, db: Database) {
     let bus = factory.instance().await;
     let (a, b) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    bus.subscribe(subscription(&db, "conf-a", DeliveryMode::Competing, recorder(&db, "conf-a", "i1", &a)))
-        .await
-        .unwrap();
-    bus.subscribe(subscription(&db, "conf-b", DeliveryMode::Competing, recorder(&db, "conf-b", "i1", &b)))
-        .await
-        .unwrap();
+    bus.subscribe(subscription(
+        &db,
+        "conf-a",
+        DeliveryMode::Competing,
+        recorder(&db, "conf-a", "i1", &a),
+    ))
+    .await
+    .unwrap();
+    bus.subscribe(subscription(
+        &db,
+        "conf-b",
+        DeliveryMode::Competing,
+        recorder(&db, "conf-b", "i1", &b),
+    ))
+    .await
+    .unwrap();
     let outbox = Outbox::new();
     let (stop, relay) = spawn_relay(quick_relay(&db, bus.clone(), &outbox));
     enqueue(&db, &outbox, 5).await;
@@ -220,9 +230,14 @@ pub async fn delivers_at_least_once_across_a_crash(factory: &dyn BusFactory, db:
     let mut handler = recorder(&db, "conf-crash", "first", &calls);
     handler.block_first = true;
     handler.started = Some(started_tx);
-    bus.subscribe(subscription(&db, "conf-crash", DeliveryMode::Competing, handler))
-        .await
-        .unwrap();
+    bus.subscribe(subscription(
+        &db,
+        "conf-crash",
+        DeliveryMode::Competing,
+        handler,
+    ))
+    .await
+    .unwrap();
     let outbox = Outbox::new();
     let (_stop, relay) = spawn_relay(quick_relay(&db, bus.clone(), &outbox));
     enqueue(&db, &outbox, 1).await;
@@ -235,7 +250,11 @@ pub async fn delivers_at_least_once_across_a_crash(factory: &dyn BusFactory, db:
     bus.shutdown().await;
     drop(bus);
     factory.crash().await;
-    assert_eq!(effects(&db, "conf-crash").await, 0, "nothing was handled before the crash");
+    assert_eq!(
+        effects(&db, "conf-crash").await,
+        0,
+        "nothing was handled before the crash"
+    );
 
     // Restart: a new process with a new bus instance and relay on the same database.
     let bus = factory.instance().await;
@@ -268,9 +287,14 @@ pub async fn delivers_at_least_once_across_a_crash(factory: &dyn BusFactory, db:
 pub async fn a_duplicate_has_one_effect(factory: &dyn BusFactory, db: Database) {
     let bus = factory.instance().await;
     let calls = Arc::new(AtomicU32::new(0));
-    bus.subscribe(subscription(&db, "conf-dup", DeliveryMode::Competing, recorder(&db, "conf-dup", "i1", &calls)))
-        .await
-        .unwrap();
+    bus.subscribe(subscription(
+        &db,
+        "conf-dup",
+        DeliveryMode::Competing,
+        recorder(&db, "conf-dup", "i1", &calls),
+    ))
+    .await
+    .unwrap();
     let envelope = Envelope::wrap(&Ping { n: 1 }, Timestamp::now(), &Causation::system()).unwrap();
     bus.publish(&envelope).await.unwrap();
     bus.publish(&envelope).await.unwrap();
@@ -288,14 +312,24 @@ pub async fn failures_are_dead_lettered_and_replayable(factory: &dyn BusFactory,
     let calls = Arc::new(AtomicU32::new(0));
     let mut handler = recorder(&db, "conf-dlq", "i1", &calls);
     handler.fail_first = 3;
-    bus.subscribe(subscription(&db, "conf-dlq", DeliveryMode::Competing, handler))
-        .await
-        .unwrap();
+    bus.subscribe(subscription(
+        &db,
+        "conf-dlq",
+        DeliveryMode::Competing,
+        handler,
+    ))
+    .await
+    .unwrap();
     let envelope = Envelope::wrap(&Ping { n: 7 }, Timestamp::now(), &Causation::system()).unwrap();
     bus.publish(&envelope).await.unwrap();
     let store = SqlDeadLetters::new(db.clone());
     eventually("a dead letter appears", 30, || async {
-        !store.list(&PageRequest::first(10)).await.unwrap().items.is_empty()
+        !store
+            .list(&PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
     })
     .await;
     let page = store.list(&PageRequest::first(10)).await.unwrap();
@@ -308,8 +342,13 @@ pub async fn failures_are_dead_lettered_and_replayable(factory: &dyn BusFactory,
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(effects(&db, "conf-dlq").await, 0);
 
-    bus.redeliver(&dead.consumer_group, &dead.envelope).await.unwrap();
-    store.mark_replayed(dead.id, Timestamp::now()).await.unwrap();
+    bus.redeliver(&dead.consumer_group, &dead.envelope)
+        .await
+        .unwrap();
+    store
+        .mark_replayed(dead.id, Timestamp::now())
+        .await
+        .unwrap();
     eventually("the replay has its effect", 20, || async {
         effects(&db, "conf-dlq").await == 1
     })
@@ -333,22 +372,35 @@ pub async fn broadcast_reaches_all_and_competing_one(factory: &dyn BusFactory, d
         }))
         .await
         .unwrap();
-        bus.subscribe(subscription(&db, "conf-cmp", DeliveryMode::Competing, recorder(&db, "conf-cmp", name, &calls)))
-            .await
-            .unwrap();
+        bus.subscribe(subscription(
+            &db,
+            "conf-cmp",
+            DeliveryMode::Competing,
+            recorder(&db, "conf-cmp", name, &calls),
+        ))
+        .await
+        .unwrap();
     }
     for n in 0..10 {
         let envelope = Envelope::wrap(&Ping { n }, Timestamp::now(), &Causation::system()).unwrap();
         first.publish(&envelope).await.unwrap();
     }
-    eventually("every instance gets every broadcast; competing shares", 30, || async {
-        effects(&db, "conf-bc-one").await == 10
-            && effects(&db, "conf-bc-two").await == 10
-            && effects(&db, "conf-cmp").await == 10
-    })
+    eventually(
+        "every instance gets every broadcast; competing shares",
+        30,
+        || async {
+            effects(&db, "conf-bc-one").await == 10
+                && effects(&db, "conf-bc-two").await == 10
+                && effects(&db, "conf-cmp").await == 10
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(effects(&db, "conf-cmp").await, 10, "each event handled once by the group");
+    assert_eq!(
+        effects(&db, "conf-cmp").await,
+        10,
+        "each event handled once by the group"
+    );
     let one = effects_by(&db, "conf-cmp", "one").await;
     let two = effects_by(&db, "conf-cmp", "two").await;
     assert_eq!(one + two, 10);
@@ -360,9 +412,14 @@ pub async fn broadcast_reaches_all_and_competing_one(factory: &dyn BusFactory, d
 pub async fn two_relays_publish_each_event_once(factory: &dyn BusFactory, db: Database) {
     let bus = factory.instance().await;
     let calls = Arc::new(AtomicU32::new(0));
-    bus.subscribe(subscription(&db, "conf-relays", DeliveryMode::Competing, recorder(&db, "conf-relays", "i1", &calls)))
-        .await
-        .unwrap();
+    bus.subscribe(subscription(
+        &db,
+        "conf-relays",
+        DeliveryMode::Competing,
+        recorder(&db, "conf-relays", "i1", &calls),
+    ))
+    .await
+    .unwrap();
     let outbox = Outbox::new();
     enqueue(&db, &outbox, 120).await;
     let (stop_a, relay_a) = spawn_relay(quick_relay(&db, bus.clone(), &outbox));
@@ -376,7 +433,11 @@ pub async fn two_relays_publish_each_event_once(factory: &dyn BusFactory, db: Da
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(calls.load(Ordering::SeqCst), 120, "no event published twice");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        120,
+        "no event published twice"
+    );
     stop_a.send(true).unwrap();
     stop_b.send(true).unwrap();
     relay_a.await.unwrap();

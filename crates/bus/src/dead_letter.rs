@@ -25,7 +25,13 @@ pub struct DeadLetter {
 
 #[async_trait::async_trait]
 pub trait DeadLetterStore: Send + Sync + 'static {
-    async fn put(&self, group: &str, envelope: &Envelope, error: &str, attempts: u32) -> anyhow::Result<()>;
+    async fn put(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()>;
     /// Newest first.
     async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<DeadLetter>>;
     async fn get(&self, id: Uuid) -> anyhow::Result<Option<DeadLetter>>;
@@ -64,7 +70,13 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<DeadLetter> {
 
 #[async_trait::async_trait]
 impl DeadLetterStore for SqlDeadLetters {
-    async fn put(&self, group: &str, envelope: &Envelope, error: &str, attempts: u32) -> anyhow::Result<()> {
+    async fn put(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
         let error: String = error.chars().take(4000).collect();
         sqlx::query(
             "insert into dead_letter (dead_letter_id, consumer_group, envelope_id, event_type, envelope, error, attempts, failed_at) \
@@ -105,7 +117,10 @@ impl DeadLetterStore for SqlDeadLetters {
             }
         }
         .context("cannot list dead letters")?;
-        let items = rows.iter().map(from_row).collect::<anyhow::Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(page.finish(items, |d| vec![d.id.to_string()]))
     }
 

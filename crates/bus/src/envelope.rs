@@ -61,7 +61,11 @@ impl Causation {
 }
 
 impl Envelope {
-    pub fn wrap<E: IntegrationEvent>(event: &E, occurred_at: Timestamp, cause: &Causation) -> anyhow::Result<Self> {
+    pub fn wrap<E: IntegrationEvent>(
+        event: &E,
+        occurred_at: Timestamp,
+        cause: &Causation,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             id: Uuid::now_v7(),
             event_type: E::NAME.to_owned(),

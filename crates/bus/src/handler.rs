@@ -42,7 +42,10 @@ impl RetryPolicy {
     /// Backoff before attempt `attempt + 1` (exponential, x4, with up to 25% jitter).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 4u32.saturating_pow(attempt.saturating_sub(1));
-        let base = self.first_backoff.saturating_mul(factor).min(self.max_backoff);
+        let base = self
+            .first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
         let jitter = rand::random::<f64>() * 0.25;
         base.mul_f64(1.0 + jitter)
     }

@@ -12,7 +12,11 @@ use crate::envelope::Envelope;
 ///
 /// On PostgreSQL a concurrent duplicate waits on the first one's row lock and then sees the
 /// conflict, so two copies handled at once still have one effect.
-pub async fn first_delivery(conn: &mut AnyConnection, group: &str, envelope: &Envelope) -> anyhow::Result<bool> {
+pub async fn first_delivery(
+    conn: &mut AnyConnection,
+    group: &str,
+    envelope: &Envelope,
+) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "insert into inbox (consumer_group, envelope_id, event_type, processed_at) values ($1, $2, $3, $4) \
          on conflict do nothing",

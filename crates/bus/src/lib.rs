@@ -56,3 +56,16 @@ pub trait EventBus: Send + Sync + 'static {
 }
 
 pub type SharedBus = Arc<dyn EventBus>;
+
+/// A context's messaging: its outbox, and the relay task that drains it onto the bus.
+pub fn messaging(
+    context: &'static str,
+    db: kernel::db::Database,
+    bus: SharedBus,
+) -> (Outbox, kernel::module::BackgroundTask) {
+    let outbox = Outbox::new();
+    let relay = Relay::new(context, db, bus, outbox.clone());
+    let task: kernel::module::BackgroundTask =
+        Box::new(move |shutdown| Box::pin(relay.run(shutdown)));
+    (outbox, task)
+}

@@ -79,7 +79,10 @@ impl EventBus for MemoryBus {
             .map_err(|_| BusError::Other(anyhow::anyhow!("bus lock poisoned")))?;
         let name = subscription.group.clone();
         let mode = subscription.mode;
-        let existing = groups.get(&name).map(|g| g.instances.clone()).unwrap_or_default();
+        let existing = groups
+            .get(&name)
+            .map(|g| g.instances.clone())
+            .unwrap_or_default();
         let mut instances = existing;
         instances.push(Arc::new(subscription));
         groups.insert(

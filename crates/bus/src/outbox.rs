@@ -38,7 +38,11 @@ impl Outbox {
     }
 
     /// Writes the envelopes inside the caller's transaction.
-    pub async fn enqueue(&self, conn: &mut AnyConnection, envelopes: &[Envelope]) -> anyhow::Result<()> {
+    pub async fn enqueue(
+        &self,
+        conn: &mut AnyConnection,
+        envelopes: &[Envelope],
+    ) -> anyhow::Result<()> {
         for envelope in envelopes {
             sqlx::query(
                 "insert into outbox (outbox_id, event_type, envelope, created_at, attempts) values ($1, $2, $3, $4, 0)",
@@ -89,7 +93,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(name: impl Into<String>, db: Database, bus: Arc<dyn EventBus>, outbox: Outbox) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        db: Database,
+        bus: Arc<dyn EventBus>,
+        outbox: Outbox,
+    ) -> Self {
         Self {
             name: name.into(),
             db,
@@ -173,8 +182,12 @@ impl Relay {
                 Ok(env) => batch.push((created, id, env)),
                 Err(e) => {
                     tracing::error!(outbox_id = %id, error = %e, "unreadable outbox row, parked");
-                    self.fail(&id, &format!("unreadable envelope: {e}"), Duration::from_secs(3600))
-                        .await?;
+                    self.fail(
+                        &id,
+                        &format!("unreadable envelope: {e}"),
+                        Duration::from_secs(3600),
+                    )
+                    .await?;
                 }
             }
         }
@@ -191,7 +204,8 @@ impl Relay {
                 Ok(()) => sent.push(id.clone()),
                 Err(e) => {
                     tracing::warn!(event_id = %env.id, event_type = %env.event_type, error = %e, "publish failed, will retry");
-                    self.fail(id, &e.to_string(), Duration::from_secs(2)).await?;
+                    self.fail(id, &e.to_string(), Duration::from_secs(2))
+                        .await?;
                 }
             }
         }

@@ -1,5 +1,12 @@
 //! The bus conformance suite on the memory adapter, on SQLite and PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::sync::{Arc, Mutex};
 
 use bus::conformance::{self, BusFactory};
@@ -71,6 +78,11 @@ fn every_context_migrates_the_canonical_messaging_schema() {
     for context in ["identity", "catalog", "ordering", "shipping"] {
         let path = root.join(format!("migrations/{context}/0001_messaging.sql"));
         let copy = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(copy, conformance::MESSAGING_SQL, "{} drifted from crates/bus/sql/messaging.sql", path.display());
+        assert_eq!(
+            copy,
+            conformance::MESSAGING_SQL,
+            "{} drifted from crates/bus/sql/messaging.sql",
+            path.display()
+        );
     }
 }

@@ -248,9 +248,11 @@ impl FromRequest for AuthUser {
         let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
         let token = bearer(req);
         Box::pin(async move {
-            let verifier = verifier
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no token verifier configured")))?;
-            let token = token.ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+            let verifier = verifier.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("no token verifier configured"))
+            })?;
+            let token =
+                token.ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
             Ok(verifier.verify(&token).await?)
         })
     }

@@ -41,7 +41,9 @@ impl DatabaseTarget {
                 let path = url
                     .trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:");
-                Self::Sqlite { path: PathBuf::from(path) }
+                Self::Sqlite {
+                    path: PathBuf::from(path),
+                }
             }
             None => Self::Sqlite {
                 path: data_dir.join(format!("{context}.db")),
@@ -78,7 +80,9 @@ pub struct Database {
 fn valid_schema_name(schema: &str) -> bool {
     !schema.is_empty()
         && schema.len() <= 63
-        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !schema.starts_with(|c: char| c.is_ascii_digit())
 }
 
@@ -231,11 +235,16 @@ mod tests {
         let dir = std::path::Path::new("/data");
         assert_eq!(
             DatabaseTarget::resolve("catalog", dir, None),
-            DatabaseTarget::Sqlite { path: "/data/catalog.db".into() }
+            DatabaseTarget::Sqlite {
+                path: "/data/catalog.db".into()
+            }
         );
         assert_eq!(
             DatabaseTarget::resolve("catalog", dir, Some("postgres://u@h/db")),
-            DatabaseTarget::Postgres { url: "postgres://u@h/db".into(), schema: "catalog".into() }
+            DatabaseTarget::Postgres {
+                url: "postgres://u@h/db".into(),
+                schema: "catalog".into()
+            }
         );
     }
 

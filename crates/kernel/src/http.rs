@@ -60,7 +60,8 @@ fn accept_request_id(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
     ok.then(|| s.to_owned())
 }
 
@@ -109,14 +110,11 @@ pub async fn request_middleware(
         method = %req.method(),
         path = %req.path(),
     );
-    let http_req = req.request().clone();
     let started = Instant::now();
-    let result = next.call(req).instrument(span.clone()).await;
-    let response = match result {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(err) => ServiceResponse::new(http_req, err.error_response()),
-    };
-    let mut response = as_problem(response);
+    // Handler and extractor errors arrive here as responses; an `Err` (from an inner
+    // middleware) is rendered by its own `ResponseError`, which for ours is a problem.
+    let response = next.call(req).instrument(span.clone()).await?;
+    let mut response = as_problem(response.map_into_boxed_body());
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -186,12 +184,14 @@ pub fn status_problem(status: StatusCode) -> ApiError {
 
 /// Extractor configuration that renders path, query and JSON errors as problems.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
-        ApiError::bad_request("invalid_path", err.to_string()).into()
-    }))
-    .app_data(web::QueryConfig::default().error_handler(|err, _| {
-        ApiError::bad_request("invalid_query", err.to_string()).into()
-    }))
+    cfg.app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+    )
     .app_data(
         web::JsonConfig::default()
             .limit(DEFAULT_BODY_LIMIT)
@@ -262,7 +262,8 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
+                let chunk =
+                    chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
                 if body.len() + chunk.len() > limit {
                     return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE).into());
                 }
@@ -326,7 +327,10 @@ mod tests {
         let e = parse_json::<Body>(b"{").err().map(|e| e.code().to_owned());
         assert_eq!(e.as_deref(), Some("malformed_json"));
         let e = parse_json::<Body>(br#"{"inner":{"amount":1.5}}"#).err();
-        let fields: Vec<String> = e.iter().flat_map(|e| e.errors().iter().map(|f| f.field.clone())).collect();
+        let fields: Vec<String> = e
+            .iter()
+            .flat_map(|e| e.errors().iter().map(|f| f.field.clone()))
+            .collect();
         assert_eq!(fields, vec!["inner.amount".to_owned()]);
         assert!(parse_json::<Body>(br#"{"inner":{"amount":1}} x"#).is_err());
     }
@@ -340,6 +344,9 @@ mod tests {
         ))
         .is_some());
         assert!(accept_traceparent(&HeaderValue::from_static("00-zz-00-01")).is_none());
-        assert!(accept_traceparent(&HeaderValue::from_str(&new_traceparent()).unwrap_or(HeaderValue::from_static("x"))).is_some());
+        assert!(accept_traceparent(
+            &HeaderValue::from_str(&new_traceparent()).unwrap_or(HeaderValue::from_static("x"))
+        )
+        .is_some());
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod id;
+pub mod module;
 pub mod money;
 pub mod pagination;
 pub mod testing;

@@ -141,7 +141,10 @@ impl Money {
     }
 
     /// Sums amounts that must all share `currency`.
-    pub fn sum(currency: Currency, items: impl IntoIterator<Item = Money>) -> Result<Money, MoneyError> {
+    pub fn sum(
+        currency: Currency,
+        items: impl IntoIterator<Item = Money>,
+    ) -> Result<Money, MoneyError> {
         items
             .into_iter()
             .try_fold(Money::zero(currency), |acc, m| acc.checked_add(m))

@@ -45,7 +45,8 @@ impl Cursor {
 
     /// Decodes a cursor that must carry exactly `arity` parts.
     pub fn decode(raw: &str, arity: usize) -> Result<Self, ApiError> {
-        let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API issued");
+        let bad =
+            || ApiError::bad_request("invalid_cursor", "the cursor is not one this API issued");
         if raw.len() > 512 {
             return Err(bad());
         }
@@ -80,7 +81,11 @@ impl PageRequest {
         Self { limit, after: None }
     }
 
-    pub fn from_query(limit: Option<i64>, cursor: Option<&str>, arity: usize) -> Result<Self, ApiError> {
+    pub fn from_query(
+        limit: Option<i64>,
+        cursor: Option<&str>,
+        arity: usize,
+    ) -> Result<Self, ApiError> {
         let limit = match limit {
             None => DEFAULT_LIMIT,
             Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => n as u32,
@@ -136,7 +141,10 @@ mod tests {
     fn limits_are_bounded() {
         assert!(PageRequest::from_query(Some(0), None, 1).is_err());
         assert!(PageRequest::from_query(Some(101), None, 1).is_err());
-        assert_eq!(PageRequest::from_query(None, None, 1).map(|p| p.limit).ok(), Some(20));
+        assert_eq!(
+            PageRequest::from_query(None, None, 1).map(|p| p.limit).ok(),
+            Some(20)
+        );
     }
 
     #[test]

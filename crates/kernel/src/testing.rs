@@ -38,7 +38,8 @@ pub async fn fresh_postgres_database(admin_url: &str) -> anyhow::Result<String> 
     let name = format!("emporium_t_{}", uuid::Uuid::new_v4().simple());
     let options = AnyConnectOptions::from_str(admin_url)?.disable_statement_logging();
     let mut conn = sqlx::AnyConnection::connect_with(&options).await?;
-    conn.execute(format!("create database {name}").as_str()).await?;
+    conn.execute(format!("create database {name}").as_str())
+        .await?;
     conn.close().await?;
     let (main, query) = match admin_url.split_once('?') {
         Some((m, q)) => (m, format!("?{q}")),
@@ -60,7 +61,11 @@ pub enum TestBackend {
 }
 
 /// Where a test context keeps its data; `None` when the backend is not available (skip).
-pub async fn test_target(backend: TestBackend, dir: &std::path::Path, context: &str) -> Option<DatabaseTarget> {
+pub async fn test_target(
+    backend: TestBackend,
+    dir: &std::path::Path,
+    context: &str,
+) -> Option<DatabaseTarget> {
     match backend {
         TestBackend::Sqlite => Some(DatabaseTarget::Sqlite {
             path: dir.join(format!("{context}.db")),

@@ -1,0 +1,134 @@
+//! Server assembly: bus, contexts, middleware, routes, and an orderly shutdown (the server
+//! drains in-flight requests, then background tasks stop, then pools close).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use bus::{MemoryBus, SharedBus};
+use kernel::db::Database;
+use kernel::http::{configure_extractors, request_middleware, BodyLimit};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{BusKind, Config, ContextName};
+use crate::contexts;
+use crate::ops::{self, OpsState};
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    databases: Vec<(ContextName, Database)>,
+    bus: SharedBus,
+}
+
+pub async fn connect_bus(config: &Config) -> anyhow::Result<SharedBus> {
+    match config.bus {
+        BusKind::Memory => Ok(Arc::new(MemoryBus::new())),
+        BusKind::Rabbitmq => {
+            anyhow::bail!("EMPORIUM_BUS: rabbitmq is not available in this build yet; use memory")
+        }
+        BusKind::Sqs => {
+            anyhow::bail!("EMPORIUM_BUS: sqs is not available in this build yet; use memory")
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let bus = connect_bus(&config).await?;
+        Self::build_with_bus(config, bus).await
+    }
+
+    /// Builds on a given bus (tests run several instances on one memory bus).
+    pub async fn build_with_bus(config: Config, bus: SharedBus) -> anyhow::Result<Self> {
+        let wired = contexts::wire(&config, bus.clone()).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut configures = Vec::new();
+        for module in wired.modules {
+            for task in module.tasks {
+                tasks.push(tokio::spawn(task(shutdown_rx.clone())));
+            }
+            configures.push(module.configure);
+        }
+        let ops_state = web::Data::new(OpsState {
+            databases: wired.databases.clone(),
+            bus: bus.clone(),
+            keys: wired.verifier.keys().clone(),
+        });
+        let verifier = web::Data::new(wired.verifier);
+        let openapi_json = web::Data::new(crate::openapi::to_json()?);
+        let body_limit = config.body_limit;
+
+        let listener = TcpListener::bind(config.listen)
+            .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            let mut app = App::new()
+                .wrap(actix_web::middleware::from_fn(request_middleware))
+                .app_data(verifier.clone())
+                .app_data(ops_state.clone())
+                .app_data(openapi_json.clone())
+                .app_data(BodyLimit(body_limit))
+                .configure(configure_extractors)
+                .configure(ops::configure)
+                .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)));
+            for configure in &configures {
+                let configure = configure.clone();
+                app = app.configure(move |cfg| configure(cfg));
+            }
+            app.default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+        })
+        .listen(listener)?
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .run();
+        tracing::info!(port, contexts = ?config.contexts.iter().map(|c| c.as_str()).collect::<Vec<_>>(), bus = bus.name(), "emporium listening");
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+            tasks,
+            databases: wired.databases,
+            bus,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the handle stops it), then shuts down in order.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        tracing::info!("server stopped; stopping background tasks");
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background task did not stop in time");
+            }
+        }
+        self.bus.shutdown().await;
+        for (_, db) in &self.databases {
+            db.close().await;
+        }
+        tracing::info!("shutdown complete");
+        result.map_err(Into::into)
+    }
+}
+
+async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.get_ref().clone())
+}

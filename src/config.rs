@@ -1,0 +1,462 @@
+//! Configuration from `EMPORIUM_*` variables, validated at start-up. Every problem is
+//! reported as one line naming the variable and what is wrong with it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContextName {
+    Identity,
+    Catalog,
+    Ordering,
+    Shipping,
+}
+
+impl ContextName {
+    pub const ALL: [ContextName; 4] = [
+        ContextName::Identity,
+        ContextName::Catalog,
+        ContextName::Ordering,
+        ContextName::Shipping,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ContextName::Identity => "identity",
+            ContextName::Catalog => "catalog",
+            ContextName::Ordering => "ordering",
+            ContextName::Shipping => "shipping",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw.trim())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    Memory,
+    Rabbitmq,
+    Sqs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Shared database URL (unset: SQLite files in the data dir).
+    pub database_url: Option<String>,
+    /// Per-context overrides.
+    pub context_database_urls: BTreeMap<ContextName, String>,
+    pub bus: BusKind,
+    pub amqp_url: Option<String>,
+    pub contexts: Vec<ContextName>,
+    pub jwks_url: Option<String>,
+    pub gateway_upstreams: BTreeMap<ContextName, String>,
+    pub jwt_private_key: Option<String>,
+    pub access_token_ttl: Duration,
+    pub log_format: LogFormat,
+    pub rate_limit: bool,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    pub otlp_endpoint: Option<String>,
+    pub bootstrap_admin: Option<(String, String)>,
+    pub reservation_ttl: Duration,
+    pub carriers: Vec<String>,
+    pub shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("bus", &self.bus)
+            .field("contexts", &self.contexts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Defaults for tests and tools: everything local, data in `data_dir`.
+    pub fn local(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            database_url: None,
+            context_database_urls: BTreeMap::new(),
+            bus: BusKind::Memory,
+            amqp_url: None,
+            contexts: ContextName::ALL.to_vec(),
+            jwks_url: None,
+            gateway_upstreams: BTreeMap::new(),
+            jwt_private_key: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            log_format: LogFormat::Text,
+            rate_limit: true,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+            cors_origins: Vec::new(),
+            body_limit: kernel::http::DEFAULT_BODY_LIMIT,
+            otlp_endpoint: None,
+            bootstrap_admin: None,
+            reservation_ttl: Duration::from_secs(15 * 60),
+            carriers: vec!["EMP".to_owned()],
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, Vec<String>> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // Secrets may come from a file named by `<VAR>_FILE`.
+        let secret = |name: &str, errors: &mut Vec<String>| -> Option<String> {
+            if let Some(v) = get(name) {
+                return Some(v);
+            }
+            let file_var = format!("{name}_FILE");
+            let path = get(&file_var)?;
+            match std::fs::read_to_string(&path) {
+                Ok(v) => Some(v.trim_end_matches(['\n', '\r']).to_owned()),
+                Err(e) => {
+                    errors.push(format!("{file_var}: cannot read {path}: {e}"));
+                    None
+                }
+            }
+        };
+        let mut c = Self::local(PathBuf::from("./data"));
+
+        if let Some(v) = get("EMPORIUM_LISTEN") {
+            match v.parse() {
+                Ok(addr) => c.listen = addr,
+                Err(_) => errors.push(format!(
+                    "EMPORIUM_LISTEN: {v:?} is not an address like 127.0.0.1:8080"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_DATA_DIR") {
+            c.data_dir = PathBuf::from(v);
+        }
+        let check_url = |var: &str, url: &str, errors: &mut Vec<String>| {
+            let ok = url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:");
+            if !ok {
+                errors.push(format!(
+                    "{var}: must start with postgres://, postgresql:// or sqlite:"
+                ));
+            }
+            ok
+        };
+        if let Some(v) = secret("EMPORIUM_DATABASE_URL", &mut errors) {
+            if check_url("EMPORIUM_DATABASE_URL", &v, &mut errors) {
+                c.database_url = Some(v);
+            }
+        }
+        for ctx in ContextName::ALL {
+            let var = format!("EMPORIUM_{}_DATABASE_URL", ctx.as_str().to_uppercase());
+            if let Some(v) = secret(&var, &mut errors) {
+                if check_url(&var, &v, &mut errors) {
+                    c.context_database_urls.insert(ctx, v);
+                }
+            }
+        }
+        if let Some(v) = get("EMPORIUM_BUS") {
+            match v.as_str() {
+                "memory" => c.bus = BusKind::Memory,
+                "rabbitmq" => c.bus = BusKind::Rabbitmq,
+                "sqs" => c.bus = BusKind::Sqs,
+                other => errors.push(format!(
+                    "EMPORIUM_BUS: {other:?} is not one of memory, rabbitmq, sqs"
+                )),
+            }
+        }
+        c.amqp_url = secret("EMPORIUM_AMQP_URL", &mut errors);
+        if c.bus == BusKind::Rabbitmq && c.amqp_url.is_none() {
+            c.amqp_url = Some("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+        }
+        if let Some(v) = get("EMPORIUM_CONTEXTS") {
+            match parse_contexts(&v) {
+                Ok(list) => c.contexts = list,
+                Err(e) => errors.push(format!("EMPORIUM_CONTEXTS: {e}")),
+            }
+        }
+        c.jwks_url = get("EMPORIUM_JWKS_URL");
+        if let Some(url) = &c.jwks_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push("EMPORIUM_JWKS_URL: must be an http(s) URL".to_owned());
+            }
+        }
+        if let Some(v) = get("EMPORIUM_GATEWAY_UPSTREAMS") {
+            match parse_upstreams(&v) {
+                Ok(map) => c.gateway_upstreams = map,
+                Err(e) => errors.push(format!("EMPORIUM_GATEWAY_UPSTREAMS: {e}")),
+            }
+        }
+        c.jwt_private_key = secret("EMPORIUM_JWT_PRIVATE_KEY", &mut errors);
+        if let Some(v) = get("EMPORIUM_ACCESS_TOKEN_TTL_SECS") {
+            match v.parse::<u64>() {
+                Ok(n) if (30..=86_400).contains(&n) => c.access_token_ttl = Duration::from_secs(n),
+                _ => errors.push(format!(
+                    "EMPORIUM_ACCESS_TOKEN_TTL_SECS: {v:?} must be a number of seconds from 30 to 86400"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_LOG_FORMAT") {
+            match v.as_str() {
+                "text" => c.log_format = LogFormat::Text,
+                "json" => c.log_format = LogFormat::Json,
+                other => errors.push(format!(
+                    "EMPORIUM_LOG_FORMAT: {other:?} is not text or json"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_RATE_LIMIT") {
+            match v.as_str() {
+                "on" => c.rate_limit = true,
+                "off" => c.rate_limit = false,
+                other => errors.push(format!("EMPORIUM_RATE_LIMIT: {other:?} is not on or off")),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_RATE_LIMIT_PER_SECOND") {
+            match v.parse::<u32>() {
+                Ok(n) if n >= 1 => c.rate_limit_per_second = n,
+                _ => errors.push(format!(
+                    "EMPORIUM_RATE_LIMIT_PER_SECOND: {v:?} must be a whole number of at least 1"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_RATE_LIMIT_BURST") {
+            match v.parse::<u32>() {
+                Ok(n) if n >= 1 => c.rate_limit_burst = n,
+                _ => errors.push(format!(
+                    "EMPORIUM_RATE_LIMIT_BURST: {v:?} must be a whole number of at least 1"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_CORS_ORIGINS") {
+            c.cors_origins = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            for origin in &c.cors_origins {
+                if origin != "*"
+                    && !(origin.starts_with("http://") || origin.starts_with("https://"))
+                {
+                    errors.push(format!(
+                        "EMPORIUM_CORS_ORIGINS: {origin:?} is not * or an http(s) origin"
+                    ));
+                }
+            }
+        }
+        if let Some(v) = get("EMPORIUM_BODY_LIMIT_BYTES") {
+            match v.parse::<usize>() {
+                Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => c.body_limit = n,
+                _ => errors.push(format!(
+                    "EMPORIUM_BODY_LIMIT_BYTES: {v:?} must be a number of bytes from 1024 to 67108864"
+                )),
+            }
+        }
+        c.otlp_endpoint = get("EMPORIUM_OTLP_ENDPOINT");
+        let admin_email = get("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL");
+        let admin_password = secret("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", &mut errors);
+        match (admin_email, admin_password) {
+            (Some(e), Some(p)) => c.bootstrap_admin = Some((e, p)),
+            (None, None) => {}
+            _ => errors.push(
+                "EMPORIUM_BOOTSTRAP_ADMIN_EMAIL: set both it and EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD, or neither"
+                    .to_owned(),
+            ),
+        }
+        if let Some(v) = get("EMPORIUM_RESERVATION_TTL_SECS") {
+            match v.parse::<u64>() {
+                Ok(n) if n >= 1 => c.reservation_ttl = Duration::from_secs(n),
+                _ => errors.push(format!(
+                    "EMPORIUM_RESERVATION_TTL_SECS: {v:?} must be a whole number of seconds"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_CARRIERS") {
+            let list: Vec<String> = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if list.is_empty()
+                || list
+                    .iter()
+                    .any(|s| s.len() > 16 || !s.chars().all(|c| c.is_ascii_uppercase()))
+            {
+                errors.push("EMPORIUM_CARRIERS: a comma-separated list of carrier codes in capitals (e.g. EMP,DHL)".to_owned());
+            } else {
+                c.carriers = list;
+            }
+        }
+        if let Some(v) = get("EMPORIUM_SHUTDOWN_TIMEOUT_SECS") {
+            match v.parse::<u64>() {
+                Ok(n) if n <= 600 => c.shutdown_timeout = Duration::from_secs(n),
+                _ => errors.push(format!(
+                    "EMPORIUM_SHUTDOWN_TIMEOUT_SECS: {v:?} must be a number of seconds up to 600"
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The database URL a context uses (its own override, else the shared one).
+    pub fn database_url_for(&self, ctx: ContextName) -> Option<&str> {
+        self.context_database_urls
+            .get(&ctx)
+            .or(self.database_url.as_ref())
+            .map(String::as_str)
+    }
+
+    pub fn runs(&self, ctx: ContextName) -> bool {
+        self.contexts.contains(&ctx)
+    }
+}
+
+pub fn parse_contexts(raw: &str) -> Result<Vec<ContextName>, String> {
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let ctx = ContextName::parse(part).ok_or_else(|| {
+            format!("{part:?} is not one of identity, catalog, ordering, shipping")
+        })?;
+        if !out.contains(&ctx) {
+            out.push(ctx);
+        }
+    }
+    if out.is_empty() {
+        return Err("name at least one context".to_owned());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn parse_upstreams(raw: &str) -> Result<BTreeMap<ContextName, String>, String> {
+    let mut map = BTreeMap::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not context=url"))?;
+        let ctx = ContextName::parse(name).ok_or_else(|| format!("{name:?} is not a context"))?;
+        let url = url.trim().trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("{url:?} is not an http(s) URL"));
+        }
+        map.insert(ctx, url.to_owned());
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = from(&[]).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.bus, BusKind::Memory);
+        assert_eq!(c.contexts.len(), 4);
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn each_bad_value_is_named() {
+        let errors = from(&[
+            ("EMPORIUM_LISTEN", "nowhere"),
+            ("EMPORIUM_BUS", "kafka"),
+            ("EMPORIUM_CONTEXTS", "identity,billing"),
+            ("EMPORIUM_DATABASE_URL", "mysql://x"),
+            ("EMPORIUM_RATE_LIMIT", "maybe"),
+        ])
+        .err()
+        .unwrap_or_default();
+        for var in [
+            "EMPORIUM_LISTEN",
+            "EMPORIUM_BUS",
+            "EMPORIUM_CONTEXTS",
+            "EMPORIUM_DATABASE_URL",
+            "EMPORIUM_RATE_LIMIT",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(var)),
+                "{var} not reported in {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn per_context_urls_override_the_shared_one() {
+        let c = from(&[
+            ("EMPORIUM_DATABASE_URL", "postgres://a/db"),
+            ("EMPORIUM_CATALOG_DATABASE_URL", "postgres://b/db"),
+            ("EMPORIUM_CONTEXTS", "catalog, identity"),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            c.database_url_for(ContextName::Catalog),
+            Some("postgres://b/db")
+        );
+        assert_eq!(
+            c.database_url_for(ContextName::Identity),
+            Some("postgres://a/db")
+        );
+        assert_eq!(
+            c.contexts,
+            vec![ContextName::Identity, ContextName::Catalog]
+        );
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("emporium-cfg-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("pw");
+        let _ = std::fs::write(&file, "s3cret-passphrase!\n");
+        let c = from(&[
+            ("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com"),
+            (
+                "EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+                file.to_str().unwrap_or_default(),
+            ),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            c.bootstrap_admin.map(|(_, p)| p).as_deref(),
+            Some("s3cret-passphrase!")
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Wiring: each enabled context gets its own database (connected and migrated), the bus and
+//! the token verifier, and returns its module.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bus::SharedBus;
+use kernel::auth::{KeySource, LocalKeys, RemoteJwks, TokenVerifier};
+use kernel::db::{Database, DatabaseTarget};
+use kernel::module::ContextModule;
+use sqlx::migrate::Migrator;
+
+use crate::config::{Config, ContextName};
+
+pub struct Wired {
+    pub modules: Vec<ContextModule>,
+    pub databases: Vec<(ContextName, Database)>,
+    pub verifier: TokenVerifier,
+}
+
+pub fn migrator(ctx: ContextName) -> &'static Migrator {
+    match ctx {
+        ContextName::Identity => &identity::MIGRATOR,
+        ContextName::Catalog => &catalog::MIGRATOR,
+        ContextName::Ordering => &ordering::MIGRATOR,
+        ContextName::Shipping => &shipping::MIGRATOR,
+    }
+}
+
+pub fn target(config: &Config, ctx: ContextName) -> DatabaseTarget {
+    DatabaseTarget::resolve(ctx.as_str(), &config.data_dir, config.database_url_for(ctx))
+}
+
+/// Connects and migrates one context's database.
+pub async fn open_database(config: &Config, ctx: ContextName) -> anyhow::Result<Database> {
+    let target = target(config, ctx);
+    let db = Database::connect(&target)
+        .await
+        .with_context(|| format!("{} database ({})", ctx.as_str(), target.describe()))?;
+    db.migrate(migrator(ctx))
+        .await
+        .with_context(|| format!("{} migrations", ctx.as_str()))?;
+    tracing::info!(context = ctx.as_str(), database = %target.describe(), "database ready");
+    Ok(db)
+}
+
+pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
+    let local_keys = Arc::new(LocalKeys::new());
+    let keys: Arc<dyn KeySource> = if config.runs(ContextName::Identity) {
+        local_keys.clone()
+    } else if let Some(url) = &config.jwks_url {
+        Arc::new(RemoteJwks::new(url.clone()))
+    } else {
+        anyhow::bail!("EMPORIUM_JWKS_URL: must be set when identity does not run in this process");
+    };
+    let verifier = TokenVerifier::new(keys);
+    let mut modules = Vec::new();
+    let mut databases = Vec::new();
+    for &ctx in &config.contexts {
+        let db = open_database(config, ctx).await?;
+        let module = match ctx {
+            ContextName::Identity => {
+                identity::module(identity::Deps {
+                    db: db.clone(),
+                    bus: bus.clone(),
+                })
+                .await?
+            }
+            ContextName::Catalog => {
+                catalog::module(catalog::Deps {
+                    db: db.clone(),
+                    bus: bus.clone(),
+                })
+                .await?
+            }
+            ContextName::Ordering => {
+                ordering::module(ordering::Deps {
+                    db: db.clone(),
+                    bus: bus.clone(),
+                })
+                .await?
+            }
+            ContextName::Shipping => {
+                shipping::module(shipping::Deps {
+                    db: db.clone(),
+                    bus: bus.clone(),
+                })
+                .await?
+            }
+        };
+        modules.push(module);
+        databases.push((ctx, db));
+    }
+    let _ = &local_keys;
+    Ok(Wired {
+        modules,
+        databases,
+        verifier,
+    })
+}

@@ -1,0 +1,12 @@
+//! The composition root: configuration, context wiring, the HTTP server and operations
+//! endpoints. Only this crate knows every context.
+
+pub mod app;
+pub mod config;
+pub mod contexts;
+pub mod openapi;
+pub mod ops;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

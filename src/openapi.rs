@@ -1,0 +1,57 @@
+//! The merged OpenAPI document: the root's operations endpoints plus every context's fragment.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::Modify;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Emporium",
+        description = "Commerce backend: identity, catalog, ordering and shipping as one API.",
+        version = "1.0.0",
+        license(name = "Apache-2.0")
+    ),
+    paths(crate::ops::live, crate::ops::ready, crate::ops::list_dead_letters, crate::ops::replay_dead_letter),
+    components(schemas(kernel::error::ProblemBody, kernel::error::FieldError)),
+    modifiers(&BearerAuth),
+    tags((name = "operations", description = "Health and operations"))
+)]
+struct RootDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole API, as `emporium openapi` writes it and `/openapi.json` serves it.
+pub fn document() -> OpenApi {
+    let mut doc = <RootDoc as utoipa::OpenApi>::openapi();
+    for fragment in [
+        identity::openapi(),
+        catalog::openapi(),
+        ordering::openapi(),
+        shipping::openapi(),
+    ] {
+        doc.merge(fragment);
+    }
+    doc
+}
+
+pub fn to_json() -> anyhow::Result<String> {
+    let mut text = document().to_pretty_json()?;
+    text.push('\n');
+    Ok(text)
+}

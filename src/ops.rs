@@ -1,0 +1,218 @@
+//! Operations endpoints: liveness, readiness (each context's database, the bus and the token
+//! keys), and the dead-letter admin API.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use bus::{DeadLetter, DeadLetterStore, SharedBus, SqlDeadLetters};
+use kernel::auth::{AdminUser, KeySource};
+use kernel::db::Database;
+use kernel::error::{ApiError, PROBLEM_JSON};
+use kernel::pagination::{Page, PageQuery, PageRequest};
+use kernel::Timestamp;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::config::ContextName;
+
+pub struct OpsState {
+    pub databases: Vec<(ContextName, Database)>,
+    pub bus: SharedBus,
+    pub keys: Arc<dyn KeySource>,
+}
+
+impl OpsState {
+    fn stores(&self) -> Vec<SqlDeadLetters> {
+        self.databases
+            .iter()
+            .map(|(_, db)| SqlDeadLetters::new(db.clone()))
+            .collect()
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/health/live").route(web::get().to(live)))
+        .service(web::resource("/health/ready").route(web::get().to(ready)))
+        .service(
+            web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
+        )
+        .service(
+            web::resource("/api/v1/admin/dead-letters/{id}/replay")
+                .route(web::post().to(replay_dead_letter)),
+        );
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(
+    get, path = "/health/live", tag = "operations", operation_id = "health_live",
+    responses((status = 200, description = "The process is alive"))
+)]
+pub(crate) async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: every context's database, the bus and the verifying keys answer.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "operations", operation_id = "health_ready",
+    responses(
+        (status = 200, description = "Ready to serve"),
+        (status = 503, description = "A dependency is down", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+    )
+)]
+pub(crate) async fn ready(state: web::Data<OpsState>) -> HttpResponse {
+    let mut checks = serde_json::Map::new();
+    let mut ok = true;
+    for (ctx, db) in &state.databases {
+        let result = tokio::time::timeout(std::time::Duration::from_secs(2), db.ping()).await;
+        let up = matches!(result, Ok(Ok(())));
+        ok &= up;
+        checks.insert(
+            format!("{}_database", ctx.as_str()),
+            json!(if up { "up" } else { "down" }),
+        );
+    }
+    let bus_up = state.bus.ready().await;
+    ok &= bus_up;
+    checks.insert(
+        format!("bus_{}", state.bus.name()),
+        json!(if bus_up { "up" } else { "down" }),
+    );
+    let keys_up = state.keys.ready().await;
+    ok &= keys_up;
+    checks.insert(
+        "token_keys".to_owned(),
+        json!(if keys_up { "up" } else { "down" }),
+    );
+    if ok {
+        HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+            .json(json!({
+                "type": "about:blank",
+                "title": "Service Unavailable",
+                "status": 503,
+                "code": "not_ready",
+                "detail": "a dependency is not available",
+                "checks": checks,
+            }))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterResponse {
+    pub id: uuid::Uuid,
+    pub consumer_group: String,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub error: String,
+    pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub failed_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub replayed_at: Option<Timestamp>,
+    /// The envelope as it was delivered.
+    pub envelope: serde_json::Value,
+}
+
+impl From<DeadLetter> for DeadLetterResponse {
+    fn from(d: DeadLetter) -> Self {
+        Self {
+            id: d.id,
+            consumer_group: d.consumer_group,
+            event_id: d.envelope.id,
+            event_type: d.envelope.event_type.clone(),
+            error: d.error,
+            attempts: d.attempts,
+            failed_at: d.failed_at,
+            replayed_at: d.replayed_at,
+            envelope: serde_json::to_value(&d.envelope).unwrap_or_default(),
+        }
+    }
+}
+
+/// Dead letters of every context in this process, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/admin/dead-letters", tag = "operations", operation_id = "list_dead_letters",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of dead letters", body = Page<DeadLetterResponse>),
+        (status = 400, description = "Bad cursor", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 422, description = "Bad limit", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+    )
+)]
+pub(crate) async fn list_dead_letters(
+    _admin: AdminUser,
+    state: web::Data<OpsState>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let mut all = Vec::new();
+    for store in state.stores() {
+        let part = store.list(&page).await.map_err(ApiError::internal)?;
+        all.extend(part.items);
+    }
+    all.sort_by_key(|d| std::cmp::Reverse(d.id));
+    let page = page.finish(all, |d| vec![d.id.to_string()]);
+    Ok(web::Json(page.map(DeadLetterResponse::from)))
+}
+
+/// Delivers a dead letter again to its consumer group.
+#[utoipa::path(
+    post, path = "/api/v1/admin/dead-letters/{id}/replay", tag = "operations", operation_id = "replay_dead_letter",
+    params(("id" = uuid::Uuid, Path, description = "Dead letter id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replayed", body = DeadLetterResponse),
+        (status = 400, description = "Bad id", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 404, description = "No such dead letter", content_type = "application/problem+json", body = kernel::error::ProblemBody),
+        (status = 409, description = "Already replayed, or the handler failed again", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+    )
+)]
+pub(crate) async fn replay_dead_letter(
+    _admin: AdminUser,
+    state: web::Data<OpsState>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<DeadLetterResponse>, ApiError> {
+    let id = id.into_inner();
+    for store in state.stores() {
+        let Some(dead) = store.get(id).await.map_err(ApiError::internal)? else {
+            continue;
+        };
+        if dead.replayed_at.is_some() {
+            return Err(ApiError::conflict(
+                "already_replayed",
+                "this dead letter was replayed already",
+            ));
+        }
+        if let Err(e) = state
+            .bus
+            .redeliver(&dead.consumer_group, &dead.envelope)
+            .await
+        {
+            return Err(ApiError::conflict(
+                "replay_failed",
+                format!("the handler failed again: {e}"),
+            ));
+        }
+        let now = Timestamp::now();
+        store
+            .mark_replayed(id, now)
+            .await
+            .map_err(ApiError::internal)?;
+        let mut dead = dead;
+        dead.replayed_at = Some(now);
+        return Ok(web::Json(dead.into()));
+    }
+    Err(ApiError::not_found(
+        "dead_letter_not_found",
+        "no dead letter with this id",
+    ))
+}

@@ -1,0 +1,11 @@
+//! Black-box API tests: the real server on port 0, through HTTP, on SQLite and PostgreSQL.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod helpers;
+mod operations;

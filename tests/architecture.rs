@@ -1,0 +1,182 @@
+//! Architecture rules, read from `cargo metadata` and the source tree. Each rule is a function
+//! over plain data, and each has a fixture proving it fails on a violation.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+const CONTEXTS: [&str; 4] = ["identity", "catalog", "ordering", "shipping"];
+
+/// Rule 1: a context depends on kernel, bus and `*-contracts` crates (plus libraries), never
+/// on another context or the root package; a contracts crate depends on kernel and serde only.
+fn dependency_violations(metadata: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let workspace: Vec<String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        let deps: Vec<&str> = package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].is_null())
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        if CONTEXTS.contains(&name) {
+            for dep in &deps {
+                let internal = workspace.iter().any(|w| w == dep);
+                let allowed = *dep == "kernel" || *dep == "bus" || dep.ends_with("-contracts");
+                if internal && !allowed {
+                    out.push(format!("context {name} depends on {dep}"));
+                }
+            }
+        }
+        if name.ends_with("-contracts") {
+            for dep in &deps {
+                if !["kernel", "serde", "serde_json", "uuid"].contains(dep) {
+                    out.push(format!("contracts crate {name} depends on {dep}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rule 2: domain code is pure: no persistence, HTTP or schema frameworks.
+fn domain_violations(file: &str, source: &str) -> Vec<String> {
+    const FORBIDDEN: [&str; 5] = ["sqlx", "actix", "utoipa", "async_trait", "reqwest"];
+    let mut out = Vec::new();
+    for (n, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default();
+        for word in FORBIDDEN {
+            if code.contains(word) {
+                out.push(format!("{file}:{}: domain code mentions {word}", n + 1));
+            }
+        }
+    }
+    out
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn contexts_depend_only_on_kernel_bus_and_contracts() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for ctx in CONTEXTS {
+        assert!(names.contains(&ctx), "context {ctx} is in the workspace");
+        assert!(
+            names.contains(&format!("{ctx}-contracts").as_str()),
+            "{ctx}-contracts is in the workspace"
+        );
+    }
+    let violations = dependency_violations(&metadata);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn the_dependency_rule_catches_a_context_depending_on_another() {
+    let fixture = json!({"packages": [
+        {"name": "catalog", "dependencies": [{"name": "kernel", "kind": null}, {"name": "ordering", "kind": null}]},
+        {"name": "ordering", "dependencies": [{"name": "emporium", "kind": null}, {"name": "catalog-contracts", "kind": null}]},
+        {"name": "catalog-contracts", "dependencies": [{"name": "sqlx", "kind": null}]},
+        {"name": "emporium", "dependencies": []},
+        {"name": "kernel", "dependencies": []}
+    ]});
+    let violations = dependency_violations(&fixture);
+    assert_eq!(
+        violations,
+        vec![
+            "context catalog depends on ordering".to_owned(),
+            "context ordering depends on emporium".to_owned(),
+            "contracts crate catalog-contracts depends on sqlx".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn domain_code_is_free_of_io_frameworks() {
+    let mut violations = Vec::new();
+    for ctx in CONTEXTS {
+        let mut files = Vec::new();
+        rust_files(
+            &root().join(format!("contexts/{ctx}/src/domain")),
+            &mut files,
+        );
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            violations.extend(domain_violations(&file.display().to_string(), &source));
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn the_domain_rule_catches_framework_imports() {
+    let source = "use sqlx::Row;\n// actix in a comment is fine\nfn f() -> utoipa::openapi::OpenApi { todo!() }\n";
+    let violations = domain_violations("fixture.rs", source);
+    assert_eq!(
+        violations,
+        vec![
+            "fixture.rs:1: domain code mentions sqlx".to_owned(),
+            "fixture.rs:3: domain code mentions utoipa".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn each_context_keeps_its_own_migrations() {
+    for ctx in CONTEXTS {
+        let dir = root().join(format!("migrations/{ctx}"));
+        let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert!(count >= 1, "{} has no migrations", dir.display());
+    }
+}
