@@ -63,6 +63,15 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                 identity::module(identity::Deps {
                     db: db.clone(),
                     bus: bus.clone(),
+                    keys: local_keys.clone(),
+                    settings: identity::Settings {
+                        data_dir: config.data_dir.clone(),
+                        private_key_pem: config.jwt_private_key.clone(),
+                        access_token_ttl: config.access_token_ttl,
+                        bootstrap_admin: config.bootstrap_admin.clone(),
+                        login_failures_per_account: 5,
+                        login_failures_per_ip: 50,
+                    },
                 })
                 .await?
             }
@@ -91,7 +100,6 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
         modules.push(module);
         databases.push((ctx, db));
     }
-    let _ = &local_keys;
     Ok(Wired {
         modules,
         databases,

@@ -1,32 +1,144 @@
-//! The identity bounded context. Its only public face is [`module`], [`openapi`] and
-//! [`MIGRATOR`]; everything else stays inside.
+//! The identity bounded context: accounts, argon2id passwords, Ed25519 access tokens with a
+//! published JWKS, rotating refresh tokens, roles, and the customer's order history (a
+//! projection of ordering and shipping events). Its public face is [`module`], [`openapi`]
+//! and [`MIGRATOR`].
 
-use bus::SharedBus;
+mod application;
+mod domain;
+mod http;
+mod infrastructure;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{DeliveryMode, SharedBus, SqlDeadLetters, Subscription};
+use kernel::auth::LocalKeys;
 use kernel::db::Database;
 use kernel::module::ContextModule;
+use kernel::{Clock, SystemClock};
 use sqlx::migrate::Migrator;
+
+use application::accounts::Accounts;
+use application::order_history::{self, OrderHistoryProjection};
+use application::sessions::Sessions;
+use infrastructure::argon::Argon2idHasher;
+use infrastructure::keys::TokenSigner;
+use infrastructure::sql_order_history::SqlOrderHistory;
+use infrastructure::sql_sessions::SqlSessionRepository;
+use infrastructure::sql_users::SqlUserRepository;
+use infrastructure::throttle::MemoryThrottle;
 
 pub const NAME: &str = "identity";
 
 /// The identity schema, applied into its own database or schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
 
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// Ed25519 PKCS#8 PEM; unset = generated once into `data_dir`.
+    pub private_key_pem: Option<String>,
+    pub access_token_ttl: Duration,
+    /// Email and password of an account that must exist with the admin role.
+    pub bootstrap_admin: Option<(String, String)>,
+    /// Failed log-ins allowed per account and per client IP in 15 minutes.
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+}
+
 pub struct Deps {
     pub db: Database,
     pub bus: SharedBus,
+    /// Filled with identity's public keys, for in-process token verification.
+    pub keys: Arc<LocalKeys>,
+    pub settings: Settings,
 }
 
-/// Builds the context: subscriptions registered on the bus, routes and background tasks.
+/// Builds the context: keys published, admin ensured, projection subscribed, routes, tasks.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
-    let (_outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
-    Ok(ContextModule::new(NAME, |_cfg| {}).with_task(relay))
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let signer = Arc::new(TokenSigner::load(
+        deps.settings.private_key_pem.as_deref(),
+        &deps.settings.data_dir,
+        deps.settings.access_token_ttl,
+        clock.clone(),
+    )?);
+    signer.publish(&deps.db).await?;
+    deps.keys.set(&signer.jwks(&deps.db).await?);
+    tracing::info!(kid = signer.kid(), "access tokens signed with Ed25519");
+
+    let users = Arc::new(SqlUserRepository {
+        db: deps.db.clone(),
+        outbox: outbox.clone(),
+    });
+    let hasher = Arc::new(Argon2idHasher::new()?);
+    let accounts = Accounts {
+        users: users.clone(),
+        hasher: hasher.clone(),
+        clock: clock.clone(),
+        outbox,
+    };
+    if let Some((email, password)) = &deps.settings.bootstrap_admin {
+        accounts.ensure_admin(email, password).await?;
+    }
+    let sessions = Sessions {
+        users,
+        sessions: Arc::new(SqlSessionRepository { db: deps.db.clone() }),
+        hasher,
+        issuer: signer.clone(),
+        throttle: Arc::new(MemoryThrottle::new(
+            Duration::from_secs(15 * 60),
+            deps.settings.login_failures_per_account,
+            deps.settings.login_failures_per_ip,
+        )),
+        clock,
+    };
+    let history_repo = Arc::new(SqlOrderHistory { db: deps.db.clone() });
+    deps.bus
+        .subscribe(Subscription::new(
+            order_history::GROUP,
+            DeliveryMode::Competing,
+            &order_history::EVENTS,
+            Arc::new(OrderHistoryProjection {
+                repository: history_repo.clone(),
+            }),
+            Arc::new(SqlDeadLetters::new(deps.db.clone())),
+        ))
+        .await?;
+
+    let state = actix_web::web::Data::new(http::State {
+        accounts,
+        sessions,
+        history: OrderHistoryProjection { repository: history_repo },
+        signer: signer.clone(),
+        db: deps.db.clone(),
+    });
+    // Retired keys leave the in-process key set once their tokens have expired.
+    let (keys, db) = (deps.keys.clone(), deps.db.clone());
+    let key_refresh: kernel::module::BackgroundTask = Box::new(move |mut shutdown| {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = shutdown.changed() => break,
+                }
+                match signer.jwks(&db).await {
+                    Ok(set) => keys.set(&set),
+                    Err(e) => tracing::warn!(error = %e, "cannot refresh key set"),
+                }
+            }
+        })
+    });
+    Ok(ContextModule::new(NAME, move |cfg| {
+        cfg.app_data(state.clone());
+        http::configure(cfg);
+    })
+    .with_task(relay)
+    .with_task(key_refresh))
 }
 
-#[derive(utoipa::OpenApi)]
-#[openapi(tags((name = "identity", description = "Identity")))]
-struct ApiDoc;
-
-/// The context's OpenAPI fragment (paths under `/api/v1/identity`).
+/// The context's OpenAPI fragment.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
+    <http::ApiDoc as utoipa::OpenApi>::openapi()
 }

@@ -1,6 +1,7 @@
 //! The shared kernel: value types every context speaks (ids, money, email, time, pages), the
 //! problem+json error, database access for both backends, request plumbing and token checks.
 
+pub mod address;
 pub mod auth;
 pub mod clock;
 pub mod db;

@@ -72,10 +72,15 @@ impl std::fmt::Display for Currency {
 }
 
 /// A non-negative amount of money in minor units (cents for EUR).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "RawMoney")]
+#[schema(example = json!({"amount": 1999, "currency": "EUR"}))]
 pub struct Money {
+    /// Minor units (cents for EUR), never negative.
+    #[schema(minimum = 0)]
     amount: i64,
+    /// ISO 4217 code.
+    #[schema(value_type = String, example = "EUR", pattern = "^[A-Z]{3}$")]
     currency: Currency,
 }
 

@@ -80,3 +80,16 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .examples([serde_json::json!("2026-11-23T12:00:00.000000Z")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}

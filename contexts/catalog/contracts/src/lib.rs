@@ -1,1 +1,99 @@
-//! Events published by the catalog context.
+//! Events published by the catalog context (its published language).
+
+use kernel::id::{CategoryId, OrderId, ProductId};
+use kernel::{IntegrationEvent, Money, Timestamp};
+use serde::{Deserialize, Serialize};
+
+macro_rules! event {
+    ($ty:ty, $name:literal) => {
+        impl IntegrationEvent for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: u32 = 1;
+            const SOURCE: &'static str = "catalog";
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    Active,
+    Archived,
+}
+
+/// Everything a product projection needs, sent whole on each change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductSnapshot {
+    pub product_id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub price: Money,
+    pub status: ProductStatus,
+    pub category_id: Option<CategoryId>,
+    /// Increases with every change; projections keep the highest.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductCreated {
+    pub product: ProductSnapshot,
+}
+event!(ProductCreated, "catalog.product_created");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductUpdated {
+    pub product: ProductSnapshot,
+}
+event!(ProductUpdated, "catalog.product_updated");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductArchived {
+    pub product: ProductSnapshot,
+}
+event!(ProductArchived, "catalog.product_archived");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLine {
+    pub product_id: ProductId,
+    pub quantity: u32,
+}
+
+/// Every line of the order is reserved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockReserved {
+    pub order_id: OrderId,
+    pub lines: Vec<StockLine>,
+    pub expires_at: Timestamp,
+}
+event!(StockReserved, "catalog.stock_reserved");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShortLine {
+    pub product_id: ProductId,
+    pub requested: u32,
+    pub available: i64,
+}
+
+/// Nothing was reserved: these lines could not be met.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockRejected {
+    pub order_id: OrderId,
+    pub short_lines: Vec<ShortLine>,
+}
+event!(StockRejected, "catalog.stock_rejected");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    Cancelled,
+    ReservationExpired,
+}
+
+/// A reservation was given back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockReleased {
+    pub order_id: OrderId,
+    pub reason: ReleaseReason,
+    pub lines: Vec<StockLine>,
+}
+event!(StockReleased, "catalog.stock_released");

@@ -1,1 +1,20 @@
-//! Events published by the identity context.
+//! Events published by the identity context (its published language).
+
+use kernel::id::UserId;
+use kernel::{IntegrationEvent, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A customer signed up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub registered_at: Timestamp,
+}
+
+impl IntegrationEvent for UserRegistered {
+    const NAME: &'static str = "identity.user_registered";
+    const VERSION: u32 = 1;
+    const SOURCE: &'static str = "identity";
+}

@@ -1,1 +1,62 @@
-//! Events published by the shipping context.
+//! Events published by the shipping context (its published language).
+
+use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
+use kernel::{IntegrationEvent, Timestamp};
+use serde::{Deserialize, Serialize};
+
+macro_rules! event {
+    ($ty:ty, $name:literal) => {
+        impl IntegrationEvent for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: u32 = 1;
+            const SOURCE: &'static str = "shipping";
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippedLine {
+    pub product_id: ProductId,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentCreated {
+    pub shipment_id: ShipmentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub created_at: Timestamp,
+}
+event!(ShipmentCreated, "shipping.shipment_created");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentDispatched {
+    pub shipment_id: ShipmentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub tracking_number: String,
+    pub lines: Vec<ShippedLine>,
+    pub dispatched_at: Timestamp,
+}
+event!(ShipmentDispatched, "shipping.shipment_dispatched");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentDelivered {
+    pub shipment_id: ShipmentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub tracking_number: String,
+    pub delivered_at: Timestamp,
+}
+event!(ShipmentDelivered, "shipping.shipment_delivered");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentCancelled {
+    pub shipment_id: ShipmentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub cancelled_at: Timestamp,
+}
+event!(ShipmentCancelled, "shipping.shipment_cancelled");

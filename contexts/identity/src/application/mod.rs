@@ -1,0 +1,35 @@
+//! Identity's use cases and the ports they need.
+
+pub(crate) mod accounts;
+pub(crate) mod order_history;
+pub(crate) mod ports;
+pub(crate) mod sessions;
+
+use kernel::error::FieldError;
+
+/// Outcomes of identity's use cases that the caller must tell apart.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IdentityError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("too many failed attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("the refresh token is invalid or expired")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used; its session is revoked")]
+    RefreshTokenReused,
+    #[error("no such user")]
+    UserNotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl IdentityError {
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+}

@@ -1,0 +1,126 @@
+//! Ports: what the use cases need from the outside world.
+
+use bus::Envelope;
+use kernel::address::PostalAddress;
+use kernel::id::UserId;
+use kernel::pagination::{Page, PageRequest};
+use kernel::{EmailAddress, Timestamp};
+
+use crate::domain::{OrderHistoryEntry, OrderProgress, Password, Roles, User, UserName};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SaveUserError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[async_trait::async_trait]
+pub(crate) trait UserRepository: Send + Sync {
+    /// Stores a new user and the events it causes, in one transaction.
+    async fn create(&self, user: &User, events: &[Envelope]) -> Result<(), SaveUserError>;
+    async fn by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>>;
+    async fn by_id(&self, id: UserId) -> anyhow::Result<Option<User>>;
+    async fn update_profile(
+        &self,
+        id: UserId,
+        name: Option<&UserName>,
+        address: Option<Option<&PostalAddress>>,
+        now: Timestamp,
+    ) -> anyhow::Result<bool>;
+    async fn set_roles(&self, id: UserId, roles: &Roles, now: Timestamp) -> anyhow::Result<bool>;
+    async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<User>>;
+}
+
+/// A stored refresh token, found by the hash of its secret.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredRefreshToken {
+    pub(crate) family_id: String,
+    pub(crate) user_id: UserId,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) spent: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rotation {
+    /// The old token was spent and the new one stored.
+    Rotated,
+    /// The old token had been spent already (or concurrently): the family is revoked.
+    Reused,
+    Unknown,
+}
+
+#[async_trait::async_trait]
+pub(crate) trait SessionRepository: Send + Sync {
+    async fn start(
+        &self,
+        token_hash: &str,
+        family_id: &str,
+        user_id: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<()>;
+    async fn find(&self, token_hash: &str) -> anyhow::Result<Option<StoredRefreshToken>>;
+    /// Spends `old_hash` and stores `new_hash` in the same family, atomically; a token spent
+    /// already revokes the whole family.
+    async fn rotate(&self, old_hash: &str, new_hash: &str, now: Timestamp, expires_at: Timestamp) -> anyhow::Result<Rotation>;
+    async fn revoke_family(&self, family_id: &str, now: Timestamp) -> anyhow::Result<()>;
+}
+
+#[async_trait::async_trait]
+pub(crate) trait PasswordHasher: Send + Sync {
+    async fn hash(&self, password: &Password) -> anyhow::Result<String>;
+    /// Verifies; with `None` it burns the same time against a dummy hash (no user enumeration).
+    async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool>;
+}
+
+pub(crate) struct IssuedAccessToken {
+    pub(crate) token: String,
+    pub(crate) expires_in: u64,
+}
+
+pub(crate) trait AccessTokenIssuer: Send + Sync {
+    fn issue(&self, user: UserId, roles: &Roles) -> anyhow::Result<IssuedAccessToken>;
+}
+
+/// A change to one order's history, from an ordering or shipping event.
+#[derive(Debug, Clone)]
+pub(crate) struct OrderHistoryChange {
+    pub(crate) entry: OrderHistoryEntry,
+    pub(crate) progress: OrderProgress,
+}
+
+#[async_trait::async_trait]
+pub(crate) trait OrderHistoryRepository: Send + Sync {
+    /// Applies a change once per (group, envelope), moving the status forward only.
+    async fn apply(&self, group: &str, envelope: &Envelope, change: OrderHistoryUpdate) -> anyhow::Result<()>;
+    async fn for_customer(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<OrderHistoryEntry>>;
+}
+
+/// What an event says about an order; fields it does not know are `None`.
+#[derive(Debug, Clone)]
+pub(crate) enum OrderHistoryUpdate {
+    /// Full knowledge of the order at a status (ordering events).
+    Status(OrderHistoryChange),
+    /// Cancelled, with the reason (the amount and dates come from other events).
+    Cancelled { order_id: kernel::id::OrderId, customer_id: UserId, reason: String, at: Timestamp },
+    /// Only a tracking number (shipment created).
+    Tracking { order_id: kernel::id::OrderId, customer_id: UserId, tracking_number: String, at: Timestamp },
+    /// A shipment moved the order forward (dispatched, delivered).
+    Shipment { order_id: kernel::id::OrderId, customer_id: UserId, progress: OrderProgress, tracking_number: String, at: Timestamp },
+}
+
+/// Counts failed logins per key (account, IP) in a sliding window.
+pub(crate) trait LoginThrottle: Send + Sync {
+    /// `Err(seconds)` when any key is over its limit.
+    fn check(&self, keys: &[ThrottleKey]) -> Result<(), u64>;
+    fn record_failure(&self, keys: &[ThrottleKey]);
+    fn clear(&self, key: &ThrottleKey);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ThrottleKey {
+    Account(String),
+    Ip(String),
+}

@@ -1,0 +1,136 @@
+//! Log in, refresh (rotating, with reuse detection) and revoke.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use kernel::{Clock, EmailAddress};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::ports::{
+    AccessTokenIssuer, LoginThrottle, PasswordHasher, Rotation, SessionRepository, ThrottleKey, UserRepository,
+};
+use super::IdentityError;
+
+pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub(crate) struct Sessions {
+    pub(crate) users: Arc<dyn UserRepository>,
+    pub(crate) sessions: Arc<dyn SessionRepository>,
+    pub(crate) hasher: Arc<dyn PasswordHasher>,
+    pub(crate) issuer: Arc<dyn AccessTokenIssuer>,
+    pub(crate) throttle: Arc<dyn LoginThrottle>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+pub(crate) struct TokenPair {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: String,
+    pub(crate) expires_in: u64,
+}
+
+/// A new refresh token: 256 random bits, handed out once and stored only as a hash.
+fn new_refresh_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn hash_refresh(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+impl Sessions {
+    #[tracing::instrument(name = "Log in", skip_all)]
+    pub(crate) async fn log_in(&self, email: &str, password: &str, client_ip: Option<&str>) -> Result<TokenPair, IdentityError> {
+        let normalised = email.trim().to_lowercase();
+        let mut keys = vec![ThrottleKey::Account(normalised.clone())];
+        if let Some(ip) = client_ip {
+            keys.push(ThrottleKey::Ip(ip.to_owned()));
+        }
+        self.throttle
+            .check(&keys)
+            .map_err(|retry_after_secs| IdentityError::TooManyAttempts { retry_after_secs })?;
+        let user = match EmailAddress::parse(&normalised) {
+            Ok(address) => self.users.by_email(&address).await?,
+            Err(_) => None,
+        };
+        // Unknown accounts cost the same argon2 verification as a wrong password.
+        let ok = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let Some(user) = user.filter(|_| ok) else {
+            self.throttle.record_failure(&keys);
+            return Err(IdentityError::InvalidCredentials);
+        };
+        self.throttle.clear(&ThrottleKey::Account(normalised));
+        let access = self.issuer.issue(user.id, &user.roles)?;
+        let refresh = new_refresh_secret();
+        let now = self.clock.now();
+        let family = uuid::Uuid::now_v7().to_string();
+        self.sessions
+            .start(&hash_refresh(&refresh), &family, user.id, now, now.plus(REFRESH_TOKEN_TTL))
+            .await?;
+        Ok(TokenPair {
+            access_token: access.token,
+            refresh_token: refresh,
+            expires_in: access.expires_in,
+        })
+    }
+
+    #[tracing::instrument(name = "Refresh tokens", skip_all)]
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IdentityError> {
+        let old_hash = hash_refresh(refresh_token);
+        let now = self.clock.now();
+        let stored = self
+            .sessions
+            .find(&old_hash)
+            .await?
+            .ok_or(IdentityError::InvalidRefreshToken)?;
+        if stored.spent {
+            self.sessions.revoke_family(&stored.family_id, now).await?;
+            tracing::warn!(user_id = %stored.user_id, "refresh token reuse: session family revoked");
+            return Err(IdentityError::RefreshTokenReused);
+        }
+        if stored.expires_at <= now {
+            return Err(IdentityError::InvalidRefreshToken);
+        }
+        let user = self
+            .users
+            .by_id(stored.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidRefreshToken)?;
+        let new_secret = new_refresh_secret();
+        match self
+            .sessions
+            .rotate(&old_hash, &hash_refresh(&new_secret), now, now.plus(REFRESH_TOKEN_TTL))
+            .await?
+        {
+            Rotation::Rotated => {}
+            Rotation::Reused => {
+                tracing::warn!(user_id = %stored.user_id, "refresh token reuse: session family revoked");
+                return Err(IdentityError::RefreshTokenReused);
+            }
+            Rotation::Unknown => return Err(IdentityError::InvalidRefreshToken),
+        }
+        // Roles are read afresh, so a role change reaches the next access token.
+        let access = self.issuer.issue(user.id, &user.roles)?;
+        Ok(TokenPair {
+            access_token: access.token,
+            refresh_token: new_secret,
+            expires_in: access.expires_in,
+        })
+    }
+
+    /// Logs out: the token's whole family is revoked. Unknown tokens are ignored (no oracle).
+    pub(crate) async fn revoke(&self, refresh_token: &str) -> Result<(), IdentityError> {
+        if let Some(stored) = self.sessions.find(&hash_refresh(refresh_token)).await? {
+            self.sessions.revoke_family(&stored.family_id, self.clock.now()).await?;
+        }
+        Ok(())
+    }
+}

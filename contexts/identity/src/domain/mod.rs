@@ -1,0 +1,10 @@
+//! Identity's domain: accounts, names, passwords, roles and the order-history read model.
+//! Pure: no I/O.
+
+mod order_history;
+mod password;
+mod user;
+
+pub(crate) use order_history::{OrderHistoryEntry, OrderProgress};
+pub(crate) use password::Password;
+pub(crate) use user::{Roles, User, UserName};

@@ -1,0 +1,125 @@
+//! Request and response bodies.
+
+use kernel::address::AddressBody;
+use kernel::auth::Role;
+use kernel::{Money, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use crate::domain::{OrderHistoryEntry, User};
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct-violet-anchor-42", "name": "Ada Lovelace"}))]
+pub(crate) struct SignUpRequest {
+    #[validate(length(max = 254))]
+    pub(crate) email: String,
+    /// 12 to 128 characters, not a common password.
+    #[validate(length(max = 1024))]
+    pub(crate) password: String,
+    #[validate(length(max = 1000))]
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct-violet-anchor-42"}))]
+pub(crate) struct LogInRequest {
+    #[validate(length(min = 1, max = 254))]
+    pub(crate) email: String,
+    #[validate(length(min = 1, max = 1024))]
+    pub(crate) password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+pub(crate) struct RefreshTokenRequest {
+    #[validate(length(min = 1, max = 512))]
+    pub(crate) refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub(crate) token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub(crate) expires_in: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserResponse {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) roles: Vec<Role>,
+    pub(crate) default_shipping_address: Option<AddressBody>,
+    pub(crate) created_at: Timestamp,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            email: u.email.to_string(),
+            name: u.name.as_ref().to_owned(),
+            roles: u.roles.as_slice().to_vec(),
+            default_shipping_address: u.default_shipping_address.map(AddressBody::from),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// `null` and absent differ: `null` clears, absent leaves unchanged.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateMeRequest {
+    #[validate(length(max = 1000))]
+    pub(crate) name: Option<String>,
+    /// An address to store, or `null` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AddressBody>)]
+    #[validate(nested)]
+    pub(crate) default_shipping_address: Option<Option<AddressBody>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[schema(example = json!({"roles": ["customer", "admin"]}))]
+pub(crate) struct SetRolesRequest {
+    #[validate(length(min = 1, max = 4))]
+    pub(crate) roles: Vec<Role>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrderHistoryItem {
+    pub(crate) order_id: uuid::Uuid,
+    /// pending, stock_reserved, paid, confirmed, shipped, delivered or cancelled.
+    pub(crate) status: String,
+    pub(crate) total: Money,
+    pub(crate) placed_at: Timestamp,
+    pub(crate) cancellation_reason: Option<String>,
+    pub(crate) tracking_number: Option<String>,
+    pub(crate) updated_at: Timestamp,
+}
+
+impl From<OrderHistoryEntry> for OrderHistoryItem {
+    fn from(e: OrderHistoryEntry) -> Self {
+        Self {
+            order_id: e.order_id.as_uuid(),
+            status: e.status,
+            total: e.total,
+            placed_at: e.placed_at,
+            cancellation_reason: e.cancellation_reason,
+            tracking_number: e.tracking_number,
+            updated_at: e.updated_at,
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Identity's HTTP surface under `/api/v1/identity`, plus `/.well-known/jwks.json`.
+
+mod dto;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use kernel::auth::{AdminUser, AuthUser};
+use kernel::db::Database;
+use kernel::error::{ApiError, ProblemBody};
+use kernel::http::{RequestContext, ValidJson};
+use kernel::id::UserId;
+use kernel::pagination::{Page, PageQuery, PageRequest};
+
+use crate::application::accounts::{Accounts, ProfileChange, SignUp};
+use crate::application::order_history::OrderHistoryProjection;
+use crate::application::sessions::{Sessions, TokenPair};
+use crate::application::IdentityError;
+use crate::infrastructure::keys::TokenSigner;
+pub(crate) use dto::*;
+
+pub(crate) struct State {
+    pub(crate) accounts: Accounts,
+    pub(crate) sessions: Sessions,
+    pub(crate) history: OrderHistoryProjection,
+    pub(crate) signer: Arc<TokenSigner>,
+    pub(crate) db: Database,
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::Invalid(errors) => ApiError::validation(errors),
+            IdentityError::EmailTaken => ApiError::conflict("identity.email_taken", "an account with this email already exists"),
+            IdentityError::InvalidCredentials => ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "identity.invalid_credentials",
+                "wrong email or password",
+            ),
+            IdentityError::TooManyAttempts { retry_after_secs } => ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "identity.too_many_attempts",
+                "too many failed log-in attempts; try again later",
+            )
+            .with_retry_after(retry_after_secs),
+            IdentityError::InvalidRefreshToken => ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "identity.invalid_refresh_token",
+                "the refresh token is invalid or expired",
+            ),
+            IdentityError::RefreshTokenReused => ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "identity.refresh_token_reused",
+                "the refresh token was already used; the session has been revoked",
+            ),
+            IdentityError::UserNotFound => ApiError::not_found("identity.user_not_found", "no such user"),
+            IdentityError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+        .service(
+            web::scope("/api/v1/identity")
+                .service(web::resource("/users").route(web::post().to(sign_up)).route(web::get().to(list_users)))
+                .service(web::resource("/users/{id}/roles").route(web::put().to(set_roles)))
+                .service(web::resource("/tokens").route(web::post().to(log_in)))
+                .service(web::resource("/tokens/refresh").route(web::post().to(refresh)))
+                .service(web::resource("/tokens/revoke").route(web::post().to(revoke)))
+                .service(web::resource("/me").route(web::get().to(me)).route(web::patch().to(update_me)))
+                .service(web::resource("/me/orders").route(web::get().to(my_orders))),
+        );
+}
+
+fn tokens(pair: TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(TokenResponse {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
+        })
+}
+
+/// The public keys that verify access tokens.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "identity", operation_id = "get_jwks",
+    responses((status = 200, description = "JSON Web Key Set (Ed25519 keys)", body = Object))
+)]
+pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let set = state.signer.jwks(&state.db).await.map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .json(set))
+}
+
+/// Sign up as a customer.
+#[utoipa::path(
+    post, path = "/api/v1/identity/users", tag = "identity", operation_id = "sign_up",
+    request_body = SignUpRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Email already registered", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn sign_up(
+    state: web::Data<State>,
+    ctx: RequestContext,
+    body: ValidJson<SignUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let user = state
+        .accounts
+        .sign_up(
+            SignUp {
+                email: body.email,
+                password: body.password,
+                name: body.name,
+            },
+            &(&ctx).into(),
+        )
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, "/api/v1/identity/me"))
+        .json(UserResponse::from(user)))
+}
+
+/// Log in with email and password.
+#[utoipa::path(
+    post, path = "/api/v1/identity/tokens", tag = "identity", operation_id = "log_in",
+    request_body = LogInRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn log_in(
+    state: web::Data<State>,
+    req: HttpRequest,
+    body: ValidJson<LogInRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let pair = state.sessions.log_in(&body.email, &body.password, ip.as_deref()).await?;
+    Ok(tokens(pair))
+}
+
+/// Exchange a refresh token for a new pair (the old one is spent).
+#[utoipa::path(
+    post, path = "/api/v1/identity/tokens/refresh", tag = "identity", operation_id = "refresh_tokens",
+    request_body = RefreshTokenRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired or reused refresh token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn refresh(state: web::Data<State>, body: ValidJson<RefreshTokenRequest>) -> Result<HttpResponse, ApiError> {
+    Ok(tokens(state.sessions.refresh(&body.refresh_token).await?))
+}
+
+/// Log out: revoke the refresh token and every token rotated from the same log-in.
+#[utoipa::path(
+    post, path = "/api/v1/identity/tokens/revoke", tag = "identity", operation_id = "revoke_tokens",
+    request_body = RefreshTokenRequest,
+    responses(
+        (status = 204, description = "Revoked (also for unknown tokens)"),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn revoke(state: web::Data<State>, body: ValidJson<RefreshTokenRequest>) -> Result<HttpResponse, ApiError> {
+    state.sessions.revoke(&body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The signed-in user's profile.
+#[utoipa::path(
+    get, path = "/api/v1/identity/me", tag = "identity", operation_id = "get_me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Profile", body = UserResponse),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Account removed", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn me(state: web::Data<State>, user: AuthUser) -> Result<web::Json<UserResponse>, ApiError> {
+    Ok(web::Json(state.accounts.me(user.user_id).await?.into()))
+}
+
+/// Change the name or default shipping address.
+#[utoipa::path(
+    patch, path = "/api/v1/identity/me", tag = "identity", operation_id = "update_me",
+    security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "Updated profile", body = UserResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Account removed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn update_me(
+    state: web::Data<State>,
+    user: AuthUser,
+    body: ValidJson<UpdateMeRequest>,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    let body = body.into_inner();
+    let address = match body.default_shipping_address {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(a)) => Some(Some(a.parse("default_shipping_address").map_err(|e| ApiError::validation(vec![e]))?)),
+    };
+    let updated = state
+        .accounts
+        .update_me(
+            user.user_id,
+            ProfileChange {
+                name: body.name,
+                default_shipping_address: address,
+            },
+        )
+        .await?;
+    Ok(web::Json(updated.into()))
+}
+
+/// The signed-in customer's orders, newest first (eventually consistent with ordering).
+#[utoipa::path(
+    get, path = "/api/v1/identity/me/orders", tag = "identity", operation_id = "list_my_orders",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Order history", body = Page<OrderHistoryItem>),
+        (status = 400, description = "Bad cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn my_orders(
+    state: web::Data<State>,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<OrderHistoryItem>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 2)?;
+    let entries = state
+        .history
+        .for_customer(user.user_id, &page)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(web::Json(entries.map(OrderHistoryItem::from)))
+}
+
+/// All accounts (admin).
+#[utoipa::path(
+    get, path = "/api/v1/identity/users", tag = "identity", operation_id = "list_users",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Users", body = Page<UserResponse>),
+        (status = 400, description = "Bad cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_users(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<UserResponse>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    Ok(web::Json(state.accounts.list(&page).await?.map(UserResponse::from)))
+}
+
+/// Replace a user's roles (admin). `customer` is always kept.
+#[utoipa::path(
+    put, path = "/api/v1/identity/users/{id}/roles", tag = "identity", operation_id = "set_user_roles",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = SetRolesRequest,
+    responses(
+        (status = 200, description = "Updated user", body = UserResponse),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown role", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn set_roles(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    id: web::Path<uuid::Uuid>,
+    body: ValidJson<SetRolesRequest>,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    let user = state
+        .accounts
+        .set_roles(UserId::from_uuid(id.into_inner()), body.into_inner().roles)
+        .await?;
+    Ok(web::Json(user.into()))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(jwks, sign_up, log_in, refresh, revoke, me, update_me, my_orders, list_users, set_roles),
+    tags((name = "identity", description = "Accounts, tokens, roles and order history"))
+)]
+pub(crate) struct ApiDoc;

@@ -1,0 +1,189 @@
+use anyhow::Context as _;
+use bus::Envelope;
+use kernel::db::{Backend, Database};
+use kernel::id::{OrderId, UserId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::{Currency, Money, Timestamp};
+use sqlx::{AnyConnection, Row};
+
+use crate::application::ports::{OrderHistoryRepository, OrderHistoryUpdate};
+use crate::domain::{OrderHistoryEntry, OrderProgress};
+
+pub(crate) struct SqlOrderHistory {
+    pub(crate) db: Database,
+}
+
+fn progress_from_rank(rank: i64) -> OrderProgress {
+    match rank {
+        0 => OrderProgress::Pending,
+        1 => OrderProgress::StockReserved,
+        2 => OrderProgress::Paid,
+        3 => OrderProgress::Confirmed,
+        4 => OrderProgress::Shipped,
+        5 => OrderProgress::Delivered,
+        _ => OrderProgress::Cancelled,
+    }
+}
+
+impl SqlOrderHistory {
+    /// Makes sure the row exists and locks it; returns its current progress.
+    async fn lock_row(&self, tx: &mut AnyConnection, order: OrderId, customer: UserId, at: Timestamp) -> anyhow::Result<OrderProgress> {
+        sqlx::query(
+            "insert into order_history (order_id, customer_id, status, status_rank, updated_at) values ($1, $2, 'pending', -1, $3) \
+             on conflict (order_id) do nothing",
+        )
+        .bind(order.to_string())
+        .bind(customer.to_string())
+        .bind(at.as_micros())
+        .execute(&mut *tx)
+        .await?;
+        let lock = match self.db.backend() {
+            Backend::Postgres => " for update",
+            Backend::Sqlite => "",
+        };
+        let rank: i64 = sqlx::query_scalar(&format!("select status_rank from order_history where order_id = $1{lock}"))
+            .bind(order.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(if rank < 0 { OrderProgress::Pending } else { progress_from_rank(rank) })
+    }
+
+    async fn advance(
+        &self,
+        tx: &mut AnyConnection,
+        order: OrderId,
+        current: OrderProgress,
+        fresh_row: bool,
+        next: OrderProgress,
+        reason: Option<&str>,
+        at: Timestamp,
+    ) -> anyhow::Result<()> {
+        if fresh_row || current.may_move_to(next) {
+            sqlx::query(
+                "update order_history set status = $1, status_rank = $2, cancellation_reason = coalesce($3, cancellation_reason), updated_at = $4 \
+                 where order_id = $5",
+            )
+            .bind(next.as_str())
+            .bind(next.rank())
+            .bind(reason)
+            .bind(at.as_micros())
+            .bind(order.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderHistoryRepository for SqlOrderHistory {
+    async fn apply(&self, group: &str, envelope: &Envelope, update: OrderHistoryUpdate) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(());
+        }
+        let (order, customer, at) = match &update {
+            OrderHistoryUpdate::Status(c) => (c.entry.order_id, c.entry.customer_id, c.entry.updated_at),
+            OrderHistoryUpdate::Cancelled { order_id, customer_id, at, .. }
+            | OrderHistoryUpdate::Tracking { order_id, customer_id, at, .. }
+            | OrderHistoryUpdate::Shipment { order_id, customer_id, at, .. } => (*order_id, *customer_id, *at),
+        };
+        let fresh: bool = sqlx::query_scalar::<_, i64>("select count(*) from order_history where order_id = $1")
+            .bind(order.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            == 0;
+        let current = self.lock_row(&mut tx, order, customer, at).await?;
+        match update {
+            OrderHistoryUpdate::Status(change) => {
+                let e = &change.entry;
+                sqlx::query(
+                    "update order_history set total_amount = $1, currency = $2, \
+                     placed_at = case when placed_at is null or placed_at > $3 then $3 else placed_at end, \
+                     tracking_number = coalesce($4, tracking_number) where order_id = $5",
+                )
+                .bind(e.total.amount())
+                .bind(e.total.currency().as_str())
+                .bind(e.placed_at.as_micros())
+                .bind(e.tracking_number.as_deref())
+                .bind(order.to_string())
+                .execute(&mut *tx)
+                .await?;
+                self.advance(&mut tx, order, current, fresh, change.progress, e.cancellation_reason.as_deref(), at)
+                    .await?;
+            }
+            OrderHistoryUpdate::Cancelled { reason, .. } => {
+                self.advance(&mut tx, order, current, fresh, OrderProgress::Cancelled, Some(&reason), at)
+                    .await?;
+            }
+            OrderHistoryUpdate::Tracking { tracking_number, .. } => {
+                sqlx::query("update order_history set tracking_number = $1 where order_id = $2")
+                    .bind(tracking_number)
+                    .bind(order.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                self.advance(&mut tx, order, current, fresh, OrderProgress::Confirmed, None, at).await?;
+            }
+            OrderHistoryUpdate::Shipment { progress, tracking_number, .. } => {
+                sqlx::query("update order_history set tracking_number = $1 where order_id = $2")
+                    .bind(tracking_number)
+                    .bind(order.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                self.advance(&mut tx, order, current, fresh, progress, None, at).await?;
+            }
+        }
+        tx.commit().await.context("cannot commit order history")?;
+        Ok(())
+    }
+
+    async fn for_customer(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<OrderHistoryEntry>> {
+        const COLUMNS: &str = "order_id, customer_id, status, total_amount, currency, placed_at, cancellation_reason, tracking_number, updated_at";
+        // Newest first: (placed_at, order_id) descending.
+        let rows = match &page.after {
+            None => {
+                sqlx::query(&format!(
+                    "select {COLUMNS} from order_history where customer_id = $1 and total_amount is not null \
+                     order by placed_at desc, order_id desc limit $2"
+                ))
+                .bind(customer.to_string())
+                .bind(page.fetch_limit())
+                .fetch_all(self.db.pool())
+                .await
+            }
+            Some(cursor) => {
+                let placed: i64 = cursor.parts()[0].parse().unwrap_or(i64::MAX);
+                sqlx::query(&format!(
+                    "select {COLUMNS} from order_history where customer_id = $1 and total_amount is not null \
+                     and (placed_at < $2 or (placed_at = $2 and order_id < $3)) \
+                     order by placed_at desc, order_id desc limit $4"
+                ))
+                .bind(customer.to_string())
+                .bind(placed)
+                .bind(&cursor.parts()[1])
+                .bind(page.fetch_limit())
+                .fetch_all(self.db.pool())
+                .await
+            }
+        }
+        .context("cannot read order history")?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let order_id: String = row.try_get("order_id")?;
+            let customer_id: String = row.try_get("customer_id")?;
+            let amount: i64 = row.try_get("total_amount")?;
+            let currency: String = row.try_get("currency")?;
+            entries.push(OrderHistoryEntry {
+                order_id: OrderId::parse(&order_id)?,
+                customer_id: UserId::parse(&customer_id)?,
+                status: row.try_get("status")?,
+                total: Money::new(amount, Currency::parse(&currency)?)?,
+                placed_at: Timestamp::from_micros(row.try_get("placed_at")?),
+                cancellation_reason: row.try_get("cancellation_reason")?,
+                tracking_number: row.try_get("tracking_number")?,
+                updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+            });
+        }
+        Ok(page.finish(entries, |e| vec![e.placed_at.as_micros().to_string(), e.order_id.to_string()]))
+    }
+}
