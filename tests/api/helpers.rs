@@ -75,6 +75,10 @@ pub async fn spawn_app_with(
     config.listen = "127.0.0.1:0".parse().ok()?;
     config.rate_limit = false;
     config.shutdown_timeout = std::time::Duration::from_secs(1);
+    config.bootstrap_admin = Some((
+        "boss@example.com".to_owned(),
+        "root-of-all-trust-99".to_owned(),
+    ));
     if backend == TestBackend::Postgres {
         let admin = postgres_url()?;
         let url = fresh_postgres_database(&admin)
@@ -256,4 +260,98 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// A signed-up customer with tokens.
+pub struct Customer {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Response {
+        self.post(
+            "/api/v1/identity/users",
+            None,
+            &serde_json::json!({"email": email, "password": password, "name": name}),
+        )
+        .await
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/api/v1/identity/tokens",
+            None,
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs up a fresh customer and logs in.
+    pub async fn customer(&self) -> Customer {
+        let email = format!("c-{}@example.com", uuid::Uuid::new_v4().simple());
+        let password = "plum-anchor-violet-42".to_owned();
+        let created = self.sign_up(&email, &password, "Test Customer").await;
+        created.assert_status(201);
+        let tokens = self.log_in(&email, &password).await;
+        tokens.assert_status(200);
+        Customer {
+            id: created.body["id"].as_str().unwrap_or_default().to_owned(),
+            email,
+            password,
+            access_token: tokens.body["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            refresh_token: tokens.body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// A customer promoted to admin (through the bootstrap admin), with fresh tokens.
+    pub async fn admin(&self) -> Customer {
+        let boss = self.bootstrap_admin_token().await;
+        let mut user = self.customer().await;
+        self.put(
+            &format!("/api/v1/identity/users/{}/roles", user.id),
+            Some(&boss),
+            &serde_json::json!({"roles": ["customer", "admin"]}),
+        )
+        .await
+        .assert_status(200);
+        let tokens = self.log_in(&user.email, &user.password).await;
+        user.access_token = tokens.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        user.refresh_token = tokens.body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        user
+    }
+
+    pub async fn bootstrap_admin_token(&self) -> String {
+        let (email, password) = self
+            .config
+            .bootstrap_admin
+            .clone()
+            .unwrap_or_else(|| panic!("spawn_app sets a bootstrap admin"));
+        let res = self.log_in(&email, &password).await;
+        res.assert_status(200);
+        res.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The identity signing key the app generated in its data dir.
+    pub fn signing_key_pem(&self) -> String {
+        std::fs::read_to_string(self.config.data_dir.join("jwt-ed25519.pem")).unwrap_or_default()
+    }
 }

@@ -84,7 +84,9 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     }
     let sessions = Sessions {
         users,
-        sessions: Arc::new(SqlSessionRepository { db: deps.db.clone() }),
+        sessions: Arc::new(SqlSessionRepository {
+            db: deps.db.clone(),
+        }),
         hasher,
         issuer: signer.clone(),
         throttle: Arc::new(MemoryThrottle::new(
@@ -94,7 +96,9 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         )),
         clock,
     };
-    let history_repo = Arc::new(SqlOrderHistory { db: deps.db.clone() });
+    let history_repo = Arc::new(SqlOrderHistory {
+        db: deps.db.clone(),
+    });
     deps.bus
         .subscribe(Subscription::new(
             order_history::GROUP,
@@ -110,7 +114,9 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let state = actix_web::web::Data::new(http::State {
         accounts,
         sessions,
-        history: OrderHistoryProjection { repository: history_repo },
+        history: OrderHistoryProjection {
+            repository: history_repo,
+        },
         signer: signer.clone(),
         db: deps.db.clone(),
     });

@@ -33,13 +33,22 @@ pub struct PostalAddress {
 fn clean(field: &'static str, raw: &str, max: usize) -> Result<String, AddressError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(AddressError { field, message: "must not be empty" });
+        return Err(AddressError {
+            field,
+            message: "must not be empty",
+        });
     }
     if value.chars().count() > max {
-        return Err(AddressError { field, message: "is too long" });
+        return Err(AddressError {
+            field,
+            message: "is too long",
+        });
     }
     if value.chars().any(char::is_control) {
-        return Err(AddressError { field, message: "must not contain control characters" });
+        return Err(AddressError {
+            field,
+            message: "must not contain control characters",
+        });
     }
     Ok(value.to_owned())
 }
@@ -98,7 +107,9 @@ mod tests {
 }
 
 /// An address in a request or response body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, validator::Validate)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, validator::Validate,
+)]
 #[schema(example = json!({"name": "Ada Lovelace", "line1": "12 Market Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}))]
 pub struct AddressBody {
     #[validate(length(min = 1, max = 200))]

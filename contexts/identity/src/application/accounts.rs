@@ -36,7 +36,11 @@ pub(crate) struct ProfileChange {
 
 impl Accounts {
     #[tracing::instrument(name = "Sign up", skip_all)]
-    pub(crate) async fn sign_up(&self, command: SignUp, cause: &Causation) -> Result<User, IdentityError> {
+    pub(crate) async fn sign_up(
+        &self,
+        command: SignUp,
+        cause: &Causation,
+    ) -> Result<User, IdentityError> {
         let mut errors = Vec::new();
         let email = EmailAddress::parse(&command.email)
             .map_err(|e| errors.push(FieldError::new("email", e.to_string())))
@@ -50,10 +54,20 @@ impl Accounts {
         let (Some(email), Some(name), Some(password)) = (email, name, password) else {
             return Err(IdentityError::Invalid(errors));
         };
-        if password.expose().to_lowercase().contains(email.as_ref().split('@').next().unwrap_or_default())
-            && email.as_ref().split('@').next().is_some_and(|local| local.len() >= 4)
+        if password
+            .expose()
+            .to_lowercase()
+            .contains(email.as_ref().split('@').next().unwrap_or_default())
+            && email
+                .as_ref()
+                .split('@')
+                .next()
+                .is_some_and(|local| local.len() >= 4)
         {
-            return Err(IdentityError::field("password", "must not contain your email address"));
+            return Err(IdentityError::field(
+                "password",
+                "must not contain your email address",
+            ));
         }
         let hash = self.hasher.hash(&password).await?;
         let now = self.clock.now();
@@ -78,10 +92,13 @@ impl Accounts {
     /// Ensures the configured admin exists and has the admin role. An existing account keeps
     /// its password; only the role is added.
     pub(crate) async fn ensure_admin(&self, email: &str, password: &str) -> anyhow::Result<()> {
-        let address = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL: {e}"))?;
+        let address = EmailAddress::parse(email)
+            .map_err(|e| anyhow::anyhow!("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL: {e}"))?;
         if let Some(user) = self.users.by_email(&address).await? {
             if !user.roles.as_slice().contains(&Role::Admin) {
-                self.users.set_roles(user.id, &user.roles.with(Role::Admin), self.clock.now()).await?;
+                self.users
+                    .set_roles(user.id, &user.roles.with(Role::Admin), self.clock.now())
+                    .await?;
                 tracing::info!(email = %address, "bootstrap admin: admin role granted");
             }
             return Ok(());
@@ -98,29 +115,49 @@ impl Accounts {
             .await
         {
             Ok(user) => user,
-            Err(IdentityError::EmailTaken) => return Box::pin(self.ensure_admin(email, password)).await,
+            Err(IdentityError::EmailTaken) => {
+                return Box::pin(self.ensure_admin(email, password)).await
+            }
             Err(IdentityError::Invalid(errors)) => {
-                let detail: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+                let detail: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{} {}", e.field, e.message))
+                    .collect();
                 anyhow::bail!("EMPORIUM_BOOTSTRAP_ADMIN_*: {}", detail.join("; "));
             }
             Err(e) => return Err(anyhow::anyhow!(e)),
         };
-        self.users.set_roles(user.id, &user.roles.with(Role::Admin), self.clock.now()).await?;
+        self.users
+            .set_roles(user.id, &user.roles.with(Role::Admin), self.clock.now())
+            .await?;
         tracing::info!(email = %address, "bootstrap admin created");
         Ok(())
     }
 
     pub(crate) async fn me(&self, id: UserId) -> Result<User, IdentityError> {
-        self.users.by_id(id).await?.ok_or(IdentityError::UserNotFound)
+        self.users
+            .by_id(id)
+            .await?
+            .ok_or(IdentityError::UserNotFound)
     }
 
-    pub(crate) async fn update_me(&self, id: UserId, change: ProfileChange) -> Result<User, IdentityError> {
+    pub(crate) async fn update_me(
+        &self,
+        id: UserId,
+        change: ProfileChange,
+    ) -> Result<User, IdentityError> {
         let name = match change.name.as_deref() {
-            Some(raw) => Some(UserName::parse(raw).map_err(|e| IdentityError::field("name", e.to_string()))?),
+            Some(raw) => Some(
+                UserName::parse(raw).map_err(|e| IdentityError::field("name", e.to_string()))?,
+            ),
             None => None,
         };
         let address = change.default_shipping_address.as_ref().map(|a| a.as_ref());
-        if !self.users.update_profile(id, name.as_ref(), address, self.clock.now()).await? {
+        if !self
+            .users
+            .update_profile(id, name.as_ref(), address, self.clock.now())
+            .await?
+        {
             return Err(IdentityError::UserNotFound);
         }
         self.me(id).await
@@ -130,8 +167,16 @@ impl Accounts {
         Ok(self.users.list(page).await?)
     }
 
-    pub(crate) async fn set_roles(&self, id: UserId, roles: Vec<Role>) -> Result<User, IdentityError> {
-        if !self.users.set_roles(id, &Roles::new(roles), self.clock.now()).await? {
+    pub(crate) async fn set_roles(
+        &self,
+        id: UserId,
+        roles: Vec<Role>,
+    ) -> Result<User, IdentityError> {
+        if !self
+            .users
+            .set_roles(id, &Roles::new(roles), self.clock.now())
+            .await?
+        {
             return Err(IdentityError::UserNotFound);
         }
         self.me(id).await

@@ -51,7 +51,13 @@ pub(crate) struct OrderHistoryProjection {
 impl OrderHistoryProjection {
     /// What an envelope says about an order, or `None` for an event this projection ignores.
     fn update(envelope: &Envelope) -> anyhow::Result<Option<OrderHistoryUpdate>> {
-        let status = |order_id, customer_id, progress: OrderProgress, total, placed_at, reason: Option<String>, at| {
+        let status = |order_id,
+                      customer_id,
+                      progress: OrderProgress,
+                      total,
+                      placed_at,
+                      reason: Option<String>,
+                      at| {
             OrderHistoryUpdate::Status(OrderHistoryChange {
                 entry: OrderHistoryEntry {
                     order_id,
@@ -69,13 +75,29 @@ impl OrderHistoryProjection {
         let update = match envelope.event_type.as_str() {
             "ordering.order_placed" => {
                 let e: OrderPlaced = envelope.open()?;
-                status(e.order_id, e.customer_id, OrderProgress::Pending, e.total, e.placed_at, None, e.placed_at)
+                status(
+                    e.order_id,
+                    e.customer_id,
+                    OrderProgress::Pending,
+                    e.total,
+                    e.placed_at,
+                    None,
+                    e.placed_at,
+                )
             }
             "ordering.order_paid" => {
                 let e: OrderPaid = envelope.open()?;
                 // A paid event may arrive before the placed one; placed_at is then the payment time
                 // until the status-changed event with the real one arrives.
-                status(e.order_id, e.customer_id, OrderProgress::Paid, e.total, e.paid_at, None, e.paid_at)
+                status(
+                    e.order_id,
+                    e.customer_id,
+                    OrderProgress::Paid,
+                    e.total,
+                    e.paid_at,
+                    None,
+                    e.paid_at,
+                )
             }
             "ordering.order_status_changed" => {
                 let e: OrderStatusChanged = envelope.open()?;
@@ -136,7 +158,11 @@ impl OrderHistoryProjection {
         Ok(Some(update))
     }
 
-    pub(crate) async fn for_customer(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<OrderHistoryEntry>> {
+    pub(crate) async fn for_customer(
+        &self,
+        customer: UserId,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<OrderHistoryEntry>> {
         self.repository.for_customer(customer, page).await
     }
 }

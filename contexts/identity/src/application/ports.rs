@@ -64,7 +64,13 @@ pub(crate) trait SessionRepository: Send + Sync {
     async fn find(&self, token_hash: &str) -> anyhow::Result<Option<StoredRefreshToken>>;
     /// Spends `old_hash` and stores `new_hash` in the same family, atomically; a token spent
     /// already revokes the whole family.
-    async fn rotate(&self, old_hash: &str, new_hash: &str, now: Timestamp, expires_at: Timestamp) -> anyhow::Result<Rotation>;
+    async fn rotate(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<Rotation>;
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> anyhow::Result<()>;
 }
 
@@ -94,8 +100,17 @@ pub(crate) struct OrderHistoryChange {
 #[async_trait::async_trait]
 pub(crate) trait OrderHistoryRepository: Send + Sync {
     /// Applies a change once per (group, envelope), moving the status forward only.
-    async fn apply(&self, group: &str, envelope: &Envelope, change: OrderHistoryUpdate) -> anyhow::Result<()>;
-    async fn for_customer(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<OrderHistoryEntry>>;
+    async fn apply(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        change: OrderHistoryUpdate,
+    ) -> anyhow::Result<()>;
+    async fn for_customer(
+        &self,
+        customer: UserId,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<OrderHistoryEntry>>;
 }
 
 /// What an event says about an order; fields it does not know are `None`.
@@ -104,11 +119,27 @@ pub(crate) enum OrderHistoryUpdate {
     /// Full knowledge of the order at a status (ordering events).
     Status(OrderHistoryChange),
     /// Cancelled, with the reason (the amount and dates come from other events).
-    Cancelled { order_id: kernel::id::OrderId, customer_id: UserId, reason: String, at: Timestamp },
+    Cancelled {
+        order_id: kernel::id::OrderId,
+        customer_id: UserId,
+        reason: String,
+        at: Timestamp,
+    },
     /// Only a tracking number (shipment created).
-    Tracking { order_id: kernel::id::OrderId, customer_id: UserId, tracking_number: String, at: Timestamp },
+    Tracking {
+        order_id: kernel::id::OrderId,
+        customer_id: UserId,
+        tracking_number: String,
+        at: Timestamp,
+    },
     /// A shipment moved the order forward (dispatched, delivered).
-    Shipment { order_id: kernel::id::OrderId, customer_id: UserId, progress: OrderProgress, tracking_number: String, at: Timestamp },
+    Shipment {
+        order_id: kernel::id::OrderId,
+        customer_id: UserId,
+        progress: OrderProgress,
+        tracking_number: String,
+        at: Timestamp,
+    },
 }
 
 /// Counts failed logins per key (account, IP) in a sliding window.

@@ -10,7 +10,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::ports::{
-    AccessTokenIssuer, LoginThrottle, PasswordHasher, Rotation, SessionRepository, ThrottleKey, UserRepository,
+    AccessTokenIssuer, LoginThrottle, PasswordHasher, Rotation, SessionRepository, ThrottleKey,
+    UserRepository,
 };
 use super::IdentityError;
 
@@ -45,7 +46,12 @@ pub(crate) fn hash_refresh(secret: &str) -> String {
 
 impl Sessions {
     #[tracing::instrument(name = "Log in", skip_all)]
-    pub(crate) async fn log_in(&self, email: &str, password: &str, client_ip: Option<&str>) -> Result<TokenPair, IdentityError> {
+    pub(crate) async fn log_in(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: Option<&str>,
+    ) -> Result<TokenPair, IdentityError> {
         let normalised = email.trim().to_lowercase();
         let mut keys = vec![ThrottleKey::Account(normalised.clone())];
         if let Some(ip) = client_ip {
@@ -73,7 +79,13 @@ impl Sessions {
         let now = self.clock.now();
         let family = uuid::Uuid::now_v7().to_string();
         self.sessions
-            .start(&hash_refresh(&refresh), &family, user.id, now, now.plus(REFRESH_TOKEN_TTL))
+            .start(
+                &hash_refresh(&refresh),
+                &family,
+                user.id,
+                now,
+                now.plus(REFRESH_TOKEN_TTL),
+            )
             .await?;
         Ok(TokenPair {
             access_token: access.token,
@@ -107,7 +119,12 @@ impl Sessions {
         let new_secret = new_refresh_secret();
         match self
             .sessions
-            .rotate(&old_hash, &hash_refresh(&new_secret), now, now.plus(REFRESH_TOKEN_TTL))
+            .rotate(
+                &old_hash,
+                &hash_refresh(&new_secret),
+                now,
+                now.plus(REFRESH_TOKEN_TTL),
+            )
             .await?
         {
             Rotation::Rotated => {}
@@ -129,7 +146,9 @@ impl Sessions {
     /// Logs out: the token's whole family is revoked. Unknown tokens are ignored (no oracle).
     pub(crate) async fn revoke(&self, refresh_token: &str) -> Result<(), IdentityError> {
         if let Some(stored) = self.sessions.find(&hash_refresh(refresh_token)).await? {
-            self.sessions.revoke_family(&stored.family_id, self.clock.now()).await?;
+            self.sessions
+                .revoke_family(&stored.family_id, self.clock.now())
+                .await?;
         }
         Ok(())
     }

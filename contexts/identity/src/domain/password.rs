@@ -15,6 +15,7 @@ fn common() -> &'static HashSet<&'static str> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum PasswordError {
     #[error("must be at least 12 characters")]
     TooShort,
@@ -60,12 +61,27 @@ mod tests {
 
     #[test]
     fn enforces_length_and_rejects_common_passwords() {
-        assert_eq!(Password::parse("short").err(), Some(PasswordError::TooShort));
-        assert_eq!(Password::parse(&"x".repeat(129)).err(), Some(PasswordError::TooLong));
-        assert_eq!(Password::parse("Password1234").err(), Some(PasswordError::TooCommon));
-        assert_eq!(Password::parse("QWERTY123456").err(), Some(PasswordError::TooCommon));
+        assert_eq!(
+            Password::parse("short").err(),
+            Some(PasswordError::TooShort)
+        );
+        assert_eq!(
+            Password::parse(&"x".repeat(129)).err(),
+            Some(PasswordError::TooLong)
+        );
+        assert_eq!(
+            Password::parse("Password1234").err(),
+            Some(PasswordError::TooCommon)
+        );
+        assert_eq!(
+            Password::parse("QWERTY123456").err(),
+            Some(PasswordError::TooCommon)
+        );
         assert!(Password::parse("plum-anchor-violet-42").is_ok());
-        assert_eq!(format!("{:?}", Password::parse("plum-anchor-violet-42").ok()), "Some(Password(<redacted>))");
+        assert_eq!(
+            format!("{:?}", Password::parse("plum-anchor-violet-42").ok()),
+            "Some(Password(<redacted>))"
+        );
     }
 
     #[test]

@@ -69,7 +69,11 @@ impl Roles {
 
     /// Stored form: `admin,customer`.
     pub(crate) fn encode(&self) -> String {
-        self.0.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(Role::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub(crate) fn decode(raw: &str) -> Self {
@@ -89,7 +93,12 @@ pub(crate) struct User {
 }
 
 impl User {
-    pub(crate) fn register(email: EmailAddress, name: UserName, password_hash: String, now: Timestamp) -> Self {
+    pub(crate) fn register(
+        email: EmailAddress,
+        name: UserName,
+        password_hash: String,
+        now: Timestamp,
+    ) -> Self {
         Self {
             id: UserId::new(),
             email,
@@ -108,16 +117,28 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(UserName::parse("  Ada ").map(|n| n.as_ref().to_owned()), Ok("Ada".to_owned()));
+        assert_eq!(
+            UserName::parse("  Ada ").map(|n| n.as_ref().to_owned()),
+            Ok("Ada".to_owned())
+        );
         assert_eq!(UserName::parse("   "), Err(UserNameError::Empty));
-        assert_eq!(UserName::parse(&"a".repeat(101)), Err(UserNameError::TooLong));
-        assert_eq!(UserName::parse("a\u{0}b"), Err(UserNameError::ControlCharacters));
+        assert_eq!(
+            UserName::parse(&"a".repeat(101)),
+            Err(UserNameError::TooLong)
+        );
+        assert_eq!(
+            UserName::parse("a\u{0}b"),
+            Err(UserNameError::ControlCharacters)
+        );
     }
 
     #[test]
     fn every_account_keeps_the_customer_role() {
         assert_eq!(Roles::new(vec![Role::Admin]).encode(), "admin,customer");
-        assert_eq!(Roles::decode("customer,admin,bogus").encode(), "admin,customer");
+        assert_eq!(
+            Roles::decode("customer,admin,bogus").encode(),
+            "admin,customer"
+        );
         assert_eq!(Roles::new(vec![]).encode(), "customer");
     }
 }

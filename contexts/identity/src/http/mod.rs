@@ -32,7 +32,10 @@ impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         match e {
             IdentityError::Invalid(errors) => ApiError::validation(errors),
-            IdentityError::EmailTaken => ApiError::conflict("identity.email_taken", "an account with this email already exists"),
+            IdentityError::EmailTaken => ApiError::conflict(
+                "identity.email_taken",
+                "an account with this email already exists",
+            ),
             IdentityError::InvalidCredentials => ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "identity.invalid_credentials",
@@ -54,7 +57,9 @@ impl From<IdentityError> for ApiError {
                 "identity.refresh_token_reused",
                 "the refresh token was already used; the session has been revoked",
             ),
-            IdentityError::UserNotFound => ApiError::not_found("identity.user_not_found", "no such user"),
+            IdentityError::UserNotFound => {
+                ApiError::not_found("identity.user_not_found", "no such user")
+            }
             IdentityError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -64,12 +69,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(
             web::scope("/api/v1/identity")
-                .service(web::resource("/users").route(web::post().to(sign_up)).route(web::get().to(list_users)))
+                .service(
+                    web::resource("/users")
+                        .route(web::post().to(sign_up))
+                        .route(web::get().to(list_users)),
+                )
                 .service(web::resource("/users/{id}/roles").route(web::put().to(set_roles)))
                 .service(web::resource("/tokens").route(web::post().to(log_in)))
                 .service(web::resource("/tokens/refresh").route(web::post().to(refresh)))
                 .service(web::resource("/tokens/revoke").route(web::post().to(revoke)))
-                .service(web::resource("/me").route(web::get().to(me)).route(web::patch().to(update_me)))
+                .service(
+                    web::resource("/me")
+                        .route(web::get().to(me))
+                        .route(web::patch().to(update_me)),
+                )
                 .service(web::resource("/me/orders").route(web::get().to(my_orders))),
         );
 }
@@ -91,7 +104,11 @@ fn tokens(pair: TokenPair) -> HttpResponse {
     responses((status = 200, description = "JSON Web Key Set (Ed25519 keys)", body = Object))
 )]
 pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    let set = state.signer.jwks(&state.db).await.map_err(ApiError::internal)?;
+    let set = state
+        .signer
+        .jwks(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
         .json(set))
@@ -150,7 +167,10 @@ pub(crate) async fn log_in(
     body: ValidJson<LogInRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let pair = state.sessions.log_in(&body.email, &body.password, ip.as_deref()).await?;
+    let pair = state
+        .sessions
+        .log_in(&body.email, &body.password, ip.as_deref())
+        .await?;
     Ok(tokens(pair))
 }
 
@@ -165,7 +185,10 @@ pub(crate) async fn log_in(
         (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
-pub(crate) async fn refresh(state: web::Data<State>, body: ValidJson<RefreshTokenRequest>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn refresh(
+    state: web::Data<State>,
+    body: ValidJson<RefreshTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
     Ok(tokens(state.sessions.refresh(&body.refresh_token).await?))
 }
 
@@ -179,7 +202,10 @@ pub(crate) async fn refresh(state: web::Data<State>, body: ValidJson<RefreshToke
         (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
-pub(crate) async fn revoke(state: web::Data<State>, body: ValidJson<RefreshTokenRequest>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn revoke(
+    state: web::Data<State>,
+    body: ValidJson<RefreshTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
     state.sessions.revoke(&body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -194,7 +220,10 @@ pub(crate) async fn revoke(state: web::Data<State>, body: ValidJson<RefreshToken
         (status = 404, description = "Account removed", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
-pub(crate) async fn me(state: web::Data<State>, user: AuthUser) -> Result<web::Json<UserResponse>, ApiError> {
+pub(crate) async fn me(
+    state: web::Data<State>,
+    user: AuthUser,
+) -> Result<web::Json<UserResponse>, ApiError> {
     Ok(web::Json(state.accounts.me(user.user_id).await?.into()))
 }
 
@@ -220,7 +249,10 @@ pub(crate) async fn update_me(
     let address = match body.default_shipping_address {
         None => None,
         Some(None) => Some(None),
-        Some(Some(a)) => Some(Some(a.parse("default_shipping_address").map_err(|e| ApiError::validation(vec![e]))?)),
+        Some(Some(a)) => Some(Some(
+            a.parse("default_shipping_address")
+                .map_err(|e| ApiError::validation(vec![e]))?,
+        )),
     };
     let updated = state
         .accounts
@@ -280,7 +312,9 @@ pub(crate) async fn list_users(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<UserResponse>>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
-    Ok(web::Json(state.accounts.list(&page).await?.map(UserResponse::from)))
+    Ok(web::Json(
+        state.accounts.list(&page).await?.map(UserResponse::from),
+    ))
 }
 
 /// Replace a user's roles (admin). `customer` is always kept.

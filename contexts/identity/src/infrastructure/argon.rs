@@ -14,7 +14,8 @@ pub(crate) struct Argon2idHasher {
 }
 
 fn argon() -> anyhow::Result<Argon2<'static>> {
-    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
+    let params =
+        Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -49,8 +50,11 @@ impl PasswordHasher for Argon2idHasher {
         let hash = hash.unwrap_or(&self.dummy).to_owned();
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
-            let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-            Ok(argon()?.verify_password(password.as_bytes(), &parsed).is_ok())
+            let parsed = PasswordHash::new(&hash)
+                .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+            Ok(argon()?
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
         })
         .await
         .context("verification task failed")??;

@@ -34,16 +34,24 @@ pub(crate) struct TokenSigner {
 
 impl TokenSigner {
     /// Loads the configured key, or the one generated earlier in `data_dir`, or generates it.
-    pub(crate) fn load(configured_pem: Option<&str>, data_dir: &Path, ttl: Duration, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub(crate) fn load(
+        configured_pem: Option<&str>,
+        data_dir: &Path,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let signing = match configured_pem {
-            Some(pem) => SigningKey::from_pkcs8_pem(pem.trim())
-                .map_err(|e| anyhow::anyhow!("EMPORIUM_JWT_PRIVATE_KEY: not an Ed25519 PKCS#8 PEM key: {e}"))?,
+            Some(pem) => SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
+                anyhow::anyhow!("EMPORIUM_JWT_PRIVATE_KEY: not an Ed25519 PKCS#8 PEM key: {e}")
+            })?,
             None => {
                 let path = data_dir.join(KEY_FILE);
                 if path.exists() {
-                    let pem = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    SigningKey::from_pkcs8_pem(pem.trim())
-                        .map_err(|e| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 PEM key: {e}", path.display()))?
+                    let pem = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
+                        anyhow::anyhow!("{} is not an Ed25519 PKCS#8 PEM key: {e}", path.display())
+                    })?
                 } else {
                     let key = SigningKey::generate(&mut rand::rngs::OsRng);
                     let pem = key
@@ -93,18 +101,24 @@ impl TokenSigner {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("update signing_key set retired_at = $1 where kid <> $2 and retired_at is null")
-            .bind(now)
-            .bind(&self.kid)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "update signing_key set retired_at = $1 where kid <> $2 and retired_at is null",
+        )
+        .bind(now)
+        .bind(&self.kid)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The published key set: the current key and keys retired less than one TTL ago.
     pub(crate) async fn jwks(&self, db: &Database) -> anyhow::Result<JwkSet> {
-        let cutoff = self.clock.now().minus(self.ttl + Duration::from_secs(60)).as_micros();
+        let cutoff = self
+            .clock
+            .now()
+            .minus(self.ttl + Duration::from_secs(60))
+            .as_micros();
         let rows: Vec<String> = sqlx::query_scalar(
             "select public_jwk from signing_key where retired_at is null or retired_at > $1 order by created_at desc",
         )
@@ -154,7 +168,11 @@ impl AccessTokenIssuer for TokenSigner {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).context("cannot sign access token")?;
-        Ok(IssuedAccessToken { token, expires_in: ttl })
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .context("cannot sign access token")?;
+        Ok(IssuedAccessToken {
+            token,
+            expires_in: ttl,
+        })
     }
 }

@@ -27,7 +27,13 @@ fn progress_from_rank(rank: i64) -> OrderProgress {
 
 impl SqlOrderHistory {
     /// Makes sure the row exists and locks it; returns its current progress.
-    async fn lock_row(&self, tx: &mut AnyConnection, order: OrderId, customer: UserId, at: Timestamp) -> anyhow::Result<OrderProgress> {
+    async fn lock_row(
+        &self,
+        tx: &mut AnyConnection,
+        order: OrderId,
+        customer: UserId,
+        at: Timestamp,
+    ) -> anyhow::Result<OrderProgress> {
         sqlx::query(
             "insert into order_history (order_id, customer_id, status, status_rank, updated_at) values ($1, $2, 'pending', -1, $3) \
              on conflict (order_id) do nothing",
@@ -41,23 +47,30 @@ impl SqlOrderHistory {
             Backend::Postgres => " for update",
             Backend::Sqlite => "",
         };
-        let rank: i64 = sqlx::query_scalar(&format!("select status_rank from order_history where order_id = $1{lock}"))
-            .bind(order.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-        Ok(if rank < 0 { OrderProgress::Pending } else { progress_from_rank(rank) })
+        let rank: i64 = sqlx::query_scalar(&format!(
+            "select status_rank from order_history where order_id = $1{lock}"
+        ))
+        .bind(order.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(if rank < 0 {
+            OrderProgress::Pending
+        } else {
+            progress_from_rank(rank)
+        })
     }
 
+    /// Moves the status to `next` if the row is new or `next` is further along.
     async fn advance(
         &self,
         tx: &mut AnyConnection,
         order: OrderId,
-        current: OrderProgress,
-        fresh_row: bool,
+        from: (OrderProgress, bool),
         next: OrderProgress,
         reason: Option<&str>,
         at: Timestamp,
     ) -> anyhow::Result<()> {
+        let (current, fresh_row) = from;
         if fresh_row || current.may_move_to(next) {
             sqlx::query(
                 "update order_history set status = $1, status_rank = $2, cancellation_reason = coalesce($3, cancellation_reason), updated_at = $4 \
@@ -77,22 +90,45 @@ impl SqlOrderHistory {
 
 #[async_trait::async_trait]
 impl OrderHistoryRepository for SqlOrderHistory {
-    async fn apply(&self, group: &str, envelope: &Envelope, update: OrderHistoryUpdate) -> anyhow::Result<()> {
+    async fn apply(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        update: OrderHistoryUpdate,
+    ) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
         if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
             return Ok(());
         }
         let (order, customer, at) = match &update {
-            OrderHistoryUpdate::Status(c) => (c.entry.order_id, c.entry.customer_id, c.entry.updated_at),
-            OrderHistoryUpdate::Cancelled { order_id, customer_id, at, .. }
-            | OrderHistoryUpdate::Tracking { order_id, customer_id, at, .. }
-            | OrderHistoryUpdate::Shipment { order_id, customer_id, at, .. } => (*order_id, *customer_id, *at),
+            OrderHistoryUpdate::Status(c) => {
+                (c.entry.order_id, c.entry.customer_id, c.entry.updated_at)
+            }
+            OrderHistoryUpdate::Cancelled {
+                order_id,
+                customer_id,
+                at,
+                ..
+            }
+            | OrderHistoryUpdate::Tracking {
+                order_id,
+                customer_id,
+                at,
+                ..
+            }
+            | OrderHistoryUpdate::Shipment {
+                order_id,
+                customer_id,
+                at,
+                ..
+            } => (*order_id, *customer_id, *at),
         };
-        let fresh: bool = sqlx::query_scalar::<_, i64>("select count(*) from order_history where order_id = $1")
-            .bind(order.to_string())
-            .fetch_one(&mut *tx)
-            .await?
-            == 0;
+        let fresh: bool =
+            sqlx::query_scalar::<_, i64>("select count(*) from order_history where order_id = $1")
+                .bind(order.to_string())
+                .fetch_one(&mut *tx)
+                .await?
+                == 0;
         let current = self.lock_row(&mut tx, order, customer, at).await?;
         match update {
             OrderHistoryUpdate::Status(change) => {
@@ -109,35 +145,68 @@ impl OrderHistoryRepository for SqlOrderHistory {
                 .bind(order.to_string())
                 .execute(&mut *tx)
                 .await?;
-                self.advance(&mut tx, order, current, fresh, change.progress, e.cancellation_reason.as_deref(), at)
-                    .await?;
+                self.advance(
+                    &mut tx,
+                    order,
+                    (current, fresh),
+                    change.progress,
+                    e.cancellation_reason.as_deref(),
+                    at,
+                )
+                .await?;
             }
             OrderHistoryUpdate::Cancelled { reason, .. } => {
-                self.advance(&mut tx, order, current, fresh, OrderProgress::Cancelled, Some(&reason), at)
-                    .await?;
+                self.advance(
+                    &mut tx,
+                    order,
+                    (current, fresh),
+                    OrderProgress::Cancelled,
+                    Some(&reason),
+                    at,
+                )
+                .await?;
             }
-            OrderHistoryUpdate::Tracking { tracking_number, .. } => {
+            OrderHistoryUpdate::Tracking {
+                tracking_number, ..
+            } => {
                 sqlx::query("update order_history set tracking_number = $1 where order_id = $2")
                     .bind(tracking_number)
                     .bind(order.to_string())
                     .execute(&mut *tx)
                     .await?;
-                self.advance(&mut tx, order, current, fresh, OrderProgress::Confirmed, None, at).await?;
+                self.advance(
+                    &mut tx,
+                    order,
+                    (current, fresh),
+                    OrderProgress::Confirmed,
+                    None,
+                    at,
+                )
+                .await?;
             }
-            OrderHistoryUpdate::Shipment { progress, tracking_number, .. } => {
+            OrderHistoryUpdate::Shipment {
+                progress,
+                tracking_number,
+                ..
+            } => {
                 sqlx::query("update order_history set tracking_number = $1 where order_id = $2")
                     .bind(tracking_number)
                     .bind(order.to_string())
                     .execute(&mut *tx)
                     .await?;
-                self.advance(&mut tx, order, current, fresh, progress, None, at).await?;
+                self.advance(&mut tx, order, (current, fresh), progress, None, at)
+                    .await?;
             }
         }
         tx.commit().await.context("cannot commit order history")?;
         Ok(())
     }
 
-    async fn for_customer(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<OrderHistoryEntry>> {
+    async fn for_customer(
+        &self,
+        customer: UserId,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<OrderHistoryEntry>> {
         const COLUMNS: &str = "order_id, customer_id, status, total_amount, currency, placed_at, cancellation_reason, tracking_number, updated_at";
         // Newest first: (placed_at, order_id) descending.
         let rows = match &page.after {
@@ -184,6 +253,8 @@ impl OrderHistoryRepository for SqlOrderHistory {
                 updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
             });
         }
-        Ok(page.finish(entries, |e| vec![e.placed_at.as_micros().to_string(), e.order_id.to_string()]))
+        Ok(page.finish(entries, |e| {
+            vec![e.placed_at.as_micros().to_string(), e.order_id.to_string()]
+        }))
     }
 }

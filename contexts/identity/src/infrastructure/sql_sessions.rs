@@ -54,13 +54,21 @@ impl SessionRepository for SqlSessionRepository {
         }))
     }
 
-    async fn rotate(&self, old_hash: &str, new_hash: &str, now: Timestamp, expires_at: Timestamp) -> anyhow::Result<Rotation> {
+    async fn rotate(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<Rotation> {
         let mut tx = self.db.begin().await?;
         let row = sqlx::query("select family_id, user_id from refresh_token where token_hash = $1")
             .bind(old_hash)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(row) = row else { return Ok(Rotation::Unknown) };
+        let Some(row) = row else {
+            return Ok(Rotation::Unknown);
+        };
         let family: String = row.try_get("family_id")?;
         let user_id: String = row.try_get("user_id")?;
         // Spend by statement: of two concurrent refreshes with one token, one wins; the other
@@ -96,12 +104,14 @@ impl SessionRepository for SqlSessionRepository {
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> anyhow::Result<()> {
-        sqlx::query("update refresh_token set revoked_at = $1 where family_id = $2 and revoked_at is null")
-            .bind(now.as_micros())
-            .bind(family_id)
-            .execute(self.db.pool())
-            .await
-            .context("cannot revoke session")?;
+        sqlx::query(
+            "update refresh_token set revoked_at = $1 where family_id = $2 and revoked_at is null",
+        )
+        .bind(now.as_micros())
+        .bind(family_id)
+        .execute(self.db.pool())
+        .await
+        .context("cannot revoke session")?;
         Ok(())
     }
 }

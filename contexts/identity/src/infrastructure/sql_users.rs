@@ -15,7 +15,8 @@ pub(crate) struct SqlUserRepository {
     pub(crate) outbox: Outbox,
 }
 
-const COLUMNS: &str = "user_id, email, name, password_hash, roles, default_shipping_address, created_at";
+const COLUMNS: &str =
+    "user_id, email, name, password_hash, roles, default_shipping_address, created_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<User> {
     let id: String = row.try_get("user_id")?;
@@ -64,20 +65,24 @@ impl UserRepository for SqlUserRepository {
     }
 
     async fn by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query(&format!("select {COLUMNS} from user_account where email = $1"))
-            .bind(email.as_ref())
-            .fetch_optional(self.db.pool())
-            .await
-            .context("cannot read user")?;
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from user_account where email = $1"
+        ))
+        .bind(email.as_ref())
+        .fetch_optional(self.db.pool())
+        .await
+        .context("cannot read user")?;
         row.as_ref().map(from_row).transpose()
     }
 
     async fn by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query(&format!("select {COLUMNS} from user_account where user_id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.db.pool())
-            .await
-            .context("cannot read user")?;
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from user_account where user_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.db.pool())
+        .await
+        .context("cannot read user")?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -116,28 +121,31 @@ impl UserRepository for SqlUserRepository {
     }
 
     async fn set_roles(&self, id: UserId, roles: &Roles, now: Timestamp) -> anyhow::Result<bool> {
-        let done = sqlx::query("update user_account set roles = $1, updated_at = $2 where user_id = $3")
-            .bind(roles.encode())
-            .bind(now.as_micros())
-            .bind(id.to_string())
-            .execute(self.db.pool())
-            .await
-            .context("cannot set roles")?;
+        let done =
+            sqlx::query("update user_account set roles = $1, updated_at = $2 where user_id = $3")
+                .bind(roles.encode())
+                .bind(now.as_micros())
+                .bind(id.to_string())
+                .execute(self.db.pool())
+                .await
+                .context("cannot set roles")?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<User>> {
         let rows = match &page.after {
             None => {
-                sqlx::query(&format!("select {COLUMNS} from user_account order by user_id limit $1"))
-                    .bind(page.fetch_limit())
-                    .fetch_all(self.db.pool())
-                    .await
+                sqlx::query(&format!(
+                    "select {COLUMNS} from user_account order by user_id limit $1"
+                ))
+                .bind(page.fetch_limit())
+                .fetch_all(self.db.pool())
+                .await
             }
             Some(cursor) => {
                 sqlx::query(&format!(
-                    "select {COLUMNS} from user_account where user_id > $1 order by user_id limit $2"
-                ))
+                "select {COLUMNS} from user_account where user_id > $1 order by user_id limit $2"
+            ))
                 .bind(&cursor.parts()[0])
                 .bind(page.fetch_limit())
                 .fetch_all(self.db.pool())
@@ -145,7 +153,10 @@ impl UserRepository for SqlUserRepository {
             }
         }
         .context("cannot list users")?;
-        let users = rows.iter().map(from_row).collect::<anyhow::Result<Vec<_>>>()?;
+        let users = rows
+            .iter()
+            .map(from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(page.finish(users, |u| vec![u.id.to_string()]))
     }
 }

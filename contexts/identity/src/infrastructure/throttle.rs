@@ -51,9 +51,9 @@ impl LoginThrottle for MemoryThrottle {
 
     fn record_failure(&self, keys: &[ThrottleKey]) {
         for key in keys {
-            let entry = self
-                .counts
-                .get_with(key.clone(), || std::sync::Arc::new(Mutex::new((0, Instant::now()))));
+            let entry = self.counts.get_with(key.clone(), || {
+                std::sync::Arc::new(Mutex::new((0, Instant::now())))
+            });
             let mut guard = match entry.lock() {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn blocks_after_the_limit_and_names_a_wait() {
         let t = MemoryThrottle::new(Duration::from_secs(60), 3, 10);
-        let keys = [ThrottleKey::Account("a@x.io".into()), ThrottleKey::Ip("1.2.3.4".into())];
+        let keys = [
+            ThrottleKey::Account("a@x.io".into()),
+            ThrottleKey::Ip("1.2.3.4".into()),
+        ];
         for _ in 0..3 {
             assert!(t.check(&keys).is_ok());
             t.record_failure(&keys);
