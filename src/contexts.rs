@@ -79,6 +79,9 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                 catalog::module(catalog::Deps {
                     db: db.clone(),
                     bus: bus.clone(),
+                    settings: catalog::Settings {
+                        reservation_ttl: config.reservation_ttl,
+                    },
                 })
                 .await?
             }

@@ -24,6 +24,8 @@ enum Command {
     },
     /// Apply every enabled context's migrations and exit.
     Migrate,
+    /// Load a demo catalog (categories, products, stock) into the catalog database.
+    Seed,
     /// Write the OpenAPI document.
     Openapi {
         #[arg(long, default_value = "openapi/openapi.json")]
@@ -75,6 +77,15 @@ fn main() -> ExitCode {
                 for &ctx in &config.contexts {
                     contexts::open_database(&config, ctx).await?.close().await;
                 }
+                Ok(())
+            }
+            Command::Seed => {
+                let db = contexts::open_database(&config, emporium::config::ContextName::Catalog)
+                    .await?;
+                let bus = emporium::app::connect_bus(&config).await?;
+                let created = catalog::seed(db.clone(), bus).await?;
+                db.close().await;
+                println!("seeded {created} products (events are published when the server runs)");
                 Ok(())
             }
             Command::Openapi { output } => {

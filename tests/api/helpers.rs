@@ -355,3 +355,136 @@ impl TestApp {
         std::fs::read_to_string(self.config.data_dir.join("jwt-ed25519.pem")).unwrap_or_default()
     }
 }
+
+/// Records events of the given types as they are published (a test-only consumer group).
+pub struct Observer {
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<bus::Envelope>>>,
+}
+
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<bus::Envelope>>>);
+
+#[async_trait::async_trait]
+impl bus::EventHandler for Collect {
+    async fn handle(&self, envelope: &bus::Envelope) -> anyhow::Result<()> {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push(envelope.clone());
+        }
+        Ok(())
+    }
+}
+
+struct NoDeadLetters;
+
+#[async_trait::async_trait]
+impl bus::DeadLetterStore for NoDeadLetters {
+    async fn put(
+        &self,
+        group: &str,
+        envelope: &bus::Envelope,
+        error: &str,
+        _: u32,
+    ) -> anyhow::Result<()> {
+        panic!(
+            "observer {group} failed on {}: {error}",
+            envelope.event_type
+        )
+    }
+    async fn list(
+        &self,
+        _: &kernel::pagination::PageRequest,
+    ) -> anyhow::Result<kernel::pagination::Page<bus::DeadLetter>> {
+        Ok(kernel::pagination::Page {
+            items: vec![],
+            next_cursor: None,
+        })
+    }
+    async fn get(&self, _: uuid::Uuid) -> anyhow::Result<Option<bus::DeadLetter>> {
+        Ok(None)
+    }
+    async fn mark_replayed(&self, _: uuid::Uuid, _: kernel::Timestamp) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+impl Observer {
+    pub fn of_type(&self, event_type: &str) -> Vec<bus::Envelope> {
+        self.seen
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|e| e.event_type == event_type)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn observe(&self, event_types: &[&str]) -> Observer {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        self.bus
+            .subscribe(bus::Subscription::new(
+                format!("test.observer.{}", uuid::Uuid::new_v4().simple()),
+                bus::DeliveryMode::Competing,
+                event_types,
+                std::sync::Arc::new(Collect(seen.clone())),
+                std::sync::Arc::new(NoDeadLetters),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Observer { seen }
+    }
+
+    /// Creates a product as admin and sets its stock; returns its id.
+    pub async fn product(&self, admin: &str, sku: &str, amount: i64, stock: i64) -> String {
+        let res = self
+            .post(
+                "/api/v1/catalog/products",
+                Some(admin),
+                &serde_json::json!({"sku": sku, "name": format!("Product {sku}"), "price": {"amount": amount, "currency": "EUR"}}),
+            )
+            .await;
+        res.assert_status(201);
+        let id = res.body["id"].as_str().unwrap_or_default().to_owned();
+        self.put(
+            &format!("/api/v1/catalog/products/{id}/stock"),
+            Some(admin),
+            &serde_json::json!({"on_hand": stock}),
+        )
+        .await
+        .assert_status(200);
+        id
+    }
+
+    pub async fn stock(&self, product: &str) -> serde_json::Value {
+        let res = self
+            .get(&format!("/api/v1/catalog/products/{product}/stock"), None)
+            .await;
+        res.assert_status(200);
+        res.body
+    }
+}
+
+impl TestApp {
+    /// A second instance of the same deployment: same databases, same bus.
+    pub async fn second_instance(&self) -> TestApp {
+        let app = Application::build_with_bus(self.config.clone(), self.bus.clone())
+            .await
+            .unwrap_or_else(|e| panic!("cannot build second instance: {e:#}"));
+        let port = app.port();
+        let handle = app.server_handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: self.client.clone(),
+            backend: self.backend,
+            config: self.config.clone(),
+            handle,
+            task,
+            bus: self.bus.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+}

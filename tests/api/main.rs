@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod catalog;
 mod helpers;
 mod identity;
 mod operations;

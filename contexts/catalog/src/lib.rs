@@ -1,32 +1,136 @@
-//! The catalog bounded context. Its only public face is [`module`], [`openapi`] and
-//! [`MIGRATOR`]; everything else stays inside.
+//! The catalog bounded context: categories, products and prices, inventory with race-free
+//! reservations, and cached reads. Its public face is [`module`], [`openapi`], [`seed`] and
+//! [`MIGRATOR`].
 
-use bus::SharedBus;
+mod application;
+mod domain;
+mod http;
+mod infrastructure;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Causation, DeliveryMode, SharedBus, SqlDeadLetters, Subscription};
 use kernel::db::Database;
 use kernel::module::ContextModule;
+use kernel::{Clock, SystemClock};
 use sqlx::migrate::Migrator;
+
+use application::cache::ReadCache;
+use application::catalog::{self as catalog_app, CacheInvalidation, Catalog};
+use application::inventory::{self, Inventory};
+use infrastructure::sql_catalog::SqlCatalog;
+use infrastructure::sql_inventory::SqlInventory;
 
 pub const NAME: &str = "catalog";
 
 /// The catalog schema, applied into its own database or schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/catalog");
 
+pub struct Settings {
+    /// How long an unpaid order's reservation holds stock.
+    pub reservation_ttl: Duration,
+}
+
 pub struct Deps {
     pub db: Database,
     pub bus: SharedBus,
+    pub settings: Settings,
 }
 
-/// Builds the context: subscriptions registered on the bus, routes and background tasks.
+fn parts(deps: &Deps, outbox: bus::Outbox, cache: Arc<ReadCache>) -> (Catalog, Arc<Inventory>) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let catalog = Catalog {
+        repo: Arc::new(SqlCatalog {
+            db: deps.db.clone(),
+            outbox: outbox.clone(),
+        }),
+        cache,
+        clock: clock.clone(),
+        outbox: outbox.clone(),
+    };
+    let inventory = Arc::new(Inventory {
+        repo: Arc::new(SqlInventory {
+            db: deps.db.clone(),
+            outbox: outbox.clone(),
+        }),
+        clock,
+        outbox,
+        reservation_ttl: deps.settings.reservation_ttl,
+    });
+    (catalog, inventory)
+}
+
+/// Builds the context: subscriptions, routes, the relay and the reservation-expiry sweep.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
-    let (_outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
-    Ok(ContextModule::new(NAME, |_cfg| {}).with_task(relay))
+    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let cache = Arc::new(ReadCache::new());
+    let (catalog, inventory) = parts(&deps, outbox, cache.clone());
+    let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));
+    deps.bus
+        .subscribe(Subscription::new(
+            inventory::GROUP,
+            DeliveryMode::Competing,
+            &inventory::EVENTS,
+            inventory.clone(),
+            dead_letters.clone(),
+        ))
+        .await?;
+    deps.bus
+        .subscribe(Subscription::new(
+            catalog_app::CACHE_GROUP,
+            DeliveryMode::Broadcast,
+            &catalog_app::PRODUCT_EVENTS,
+            Arc::new(CacheInvalidation {
+                cache: cache.clone(),
+            }),
+            dead_letters,
+        ))
+        .await?;
+
+    let sweep_every = (deps.settings.reservation_ttl / 4)
+        .clamp(Duration::from_millis(200), Duration::from_secs(30));
+    let sweeper = inventory.clone();
+    let expiry: kernel::module::BackgroundTask = Box::new(move |mut shutdown| {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(sweep_every) => {}
+                    _ = shutdown.changed() => break,
+                }
+                if let Err(e) = sweeper.expire_due().await {
+                    tracing::warn!(error = %format!("{e:#}"), "reservation expiry failed");
+                }
+            }
+        })
+    });
+    let state = actix_web::web::Data::new(http::State {
+        catalog,
+        inventory,
+        cache,
+    });
+    Ok(ContextModule::new(NAME, move |cfg| {
+        cfg.app_data(state.clone());
+        http::configure(cfg);
+    })
+    .with_task(relay)
+    .with_task(expiry))
 }
 
-#[derive(utoipa::OpenApi)]
-#[openapi(tags((name = "catalog", description = "Catalog")))]
-struct ApiDoc;
+/// Loads a small demo catalog (idempotent: existing SKUs and slugs are left alone).
+pub async fn seed(db: Database, bus: SharedBus) -> anyhow::Result<usize> {
+    let deps = Deps {
+        db,
+        bus,
+        settings: Settings {
+            reservation_ttl: Duration::from_secs(900),
+        },
+    };
+    let (catalog, inventory) = parts(&deps, bus::Outbox::new(), Arc::new(ReadCache::new()));
+    application::seed::run(&catalog, &inventory, &Causation::system()).await
+}
 
-/// The context's OpenAPI fragment (paths under `/api/v1/catalog`).
+/// The context's OpenAPI fragment.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
+    <http::ApiDoc as utoipa::OpenApi>::openapi()
 }

@@ -1,0 +1,145 @@
+//! The demo catalog loaded by `emporium seed`.
+
+use bus::Causation;
+use kernel::{Currency, Money};
+
+use super::catalog::{Catalog, NewCategory, NewProduct};
+use super::inventory::Inventory;
+use super::CatalogError;
+
+const CATEGORIES: [(&str, &str, Option<&str>); 5] = [
+    ("Kitchen", "kitchen", None),
+    ("Mugs and cups", "mugs", Some("kitchen")),
+    ("Garden", "garden", None),
+    ("Garden tools", "garden-tools", Some("garden")),
+    ("Books", "books", None),
+];
+
+const PRODUCTS: [(&str, &str, &str, i64, &str, i64); 8] = [
+    (
+        "MUG-ENAMEL-BLUE",
+        "Enamel mug, blue",
+        "350 ml enamel mug for camp and kitchen",
+        1299,
+        "mugs",
+        40,
+    ),
+    (
+        "MUG-STONE-GREY",
+        "Stoneware mug, grey",
+        "Hand-glazed stoneware, 300 ml",
+        1899,
+        "mugs",
+        25,
+    ),
+    (
+        "KIT-KNIFE-CHEF",
+        "Chef's knife",
+        "20 cm carbon steel chef's knife",
+        8900,
+        "kitchen",
+        10,
+    ),
+    (
+        "GAR-TROWEL",
+        "Hand trowel",
+        "Stainless steel trowel with ash handle",
+        1450,
+        "garden-tools",
+        60,
+    ),
+    (
+        "GAR-SHEARS",
+        "Pruning shears",
+        "Bypass shears for branches up to 2 cm",
+        2990,
+        "garden-tools",
+        30,
+    ),
+    (
+        "GAR-SEEDS-BASIL",
+        "Basil seeds",
+        "Genovese basil, 200 seeds",
+        350,
+        "garden",
+        200,
+    ),
+    (
+        "BOOK-RUST",
+        "Systems programming",
+        "A practical guide to building reliable services",
+        3900,
+        "books",
+        15,
+    ),
+    (
+        "BOOK-DDD",
+        "Domain modelling",
+        "Bounded contexts, aggregates and events in practice",
+        4500,
+        "books",
+        12,
+    ),
+];
+
+/// Returns how many products were created.
+pub(crate) async fn run(
+    catalog: &Catalog,
+    inventory: &Inventory,
+    cause: &Causation,
+) -> anyhow::Result<usize> {
+    let eur = Currency::parse("EUR")?;
+    for (name, slug, parent) in CATEGORIES {
+        let parent_id = match parent {
+            Some(p) => Some(
+                catalog
+                    .resolve_category(p)
+                    .await
+                    .map_err(anyhow::Error::new)?,
+            ),
+            None => None,
+        };
+        match catalog
+            .create_category(NewCategory {
+                name: name.to_owned(),
+                slug: slug.to_owned(),
+                parent_id,
+            })
+            .await
+        {
+            Ok(_) | Err(CatalogError::Duplicate(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut created = 0;
+    for (sku, name, description, amount, category, stock) in PRODUCTS {
+        let category_id = catalog
+            .resolve_category(category)
+            .await
+            .map_err(anyhow::Error::new)?;
+        match catalog
+            .create_product(
+                NewProduct {
+                    sku: sku.to_owned(),
+                    name: name.to_owned(),
+                    description: Some(description.to_owned()),
+                    price: Money::new(amount, eur)?,
+                    category_id: Some(category_id),
+                },
+                cause,
+            )
+            .await
+        {
+            Ok(product) => {
+                inventory
+                    .set_on_hand(product.id, stock)
+                    .await
+                    .map_err(anyhow::Error::new)?;
+                created += 1;
+            }
+            Err(CatalogError::Duplicate(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(created)
+}

@@ -1,0 +1,137 @@
+use kernel::id::{CategoryId, ProductId};
+use kernel::{Money, Timestamp};
+
+/// The largest price accepted (10 billion minor units), so order totals cannot overflow.
+pub(crate) const MAX_PRICE: i64 = 10_000_000_000;
+
+/// Stock keeping unit: 1..=64 of A-Z, 0-9, `-`, `_`, `.`; stored upper-case, unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sku(String);
+
+impl Sku {
+    pub(crate) fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim().to_ascii_uppercase();
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err("must be 1 to 64 letters, digits, '-', '_' or '.'")
+        }
+    }
+}
+
+impl AsRef<str> for Sku {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductName(String);
+
+impl ProductName {
+    pub(crate) fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim();
+        if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+            return Err("must be 1 to 200 characters without control characters");
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl AsRef<str> for ProductName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Description(String);
+
+impl Description {
+    pub(crate) fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim();
+        if s.chars().count() > 5000 {
+            return Err("must be at most 5000 characters");
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl AsRef<str> for Description {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProductStatus {
+    Active,
+    Archived,
+}
+
+impl ProductStatus {
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Archived => "archived",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(Self::Active),
+            "archived" => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Product {
+    pub(crate) id: ProductId,
+    pub(crate) sku: Sku,
+    pub(crate) name: ProductName,
+    pub(crate) description: Option<Description>,
+    pub(crate) price: Money,
+    pub(crate) category_id: Option<CategoryId>,
+    pub(crate) status: ProductStatus,
+    /// Bumped on every change; the ETag and the projection's ordering key.
+    pub(crate) revision: i64,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+}
+
+impl Product {
+    /// The text the `q` search looks in.
+    pub(crate) fn search_text(&self) -> String {
+        let mut text = self.name.as_ref().to_lowercase();
+        if let Some(d) = &self.description {
+            text.push(' ');
+            text.push_str(&d.as_ref().to_lowercase());
+        }
+        text
+    }
+
+    pub(crate) fn etag(&self) -> String {
+        format!("\"{}\"", self.revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_are_normalised_and_checked() {
+        assert_eq!(
+            Sku::parse(" mug-01 ").map(|s| s.as_ref().to_owned()),
+            Ok("MUG-01".to_owned())
+        );
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse("has space").is_err());
+        assert!(Sku::parse(&"A".repeat(65)).is_err());
+    }
+}

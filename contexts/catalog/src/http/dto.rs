@@ -1,0 +1,164 @@
+//! Request and response bodies.
+
+use kernel::{Money, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::application::ports::Category;
+use crate::domain::{Product, StockLevel};
+
+/// `null` and absent differ: `null` clears, absent leaves unchanged.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Garden tools", "slug": "garden-tools"}))]
+pub(crate) struct CreateCategoryRequest {
+    #[validate(length(max = 1000))]
+    pub(crate) name: String,
+    #[validate(length(max = 1000))]
+    pub(crate) slug: String,
+    pub(crate) parent_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CategoryResponse {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) name: String,
+    pub(crate) slug: String,
+    pub(crate) parent_id: Option<uuid::Uuid>,
+}
+
+impl From<Category> for CategoryResponse {
+    fn from(c: Category) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            name: c.name.as_ref().to_owned(),
+            slug: c.slug.as_ref().to_owned(),
+            parent_id: c.parent_id.map(|p| p.as_uuid()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"sku": "MUG-01", "name": "Enamel mug", "description": "Blue, 350 ml", "price": {"amount": 1299, "currency": "EUR"}}))]
+pub(crate) struct CreateProductRequest {
+    #[validate(length(max = 1000))]
+    pub(crate) sku: String,
+    #[validate(length(max = 1000))]
+    pub(crate) name: String,
+    #[validate(length(max = 20000))]
+    pub(crate) description: Option<String>,
+    pub(crate) price: Money,
+    pub(crate) category_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"price": {"amount": 999, "currency": "EUR"}}))]
+pub(crate) struct UpdateProductRequest {
+    #[validate(length(max = 1000))]
+    pub(crate) sku: Option<String>,
+    #[validate(length(max = 1000))]
+    pub(crate) name: Option<String>,
+    /// Text, or `null` to remove.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub(crate) description: Option<Option<String>>,
+    pub(crate) price: Option<Money>,
+    /// A category, or `null` to remove.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub(crate) category_id: Option<Option<uuid::Uuid>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProductResponse {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) sku: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) price: Money,
+    pub(crate) category_id: Option<uuid::Uuid>,
+    /// `active` or `archived`.
+    pub(crate) status: &'static str,
+    /// Increases on every change; the `ETag`.
+    pub(crate) revision: i64,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+}
+
+impl From<&Product> for ProductResponse {
+    fn from(p: &Product) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            sku: p.sku.as_ref().to_owned(),
+            name: p.name.as_ref().to_owned(),
+            description: p.description.as_ref().map(|d| d.as_ref().to_owned()),
+            price: p.price,
+            category_id: p.category_id.map(|c| c.as_uuid()),
+            status: p.status.as_str(),
+            revision: p.revision,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SortParam {
+    Newest,
+    Price,
+    PriceDesc,
+    Name,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ProductListQuery {
+    /// Category id or slug; sub-categories are included.
+    pub(crate) category: Option<String>,
+    /// Words to find in the name or description.
+    pub(crate) q: Option<String>,
+    /// `newest` (default), `price`, `price_desc` or `name`.
+    pub(crate) sort: Option<SortParam>,
+    /// Items per page, 1..=100 (default 20).
+    pub(crate) limit: Option<i64>,
+    pub(crate) cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"on_hand": 25}))]
+pub(crate) struct SetStockRequest {
+    #[validate(range(min = 0, max = 1_000_000_000))]
+    pub(crate) on_hand: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StockResponse {
+    pub(crate) product_id: uuid::Uuid,
+    pub(crate) on_hand: i64,
+    pub(crate) reserved: i64,
+    pub(crate) available: i64,
+}
+
+impl StockResponse {
+    pub(crate) fn new(product_id: uuid::Uuid, s: StockLevel) -> Self {
+        Self {
+            product_id,
+            on_hand: s.on_hand,
+            reserved: s.reserved,
+            available: s.available(),
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Catalog's HTTP surface under `/api/v1/catalog`.
+
+mod dto;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bus::Causation;
+use kernel::auth::AdminUser;
+use kernel::error::{ApiError, ProblemBody};
+use kernel::http::{RequestContext, ValidJson};
+use kernel::id::{CategoryId, ProductId};
+use kernel::pagination::{Page, PageQuery, PageRequest};
+
+use crate::application::cache::{Cached, ReadCache};
+use crate::application::catalog::{Catalog, NewCategory, NewProduct, ProductChange};
+use crate::application::inventory::Inventory;
+use crate::application::ports::{ProductQuery, Sort};
+use crate::application::CatalogError;
+use crate::domain::Product;
+pub(crate) use dto::*;
+
+pub(crate) struct State {
+    pub(crate) catalog: Catalog,
+    pub(crate) inventory: Arc<Inventory>,
+    pub(crate) cache: Arc<ReadCache>,
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Invalid(errors) => ApiError::validation(errors),
+            CatalogError::Duplicate(what) => ApiError::conflict(
+                format!("catalog.duplicate_{what}"),
+                format!("a record with this {what} already exists"),
+            ),
+            CatalogError::ProductNotFound => {
+                ApiError::not_found("catalog.product_not_found", "no such product")
+            }
+            CatalogError::CategoryNotFound => {
+                ApiError::not_found("catalog.category_not_found", "no such category")
+            }
+            CatalogError::Stale => ApiError::precondition_failed(
+                "catalog.stale_write",
+                "the product changed since you read it; fetch it again and retry with its ETag",
+            ),
+            CatalogError::BelowReserved { reserved } => ApiError::conflict(
+                "catalog.below_reserved",
+                format!("on_hand cannot go below the {reserved} units reserved"),
+            ),
+            CatalogError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/catalog")
+            .service(
+                web::resource("/categories")
+                    .route(web::get().to(list_categories))
+                    .route(web::post().to(create_category)),
+            )
+            .service(
+                web::resource("/products")
+                    .route(web::get().to(list_products))
+                    .route(web::post().to(create_product)),
+            )
+            .service(
+                web::resource("/products/{id}")
+                    .route(web::get().to(get_product))
+                    .route(web::patch().to(update_product))
+                    .route(web::delete().to(archive_product)),
+            )
+            .service(
+                web::resource("/products/{id}/stock")
+                    .route(web::get().to(get_stock))
+                    .route(web::put().to(set_stock)),
+            ),
+    );
+}
+
+/// The revision an `If-Match` header names (`"7"`, `W/"7"` or `*`); `Some(None)` for `*`.
+fn if_match(req: &HttpRequest) -> Result<Option<Option<i64>>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(Some(None));
+    }
+    let unquoted = raw.trim_start_matches("W/").trim_matches('"');
+    match unquoted.parse::<i64>() {
+        Ok(rev) => Ok(Some(Some(rev))),
+        // An ETag we never issued cannot match the current one.
+        Err(_) => Err(CatalogError::Stale.into()),
+    }
+}
+
+fn with_etag(status: StatusCode, product: &Product) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, product.etag()))
+        .json(ProductResponse::from(product))
+}
+
+fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*")
+        })
+}
+
+fn cached_response(req: &HttpRequest, cached: &Cached) -> HttpResponse {
+    let etag = HeaderValue::from_str(&cached.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    if not_modified(req, &cached.etag) {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .content_type("application/json")
+        .body(cached.body.clone())
+}
+
+/// The category tree, as a flat list ordered by slug (`parent_id` links the tree).
+#[utoipa::path(
+    get, path = "/api/v1/catalog/categories", tag = "catalog", operation_id = "list_categories",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Categories", body = Page<CategoryResponse>),
+        (status = 400, description = "Bad cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_categories(
+    state: web::Data<State>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<CategoryResponse>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    Ok(web::Json(
+        state
+            .catalog
+            .categories(&page)
+            .await?
+            .map(CategoryResponse::from),
+    ))
+}
+
+/// Create a category (admin).
+#[utoipa::path(
+    post, path = "/api/v1/catalog/categories", tag = "catalog", operation_id = "create_category",
+    security(("bearer" = [])),
+    request_body = CreateCategoryRequest,
+    responses(
+        (status = 201, description = "Created", body = CategoryResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Slug taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn create_category(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    body: ValidJson<CreateCategoryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let category = state
+        .catalog
+        .create_category(NewCategory {
+            name: body.name,
+            slug: body.slug,
+            parent_id: body.parent_id.map(CategoryId::from_uuid),
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(CategoryResponse::from(category)))
+}
+
+/// Browse active products: filter by category (with sub-categories) and words, sort, page.
+#[utoipa::path(
+    get, path = "/api/v1/catalog/products", tag = "catalog", operation_id = "list_products",
+    params(ProductListQuery),
+    responses(
+        (status = 200, description = "A page of products", body = Page<ProductResponse>),
+        (status = 400, description = "Bad cursor or parameter", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit, query or category", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_products(
+    state: web::Data<State>,
+    req: HttpRequest,
+    query: web::Query<ProductListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 2)?;
+    let category = match query
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(raw) => Some(
+            state
+                .catalog
+                .resolve_category(raw)
+                .await
+                .map_err(|e| match e {
+                    CatalogError::CategoryNotFound => {
+                        ApiError::field("category", "no such category")
+                    }
+                    other => other.into(),
+                })?,
+        ),
+        None => None,
+    };
+    let q = query.q.as_deref().unwrap_or_default();
+    if q.chars().count() > 100 {
+        return Err(ApiError::field("q", "must be at most 100 characters"));
+    }
+    let words: Vec<String> = q
+        .split_whitespace()
+        .take(8)
+        .map(str::to_lowercase)
+        .collect();
+    let sort = match query.sort.unwrap_or(SortParam::Newest) {
+        SortParam::Newest => Sort::Newest,
+        SortParam::Price => Sort::PriceAsc,
+        SortParam::PriceDesc => Sort::PriceDesc,
+        SortParam::Name => Sort::Name,
+    };
+    let key = format!(
+        "{}|{}|{:?}|{}|{}",
+        category.map(|c| c.to_string()).unwrap_or_default(),
+        words.join(" "),
+        sort,
+        page.limit,
+        query.cursor.as_deref().unwrap_or_default()
+    );
+    if let Some(cached) = state.cache.list(&key).await {
+        return Ok(cached_response(&req, &cached));
+    }
+    let generation = state.cache.generation();
+    let products = state
+        .catalog
+        .products(&ProductQuery {
+            category,
+            words,
+            sort,
+            page,
+        })
+        .await?;
+    let body: Page<ProductResponse> = products.map(|p| ProductResponse::from(&p));
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let cached = Cached {
+        etag: format!("\"l{:016x}\"", fnv(&bytes)).into(),
+        body: bytes.into(),
+    };
+    state.cache.put_list(generation, key, cached.clone()).await;
+    Ok(cached_response(&req, &cached))
+}
+
+/// A small, stable hash for list ETags.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Create a product (admin). Its stock starts at zero.
+#[utoipa::path(
+    post, path = "/api/v1/catalog/products", tag = "catalog", operation_id = "create_product",
+    security(("bearer" = [])),
+    request_body = CreateProductRequest,
+    responses(
+        (status = 201, description = "Created", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "SKU taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn create_product(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    ctx: RequestContext,
+    body: ValidJson<CreateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let product = state
+        .catalog
+        .create_product(
+            NewProduct {
+                sku: body.sku,
+                name: body.name,
+                description: body.description,
+                price: body.price,
+                category_id: body.category_id.map(CategoryId::from_uuid),
+            },
+            &Causation::from(&ctx),
+        )
+        .await?;
+    let mut res = with_etag(StatusCode::CREATED, &product);
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/catalog/products/{}", product.id))
+    {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(res)
+}
+
+/// A product, archived ones included. Served from cache; `If-None-Match` gives 304.
+#[utoipa::path(
+    get, path = "/api/v1/catalog/products/{id}", tag = "catalog", operation_id = "get_product",
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn get_product(
+    state: web::Data<State>,
+    req: HttpRequest,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    if let Some(cached) = state.cache.product(id).await {
+        return Ok(cached_response(&req, &cached));
+    }
+    let generation = state.cache.generation();
+    let product = state.catalog.product(id).await?;
+    let bytes = serde_json::to_vec(&ProductResponse::from(&product)).map_err(ApiError::internal)?;
+    let cached = Cached {
+        body: bytes.into(),
+        etag: product.etag().into(),
+    };
+    state
+        .cache
+        .put_product(generation, id, cached.clone())
+        .await;
+    Ok(cached_response(&req, &cached))
+}
+
+/// Change some fields (admin). Send the `ETag` you read as `If-Match`: a stale write is a 412.
+#[utoipa::path(
+    patch, path = "/api/v1/catalog/products/{id}", tag = "catalog", operation_id = "update_product",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the revision being changed")
+    ),
+    request_body = UpdateProductRequest,
+    responses(
+        (status = 200, description = "Updated", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "SKU taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn update_product(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    req: HttpRequest,
+    ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
+    body: ValidJson<UpdateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let expected = if_match(&req)?.flatten();
+    let body = body.into_inner();
+    let product = state
+        .catalog
+        .update_product(
+            id,
+            ProductChange {
+                sku: body.sku,
+                name: body.name,
+                description: body.description,
+                price: body.price,
+                category_id: body.category_id.map(|c| c.map(CategoryId::from_uuid)),
+            },
+            expected,
+            &Causation::from(&ctx),
+        )
+        .await?;
+    Ok(with_etag(StatusCode::OK, &product))
+}
+
+/// Archive a product (admin): hidden from browsing, kept for existing orders.
+#[utoipa::path(
+    delete, path = "/api/v1/catalog/products/{id}", tag = "catalog", operation_id = "archive_product",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the revision being archived")
+    ),
+    responses(
+        (status = 200, description = "Archived", body = ProductResponse),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn archive_product(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    req: HttpRequest,
+    ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let expected = if_match(&req)?.flatten();
+    let product = state
+        .catalog
+        .archive(id, expected, &Causation::from(&ctx))
+        .await?;
+    Ok(with_etag(StatusCode::OK, &product))
+}
+
+/// Stock: on hand, reserved by open orders, available.
+#[utoipa::path(
+    get, path = "/api/v1/catalog/products/{id}/stock", tag = "catalog", operation_id = "get_stock",
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "Stock", body = StockResponse),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn get_stock(
+    state: web::Data<State>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<StockResponse>, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let level = state.inventory.stock(id).await?;
+    Ok(web::Json(StockResponse::new(id.as_uuid(), level)))
+}
+
+/// Set units on hand (admin); never below what is reserved.
+#[utoipa::path(
+    put, path = "/api/v1/catalog/products/{id}/stock", tag = "catalog", operation_id = "set_stock",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    request_body = SetStockRequest,
+    responses(
+        (status = 200, description = "Stock", body = StockResponse),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Below what is reserved", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn set_stock(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    id: web::Path<uuid::Uuid>,
+    body: ValidJson<SetStockRequest>,
+) -> Result<web::Json<StockResponse>, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let level = state.inventory.set_on_hand(id, body.on_hand).await?;
+    Ok(web::Json(StockResponse::new(id.as_uuid(), level)))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_categories, create_category, list_products, create_product, get_product, update_product, archive_product, get_stock, set_stock),
+    tags((name = "catalog", description = "Categories, products, prices and stock"))
+)]
+pub(crate) struct ApiDoc;

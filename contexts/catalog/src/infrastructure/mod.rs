@@ -1,0 +1,4 @@
+//! Catalog's SQL adapters.
+
+pub(crate) mod sql_catalog;
+pub(crate) mod sql_inventory;

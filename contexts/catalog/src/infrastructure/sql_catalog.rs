@@ -1,0 +1,307 @@
+use anyhow::Context as _;
+use bus::{Envelope, Outbox};
+use kernel::db::{is_unique_violation, Database};
+use kernel::id::{CategoryId, ProductId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::{Currency, Money, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::application::ports::{CatalogRepository, Category, ProductQuery, SaveError, Sort};
+use crate::domain::{CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug};
+
+pub(crate) struct SqlCatalog {
+    pub(crate) db: Database,
+    pub(crate) outbox: Outbox,
+}
+
+const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at";
+
+fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
+    let id: String = row.try_get("product_id")?;
+    let sku: String = row.try_get("sku")?;
+    let name: String = row.try_get("name")?;
+    let description: Option<String> = row.try_get("description")?;
+    let currency: String = row.try_get("currency")?;
+    let category: Option<String> = row.try_get("category_id")?;
+    let status: String = row.try_get("status")?;
+    Ok(Product {
+        id: ProductId::parse(&id)?,
+        sku: Sku::parse(&sku).map_err(anyhow::Error::msg)?,
+        name: ProductName::parse(&name).map_err(anyhow::Error::msg)?,
+        description: description
+            .map(|d| Description::parse(&d))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        price: Money::new(row.try_get("price_amount")?, Currency::parse(&currency)?)?,
+        category_id: category.map(|c| CategoryId::parse(&c)).transpose()?,
+        status: ProductStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+        revision: row.try_get("revision")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+    })
+}
+
+fn category_from_row(row: &AnyRow) -> anyhow::Result<Category> {
+    let id: String = row.try_get("category_id")?;
+    let name: String = row.try_get("name")?;
+    let slug: String = row.try_get("slug")?;
+    let parent: Option<String> = row.try_get("parent_id")?;
+    Ok(Category {
+        id: CategoryId::parse(&id)?,
+        name: CategoryName::parse(&name).map_err(anyhow::Error::msg)?,
+        slug: Slug::parse(&slug).map_err(anyhow::Error::msg)?,
+        parent_id: parent.map(|p| CategoryId::parse(&p)).transpose()?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+    })
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn map_unique(e: sqlx::Error, what: &'static str) -> SaveError {
+    if is_unique_violation(&e) {
+        SaveError::Duplicate(what)
+    } else {
+        SaveError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl CatalogRepository for SqlCatalog {
+    async fn create_category(&self, c: &Category) -> Result<(), SaveError> {
+        sqlx::query("insert into category (category_id, name, slug, parent_id, created_at) values ($1, $2, $3, $4, $5)")
+            .bind(c.id.to_string())
+            .bind(c.name.as_ref())
+            .bind(c.slug.as_ref())
+            .bind(c.parent_id.map(|p| p.to_string()))
+            .bind(c.created_at.as_micros())
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| map_unique(e, "slug"))?;
+        Ok(())
+    }
+
+    async fn category(&self, id: CategoryId) -> anyhow::Result<Option<Category>> {
+        let row = sqlx::query("select category_id, name, slug, parent_id, created_at from category where category_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(category_from_row).transpose()
+    }
+
+    async fn category_by_slug(&self, slug: &Slug) -> anyhow::Result<Option<Category>> {
+        let row = sqlx::query(
+            "select category_id, name, slug, parent_id, created_at from category where slug = $1",
+        )
+        .bind(slug.as_ref())
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.as_ref().map(category_from_row).transpose()
+    }
+
+    async fn categories(&self, page: &PageRequest) -> anyhow::Result<Page<Category>> {
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| c.parts()[0].clone())
+            .unwrap_or_default();
+        let rows = sqlx::query(
+            "select category_id, name, slug, parent_id, created_at from category where slug > $1 order by slug limit $2",
+        )
+        .bind(after)
+        .bind(page.fetch_limit())
+        .fetch_all(self.db.pool())
+        .await?;
+        let items = rows
+            .iter()
+            .map(category_from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(page.finish(items, |c| vec![c.slug.as_ref().to_owned()]))
+    }
+
+    async fn create_product(&self, p: &Product, events: &[Envelope]) -> Result<(), SaveError> {
+        let mut tx = self.db.begin().await?;
+        sqlx::query(&format!(
+            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(p.id.to_string())
+        .bind(p.sku.as_ref())
+        .bind(p.name.as_ref())
+        .bind(p.description.as_ref().map(|d| d.as_ref().to_owned()))
+        .bind(p.price.amount())
+        .bind(p.price.currency().as_str())
+        .bind(p.category_id.map(|c| c.to_string()))
+        .bind(p.status.as_str())
+        .bind(p.revision)
+        .bind(p.created_at.as_micros())
+        .bind(p.updated_at.as_micros())
+        .bind(p.search_text())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, "sku"))?;
+        sqlx::query(
+            "insert into stock (product_id, on_hand, reserved, updated_at) values ($1, 0, 0, $2)",
+        )
+        .bind(p.id.to_string())
+        .bind(p.created_at.as_micros())
+        .execute(&mut *tx)
+        .await
+        .context("cannot create stock row")?;
+        self.outbox.enqueue(&mut tx, events).await?;
+        tx.commit().await.context("cannot commit product")?;
+        Ok(())
+    }
+
+    async fn update_product(
+        &self,
+        p: &Product,
+        expected_revision: i64,
+        events: &[Envelope],
+    ) -> Result<(), SaveError> {
+        let mut tx = self.db.begin().await?;
+        let done = sqlx::query(
+            "update product set sku = $1, name = $2, description = $3, price_amount = $4, currency = $5, category_id = $6, \
+             status = $7, revision = $8, updated_at = $9, search_text = $10 where product_id = $11 and revision = $12",
+        )
+        .bind(p.sku.as_ref())
+        .bind(p.name.as_ref())
+        .bind(p.description.as_ref().map(|d| d.as_ref().to_owned()))
+        .bind(p.price.amount())
+        .bind(p.price.currency().as_str())
+        .bind(p.category_id.map(|c| c.to_string()))
+        .bind(p.status.as_str())
+        .bind(p.revision)
+        .bind(p.updated_at.as_micros())
+        .bind(p.search_text())
+        .bind(p.id.to_string())
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, "sku"))?;
+        if done.rows_affected() != 1 {
+            return Err(SaveError::Stale);
+        }
+        self.outbox.enqueue(&mut tx, events).await?;
+        tx.commit().await.context("cannot commit product")?;
+        Ok(())
+    }
+
+    async fn product(&self, id: ProductId) -> anyhow::Result<Option<Product>> {
+        let row = sqlx::query(&format!(
+            "select {PRODUCT_COLUMNS} from product where product_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.db.pool())
+        .await
+        .context("cannot read product")?;
+        row.as_ref().map(product_from_row).transpose()
+    }
+
+    async fn products(&self, query: &ProductQuery) -> anyhow::Result<Page<Product>> {
+        let mut sql = String::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut n = 0;
+        let mut next = |binds: &mut Vec<Bind>, b: Bind| {
+            binds.push(b);
+            n += 1;
+            format!("${n}")
+        };
+        if let Some(category) = query.category {
+            let p = next(&mut binds, Bind::Text(category.to_string()));
+            sql.push_str(&format!(
+                "with recursive sub (category_id) as (select category_id from category where category_id = {p} \
+                 union all select c.category_id from category c join sub on c.parent_id = sub.category_id) "
+            ));
+        }
+        sql.push_str(&format!(
+            "select {PRODUCT_COLUMNS} from product where status = 'active'"
+        ));
+        if query.category.is_some() {
+            sql.push_str(" and category_id in (select category_id from sub)");
+        }
+        for word in &query.words {
+            let p = next(&mut binds, Bind::Text(like_escape(word)));
+            sql.push_str(&format!(" and search_text like {p} escape '\\'"));
+        }
+        let (column, descending) = match query.sort {
+            Sort::Newest => ("created_at", true),
+            Sort::PriceAsc => ("price_amount", false),
+            Sort::PriceDesc => ("price_amount", true),
+            Sort::Name => ("name", false),
+        };
+        if let Some(cursor) = &query.page.after {
+            let parts = cursor.parts();
+            let key = match query.sort {
+                Sort::Name => Bind::Text(parts[0].clone()),
+                _ => Bind::Int(
+                    parts[0]
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("bad cursor"))?,
+                ),
+            };
+            let k = next(&mut binds, key);
+            let id = next(&mut binds, Bind::Text(parts[1].clone()));
+            let op = if descending { "<" } else { ">" };
+            sql.push_str(&format!(
+                " and ({column} {op} {k} or ({column} = {k} and product_id {op} {id}))"
+            ));
+        }
+        let dir = if descending { "desc" } else { "asc" };
+        let limit = next(&mut binds, Bind::Int(query.page.fetch_limit()));
+        sql.push_str(&format!(
+            " order by {column} {dir}, product_id {dir} limit {limit}"
+        ));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q
+            .fetch_all(self.db.pool())
+            .await
+            .context("cannot list products")?;
+        let items = rows
+            .iter()
+            .map(product_from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sort = query.sort;
+        Ok(query.page.finish(items, |p| {
+            let key = match sort {
+                Sort::Newest => p.created_at.as_micros().to_string(),
+                Sort::PriceAsc | Sort::PriceDesc => p.price.amount().to_string(),
+                Sort::Name => p.name.as_ref().to_owned(),
+            };
+            vec![key, p.id.to_string()]
+        }))
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_escape;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}

@@ -1,0 +1,394 @@
+//! Stock and reservations. Every change is a conditional statement whose row count decides
+//! (`reserved = reserved + q where on_hand - reserved >= q`), so concurrent reservations can
+//! never oversell; rows are locked in product-id order, so they cannot deadlock.
+
+use anyhow::Context as _;
+use bus::{Envelope, Outbox};
+use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
+use kernel::db::Database;
+use kernel::id::{OrderId, ProductId};
+use kernel::Timestamp;
+use sqlx::{AnyConnection, Row};
+
+use crate::application::ports::{
+    EventsFor, InventoryRepository, ReleaseOutcome, ReserveOutcome, SetStockError,
+};
+use crate::domain::StockLevel;
+
+pub(crate) struct SqlInventory {
+    pub(crate) db: Database,
+    pub(crate) outbox: Outbox,
+}
+
+async fn reservation_status(
+    conn: &mut AnyConnection,
+    order: OrderId,
+) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("select status from reservation where order_id = $1")
+            .bind(order.to_string())
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+async fn reservation_lines(
+    conn: &mut AnyConnection,
+    order: OrderId,
+) -> anyhow::Result<Vec<StockLine>> {
+    let rows = sqlx::query(
+        "select product_id, quantity from reservation_line where order_id = $1 order by product_id",
+    )
+    .bind(order.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("product_id")?;
+            let q: i64 = r.try_get("quantity")?;
+            Ok(StockLine {
+                product_id: ProductId::parse(&id)?,
+                quantity: u32::try_from(q)?,
+            })
+        })
+        .collect()
+}
+
+/// Which open reservations a close applies to.
+#[derive(Clone, Copy)]
+enum Open {
+    /// Held or paid (cancellation, dispatch).
+    Any,
+    /// Only held, never paid (expiry: a payment that got in first wins).
+    Unpaid,
+}
+
+/// Moves an open reservation to `to` and gives its units back (`consume`: they also leave
+/// on_hand, for a dispatch). Returns the lines, or `None` if it was not open.
+async fn close(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    open: Open,
+    to: &str,
+    consume: bool,
+    now: Timestamp,
+) -> anyhow::Result<Option<Vec<StockLine>>> {
+    let statuses = match open {
+        Open::Any => "('held', 'paid')",
+        Open::Unpaid => "('held')",
+    };
+    let closed = sqlx::query(&format!(
+        "update reservation set status = $1, expires_at = null, updated_at = $2 where order_id = $3 and status in {statuses}"
+    ))
+    .bind(to)
+    .bind(now.as_micros())
+    .bind(order.to_string())
+    .execute(&mut *conn)
+    .await?;
+    if closed.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let lines = reservation_lines(conn, order).await?;
+    let sql = if consume {
+        "update stock set on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 where product_id = $3"
+    } else {
+        "update stock set reserved = reserved - $1, updated_at = $2 where product_id = $3"
+    };
+    for line in &lines {
+        sqlx::query(sql)
+            .bind(i64::from(line.quantity))
+            .bind(now.as_micros())
+            .bind(line.product_id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Some(lines))
+}
+
+impl SqlInventory {
+    /// Tries to hold every line in one transaction; `Ok(None)` when a line is short (the
+    /// transaction is rolled back, nothing is held).
+    async fn try_hold(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+        lines: &[StockLine],
+        expires_at: Timestamp,
+        events: EventsFor<'_, ReserveOutcome>,
+    ) -> anyhow::Result<Option<ReserveOutcome>> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(Some(ReserveOutcome::Duplicate));
+        }
+        if reservation_status(&mut tx, order).await?.is_some() {
+            // Cancelled before it was reserved (a tombstone), or reserved under another envelope.
+            tx.commit().await?;
+            return Ok(Some(ReserveOutcome::AlreadyClosed));
+        }
+        for line in lines {
+            let held = sqlx::query(
+                "update stock set reserved = reserved + $1, updated_at = $2 where product_id = $3 and on_hand - reserved >= $1",
+            )
+            .bind(i64::from(line.quantity))
+            .bind(now.as_micros())
+            .bind(line.product_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .context("cannot reserve")?;
+            if held.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
+        sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, 'held', $2, $3, $3)")
+            .bind(order.to_string())
+            .bind(expires_at.as_micros())
+            .bind(now.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        for line in lines {
+            sqlx::query(
+                "insert into reservation_line (order_id, product_id, quantity) values ($1, $2, $3)",
+            )
+            .bind(order.to_string())
+            .bind(line.product_id.to_string())
+            .bind(i64::from(line.quantity))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let outcome = ReserveOutcome::Reserved {
+            lines: lines.to_vec(),
+            expires_at,
+        };
+        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
+        tx.commit().await.context("cannot commit reservation")?;
+        Ok(Some(outcome))
+    }
+
+    async fn reject(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+        lines: &[StockLine],
+        events: EventsFor<'_, ReserveOutcome>,
+    ) -> anyhow::Result<Option<ReserveOutcome>> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(Some(ReserveOutcome::Duplicate));
+        }
+        let mut short_lines = Vec::new();
+        for line in lines {
+            let available: Option<i64> =
+                sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
+                    .bind(line.product_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let available = available.unwrap_or(0);
+            if available < i64::from(line.quantity) {
+                short_lines.push(ShortLine {
+                    product_id: line.product_id,
+                    requested: line.quantity,
+                    available,
+                });
+            }
+        }
+        if short_lines.is_empty() {
+            // Stock came back between the attempt and now: try again.
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'rejected', $2, $2)")
+            .bind(order.to_string())
+            .bind(now.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        let outcome = ReserveOutcome::Rejected { short_lines };
+        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
+        tx.commit().await.context("cannot commit rejection")?;
+        Ok(Some(outcome))
+    }
+
+    /// A transaction in which this envelope is recorded as handled; `None` for a duplicate.
+    async fn once(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+    ) -> anyhow::Result<Option<sqlx::Transaction<'static, sqlx::Any>>> {
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+}
+
+#[async_trait::async_trait]
+impl InventoryRepository for SqlInventory {
+    async fn stock(&self, product: ProductId) -> anyhow::Result<Option<StockLevel>> {
+        let row = sqlx::query("select on_hand, reserved from stock where product_id = $1")
+            .bind(product.to_string())
+            .fetch_optional(self.db.pool())
+            .await
+            .context("cannot read stock")?;
+        row.map(|r| {
+            Ok(StockLevel {
+                on_hand: r.try_get("on_hand")?,
+                reserved: r.try_get("reserved")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_on_hand(
+        &self,
+        product: ProductId,
+        on_hand: i64,
+        now: Timestamp,
+    ) -> Result<StockLevel, SetStockError> {
+        let done = sqlx::query("update stock set on_hand = $1, updated_at = $2 where product_id = $3 and reserved <= $1")
+            .bind(on_hand)
+            .bind(now.as_micros())
+            .bind(product.to_string())
+            .execute(self.db.pool())
+            .await
+            .context("cannot set stock")?;
+        let level = self.stock(product).await?.ok_or(SetStockError::NotFound)?;
+        if done.rows_affected() != 1 {
+            return Err(SetStockError::BelowReserved {
+                reserved: level.reserved,
+            });
+        }
+        Ok(level)
+    }
+
+    async fn reserve(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+        lines: &[StockLine],
+        expires_at: Timestamp,
+        events: EventsFor<'_, ReserveOutcome>,
+    ) -> anyhow::Result<ReserveOutcome> {
+        for _ in 0..5 {
+            if let Some(outcome) = self
+                .try_hold(group, envelope, order, lines, expires_at, events)
+                .await?
+            {
+                return Ok(outcome);
+            }
+            if let Some(outcome) = self.reject(group, envelope, order, lines, events).await? {
+                return Ok(outcome);
+            }
+        }
+        anyhow::bail!("stock kept changing while reserving order {order}")
+    }
+
+    async fn release(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+        events: EventsFor<'_, ReleaseOutcome>,
+    ) -> anyhow::Result<ReleaseOutcome> {
+        let Some(mut tx) = self.once(group, envelope).await? else {
+            return Ok(ReleaseOutcome::Nothing);
+        };
+        let now = Timestamp::now();
+        if reservation_status(&mut tx, order).await?.is_none() {
+            // Cancelled before the reservation request arrived: leave a tombstone.
+            sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'cancelled', $2, $2)")
+                .bind(order.to_string())
+                .bind(now.as_micros())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(ReleaseOutcome::Nothing);
+        }
+        let outcome = match close(&mut tx, order, Open::Any, "released", false, now).await? {
+            Some(lines) => ReleaseOutcome::Released {
+                lines,
+                reason: ReleaseReason::Cancelled,
+            },
+            None => ReleaseOutcome::Nothing,
+        };
+        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
+        tx.commit().await.context("cannot commit release")?;
+        Ok(outcome)
+    }
+
+    async fn mark_paid(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+    ) -> anyhow::Result<()> {
+        let Some(mut tx) = self.once(group, envelope).await? else {
+            return Ok(());
+        };
+        sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'held'")
+            .bind(Timestamp::now().as_micros())
+            .bind(order.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit(&self, group: &str, envelope: &Envelope, order: OrderId) -> anyhow::Result<()> {
+        let Some(mut tx) = self.once(group, envelope).await? else {
+            return Ok(());
+        };
+        if close(
+            &mut tx,
+            order,
+            Open::Any,
+            "committed",
+            true,
+            Timestamp::now(),
+        )
+        .await?
+        .is_none()
+        {
+            tracing::warn!(order_id = %order, "dispatch of an order without an open reservation");
+        }
+        tx.commit().await.context("cannot commit dispatch")?;
+        Ok(())
+    }
+
+    async fn expire_due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        events: EventsFor<'_, (OrderId, ReleaseOutcome)>,
+    ) -> anyhow::Result<usize> {
+        let due: Vec<String> = sqlx::query_scalar(
+            "select order_id from reservation where status = 'held' and expires_at < $1 order by expires_at limit $2",
+        )
+        .bind(now.as_micros())
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut expired = 0;
+        for raw in due {
+            let order = OrderId::parse(&raw)?;
+            let mut tx = self.db.begin().await?;
+            if let Some(lines) = close(&mut tx, order, Open::Unpaid, "expired", false, now).await? {
+                let outcome = ReleaseOutcome::Released {
+                    lines,
+                    reason: ReleaseReason::ReservationExpired,
+                };
+                self.outbox
+                    .enqueue(&mut tx, &events(&(order, outcome))?)
+                    .await?;
+                expired += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(expired)
+    }
+}
