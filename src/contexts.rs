@@ -96,6 +96,9 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                 shipping::module(shipping::Deps {
                     db: db.clone(),
                     bus: bus.clone(),
+                    settings: shipping::Settings {
+                        carriers: config.carriers.clone(),
+                    },
                 })
                 .await?
             }

@@ -11,3 +11,4 @@ mod catalog;
 mod helpers;
 mod identity;
 mod operations;
+mod shipping;

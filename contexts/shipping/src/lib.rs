@@ -1,32 +1,69 @@
-//! The shipping bounded context. Its only public face is [`module`], [`openapi`] and
-//! [`MIGRATOR`]; everything else stays inside.
+//! The shipping bounded context: one shipment per paid order, carrier updates through a
+//! checked state machine, tracking numbers with a check digit, and public tracking. Its
+//! public face is [`module`], [`openapi`] and [`MIGRATOR`].
 
-use bus::SharedBus;
+mod application;
+mod domain;
+mod http;
+mod infrastructure;
+
+use std::sync::Arc;
+
+use bus::{DeliveryMode, SharedBus, SqlDeadLetters, Subscription};
 use kernel::db::Database;
 use kernel::module::ContextModule;
+use kernel::SystemClock;
 use sqlx::migrate::Migrator;
+
+use application::shipments::{self, Shipments};
+use infrastructure::sql_shipments::SqlShipments;
 
 pub const NAME: &str = "shipping";
 
 /// The shipping schema, applied into its own database or schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/shipping");
 
+pub struct Settings {
+    /// Carrier codes shipments are assigned to (by order id).
+    pub carriers: Vec<String>,
+}
+
 pub struct Deps {
     pub db: Database,
     pub bus: SharedBus,
+    pub settings: Settings,
 }
 
-/// Builds the context: subscriptions registered on the bus, routes and background tasks.
+/// Builds the context: subscriptions, routes and the relay.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
-    let (_outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
-    Ok(ContextModule::new(NAME, |_cfg| {}).with_task(relay))
+    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let shipments = Arc::new(Shipments {
+        repo: Arc::new(SqlShipments {
+            db: deps.db.clone(),
+            outbox: outbox.clone(),
+        }),
+        clock: Arc::new(SystemClock),
+        outbox,
+        carriers: deps.settings.carriers,
+    });
+    deps.bus
+        .subscribe(Subscription::new(
+            shipments::GROUP,
+            DeliveryMode::Competing,
+            &shipments::EVENTS,
+            shipments.clone(),
+            Arc::new(SqlDeadLetters::new(deps.db.clone())),
+        ))
+        .await?;
+    let state = actix_web::web::Data::new(http::State { shipments });
+    Ok(ContextModule::new(NAME, move |cfg| {
+        cfg.app_data(state.clone());
+        http::configure(cfg);
+    })
+    .with_task(relay))
 }
 
-#[derive(utoipa::OpenApi)]
-#[openapi(tags((name = "shipping", description = "Shipping")))]
-struct ApiDoc;
-
-/// The context's OpenAPI fragment (paths under `/api/v1/shipping`).
+/// The context's OpenAPI fragment.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
+    <http::ApiDoc as utoipa::OpenApi>::openapi()
 }

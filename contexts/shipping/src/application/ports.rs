@@ -1,0 +1,103 @@
+//! Ports: shipment persistence.
+
+use bus::Envelope;
+use kernel::address::PostalAddress;
+use kernel::id::{OrderId, ShipmentId, UserId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::Timestamp;
+use shipping_contracts::ShippedLine;
+
+use crate::domain::{CarrierEvent, ShipmentStatus, TransitionError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TrackingEvent {
+    pub(crate) event_type: String,
+    pub(crate) location: Option<String>,
+    pub(crate) occurred_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Shipment {
+    pub(crate) id: ShipmentId,
+    pub(crate) order_id: OrderId,
+    pub(crate) customer_id: UserId,
+    pub(crate) carrier: String,
+    pub(crate) tracking_number: String,
+    pub(crate) status: ShipmentStatus,
+    pub(crate) address: PostalAddress,
+    pub(crate) lines: Vec<ShippedLine>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) events: Vec<TrackingEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CreateOutcome {
+    Created(Box<Shipment>),
+    /// The order has its shipment already (a duplicate paid event).
+    Exists,
+    /// The order was cancelled first.
+    OrderCancelled,
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CancelOutcome {
+    Cancelled(Box<Shipment>),
+    /// The goods left before the cancellation arrived: nothing is undone.
+    AlreadyDispatched(Box<Shipment>),
+    /// No shipment yet; a later paid event will create none.
+    NoShipment,
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    #[error("no such shipment")]
+    NotFound,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+pub(crate) type EventsFor<'a, T> = &'a (dyn Fn(&T) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
+
+#[async_trait::async_trait]
+pub(crate) trait ShipmentRepository: Send + Sync {
+    /// Creates the order's only shipment, once per envelope; a unique order id makes a
+    /// second one impossible even under concurrent duplicates.
+    async fn create(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        shipment: &Shipment,
+        events: EventsFor<'_, Shipment>,
+    ) -> anyhow::Result<CreateOutcome>;
+    async fn cancel_for_order(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+        now: Timestamp,
+        events: EventsFor<'_, Shipment>,
+    ) -> anyhow::Result<CancelOutcome>;
+    /// Applies a carrier event by statement (the status must still be the one read).
+    async fn record(
+        &self,
+        id: ShipmentId,
+        event: CarrierEvent,
+        location: Option<&str>,
+        occurred_at: Timestamp,
+        events: EventsFor<'_, Shipment>,
+    ) -> Result<Shipment, RecordError>;
+    async fn get(&self, id: ShipmentId) -> anyhow::Result<Option<Shipment>>;
+    async fn by_tracking_number(&self, tracking_number: &str) -> anyhow::Result<Option<Shipment>>;
+    /// Shipments, newest first; `customer` limits to one customer's.
+    async fn list(
+        &self,
+        customer: Option<UserId>,
+        order: Option<OrderId>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Shipment>>;
+}

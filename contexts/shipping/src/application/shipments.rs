@@ -1,0 +1,243 @@
+//! Shipments: created when an order is paid, moved by carrier updates, cancelled with the
+//! order while they have not left.
+
+use std::sync::Arc;
+
+use bus::{Causation, Envelope, EventHandler, Outbox};
+use kernel::auth::AuthUser;
+use kernel::id::{OrderId, ShipmentId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::{Clock, FieldError, Timestamp};
+use ordering_contracts::{OrderCancelled, OrderPaid};
+use rand::Rng;
+use shipping_contracts::{
+    ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched, ShippedLine,
+};
+
+use super::ports::{CancelOutcome, CreateOutcome, RecordError, Shipment, ShipmentRepository};
+use super::ShippingError;
+use crate::domain::{CarrierEvent, ShipmentStatus, TrackingNumber};
+
+pub(crate) const GROUP: &str = "shipping.shipments";
+pub(crate) const EVENTS: [&str; 2] = ["ordering.order_paid", "ordering.order_cancelled"];
+
+pub(crate) struct Shipments {
+    pub(crate) repo: Arc<dyn ShipmentRepository>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) outbox: Outbox,
+    pub(crate) carriers: Vec<String>,
+}
+
+fn event_for(
+    shipment: &Shipment,
+    now: Timestamp,
+    cause: &Causation,
+) -> anyhow::Result<Vec<Envelope>> {
+    let env = match shipment.status {
+        ShipmentStatus::Pending => Envelope::wrap(
+            &ShipmentCreated {
+                shipment_id: shipment.id,
+                order_id: shipment.order_id,
+                customer_id: shipment.customer_id,
+                carrier: shipment.carrier.clone(),
+                tracking_number: shipment.tracking_number.clone(),
+                created_at: shipment.created_at,
+            },
+            now,
+            cause,
+        )?,
+        ShipmentStatus::Dispatched => Envelope::wrap(
+            &ShipmentDispatched {
+                shipment_id: shipment.id,
+                order_id: shipment.order_id,
+                customer_id: shipment.customer_id,
+                tracking_number: shipment.tracking_number.clone(),
+                lines: shipment.lines.clone(),
+                dispatched_at: shipment.updated_at,
+            },
+            now,
+            cause,
+        )?,
+        ShipmentStatus::Delivered => Envelope::wrap(
+            &ShipmentDelivered {
+                shipment_id: shipment.id,
+                order_id: shipment.order_id,
+                customer_id: shipment.customer_id,
+                tracking_number: shipment.tracking_number.clone(),
+                delivered_at: shipment.updated_at,
+            },
+            now,
+            cause,
+        )?,
+        ShipmentStatus::Cancelled => Envelope::wrap(
+            &ShipmentCancelled {
+                shipment_id: shipment.id,
+                order_id: shipment.order_id,
+                customer_id: shipment.customer_id,
+                cancelled_at: shipment.updated_at,
+            },
+            now,
+            cause,
+        )?,
+        // In transit is shown on tracking; nobody else needs to hear of it.
+        ShipmentStatus::InTransit => return Ok(vec![]),
+    };
+    Ok(vec![env])
+}
+
+impl Shipments {
+    fn carrier_for(&self, order: OrderId) -> String {
+        let n = order.as_uuid().as_u128() as usize;
+        self.carriers
+            .get(n % self.carriers.len().max(1))
+            .cloned()
+            .unwrap_or_else(|| "EMP".to_owned())
+    }
+
+    async fn on_order_paid(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let event: OrderPaid = envelope.open()?;
+        let now = self.clock.now();
+        let carrier = self.carrier_for(event.order_id);
+        let digits: [u8; 10] = std::array::from_fn(|_| rand::thread_rng().gen_range(0..10));
+        let shipment = Shipment {
+            id: ShipmentId::new(),
+            order_id: event.order_id,
+            customer_id: event.customer_id,
+            tracking_number: TrackingNumber::new(&carrier, digits).as_ref().to_owned(),
+            carrier,
+            status: ShipmentStatus::Pending,
+            address: event.shipping_address,
+            lines: event
+                .lines
+                .iter()
+                .map(|l| ShippedLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                })
+                .collect(),
+            created_at: now,
+            updated_at: now,
+            events: vec![],
+        };
+        let cause = Causation::from(envelope);
+        let events = move |s: &Shipment| event_for(s, now, &cause);
+        let outcome = self
+            .repo
+            .create(GROUP, envelope, &shipment, &events)
+            .await?;
+        if let CreateOutcome::Created(s) = &outcome {
+            tracing::info!(shipment_id = %s.id, order_id = %s.order_id, tracking = %s.tracking_number, "shipment created");
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+
+    async fn on_order_cancelled(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let event: OrderCancelled = envelope.open()?;
+        let now = self.clock.now();
+        let cause = Causation::from(envelope);
+        let events = move |s: &Shipment| event_for(s, now, &cause);
+        match self
+            .repo
+            .cancel_for_order(GROUP, envelope, event.order_id, now, &events)
+            .await?
+        {
+            CancelOutcome::Cancelled(s) => {
+                tracing::info!(shipment_id = %s.id, "shipment cancelled");
+                self.outbox.wake();
+            }
+            CancelOutcome::AlreadyDispatched(s) => {
+                // The dispatch won the race. Nothing here pretends otherwise: the shipment stays
+                // dispatched and ordering, hearing of the dispatch, flags the order for a return.
+                tracing::warn!(shipment_id = %s.id, order_id = %s.order_id, "cancellation arrived after dispatch; shipment not cancelled");
+            }
+            CancelOutcome::NoShipment | CancelOutcome::Duplicate => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn record_carrier_event(
+        &self,
+        id: ShipmentId,
+        event: CarrierEvent,
+        location: Option<String>,
+        occurred_at: Option<Timestamp>,
+        cause: &Causation,
+    ) -> Result<Shipment, ShippingError> {
+        let now = self.clock.now();
+        let occurred_at = occurred_at.unwrap_or(now);
+        if occurred_at > now.plus(std::time::Duration::from_secs(300)) {
+            return Err(ShippingError::Invalid(vec![FieldError::new(
+                "occurred_at",
+                "must not be in the future",
+            )]));
+        }
+        let location = location
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty());
+        if location
+            .as_ref()
+            .is_some_and(|l| l.chars().count() > 200 || l.chars().any(char::is_control))
+        {
+            return Err(ShippingError::Invalid(vec![FieldError::new(
+                "location",
+                "must be at most 200 characters without control characters",
+            )]));
+        }
+        let cause = cause.clone();
+        let events = move |s: &Shipment| event_for(s, now, &cause);
+        let shipment = self
+            .repo
+            .record(id, event, location.as_deref(), occurred_at, &events)
+            .await
+            .map_err(|e| match e {
+                RecordError::NotFound => ShippingError::NotFound,
+                RecordError::Transition(t) => ShippingError::Transition(t),
+                RecordError::Unexpected(e) => ShippingError::Unexpected(e),
+            })?;
+        self.outbox.wake();
+        Ok(shipment)
+    }
+
+    /// A shipment the caller may see: their own, or any for an admin. Others' are "not found".
+    pub(crate) async fn get(
+        &self,
+        caller: &AuthUser,
+        id: ShipmentId,
+    ) -> Result<Shipment, ShippingError> {
+        let shipment = self.repo.get(id).await?.ok_or(ShippingError::NotFound)?;
+        if !caller.is_admin() && shipment.customer_id != caller.user_id {
+            return Err(ShippingError::NotFound);
+        }
+        Ok(shipment)
+    }
+
+    pub(crate) async fn list(
+        &self,
+        caller: &AuthUser,
+        order: Option<OrderId>,
+        page: &PageRequest,
+    ) -> Result<Page<Shipment>, ShippingError> {
+        let customer = (!caller.is_admin()).then_some(caller.user_id);
+        Ok(self.repo.list(customer, order, page).await?)
+    }
+
+    pub(crate) async fn track(&self, raw: &str) -> Result<Shipment, ShippingError> {
+        let number = TrackingNumber::parse(raw).map_err(|_| ShippingError::NotFound)?;
+        self.repo
+            .by_tracking_number(number.as_ref())
+            .await?
+            .ok_or(ShippingError::NotFound)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Shipments {
+    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        match envelope.event_type.as_str() {
+            "ordering.order_paid" => self.on_order_paid(envelope).await,
+            "ordering.order_cancelled" => self.on_order_cancelled(envelope).await,
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Shipping's SQL adapter.
+
+pub(crate) mod sql_shipments;

@@ -1,0 +1,301 @@
+use anyhow::Context as _;
+use bus::{Envelope, Outbox};
+use kernel::db::{is_unique_violation, Database};
+use kernel::id::{OrderId, ShipmentId, UserId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::application::ports::{
+    CancelOutcome, CreateOutcome, EventsFor, RecordError, Shipment, ShipmentRepository,
+    TrackingEvent,
+};
+use crate::domain::{CarrierEvent, ShipmentStatus};
+
+pub(crate) struct SqlShipments {
+    pub(crate) db: Database,
+    pub(crate) outbox: Outbox,
+}
+
+const COLUMNS: &str = "shipment_id, order_id, customer_id, carrier, tracking_number, status, shipping_address, lines, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> anyhow::Result<Shipment> {
+    let id: String = row.try_get("shipment_id")?;
+    let order: String = row.try_get("order_id")?;
+    let customer: String = row.try_get("customer_id")?;
+    let status: String = row.try_get("status")?;
+    let address: String = row.try_get("shipping_address")?;
+    let lines: String = row.try_get("lines")?;
+    Ok(Shipment {
+        id: ShipmentId::parse(&id)?,
+        order_id: OrderId::parse(&order)?,
+        customer_id: UserId::parse(&customer)?,
+        carrier: row.try_get("carrier")?,
+        tracking_number: row.try_get("tracking_number")?,
+        status: ShipmentStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+        address: serde_json::from_str(&address)?,
+        lines: serde_json::from_str(&lines)?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+        events: vec![],
+    })
+}
+
+async fn load_events(conn: &mut AnyConnection, shipment: &mut Shipment) -> anyhow::Result<()> {
+    let rows = sqlx::query(
+        "select event_type, location, occurred_at from tracking_event where shipment_id = $1 order by occurred_at, recorded_at",
+    )
+    .bind(shipment.id.to_string())
+    .fetch_all(conn)
+    .await?;
+    shipment.events = rows
+        .iter()
+        .map(|r| {
+            Ok(TrackingEvent {
+                event_type: r.try_get("event_type")?,
+                location: r.try_get("location")?,
+                occurred_at: Timestamp::from_micros(r.try_get("occurred_at")?),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(())
+}
+
+async fn add_event(
+    conn: &mut AnyConnection,
+    id: ShipmentId,
+    kind: &str,
+    location: Option<&str>,
+    at: Timestamp,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into tracking_event (tracking_event_id, shipment_id, event_type, location, occurred_at, recorded_at) values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(id.to_string())
+    .bind(kind)
+    .bind(location)
+    .bind(at.as_micros())
+    .bind(Timestamp::now().as_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl SqlShipments {
+    async fn one(
+        &self,
+        conn: &mut AnyConnection,
+        filter: &str,
+        value: String,
+    ) -> anyhow::Result<Option<Shipment>> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from shipment where {filter} = $1"
+        ))
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut shipment = from_row(&row)?;
+        load_events(conn, &mut shipment).await?;
+        Ok(Some(shipment))
+    }
+}
+
+#[async_trait::async_trait]
+impl ShipmentRepository for SqlShipments {
+    async fn create(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        s: &Shipment,
+        events: EventsFor<'_, Shipment>,
+    ) -> anyhow::Result<CreateOutcome> {
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(CreateOutcome::Duplicate);
+        }
+        let cancelled: Option<i64> =
+            sqlx::query_scalar("select 1 from cancelled_order where order_id = $1")
+                .bind(s.order_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if cancelled.is_some() {
+            tx.commit().await?;
+            return Ok(CreateOutcome::OrderCancelled);
+        }
+        let inserted = sqlx::query(&format!(
+            "insert into shipment ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (order_id) do nothing"
+        ))
+        .bind(s.id.to_string())
+        .bind(s.order_id.to_string())
+        .bind(s.customer_id.to_string())
+        .bind(&s.carrier)
+        .bind(&s.tracking_number)
+        .bind(s.status.as_str())
+        .bind(serde_json::to_string(&s.address)?)
+        .bind(serde_json::to_string(&s.lines)?)
+        .bind(s.created_at.as_micros())
+        .bind(s.updated_at.as_micros())
+        .execute(&mut *tx)
+        .await;
+        let inserted = match inserted {
+            Ok(done) => done.rows_affected() == 1,
+            // A tracking-number collision (one in ten billion): fail, and the retry draws anew.
+            Err(e) if is_unique_violation(&e) => anyhow::bail!("tracking number collision"),
+            Err(e) => return Err(e).context("cannot create shipment"),
+        };
+        if !inserted {
+            tx.commit().await?;
+            return Ok(CreateOutcome::Exists);
+        }
+        self.outbox.enqueue(&mut tx, &events(s)?).await?;
+        tx.commit().await.context("cannot commit shipment")?;
+        Ok(CreateOutcome::Created(Box::new(s.clone())))
+    }
+
+    async fn cancel_for_order(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        order: OrderId,
+        now: Timestamp,
+        events: EventsFor<'_, Shipment>,
+    ) -> anyhow::Result<CancelOutcome> {
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(CancelOutcome::Duplicate);
+        }
+        sqlx::query("insert into cancelled_order (order_id, cancelled_at) values ($1, $2) on conflict (order_id) do nothing")
+            .bind(order.to_string())
+            .bind(now.as_micros())
+            .execute(&mut *tx)
+            .await?;
+        let outcome = match self.one(&mut tx, "order_id", order.to_string()).await? {
+            None => CancelOutcome::NoShipment,
+            Some(s) if s.status == ShipmentStatus::Cancelled => CancelOutcome::NoShipment,
+            Some(s) => match s.status.cancel() {
+                None => CancelOutcome::AlreadyDispatched(Box::new(s)),
+                Some(next) => {
+                    let moved = sqlx::query("update shipment set status = $1, updated_at = $2 where shipment_id = $3 and status = $4")
+                        .bind(next.as_str())
+                        .bind(now.as_micros())
+                        .bind(s.id.to_string())
+                        .bind(s.status.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    let current = self
+                        .one(&mut tx, "order_id", order.to_string())
+                        .await?
+                        .unwrap_or(s);
+                    if moved.rows_affected() == 1 {
+                        add_event(&mut tx, current.id, "cancelled", None, now).await?;
+                        self.outbox.enqueue(&mut tx, &events(&current)?).await?;
+                        CancelOutcome::Cancelled(Box::new(current))
+                    } else {
+                        CancelOutcome::AlreadyDispatched(Box::new(current))
+                    }
+                }
+            },
+        };
+        tx.commit().await.context("cannot commit cancellation")?;
+        Ok(outcome)
+    }
+
+    async fn record(
+        &self,
+        id: ShipmentId,
+        event: CarrierEvent,
+        location: Option<&str>,
+        occurred_at: Timestamp,
+        events: EventsFor<'_, Shipment>,
+    ) -> Result<Shipment, RecordError> {
+        let mut tx = self.db.begin().await?;
+        let current = self
+            .one(&mut tx, "shipment_id", id.to_string())
+            .await?
+            .ok_or(RecordError::NotFound)?;
+        let next = current.status.apply(event)?;
+        let moved = sqlx::query("update shipment set status = $1, updated_at = $2 where shipment_id = $3 and status = $4")
+            .bind(next.as_str())
+            .bind(occurred_at.as_micros())
+            .bind(id.to_string())
+            .bind(current.status.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("cannot move shipment")?;
+        if moved.rows_affected() != 1 {
+            // Someone else moved it in between (PostgreSQL); report it as the refusal it is.
+            return Err(RecordError::Transition(
+                crate::domain::TransitionError::Invalid {
+                    status: "changed",
+                    event: event.as_str(),
+                },
+            ));
+        }
+        add_event(&mut tx, id, event.as_str(), location, occurred_at).await?;
+        let updated = self
+            .one(&mut tx, "shipment_id", id.to_string())
+            .await?
+            .ok_or(RecordError::NotFound)?;
+        self.outbox.enqueue(&mut tx, &events(&updated)?).await?;
+        tx.commit().await.context("cannot commit carrier event")?;
+        Ok(updated)
+    }
+
+    async fn get(&self, id: ShipmentId) -> anyhow::Result<Option<Shipment>> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.one(&mut conn, "shipment_id", id.to_string()).await
+    }
+
+    async fn by_tracking_number(&self, tracking_number: &str) -> anyhow::Result<Option<Shipment>> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.one(&mut conn, "tracking_number", tracking_number.to_owned())
+            .await
+    }
+
+    async fn list(
+        &self,
+        customer: Option<UserId>,
+        order: Option<OrderId>,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Shipment>> {
+        let mut sql = format!("select {COLUMNS} from shipment where 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(c) = customer {
+            binds.push(c.to_string());
+            sql.push_str(&format!(" and customer_id = ${}", binds.len()));
+        }
+        if let Some(o) = order {
+            binds.push(o.to_string());
+            sql.push_str(&format!(" and order_id = ${}", binds.len()));
+        }
+        if let Some(cursor) = &page.after {
+            binds.push(cursor.parts()[0].clone());
+            sql.push_str(&format!(" and shipment_id < ${}", binds.len()));
+        }
+        sql.push_str(&format!(
+            " order by shipment_id desc limit ${}",
+            binds.len() + 1
+        ));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(page.fetch_limit())
+            .fetch_all(self.db.pool())
+            .await
+            .context("cannot list shipments")?;
+        let mut conn = self.db.pool().acquire().await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut s = from_row(row)?;
+            load_events(&mut conn, &mut s).await?;
+            items.push(s);
+        }
+        Ok(page.finish(items, |s| vec![s.id.to_string()]))
+    }
+}
