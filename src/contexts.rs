@@ -89,6 +89,10 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                 ordering::module(ordering::Deps {
                     db: db.clone(),
                     bus: bus.clone(),
+                    settings: ordering::Settings {
+                        reservation_ttl: config.reservation_ttl,
+                        sweep_every: std::time::Duration::from_secs(1),
+                    },
                 })
                 .await?
             }

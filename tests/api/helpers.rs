@@ -488,3 +488,68 @@ impl TestApp {
         }
     }
 }
+
+pub fn address() -> Value {
+    serde_json::json!({"name": "Ada Lovelace", "line1": "12 Market Street", "city": "Berlin", "postal_code": "10115", "country": "DE"})
+}
+
+impl TestApp {
+    /// A product ordering can sell: created in catalog and seen by ordering's projection.
+    pub async fn sellable(&self, admin: &str, sku: &str, amount: i64, stock: i64) -> String {
+        let id = self.product(admin, sku, amount, stock).await;
+        let probe = self.customer().await;
+        self.eventually("ordering knows the product", 10, || async {
+            let res = self
+                .post(
+                    "/api/v1/ordering/cart/items",
+                    Some(&probe.access_token),
+                    &serde_json::json!({"product_id": id, "quantity": 1}),
+                )
+                .await;
+            (res.status == 200).then_some(())
+        })
+        .await;
+        id
+    }
+
+    pub async fn add_to_cart(&self, token: &str, product: &str, quantity: i64) -> Response {
+        self.post(
+            "/api/v1/ordering/cart/items",
+            Some(token),
+            &serde_json::json!({"product_id": product, "quantity": quantity}),
+        )
+        .await
+    }
+
+    pub async fn checkout(&self, token: &str, payment_token: &str, key: Option<&str>) -> Response {
+        let body =
+            serde_json::json!({"shipping_address": address(), "payment_token": payment_token});
+        let headers: Vec<(&str, &str)> = key
+            .map(|k| vec![("idempotency-key", k)])
+            .unwrap_or_default();
+        self.request(
+            reqwest::Method::POST,
+            "/api/v1/ordering/orders",
+            Some(token),
+            Some(&body),
+            &headers,
+        )
+        .await
+    }
+
+    /// Waits until the order reaches `status`; returns it.
+    pub async fn order_reaches(&self, token: &str, order: &str, status: &str) -> Value {
+        let path = format!("/api/v1/ordering/orders/{order}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let res = self.get(&path, Some(token)).await;
+            if res.body["status"] == status {
+                return res.body;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("order {order} did not reach {status}; last seen: {}", res.body);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+}

@@ -1,32 +1,138 @@
-//! The ordering bounded context. Its only public face is [`module`], [`openapi`] and
-//! [`MIGRATOR`]; everything else stays inside.
+//! The ordering bounded context: carts priced from a product projection, checkout with
+//! `Idempotency-Key`, payments behind a gateway port, and the checkout saga with its
+//! compensations. Its public face is [`module`], [`openapi`] and [`MIGRATOR`].
 
-use bus::SharedBus;
+mod application;
+mod domain;
+mod http;
+mod infrastructure;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{DeliveryMode, RetryPolicy, SharedBus, SqlDeadLetters, Subscription};
 use kernel::db::Database;
 use kernel::module::ContextModule;
+use kernel::{Clock, SystemClock};
 use sqlx::migrate::Migrator;
+
+use application::cart::Carts;
+use application::checkout::Checkout;
+use application::projection::{self, ProductFeed};
+use application::saga::{self, Saga, Timeouts};
+use infrastructure::simulated_gateway::SimulatedPaymentGateway;
+use infrastructure::sql_carts::SqlCarts;
+use infrastructure::sql_orders::SqlOrders;
 
 pub const NAME: &str = "ordering";
 
 /// The ordering schema, applied into its own database or schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/ordering");
 
+pub struct Settings {
+    /// How long catalog holds stock for an unpaid order; a pending order that never got an
+    /// answer is given up after this (plus a minute).
+    pub reservation_ttl: Duration,
+    /// How often the saga looks for timed-out waiting states.
+    pub sweep_every: Duration,
+}
+
 pub struct Deps {
     pub db: Database,
     pub bus: SharedBus,
+    pub settings: Settings,
 }
 
-/// Builds the context: subscriptions registered on the bus, routes and background tasks.
+/// Builds the context: subscriptions, routes, the relay and the saga's timeout sweeper.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
-    let (_outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
-    Ok(ContextModule::new(NAME, |_cfg| {}).with_task(relay))
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let carts_repo = Arc::new(SqlCarts {
+        db: deps.db.clone(),
+    });
+    let orders = Arc::new(SqlOrders {
+        db: deps.db.clone(),
+        outbox: outbox.clone(),
+    });
+    let saga = Arc::new(Saga {
+        orders: orders.clone(),
+        gateway: Arc::new(SimulatedPaymentGateway {
+            db: deps.db.clone(),
+        }),
+        clock: clock.clone(),
+        outbox: outbox.clone(),
+        timeouts: Timeouts {
+            stock: Duration::from_secs(30),
+            stock_give_up: deps.settings.reservation_ttl + Duration::from_secs(60),
+            payment: Duration::from_secs(15),
+            shipment: Duration::from_secs(60),
+        },
+        gateway_retry: RetryPolicy {
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        },
+    });
+    let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));
+    deps.bus
+        .subscribe(Subscription::new(
+            projection::GROUP,
+            DeliveryMode::Competing,
+            &projection::EVENTS,
+            Arc::new(ProductFeed {
+                products: carts_repo.clone(),
+            }),
+            dead_letters.clone(),
+        ))
+        .await?;
+    deps.bus
+        .subscribe(Subscription::new(
+            saga::GROUP,
+            DeliveryMode::Competing,
+            &saga::EVENTS,
+            saga.clone(),
+            dead_letters,
+        ))
+        .await?;
+
+    let sweeper = saga.clone();
+    let every = deps.settings.sweep_every;
+    let sweep: kernel::module::BackgroundTask = Box::new(move |mut shutdown| {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => break,
+                }
+                if let Err(e) = sweeper.sweep().await {
+                    tracing::warn!(error = %format!("{e:#}"), "saga sweep failed");
+                }
+            }
+        })
+    });
+    let state = actix_web::web::Data::new(http::State {
+        carts: Carts {
+            carts: carts_repo.clone(),
+            products: carts_repo,
+            clock: clock.clone(),
+        },
+        checkout: Arc::new(Checkout {
+            orders,
+            saga,
+            clock,
+            outbox,
+            stock_timeout: Duration::from_secs(30),
+        }),
+    });
+    Ok(ContextModule::new(NAME, move |cfg| {
+        cfg.app_data(state.clone());
+        http::configure(cfg);
+    })
+    .with_task(relay)
+    .with_task(sweep))
 }
 
-#[derive(utoipa::OpenApi)]
-#[openapi(tags((name = "ordering", description = "Ordering")))]
-struct ApiDoc;
-
-/// The context's OpenAPI fragment (paths under `/api/v1/ordering`).
+/// The context's OpenAPI fragment.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
+    <http::ApiDoc as utoipa::OpenApi>::openapi()
 }

@@ -1,0 +1,143 @@
+//! Checkout: the cart becomes an order (prices snapshotted), honouring `Idempotency-Key`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bus::{Causation, Envelope, Outbox};
+use kernel::address::PostalAddress;
+use kernel::id::{OrderId, UserId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::{Clock, FieldError};
+use sha2::{Digest, Sha256};
+
+use super::ports::{CheckoutOutcome, NewOrder, OrderRepository};
+use super::saga::{self, Saga};
+use super::OrderingError;
+use crate::domain::Order;
+
+pub(crate) struct Checkout {
+    pub(crate) orders: Arc<dyn OrderRepository>,
+    pub(crate) saga: Arc<Saga>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) outbox: Outbox,
+    /// How long to wait for the stock answer before asking again.
+    pub(crate) stock_timeout: Duration,
+}
+
+pub(crate) struct PlaceOrder {
+    pub(crate) customer: UserId,
+    pub(crate) shipping_address: PostalAddress,
+    pub(crate) payment_token: String,
+    pub(crate) idempotency_key: Option<String>,
+    /// The request body as sent, to tell a replay from a different request.
+    pub(crate) request_fingerprint: String,
+}
+
+pub(crate) fn check_payment_token(token: &str) -> Result<(), FieldError> {
+    let ok = (5..=200).contains(&token.len())
+        && token.starts_with("tok_")
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "payment_token",
+            "must be a payment token such as tok_visa",
+        ))
+    }
+}
+
+pub(crate) fn check_idempotency_key(key: &str) -> Result<(), FieldError> {
+    let ok = (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "Idempotency-Key",
+            "must be 1 to 200 visible ASCII characters",
+        ))
+    }
+}
+
+impl Checkout {
+    /// Places the order; the flag says whether it was new (`false`: a replay of the same key).
+    #[tracing::instrument(name = "Place order", skip_all, fields(customer = %command.customer))]
+    pub(crate) async fn place(
+        &self,
+        command: PlaceOrder,
+        cause: &Causation,
+    ) -> Result<(Order, bool), OrderingError> {
+        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(command.request_fingerprint.as_bytes()));
+        let now = self.clock.now();
+        let new = NewOrder {
+            id: OrderId::new(),
+            customer_id: command.customer,
+            shipping_address: command.shipping_address,
+            payment_token: command.payment_token,
+            idempotency: command.idempotency_key.map(|k| (k, hash.clone())),
+            now,
+            deadline: now.plus(self.stock_timeout),
+        };
+        let cause = cause.clone();
+        let events = move |order: &Order| -> anyhow::Result<Vec<Envelope>> {
+            let mut out = vec![Envelope::wrap(&saga::placed_event(order), now, &cause)?];
+            out.push(Envelope::wrap(&saga::status_changed(order), now, &cause)?);
+            Ok(out)
+        };
+        match self.orders.checkout(&new, &events).await? {
+            CheckoutOutcome::Placed(order) => {
+                self.outbox.wake();
+                tracing::info!(order_id = %order.id, total = %order.total, "order placed");
+                Ok((*order, true))
+            }
+            CheckoutOutcome::Replayed {
+                order,
+                request_hash,
+            } => {
+                if request_hash == hash {
+                    Ok((*order, false))
+                } else {
+                    Err(OrderingError::IdempotencyMismatch)
+                }
+            }
+            CheckoutOutcome::CartEmpty => Err(OrderingError::CartEmpty),
+            CheckoutOutcome::Unavailable(why) => Err(OrderingError::ProductUnavailable(why)),
+        }
+    }
+
+    /// The customer's own order (admins: any). Others' orders do not exist for the caller.
+    pub(crate) async fn get(
+        &self,
+        caller: UserId,
+        admin: bool,
+        id: OrderId,
+    ) -> Result<Order, OrderingError> {
+        match self.orders.get(id).await? {
+            Some(order) if admin || order.customer_id == caller => Ok(order),
+            _ => Err(OrderingError::OrderNotFound),
+        }
+    }
+
+    pub(crate) async fn list(
+        &self,
+        customer: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, OrderingError> {
+        Ok(self.orders.list(customer, page).await?)
+    }
+
+    pub(crate) async fn cancel(
+        &self,
+        caller: UserId,
+        admin: bool,
+        id: OrderId,
+        cause: &Causation,
+    ) -> Result<Order, OrderingError> {
+        self.get(caller, admin, id).await?;
+        self.saga.cancel_by_customer(id, cause).await
+    }
+}

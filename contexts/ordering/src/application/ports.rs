@@ -1,0 +1,179 @@
+//! Ports: persistence of carts, orders and payments, the product projection, and the
+//! payment gateway.
+
+use bus::Envelope;
+use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::{Money, Timestamp};
+
+use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus};
+
+/// A product as ordering knows it (from catalog events).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KnownProduct {
+    pub(crate) id: ProductId,
+    pub(crate) sku: String,
+    pub(crate) name: String,
+    pub(crate) price: Money,
+    pub(crate) active: bool,
+    pub(crate) revision: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CartLine {
+    pub(crate) product: Option<KnownProduct>,
+    pub(crate) product_id: ProductId,
+    pub(crate) quantity: u32,
+}
+
+#[async_trait::async_trait]
+pub(crate) trait ProductProjection: Send + Sync {
+    /// Stores the snapshot if it is newer than what is known, once per envelope.
+    async fn upsert(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        product: &KnownProduct,
+    ) -> anyhow::Result<()>;
+    async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>>;
+}
+
+#[async_trait::async_trait]
+pub(crate) trait CartRepository: Send + Sync {
+    async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>>;
+    /// Adds to the quantity already there; `Err` text when the sum would pass 99.
+    async fn add(
+        &self,
+        customer: UserId,
+        product: ProductId,
+        quantity: u32,
+        now: Timestamp,
+    ) -> anyhow::Result<Result<(), String>>;
+    /// `false` when the product is not in the cart.
+    async fn set(
+        &self,
+        customer: UserId,
+        product: ProductId,
+        quantity: u32,
+        now: Timestamp,
+    ) -> anyhow::Result<bool>;
+    async fn remove(&self, customer: UserId, product: ProductId) -> anyhow::Result<bool>;
+}
+
+/// A new order, built from the cart inside the checkout transaction.
+pub(crate) struct NewOrder {
+    pub(crate) id: OrderId,
+    pub(crate) customer_id: UserId,
+    pub(crate) shipping_address: kernel::address::PostalAddress,
+    pub(crate) payment_token: String,
+    pub(crate) idempotency: Option<(String, String)>,
+    pub(crate) now: Timestamp,
+    pub(crate) deadline: Timestamp,
+}
+
+pub(crate) enum CheckoutOutcome {
+    Placed(Box<Order>),
+    /// The same key was used before: its order (the caller compares the request hash).
+    Replayed {
+        order: Box<Order>,
+        request_hash: String,
+    },
+    CartEmpty,
+    Unavailable(String),
+}
+
+pub(crate) type EventsFor<'a, T> = &'a (dyn Fn(&T) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
+
+/// A change the saga makes to an order, decided from its current state.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Change {
+    pub(crate) status: Option<OrderStatus>,
+    pub(crate) reason: Option<CancellationReason>,
+    pub(crate) note: Option<String>,
+    /// `Some(None)` clears the deadline.
+    pub(crate) deadline: Option<Option<Timestamp>>,
+    pub(crate) shipment: Option<(ShipmentId, String)>,
+    pub(crate) new_payment: Option<NewPayment>,
+    pub(crate) payment_update: Option<PaymentUpdate>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NewPayment {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) kind: PaymentKind,
+    pub(crate) amount: Money,
+    pub(crate) idempotency_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PaymentUpdate {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) status: PaymentStatus,
+    pub(crate) reference: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) attempts: i64,
+}
+
+#[derive(Debug)]
+pub(crate) enum Applied {
+    Changed(Box<Order>),
+    Unchanged(Box<Order>),
+    Duplicate,
+    Missing,
+}
+
+pub(crate) type Decide<'a> = &'a (dyn Fn(&Order) -> Option<Change> + Send + Sync);
+
+/// Events for a change, from the order before and after it.
+pub(crate) type EventsForChange<'a> =
+    &'a (dyn Fn(&Order, &Order) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
+
+#[async_trait::async_trait]
+pub(crate) trait OrderRepository: Send + Sync {
+    /// Claims the cart and places the order with its events, in one transaction.
+    async fn checkout(
+        &self,
+        order: &NewOrder,
+        events: EventsFor<'_, Order>,
+    ) -> anyhow::Result<CheckoutOutcome>;
+    /// Reads the order, lets `decide` choose a change, and applies it with its events if the
+    /// order did not move meanwhile (retrying on a concurrent change). With `inbox`, the
+    /// envelope is recorded in the same transaction and a duplicate is skipped.
+    async fn apply(
+        &self,
+        inbox: Option<(&str, &Envelope)>,
+        order: OrderId,
+        decide: Decide<'_>,
+        events: EventsForChange<'_>,
+    ) -> anyhow::Result<Applied>;
+    async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>>;
+    async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>>;
+    /// Orders in a waiting state whose deadline has passed.
+    async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
+    /// Cancelled orders whose refund is still pending or owed.
+    async fn refunds_due(&self, limit: i64) -> anyhow::Result<Vec<OrderId>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GatewayError {
+    Declined(String),
+    /// A transient failure: worth retrying.
+    Unavailable(String),
+}
+
+#[async_trait::async_trait]
+pub(crate) trait PaymentGateway: Send + Sync {
+    /// Authorises `amount`; the same key never charges twice (the first outcome is replayed).
+    async fn authorize(
+        &self,
+        idempotency_key: &str,
+        token: &str,
+        amount: Money,
+    ) -> Result<String, GatewayError>;
+    async fn refund(
+        &self,
+        idempotency_key: &str,
+        charge_reference: &str,
+        amount: Money,
+    ) -> Result<String, GatewayError>;
+}

@@ -1,0 +1,589 @@
+//! The checkout saga, ordering's side: a persisted state machine driven by catalog and
+//! shipping events (through the inbox), the payment step behind the gateway port, the
+//! compensations, and a sweeper that gives every waiting state a timeout.
+//!
+//! ```text
+//! pending --stock_reserved--> stock_reserved --charge ok--> paid --shipment_created--> confirmed
+//!    |                             |                          |                          |
+//!    +--stock_rejected/expired--> cancelled <--declined/unavailable, customer cancel-----+
+//! confirmed --dispatched--> shipped --delivered--> delivered
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Causation, Envelope, EventHandler, Outbox, RetryPolicy};
+use catalog_contracts::{ReleaseReason, StockRejected, StockReleased, StockReserved};
+use kernel::id::OrderId;
+use kernel::{Clock, Timestamp};
+use ordering_contracts as contract;
+use shipping_contracts::{
+    ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
+};
+
+use super::ports::{
+    Applied, Change, GatewayError, NewPayment, OrderRepository, PaymentGateway, PaymentUpdate,
+};
+use super::OrderingError;
+use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus};
+
+pub(crate) const GROUP: &str = "ordering.saga";
+pub(crate) const EVENTS: [&str; 7] = [
+    "catalog.stock_reserved",
+    "catalog.stock_rejected",
+    "catalog.stock_released",
+    "shipping.shipment_created",
+    "shipping.shipment_dispatched",
+    "shipping.shipment_delivered",
+    "shipping.shipment_cancelled",
+];
+
+#[derive(Debug, Clone)]
+pub(crate) struct Timeouts {
+    /// Waiting for catalog's answer before asking again.
+    pub(crate) stock: Duration,
+    /// Giving up on a reservation that never came (then `reservation_expired`).
+    pub(crate) stock_give_up: Duration,
+    /// A payment left pending (a crash mid-call) is retried after this.
+    pub(crate) payment: Duration,
+    /// Waiting for the shipment before announcing the payment again.
+    pub(crate) shipment: Duration,
+}
+
+pub(crate) struct Saga {
+    pub(crate) orders: Arc<dyn OrderRepository>,
+    pub(crate) gateway: Arc<dyn PaymentGateway>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) outbox: Outbox,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) gateway_retry: RetryPolicy,
+}
+
+fn contract_status(s: OrderStatus) -> contract::OrderStatus {
+    match s {
+        OrderStatus::Pending => contract::OrderStatus::Pending,
+        OrderStatus::StockReserved => contract::OrderStatus::StockReserved,
+        OrderStatus::Paid => contract::OrderStatus::Paid,
+        OrderStatus::Confirmed => contract::OrderStatus::Confirmed,
+        OrderStatus::Shipped => contract::OrderStatus::Shipped,
+        OrderStatus::Delivered => contract::OrderStatus::Delivered,
+        OrderStatus::Cancelled => contract::OrderStatus::Cancelled,
+    }
+}
+
+fn contract_reason(r: CancellationReason) -> contract::CancellationReason {
+    match r {
+        CancellationReason::OutOfStock => contract::CancellationReason::OutOfStock,
+        CancellationReason::PaymentDeclined => contract::CancellationReason::PaymentDeclined,
+        CancellationReason::PaymentUnavailable => contract::CancellationReason::PaymentUnavailable,
+        CancellationReason::CustomerCancelled => contract::CancellationReason::CustomerCancelled,
+        CancellationReason::ReservationExpired => contract::CancellationReason::ReservationExpired,
+    }
+}
+
+fn contract_lines(order: &Order) -> Vec<contract::OrderLine> {
+    order
+        .lines
+        .iter()
+        .map(|l| contract::OrderLine {
+            product_id: l.product_id,
+            sku: l.sku.clone(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+        })
+        .collect()
+}
+
+pub(crate) fn placed_event(order: &Order) -> contract::OrderPlaced {
+    contract::OrderPlaced {
+        order_id: order.id,
+        customer_id: order.customer_id,
+        lines: contract_lines(order),
+        total: order.total,
+        shipping_address: order.shipping_address.clone(),
+        placed_at: order.placed_at,
+    }
+}
+
+fn paid_event(order: &Order) -> contract::OrderPaid {
+    contract::OrderPaid {
+        order_id: order.id,
+        customer_id: order.customer_id,
+        lines: contract_lines(order),
+        total: order.total,
+        shipping_address: order.shipping_address.clone(),
+        paid_at: order.updated_at,
+    }
+}
+
+pub(crate) fn status_changed(order: &Order) -> contract::OrderStatusChanged {
+    contract::OrderStatusChanged {
+        order_id: order.id,
+        customer_id: order.customer_id,
+        status: contract_status(order.status),
+        total: order.total,
+        placed_at: order.placed_at,
+        cancellation_reason: order.cancellation_reason.map(contract_reason),
+        tracking_number: order.tracking_number.clone(),
+        changed_at: order.updated_at,
+    }
+}
+
+/// The events a status move announces: always `order_status_changed`, plus `order_paid` or
+/// `order_cancelled` for those moves.
+fn status_events(
+    before: &Order,
+    after: &Order,
+    cause: &Causation,
+) -> anyhow::Result<Vec<Envelope>> {
+    if before.status == after.status {
+        return Ok(vec![]);
+    }
+    let at = after.updated_at;
+    let mut out = Vec::new();
+    match after.status {
+        OrderStatus::Paid => out.push(Envelope::wrap(&paid_event(after), at, cause)?),
+        OrderStatus::Cancelled => out.push(Envelope::wrap(
+            &contract::OrderCancelled {
+                order_id: after.id,
+                customer_id: after.customer_id,
+                reason: contract_reason(
+                    after
+                        .cancellation_reason
+                        .unwrap_or(CancellationReason::CustomerCancelled),
+                ),
+                refunded: after.authorized_charge().is_some(),
+                cancelled_at: at,
+            },
+            at,
+            cause,
+        )?),
+        _ => {}
+    }
+    out.push(Envelope::wrap(&status_changed(after), at, cause)?);
+    Ok(out)
+}
+
+fn cancel(reason: CancellationReason) -> Change {
+    Change {
+        status: Some(OrderStatus::Cancelled),
+        reason: Some(reason),
+        deadline: Some(None),
+        ..Change::default()
+    }
+}
+
+fn note(text: &str) -> Change {
+    Change {
+        note: Some(text.to_owned()),
+        ..Change::default()
+    }
+}
+
+impl Saga {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Applies a decision with the standard status events; wakes the relay on a change.
+    async fn apply(
+        &self,
+        inbox: Option<(&str, &Envelope)>,
+        order: OrderId,
+        cause: &Causation,
+        decide: &(dyn Fn(&Order) -> Option<Change> + Send + Sync),
+    ) -> anyhow::Result<Applied> {
+        let cause = cause.clone();
+        let events = move |before: &Order, after: &Order| status_events(before, after, &cause);
+        let applied = self.orders.apply(inbox, order, decide, &events).await?;
+        if let Applied::Changed(o) = &applied {
+            tracing::info!(order_id = %o.id, status = o.status.as_str(), "order updated");
+            self.outbox.wake();
+        }
+        Ok(applied)
+    }
+
+    async fn on_stock_reserved(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let event: StockReserved = envelope.open()?;
+        let deadline = self.now().plus(self.timeouts.payment);
+        let order_id = event.order_id;
+        let decide = move |o: &Order| {
+            (o.status == OrderStatus::Pending).then(|| Change {
+                status: Some(OrderStatus::StockReserved),
+                deadline: Some(Some(deadline)),
+                new_payment: Some(NewPayment {
+                    id: uuid::Uuid::now_v7(),
+                    kind: PaymentKind::Charge,
+                    amount: o.total,
+                    idempotency_key: format!("{order_id}:charge:1"),
+                }),
+                ..Change::default()
+            })
+        };
+        let applied = self
+            .apply(
+                Some((GROUP, envelope)),
+                order_id,
+                &Causation::from(envelope),
+                &decide,
+            )
+            .await?;
+        if matches!(applied, Applied::Changed(_)) {
+            self.process_payment(order_id, &Causation::from(envelope))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Authorises the order's pending charge (with retries for transient failures) and moves
+    /// the order on. Safe to run again at any point: the gateway key makes it one charge.
+    pub(crate) async fn process_payment(
+        &self,
+        order_id: OrderId,
+        cause: &Causation,
+    ) -> anyhow::Result<()> {
+        let Some(order) = self.orders.get(order_id).await? else {
+            return Ok(());
+        };
+        let Some(charge) = order.pending_charge().cloned() else {
+            return Ok(());
+        };
+        let max = self.gateway_retry.max_attempts.max(1);
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match self
+                .gateway
+                .authorize(&charge.idempotency_key, &order.payment_token, charge.amount)
+                .await
+            {
+                Err(GatewayError::Unavailable(e)) if attempt < max => {
+                    tracing::warn!(order_id = %order_id, attempt, error = %e, "payment gateway unavailable, retrying");
+                    tokio::time::sleep(self.gateway_retry.backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        let attempts = charge.attempts + i64::from(attempt);
+        let shipment_deadline = self.now().plus(self.timeouts.shipment);
+        let decide = move |o: &Order| {
+            let still_pending = o.pending_charge().is_some_and(|p| p.id == charge.id);
+            if !still_pending {
+                return None;
+            }
+            let (status, reference, error) = match &outcome {
+                Ok(reference) => (PaymentStatus::Authorized, Some(reference.clone()), None),
+                Err(GatewayError::Declined(why)) => {
+                    (PaymentStatus::Declined, None, Some(why.clone()))
+                }
+                Err(GatewayError::Unavailable(why)) => {
+                    (PaymentStatus::Failed, None, Some(why.clone()))
+                }
+            };
+            let update = PaymentUpdate {
+                id: charge.id,
+                status,
+                reference,
+                error,
+                attempts,
+            };
+            let mut change = match (o.status, status) {
+                (OrderStatus::StockReserved, PaymentStatus::Authorized) => Change {
+                    status: Some(OrderStatus::Paid),
+                    deadline: Some(Some(shipment_deadline)),
+                    ..Change::default()
+                },
+                (OrderStatus::StockReserved, PaymentStatus::Declined) => {
+                    cancel(CancellationReason::PaymentDeclined)
+                }
+                (OrderStatus::StockReserved, _) => cancel(CancellationReason::PaymentUnavailable),
+                // Cancelled meanwhile: record the outcome; an authorisation is refunded below.
+                _ => Change::default(),
+            };
+            change.payment_update = Some(update);
+            Some(change)
+        };
+        self.apply(None, order_id, cause, &decide).await?;
+        self.process_refund(order_id, cause).await
+    }
+
+    /// Refunds a cancelled order's authorised charge, exactly once (one refund row per order,
+    /// one gateway key). Leaves it pending for the sweeper if the gateway is down.
+    pub(crate) async fn process_refund(
+        &self,
+        order_id: OrderId,
+        cause: &Causation,
+    ) -> anyhow::Result<()> {
+        let decide = move |o: &Order| {
+            let charge = o.authorized_charge()?;
+            o.owes_refund().then(|| Change {
+                new_payment: Some(NewPayment {
+                    id: uuid::Uuid::now_v7(),
+                    kind: PaymentKind::Refund,
+                    amount: charge.amount,
+                    idempotency_key: format!("{order_id}:refund"),
+                }),
+                ..Change::default()
+            })
+        };
+        self.apply(None, order_id, cause, &decide).await?;
+        let Some(order) = self.orders.get(order_id).await? else {
+            return Ok(());
+        };
+        let (Some(refund), Some(charge)) =
+            (order.refund().cloned(), order.authorized_charge().cloned())
+        else {
+            return Ok(());
+        };
+        if refund.status != PaymentStatus::Pending {
+            return Ok(());
+        }
+        let reference = charge.gateway_reference.clone().unwrap_or_default();
+        let max = self.gateway_retry.max_attempts.max(1);
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match self
+                .gateway
+                .refund(&refund.idempotency_key, &reference, refund.amount)
+                .await
+            {
+                Err(GatewayError::Unavailable(_)) if attempt < max => {
+                    tokio::time::sleep(self.gateway_retry.backoff(attempt)).await
+                }
+                other => break other,
+            }
+        };
+        let attempts = refund.attempts + i64::from(attempt);
+        let decide = move |o: &Order| {
+            let pending = o
+                .refund()
+                .is_some_and(|r| r.id == refund.id && r.status == PaymentStatus::Pending);
+            pending.then(|| {
+                let update = match &outcome {
+                    Ok(reference) => PaymentUpdate {
+                        id: refund.id,
+                        status: PaymentStatus::Refunded,
+                        reference: Some(reference.clone()),
+                        error: None,
+                        attempts,
+                    },
+                    // Stays pending: the sweeper tries again later.
+                    Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) => {
+                        PaymentUpdate {
+                            id: refund.id,
+                            status: PaymentStatus::Pending,
+                            reference: None,
+                            error: Some(e.clone()),
+                            attempts,
+                        }
+                    }
+                };
+                Change {
+                    payment_update: Some(update),
+                    ..Change::default()
+                }
+            })
+        };
+        self.apply(None, order_id, cause, &decide).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn cancel_by_customer(
+        &self,
+        order_id: OrderId,
+        cause: &Causation,
+    ) -> Result<Order, OrderingError> {
+        let decide = |o: &Order| {
+            o.check_customer_cancel()
+                .ok()
+                .map(|()| cancel(CancellationReason::CustomerCancelled))
+        };
+        match self.apply(None, order_id, cause, &decide).await? {
+            Applied::Changed(order) => {
+                self.process_refund(order_id, cause).await?;
+                let order = self.orders.get(order_id).await?.unwrap_or(*order);
+                Ok(order)
+            }
+            Applied::Unchanged(order) => Err(OrderingError::CannotCancel(
+                order
+                    .check_customer_cancel()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "the order cannot be cancelled now".to_owned()),
+            )),
+            Applied::Missing | Applied::Duplicate => Err(OrderingError::OrderNotFound),
+        }
+    }
+
+    /// One pass over orders whose waiting state timed out, and refunds still owed.
+    pub(crate) async fn sweep(&self) -> anyhow::Result<()> {
+        let now = self.now();
+        for order_id in self.orders.due(now, 100).await? {
+            let Some(order) = self.orders.get(order_id).await? else {
+                continue;
+            };
+            let cause = Causation::system();
+            match order.status {
+                OrderStatus::Pending if now > order.placed_at.plus(self.timeouts.stock_give_up) => {
+                    let decide = |o: &Order| {
+                        (o.status == OrderStatus::Pending)
+                            .then(|| cancel(CancellationReason::ReservationExpired))
+                    };
+                    self.apply(None, order_id, &cause, &decide).await?;
+                }
+                OrderStatus::Pending => self.announce_again(&order, true).await?,
+                OrderStatus::StockReserved => {
+                    let deadline = now.plus(self.timeouts.payment);
+                    let decide = move |o: &Order| {
+                        (o.status == OrderStatus::StockReserved).then(|| Change {
+                            deadline: Some(Some(deadline)),
+                            ..Change::default()
+                        })
+                    };
+                    self.apply(None, order_id, &cause, &decide).await?;
+                    self.process_payment(order_id, &cause).await?;
+                }
+                OrderStatus::Paid => self.announce_again(&order, false).await?,
+                _ => {
+                    let decide = |_: &Order| {
+                        Some(Change {
+                            deadline: Some(None),
+                            ..Change::default()
+                        })
+                    };
+                    self.apply(None, order_id, &cause, &decide).await?;
+                }
+            }
+        }
+        for order_id in self.orders.refunds_due(50).await? {
+            self.process_refund(order_id, &Causation::system()).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `order_placed` (or `order_paid`) again after a timeout: consumers dedupe by
+    /// order, so a lost or slow first message costs nothing.
+    async fn announce_again(&self, order: &Order, placed: bool) -> anyhow::Result<()> {
+        let status = order.status;
+        let wait = if placed {
+            self.timeouts.stock
+        } else {
+            self.timeouts.shipment
+        };
+        let deadline = self.now().plus(wait);
+        let decide = move |o: &Order| {
+            (o.status == status).then(|| Change {
+                deadline: Some(Some(deadline)),
+                note: Some(
+                    if placed {
+                        "stock request sent again"
+                    } else {
+                        "payment announced again"
+                    }
+                    .to_owned(),
+                ),
+                ..Change::default()
+            })
+        };
+        let cause = Causation::system();
+        let events = move |_: &Order, after: &Order| -> anyhow::Result<Vec<Envelope>> {
+            Ok(vec![if placed {
+                Envelope::wrap(&placed_event(after), after.updated_at, &cause)?
+            } else {
+                Envelope::wrap(&paid_event(after), after.updated_at, &cause)?
+            }])
+        };
+        if let Applied::Changed(_) = self.orders.apply(None, order.id, &decide, &events).await? {
+            tracing::warn!(order_id = %order.id, status = status.as_str(), "waiting state timed out; announced again");
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Saga {
+    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let inbox = Some((GROUP, envelope));
+        let cause = Causation::from(envelope);
+        match envelope.event_type.as_str() {
+            "catalog.stock_reserved" => return self.on_stock_reserved(envelope).await,
+            "catalog.stock_rejected" => {
+                let e: StockRejected = envelope.open()?;
+                let decide = |o: &Order| {
+                    (o.status == OrderStatus::Pending)
+                        .then(|| cancel(CancellationReason::OutOfStock))
+                };
+                self.apply(inbox, e.order_id, &cause, &decide).await?;
+            }
+            "catalog.stock_released" => {
+                let e: StockReleased = envelope.open()?;
+                if e.reason == ReleaseReason::ReservationExpired {
+                    let decide = |o: &Order| {
+                        o.status
+                            .may_move_to(OrderStatus::Cancelled)
+                            .then(|| cancel(CancellationReason::ReservationExpired))
+                    };
+                    self.apply(inbox, e.order_id, &cause, &decide).await?;
+                    self.process_refund(e.order_id, &cause).await?;
+                }
+            }
+            "shipping.shipment_created" => {
+                let e: ShipmentCreated = envelope.open()?;
+                let decide = move |o: &Order| {
+                    let mut change = Change {
+                        shipment: Some((e.shipment_id, e.tracking_number.clone())),
+                        ..Change::default()
+                    };
+                    if o.status.may_move_to(OrderStatus::Confirmed) {
+                        change.status = Some(OrderStatus::Confirmed);
+                        change.deadline = Some(None);
+                    }
+                    Some(change)
+                };
+                self.apply(inbox, e.order_id, &cause, &decide).await?;
+            }
+            "shipping.shipment_dispatched" => {
+                let e: ShipmentDispatched = envelope.open()?;
+                let decide = |o: &Order| {
+                    if o.status.may_move_to(OrderStatus::Shipped) {
+                        Some(Change {
+                            status: Some(OrderStatus::Shipped),
+                            deadline: Some(None),
+                            ..Change::default()
+                        })
+                    } else if o.status == OrderStatus::Cancelled {
+                        // The carrier took the parcel before the cancellation reached shipping:
+                        // the order stays cancelled (and refunded); a person arranges the return.
+                        Some(note("dispatched after cancellation: return needed"))
+                    } else {
+                        None
+                    }
+                };
+                self.apply(inbox, e.order_id, &cause, &decide).await?;
+            }
+            "shipping.shipment_delivered" => {
+                let e: ShipmentDelivered = envelope.open()?;
+                let decide = |o: &Order| {
+                    o.status
+                        .may_move_to(OrderStatus::Delivered)
+                        .then(|| Change {
+                            status: Some(OrderStatus::Delivered),
+                            deadline: Some(None),
+                            ..Change::default()
+                        })
+                };
+                self.apply(inbox, e.order_id, &cause, &decide).await?;
+            }
+            "shipping.shipment_cancelled" => {
+                let e: ShipmentCancelled = envelope.open()?;
+                let decide = |_: &Order| Some(note("shipment cancelled"));
+                self.apply(inbox, e.order_id, &cause, &decide).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

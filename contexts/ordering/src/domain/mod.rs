@@ -1,0 +1,25 @@
+//! Ordering's domain: orders and their state machine, cart quantities, payments. Pure.
+
+mod order;
+mod payment;
+
+pub(crate) use order::{CancellationReason, Order, OrderLine, OrderStatus, StatusEntry};
+pub(crate) use payment::{Payment, PaymentKind, PaymentStatus};
+
+/// A cart or order line quantity: 1..=99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quantity(u32);
+
+impl Quantity {
+    pub(crate) fn parse(raw: i64) -> Result<Self, &'static str> {
+        if (1..=99).contains(&raw) {
+            Ok(Self(raw as u32))
+        } else {
+            Err("must be between 1 and 99")
+        }
+    }
+
+    pub(crate) fn get(&self) -> u32 {
+        self.0
+    }
+}

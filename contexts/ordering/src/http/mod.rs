@@ -1,0 +1,336 @@
+//! Ordering's HTTP surface under `/api/v1/ordering`.
+
+mod dto;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bus::Causation;
+use kernel::auth::AuthUser;
+use kernel::error::{ApiError, ProblemBody};
+use kernel::http::{RequestContext, ValidJson};
+use kernel::id::{OrderId, ProductId};
+use kernel::pagination::{Page, PageQuery, PageRequest};
+
+use crate::application::cart::Carts;
+use crate::application::checkout::{check_idempotency_key, Checkout, PlaceOrder};
+use crate::application::OrderingError;
+pub(crate) use dto::*;
+
+pub(crate) struct State {
+    pub(crate) carts: Carts,
+    pub(crate) checkout: Arc<Checkout>,
+}
+
+impl From<OrderingError> for ApiError {
+    fn from(e: OrderingError) -> Self {
+        match e {
+            OrderingError::Invalid(errors) => ApiError::validation(errors),
+            OrderingError::CartEmpty => {
+                ApiError::unprocessable("ordering.cart_empty", "the cart is empty")
+            }
+            OrderingError::ProductUnavailable(why) => {
+                ApiError::unprocessable("ordering.product_unavailable", why)
+            }
+            OrderingError::NotInCart => {
+                ApiError::not_found("ordering.not_in_cart", "this product is not in the cart")
+            }
+            OrderingError::OrderNotFound => {
+                ApiError::not_found("ordering.order_not_found", "no such order")
+            }
+            OrderingError::IdempotencyMismatch => ApiError::unprocessable(
+                "ordering.idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+            ),
+            OrderingError::CannotCancel(why) => ApiError::conflict("ordering.cannot_cancel", why),
+            OrderingError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/ordering")
+            .service(web::resource("/cart").route(web::get().to(get_cart)))
+            .service(web::resource("/cart/items").route(web::post().to(add_item)))
+            .service(
+                web::resource("/cart/items/{product_id}")
+                    .route(web::patch().to(set_quantity))
+                    .route(web::delete().to(remove_item)),
+            )
+            .service(
+                web::resource("/orders")
+                    .route(web::post().to(place_order))
+                    .route(web::get().to(list_orders)),
+            )
+            .service(web::resource("/orders/{id}").route(web::get().to(get_order)))
+            .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order))),
+    );
+}
+
+/// Your cart with current prices.
+#[utoipa::path(
+    get, path = "/api/v1/ordering/cart", tag = "ordering", operation_id = "get_cart",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn get_cart(
+    state: web::Data<State>,
+    user: AuthUser,
+) -> Result<web::Json<CartResponse>, ApiError> {
+    Ok(web::Json(state.carts.cart(user.user_id).await?.into()))
+}
+
+/// Add a product to the cart (quantities add up, to at most 99).
+#[utoipa::path(
+    post, path = "/api/v1/ordering/cart/items", tag = "ordering", operation_id = "add_cart_item",
+    security(("bearer" = [])),
+    request_body = AddCartItemRequest,
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad quantity, or unknown or archived product", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn add_item(
+    state: web::Data<State>,
+    user: AuthUser,
+    body: ValidJson<AddCartItemRequest>,
+) -> Result<web::Json<CartResponse>, ApiError> {
+    let cart = state
+        .carts
+        .add(
+            user.user_id,
+            ProductId::from_uuid(body.product_id),
+            body.quantity,
+        )
+        .await?;
+    Ok(web::Json(cart.into()))
+}
+
+/// Change a cart line's quantity.
+#[utoipa::path(
+    patch, path = "/api/v1/ordering/cart/items/{product_id}", tag = "ordering", operation_id = "set_cart_item_quantity",
+    security(("bearer" = [])),
+    params(("product_id" = uuid::Uuid, Path, description = "Product id")),
+    request_body = SetQuantityRequest,
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Not in the cart", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad quantity", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn set_quantity(
+    state: web::Data<State>,
+    user: AuthUser,
+    product: web::Path<uuid::Uuid>,
+    body: ValidJson<SetQuantityRequest>,
+) -> Result<web::Json<CartResponse>, ApiError> {
+    let cart = state
+        .carts
+        .set(
+            user.user_id,
+            ProductId::from_uuid(product.into_inner()),
+            body.quantity,
+        )
+        .await?;
+    Ok(web::Json(cart.into()))
+}
+
+/// Remove a product from the cart.
+#[utoipa::path(
+    delete, path = "/api/v1/ordering/cart/items/{product_id}", tag = "ordering", operation_id = "remove_cart_item",
+    security(("bearer" = [])),
+    params(("product_id" = uuid::Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The cart", body = CartResponse),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Not in the cart", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn remove_item(
+    state: web::Data<State>,
+    user: AuthUser,
+    product: web::Path<uuid::Uuid>,
+) -> Result<web::Json<CartResponse>, ApiError> {
+    let cart = state
+        .carts
+        .remove(user.user_id, ProductId::from_uuid(product.into_inner()))
+        .await?;
+    Ok(web::Json(cart.into()))
+}
+
+/// Check out the cart. The order starts `pending`; follow it with `GET /orders/{id}`.
+/// Send an `Idempotency-Key`: retrying with the same key and body returns the same order.
+#[utoipa::path(
+    post, path = "/api/v1/ordering/orders", tag = "ordering", operation_id = "place_order",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same order")),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 202, description = "Order accepted (pending)", body = OrderResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, empty cart, unavailable product, or a reused Idempotency-Key", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn place_order(
+    state: web::Data<State>,
+    user: AuthUser,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: ValidJson<CheckoutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    let address = body
+        .shipping_address
+        .parse("shipping_address")
+        .map_err(|e| errors.push(e))
+        .ok();
+    let key = match req.headers().get("idempotency-key") {
+        Some(v) => match v.to_str() {
+            Ok(k) => {
+                if let Err(e) = check_idempotency_key(k) {
+                    errors.push(e);
+                }
+                Some(k.to_owned())
+            }
+            Err(_) => {
+                errors.push(kernel::FieldError::new(
+                    "Idempotency-Key",
+                    "must be visible ASCII",
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let Some(address) = address.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let fingerprint = serde_json::to_string(&body).map_err(ApiError::internal)?;
+    let (order, new) = state
+        .checkout
+        .place(
+            PlaceOrder {
+                customer: user.user_id,
+                shipping_address: address,
+                payment_token: body.payment_token,
+                idempotency_key: key,
+                request_fingerprint: fingerprint,
+            },
+            &Causation::from(&ctx),
+        )
+        .await?;
+    let mut res = HttpResponse::Accepted();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/ordering/orders/{}", order.id)) {
+        res.insert_header((header::LOCATION, location));
+    }
+    if !new {
+        res.insert_header(("idempotent-replayed", "true"));
+    }
+    Ok(res.json(OrderResponse::from(order)))
+}
+
+/// Your orders, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/ordering/orders", tag = "ordering", operation_id = "list_orders",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Orders", body = Page<OrderResponse>),
+        (status = 400, description = "Bad cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_orders(
+    state: web::Data<State>,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<OrderResponse>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    Ok(web::Json(
+        state
+            .checkout
+            .list(user.user_id, &page)
+            .await?
+            .map(OrderResponse::from),
+    ))
+}
+
+/// An order: status, lines, total, payments, shipment and status history.
+#[utoipa::path(
+    get, path = "/api/v1/ordering/orders/{id}", tag = "ordering", operation_id = "get_order",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn get_order(
+    state: web::Data<State>,
+    user: AuthUser,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<OrderResponse>, ApiError> {
+    let order = state
+        .checkout
+        .get(
+            user.user_id,
+            user.is_admin(),
+            OrderId::from_uuid(id.into_inner()),
+        )
+        .await?;
+    Ok(web::Json(order.into()))
+}
+
+/// Cancel an order that has not been dispatched: stock is released, a payment refunded and
+/// the shipment cancelled. After dispatch: 409.
+#[utoipa::path(
+    post, path = "/api/v1/ordering/orders/{id}/cancel", tag = "ordering", operation_id = "cancel_order",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderResponse),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Already shipped, delivered or cancelled", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn cancel_order(
+    state: web::Data<State>,
+    user: AuthUser,
+    ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<OrderResponse>, ApiError> {
+    let order = state
+        .checkout
+        .cancel(
+            user.user_id,
+            user.is_admin(),
+            OrderId::from_uuid(id.into_inner()),
+            &Causation::from(&ctx),
+        )
+        .await?;
+    Ok(web::Json(order.into()))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order),
+    tags((name = "ordering", description = "Cart, checkout, orders and payments"))
+)]
+pub(crate) struct ApiDoc;

@@ -1,0 +1,5 @@
+//! Ordering's adapters: SQL repositories and the simulated payment gateway.
+
+pub(crate) mod simulated_gateway;
+pub(crate) mod sql_carts;
+pub(crate) mod sql_orders;

@@ -1,0 +1,153 @@
+use anyhow::Context as _;
+use bus::Envelope;
+use kernel::db::Database;
+use kernel::id::{ProductId, UserId};
+use kernel::{Currency, Money, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::application::ports::{CartLine, CartRepository, KnownProduct, ProductProjection};
+
+pub(crate) struct SqlCarts {
+    pub(crate) db: Database,
+}
+
+pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
+    let id: String = row.try_get("product_id")?;
+    let currency: String = row.try_get("currency")?;
+    let status: String = row.try_get("status")?;
+    Ok(KnownProduct {
+        id: ProductId::parse(&id)?,
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        price: Money::new(row.try_get("price_amount")?, Currency::parse(&currency)?)?,
+        active: status == "active",
+        revision: row.try_get("revision")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl ProductProjection for SqlCarts {
+    async fn upsert(
+        &self,
+        group: &str,
+        envelope: &Envelope,
+        p: &KnownProduct,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+            return Ok(());
+        }
+        // Newest revision wins, whatever order the events arrive in.
+        sqlx::query(
+            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict (product_id) do update set sku = excluded.sku, name = excluded.name, \
+             price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status, \
+             revision = excluded.revision, updated_at = excluded.updated_at \
+             where product.revision < excluded.revision",
+        )
+        .bind(p.id.to_string())
+        .bind(&p.sku)
+        .bind(&p.name)
+        .bind(p.price.amount())
+        .bind(p.price.currency().as_str())
+        .bind(if p.active { "active" } else { "archived" })
+        .bind(p.revision)
+        .bind(Timestamp::now().as_micros())
+        .execute(&mut *tx)
+        .await
+        .context("cannot store product")?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>> {
+        let row = sqlx::query(
+            "select product_id, sku, name, price_amount, currency, status, revision from product where product_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.as_ref().map(product_from_row).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl CartRepository for SqlCarts {
+    async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>> {
+        let rows = sqlx::query(
+            "select c.product_id as cart_product, c.quantity, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision \
+             from cart_item c left join product p on p.product_id = c.product_id \
+             where c.customer_id = $1 order by c.added_at, c.product_id",
+        )
+        .bind(customer.to_string())
+        .fetch_all(self.db.pool())
+        .await
+        .context("cannot read cart")?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("cart_product")?;
+                let quantity: i64 = row.try_get("quantity")?;
+                let known: Option<String> = row.try_get("product_id")?;
+                Ok(CartLine {
+                    product: known.map(|_| product_from_row(row)).transpose()?,
+                    product_id: ProductId::parse(&id)?,
+                    quantity: u32::try_from(quantity)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add(
+        &self,
+        customer: UserId,
+        product: ProductId,
+        quantity: u32,
+        now: Timestamp,
+    ) -> anyhow::Result<Result<(), String>> {
+        // One statement: insert, or add to what is there unless that passes 99.
+        let done = sqlx::query(
+            "insert into cart_item (customer_id, product_id, quantity, added_at, updated_at) values ($1, $2, $3, $4, $4) \
+             on conflict (customer_id, product_id) do update set quantity = cart_item.quantity + excluded.quantity, \
+             updated_at = excluded.updated_at where cart_item.quantity + excluded.quantity <= 99",
+        )
+        .bind(customer.to_string())
+        .bind(product.to_string())
+        .bind(i64::from(quantity))
+        .bind(now.as_micros())
+        .execute(self.db.pool())
+        .await
+        .context("cannot add to cart")?;
+        if done.rows_affected() != 1 {
+            return Ok(Err("the cart can hold at most 99 of a product".to_owned()));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn set(
+        &self,
+        customer: UserId,
+        product: ProductId,
+        quantity: u32,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query("update cart_item set quantity = $1, updated_at = $2 where customer_id = $3 and product_id = $4")
+            .bind(i64::from(quantity))
+            .bind(now.as_micros())
+            .bind(customer.to_string())
+            .bind(product.to_string())
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn remove(&self, customer: UserId, product: ProductId) -> anyhow::Result<bool> {
+        let done = sqlx::query("delete from cart_item where customer_id = $1 and product_id = $2")
+            .bind(customer.to_string())
+            .bind(product.to_string())
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

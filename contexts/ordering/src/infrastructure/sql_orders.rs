@@ -1,0 +1,505 @@
+//! Orders, lines, status history and payments. Every saga step is one transaction: inbox
+//! record, the order's move (guarded by its version), payment rows, history and outbox.
+
+use anyhow::Context as _;
+use bus::{Envelope, Outbox};
+use kernel::address::PostalAddress;
+use kernel::db::{is_unique_violation, Database};
+use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
+use kernel::pagination::{Page, PageRequest};
+use kernel::{Currency, Money, Timestamp};
+use sqlx::{AnyConnection, Row};
+
+use crate::application::ports::{
+    Applied, CheckoutOutcome, Decide, EventsFor, EventsForChange, NewOrder, OrderRepository,
+};
+use crate::domain::{
+    CancellationReason, Order, OrderLine, OrderStatus, Payment, PaymentKind, PaymentStatus,
+    StatusEntry,
+};
+
+use super::sql_carts::product_from_row;
+
+pub(crate) struct SqlOrders {
+    pub(crate) db: Database,
+    pub(crate) outbox: Outbox,
+}
+
+fn money(amount: i64, currency: &str) -> anyhow::Result<Money> {
+    Ok(Money::new(amount, Currency::parse(currency)?)?)
+}
+
+async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Order>> {
+    let row = sqlx::query(
+        "select order_id, customer_id, status, cancellation_reason, total_amount, currency, shipping_address, payment_token, \
+         shipment_id, tracking_number, placed_at, updated_at, deadline_at, version from customer_order where order_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .context("cannot read order")?;
+    let Some(row) = row else { return Ok(None) };
+    let customer: String = row.try_get("customer_id")?;
+    let status: String = row.try_get("status")?;
+    let reason: Option<String> = row.try_get("cancellation_reason")?;
+    let currency: String = row.try_get("currency")?;
+    let address: String = row.try_get("shipping_address")?;
+    let shipment: Option<String> = row.try_get("shipment_id")?;
+    let deadline: Option<i64> = row.try_get("deadline_at")?;
+
+    let lines = sqlx::query(
+        "select product_id, sku, name, quantity, unit_price_amount, currency from order_line where order_id = $1 order by product_id",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let product: String = r.try_get("product_id")?;
+        let quantity: i64 = r.try_get("quantity")?;
+        let currency: String = r.try_get("currency")?;
+        Ok(OrderLine {
+            product_id: ProductId::parse(&product)?,
+            sku: r.try_get("sku")?,
+            name: r.try_get("name")?,
+            quantity: u32::try_from(quantity)?,
+            unit_price: money(r.try_get("unit_price_amount")?, &currency)?,
+        })
+    })
+    .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let history = sqlx::query("select status, reason, note, occurred_at from order_status_history where order_id = $1 order by seq")
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            let reason: Option<String> = r.try_get("reason")?;
+            Ok(StatusEntry {
+                status: OrderStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+                reason: reason.as_deref().and_then(CancellationReason::parse),
+                note: r.try_get("note")?,
+                at: Timestamp::from_micros(r.try_get("occurred_at")?),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let payments = sqlx::query(
+        "select payment_id, kind, status, amount, currency, idempotency_key, gateway_reference, attempts, last_error, created_at, updated_at \
+         from payment where order_id = $1 order by created_at, payment_id",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let pid: String = r.try_get("payment_id")?;
+        let kind: String = r.try_get("kind")?;
+        let status: String = r.try_get("status")?;
+        let currency: String = r.try_get("currency")?;
+        Ok(Payment {
+            id: uuid::Uuid::parse_str(&pid)?,
+            kind: PaymentKind::parse(&kind).ok_or_else(|| anyhow::anyhow!("unknown payment kind"))?,
+            status: PaymentStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("unknown payment status"))?,
+            amount: money(r.try_get("amount")?, &currency)?,
+            idempotency_key: r.try_get("idempotency_key")?,
+            gateway_reference: r.try_get("gateway_reference")?,
+            attempts: r.try_get("attempts")?,
+            last_error: r.try_get("last_error")?,
+            created_at: Timestamp::from_micros(r.try_get("created_at")?),
+            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+        })
+    })
+    .collect::<anyhow::Result<Vec<_>>>()?;
+
+    Ok(Some(Order {
+        id,
+        customer_id: UserId::parse(&customer)?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+        cancellation_reason: reason.as_deref().and_then(CancellationReason::parse),
+        lines,
+        total: money(row.try_get("total_amount")?, &currency)?,
+        shipping_address: serde_json::from_str::<PostalAddress>(&address)?,
+        payment_token: row.try_get("payment_token")?,
+        shipment_id: shipment.map(|s| ShipmentId::parse(&s)).transpose()?,
+        tracking_number: row.try_get("tracking_number")?,
+        placed_at: Timestamp::from_micros(row.try_get("placed_at")?),
+        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+        deadline_at: deadline.map(Timestamp::from_micros),
+        version: row.try_get("version")?,
+        history,
+        payments,
+    }))
+}
+
+async fn add_history(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    seq: usize,
+    entry: &StatusEntry,
+) -> anyhow::Result<()> {
+    sqlx::query("insert into order_status_history (order_id, seq, status, reason, note, occurred_at) values ($1, $2, $3, $4, $5, $6)")
+        .bind(order.to_string())
+        .bind(i64::try_from(seq)?)
+        .bind(entry.status.as_str())
+        .bind(entry.reason.map(|r| r.as_str()))
+        .bind(entry.note.as_deref())
+        .bind(entry.at.as_micros())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl SqlOrders {
+    async fn replayed(
+        &self,
+        conn: &mut AnyConnection,
+        customer: UserId,
+        key: &str,
+    ) -> anyhow::Result<Option<CheckoutOutcome>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "select order_id, request_hash from customer_order where customer_id = $1 and idempotency_key = $2",
+        )
+        .bind(customer.to_string())
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((id, request_hash)) = row else {
+            return Ok(None);
+        };
+        let order = load(conn, OrderId::parse(&id)?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+        Ok(Some(CheckoutOutcome::Replayed {
+            order: Box::new(order),
+            request_hash,
+        }))
+    }
+
+    async fn try_checkout(
+        &self,
+        new: &NewOrder,
+        events: EventsFor<'_, Order>,
+    ) -> anyhow::Result<CheckoutOutcome> {
+        let mut tx = self.db.begin().await?;
+        if let Some((key, _)) = &new.idempotency {
+            if let Some(replay) = self.replayed(&mut tx, new.customer_id, key).await? {
+                return Ok(replay);
+            }
+        }
+        // Claiming the cart by deleting it: a concurrent checkout of the same cart finds it empty.
+        let claimed: Vec<(String, i64)> = sqlx::query_as(
+            "delete from cart_item where customer_id = $1 returning product_id, quantity",
+        )
+        .bind(new.customer_id.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot claim cart")?;
+        if claimed.is_empty() {
+            return Ok(CheckoutOutcome::CartEmpty);
+        }
+        let mut lines = Vec::with_capacity(claimed.len());
+        for (product_id, quantity) in &claimed {
+            let row = sqlx::query(
+                "select product_id, sku, name, price_amount, currency, status, revision from product where product_id = $1",
+            )
+            .bind(product_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let product = row.as_ref().map(product_from_row).transpose()?;
+            match product {
+                Some(p) if p.active => lines.push(OrderLine {
+                    product_id: p.id,
+                    sku: p.sku,
+                    name: p.name,
+                    quantity: u32::try_from(*quantity)?,
+                    unit_price: p.price,
+                }),
+                Some(p) => {
+                    return Ok(CheckoutOutcome::Unavailable(format!(
+                        "{} is no longer sold; remove it from the cart",
+                        p.name
+                    )))
+                }
+                None => {
+                    return Ok(CheckoutOutcome::Unavailable(format!(
+                        "product {product_id} is unknown; remove it from the cart"
+                    )))
+                }
+            }
+        }
+        lines.sort_by_key(|l| l.product_id.to_string());
+        let currency = lines[0].unit_price.currency();
+        let mut total = Money::zero(currency);
+        for line in &lines {
+            let line_total = line.unit_price.checked_mul(line.quantity);
+            match line_total.and_then(|t| total.checked_add(t)) {
+                Ok(t) => total = t,
+                Err(_) => {
+                    return Ok(CheckoutOutcome::Unavailable(
+                        "the cart mixes currencies; order them separately".to_owned(),
+                    ))
+                }
+            }
+        }
+        let inserted = sqlx::query(
+            "insert into customer_order (order_id, customer_id, status, total_amount, currency, shipping_address, payment_token, \
+             idempotency_key, request_hash, placed_at, updated_at, deadline_at, version) \
+             values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9, $10, 1)",
+        )
+        .bind(new.id.to_string())
+        .bind(new.customer_id.to_string())
+        .bind(total.amount())
+        .bind(currency.as_str())
+        .bind(serde_json::to_string(&new.shipping_address)?)
+        .bind(&new.payment_token)
+        .bind(new.idempotency.as_ref().map(|(k, _)| k.clone()))
+        .bind(new.idempotency.as_ref().map(|(_, h)| h.clone()))
+        .bind(new.now.as_micros())
+        .bind(new.deadline.as_micros())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => anyhow::bail!(IdempotencyRace),
+            other => {
+                other.context("cannot insert order")?;
+            }
+        }
+        for line in &lines {
+            sqlx::query(
+                "insert into order_line (order_id, product_id, sku, name, quantity, unit_price_amount, currency) values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new.id.to_string())
+            .bind(line.product_id.to_string())
+            .bind(&line.sku)
+            .bind(&line.name)
+            .bind(i64::from(line.quantity))
+            .bind(line.unit_price.amount())
+            .bind(line.unit_price.currency().as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let entry = StatusEntry {
+            status: OrderStatus::Pending,
+            reason: None,
+            note: None,
+            at: new.now,
+        };
+        add_history(&mut tx, new.id, 1, &entry).await?;
+        let order = load(&mut tx, new.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+        self.outbox.enqueue(&mut tx, &events(&order)?).await?;
+        tx.commit().await.context("cannot commit order")?;
+        Ok(CheckoutOutcome::Placed(Box::new(order)))
+    }
+}
+
+/// Two requests with one Idempotency-Key raced; the loser reads the winner's order.
+#[derive(Debug, thiserror::Error)]
+#[error("concurrent request with the same idempotency key")]
+struct IdempotencyRace;
+
+#[async_trait::async_trait]
+impl OrderRepository for SqlOrders {
+    async fn checkout(
+        &self,
+        new: &NewOrder,
+        events: EventsFor<'_, Order>,
+    ) -> anyhow::Result<CheckoutOutcome> {
+        match self.try_checkout(new, events).await {
+            Err(e) if e.is::<IdempotencyRace>() => {
+                let (key, _) = new
+                    .idempotency
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("race without a key"))?;
+                let mut conn = self.db.pool().acquire().await?;
+                self.replayed(&mut conn, new.customer_id, key)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("idempotent order not found after race"))
+            }
+            other => other,
+        }
+    }
+
+    async fn apply(
+        &self,
+        inbox: Option<(&str, &Envelope)>,
+        order_id: OrderId,
+        decide: Decide<'_>,
+        events: EventsForChange<'_>,
+    ) -> anyhow::Result<Applied> {
+        for _ in 0..10 {
+            let mut tx = self.db.begin().await?;
+            if let Some((group, envelope)) = inbox {
+                if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
+                    return Ok(Applied::Duplicate);
+                }
+            }
+            let Some(before) = load(&mut tx, order_id).await? else {
+                tx.commit().await?;
+                return Ok(Applied::Missing);
+            };
+            let Some(change) = decide(&before) else {
+                tx.commit().await?;
+                return Ok(Applied::Unchanged(Box::new(before)));
+            };
+            let now = Timestamp::now().max(before.updated_at);
+            let status = change
+                .status
+                .filter(|s| *s != before.status && before.status.may_move_to(*s));
+            if change.status.is_some() && status.is_none() && change.status != Some(before.status) {
+                // The decision asked for a move the state machine forbids: nothing happens.
+                tx.commit().await?;
+                return Ok(Applied::Unchanged(Box::new(before)));
+            }
+            let new_status = status.unwrap_or(before.status);
+            let reason = if status == Some(OrderStatus::Cancelled) {
+                change.reason
+            } else {
+                before.cancellation_reason
+            };
+            let deadline = match change.deadline {
+                Some(d) => d,
+                None => before.deadline_at,
+            };
+            let (shipment_id, tracking) = match &change.shipment {
+                Some((id, number)) => (Some(*id), Some(number.clone())),
+                None => (before.shipment_id, before.tracking_number.clone()),
+            };
+            let moved = sqlx::query(
+                "update customer_order set status = $1, cancellation_reason = $2, deadline_at = $3, shipment_id = $4, \
+                 tracking_number = $5, updated_at = $6, version = version + 1 where order_id = $7 and version = $8",
+            )
+            .bind(new_status.as_str())
+            .bind(reason.map(|r| r.as_str()))
+            .bind(deadline.map(|d| d.as_micros()))
+            .bind(shipment_id.map(|s| s.to_string()))
+            .bind(tracking)
+            .bind(now.as_micros())
+            .bind(order_id.to_string())
+            .bind(before.version)
+            .execute(&mut *tx)
+            .await
+            .context("cannot update order")?;
+            if moved.rows_affected() != 1 {
+                // Moved by someone else since we read it: decide again on the new state.
+                tx.rollback().await?;
+                continue;
+            }
+            if status.is_some() || change.note.is_some() {
+                let entry = StatusEntry {
+                    status: new_status,
+                    reason: if status == Some(OrderStatus::Cancelled) {
+                        reason
+                    } else {
+                        None
+                    },
+                    note: change.note.clone(),
+                    at: now,
+                };
+                add_history(&mut tx, order_id, before.history.len() + 1, &entry).await?;
+            }
+            if let Some(p) = &change.new_payment {
+                sqlx::query(
+                    "insert into payment (payment_id, order_id, kind, status, amount, currency, idempotency_key, attempts, created_at, updated_at) \
+                     values ($1, $2, $3, 'pending', $4, $5, $6, 0, $7, $7) on conflict (idempotency_key) do nothing",
+                )
+                .bind(p.id.to_string())
+                .bind(order_id.to_string())
+                .bind(p.kind.as_str())
+                .bind(p.amount.amount())
+                .bind(p.amount.currency().as_str())
+                .bind(&p.idempotency_key)
+                .bind(now.as_micros())
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(u) = &change.payment_update {
+                sqlx::query(
+                    "update payment set status = $1, gateway_reference = coalesce($2, gateway_reference), last_error = $3, attempts = $4, updated_at = $5 \
+                     where payment_id = $6",
+                )
+                .bind(u.status.as_str())
+                .bind(u.reference.as_deref())
+                .bind(u.error.as_deref())
+                .bind(u.attempts)
+                .bind(now.as_micros())
+                .bind(u.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let after = load(&mut tx, order_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+            self.outbox
+                .enqueue(&mut tx, &events(&before, &after)?)
+                .await?;
+            tx.commit().await.context("cannot commit order change")?;
+            return Ok(Applied::Changed(Box::new(after)));
+        }
+        anyhow::bail!("order {order_id} kept changing; giving up this attempt")
+    }
+
+    async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>> {
+        let mut conn = self.db.pool().acquire().await?;
+        load(&mut conn, id).await
+    }
+
+    async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>> {
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| c.parts()[0].clone())
+            .unwrap_or_else(|| "~".to_owned());
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select order_id from customer_order where customer_id = $1 and order_id < $2 order by order_id desc limit $3",
+        )
+        .bind(customer.to_string())
+        .bind(after)
+        .bind(page.fetch_limit())
+        .fetch_all(self.db.pool())
+        .await
+        .context("cannot list orders")?;
+        let mut conn = self.db.pool().acquire().await?;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(o) = load(&mut conn, OrderId::parse(&id)?).await? {
+                orders.push(o);
+            }
+        }
+        Ok(page.finish(orders, |o| vec![o.id.to_string()]))
+    }
+
+    async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select order_id from customer_order where deadline_at is not null and deadline_at < $1 order by deadline_at limit $2",
+        )
+        .bind(now.as_micros())
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        ids.iter().map(|i| Ok(OrderId::parse(i)?)).collect()
+    }
+
+    async fn refunds_due(&self, limit: i64) -> anyhow::Result<Vec<OrderId>> {
+        let quiet_since = Timestamp::now()
+            .minus(std::time::Duration::from_secs(5))
+            .as_micros();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select o.order_id from customer_order o \
+             where o.status = 'cancelled' \
+             and exists (select 1 from payment c where c.order_id = o.order_id and c.kind = 'charge' and c.status = 'authorized') \
+             and not exists (select 1 from payment r where r.order_id = o.order_id and r.kind = 'refund' \
+                 and (r.status = 'refunded' or r.updated_at > $1)) \
+             limit $2",
+        )
+        .bind(quiet_since)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        ids.iter().map(|i| Ok(OrderId::parse(i)?)).collect()
+    }
+}
