@@ -547,7 +547,10 @@ impl TestApp {
                 return res.body;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("order {order} did not reach {status}; last seen: {}", res.body);
+                panic!(
+                    "order {order} did not reach {status}; last seen: {}",
+                    res.body
+                );
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
