@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/emporium-target}"
 which wrk >/dev/null || { echo "bench: wrk is required (apt-get install wrk)"; exit 1; }
-cargo build --release -q --bin emporium -p emporium -p emporium-bench
+cargo build --release -q -p emporium --bin emporium
+cargo build --release -q -p emporium-bench
 BIN=$CARGO_TARGET_DIR/release
 PORT=18080
-export BENCH_URL=http://127.0.0.1:$PORT BENCH_ADMIN_EMAIL=bench-admin@example.com BENCH_ADMIN_PASSWORD=bench-admin-password-1
+export BENCH_URL=http://127.0.0.1:$PORT BENCH_ADMIN_EMAIL=bench-admin@example.com BENCH_ADMIN_PASSWORD=load-test-violet-77
 mode=${1:-all}
 out=bench/out; mkdir -p $out
 

@@ -63,12 +63,16 @@ impl Application {
         let verifier = web::Data::new(wired.verifier);
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
         let body_limit = config.body_limit;
+        let rate_limit = crate::limits::RateLimit::new(&config)?;
+        let cors_origins = config.cors_origins.clone();
 
         let listener = TcpListener::bind(config.listen)
             .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let mut app = App::new()
+                .wrap(crate::limits::cors(&cors_origins))
+                .wrap(rate_limit.middleware())
                 .wrap(actix_web::middleware::from_fn(request_middleware))
                 .app_data(verifier.clone())
                 .app_data(ops_state.clone())
@@ -76,7 +80,9 @@ impl Application {
                 .app_data(BodyLimit(body_limit))
                 .configure(configure_extractors)
                 .configure(ops::configure)
-                .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)));
+                .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))
+                .service(web::resource("/docs").route(web::get().to(docs_redirect)))
+                .service(crate::openapi::swagger_ui());
             for configure in &configures {
                 let configure = configure.clone();
                 app = app.configure(move |cfg| configure(cfg));
@@ -125,6 +131,12 @@ impl Application {
         tracing::info!("shutdown complete");
         result.map_err(Into::into)
     }
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("location", "/docs/"))
+        .finish()
 }
 
 async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {

@@ -2,8 +2,10 @@
 //! endpoints. Only this crate knows every context.
 
 pub mod app;
+pub mod asyncapi;
 pub mod config;
 pub mod contexts;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod telemetry;

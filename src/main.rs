@@ -94,6 +94,9 @@ fn main() -> ExitCode {
                 }
                 std::fs::write(&output, openapi::to_json()?)?;
                 println!("wrote {}", output.display());
+                let events = output.with_file_name("asyncapi.json");
+                std::fs::write(&events, emporium::asyncapi::to_json()?)?;
+                println!("wrote {}", events.display());
                 Ok(())
             }
         }

@@ -55,3 +55,10 @@ pub fn to_json() -> anyhow::Result<String> {
     text.push('\n');
     Ok(text)
 }
+
+/// Interactive docs at `/docs/`, every asset served from the binary (no CDN), reading the
+/// document from `/openapi.json`.
+pub fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
+    utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+}

@@ -26,11 +26,20 @@ fn dependency_violations(metadata: &Value) -> Vec<String> {
         .collect();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let name = package["name"].as_str().unwrap_or_default();
-        let deps: Vec<&str> = package["dependencies"]
+        let all: Vec<&Value> = package["dependencies"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|d| d["kind"].is_null())
+            .collect();
+        let deps: Vec<&str> = all
+            .iter()
+            .filter(|d| d["optional"] != true)
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        let optional: Vec<&str> = all
+            .iter()
+            .filter(|d| d["optional"] == true)
             .filter_map(|d| d["name"].as_str())
             .collect();
         if CONTEXTS.contains(&name) {
@@ -46,6 +55,14 @@ fn dependency_violations(metadata: &Value) -> Vec<String> {
             for dep in &deps {
                 if !["kernel", "serde", "serde_json", "uuid"].contains(dep) {
                     out.push(format!("contracts crate {name} depends on {dep}"));
+                }
+            }
+            // Only the schema feature (for the event catalogue) may add a dependency.
+            for dep in &optional {
+                if *dep != "utoipa" {
+                    out.push(format!(
+                        "contracts crate {name} optionally depends on {dep}"
+                    ));
                 }
             }
         }
@@ -127,7 +144,7 @@ fn the_dependency_rule_catches_a_context_depending_on_another() {
     let fixture = json!({"packages": [
         {"name": "catalog", "dependencies": [{"name": "kernel", "kind": null}, {"name": "ordering", "kind": null}]},
         {"name": "ordering", "dependencies": [{"name": "emporium", "kind": null}, {"name": "catalog-contracts", "kind": null}]},
-        {"name": "catalog-contracts", "dependencies": [{"name": "sqlx", "kind": null}]},
+        {"name": "catalog-contracts", "dependencies": [{"name": "sqlx", "kind": null}, {"name": "utoipa", "kind": null, "optional": true}, {"name": "actix-web", "kind": null, "optional": true}]},
         {"name": "emporium", "dependencies": []},
         {"name": "kernel", "dependencies": []}
     ]});
@@ -138,6 +155,7 @@ fn the_dependency_rule_catches_a_context_depending_on_another() {
             "context catalog depends on ordering".to_owned(),
             "context ordering depends on emporium".to_owned(),
             "contracts crate catalog-contracts depends on sqlx".to_owned(),
+            "contracts crate catalog-contracts optionally depends on actix-web".to_owned(),
         ]
     );
 }

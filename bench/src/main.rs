@@ -15,7 +15,13 @@ struct Api {
 }
 
 impl Api {
-    async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -26,11 +32,20 @@ impl Api {
         let res = req.send().await?;
         let status = res.status().as_u16();
         let bytes = res.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<(u16, Value)> {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<(u16, Value)> {
@@ -38,7 +53,13 @@ impl Api {
     }
 
     async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {
-        let (status, body) = self.post("/api/v1/identity/tokens", None, &json!({"email": email, "password": password})).await?;
+        let (status, body) = self
+            .post(
+                "/api/v1/identity/tokens",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await?;
         if status != 200 {
             bail!("login failed: {status} {body}");
         }
@@ -49,7 +70,11 @@ impl Api {
         let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
         let password = "bench-password-violet-42";
         let (status, body) = self
-            .post("/api/v1/identity/users", None, &json!({"email": email, "password": password, "name": "Bench"}))
+            .post(
+                "/api/v1/identity/users",
+                None,
+                &json!({"email": email, "password": password, "name": "Bench"}),
+            )
             .await?;
         if status != 201 {
             bail!("sign-up failed: {status} {body}");
@@ -73,26 +98,38 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Creates a product with plenty of stock and a customer; prints shell assignments.
 async fn setup(api: &Api) -> anyhow::Result<()> {
     let admin = api
-        .login(&env("BENCH_ADMIN_EMAIL", "bench-admin@example.com"), &env("BENCH_ADMIN_PASSWORD", "bench-admin-password-1"))
+        .login(
+            &env("BENCH_ADMIN_EMAIL", "bench-admin@example.com"),
+            &env("BENCH_ADMIN_PASSWORD", "load-test-violet-77"),
+        )
         .await?;
     let sku = format!("BENCH-{}", uuid::Uuid::new_v4().simple());
     let (status, product) = api
-        .post("/api/v1/catalog/products", Some(&admin), &json!({"sku": sku, "name": "Bench mug", "price": {"amount": 1000, "currency": "EUR"}}))
+        .post(
+            "/api/v1/catalog/products",
+            Some(&admin),
+            &json!({"sku": sku, "name": "Bench mug", "price": {"amount": 1000, "currency": "EUR"}}),
+        )
         .await?;
     if status != 201 {
         bail!("product: {status} {product}");
     }
     let id = product["id"].as_str().unwrap_or_default().to_owned();
     let (status, _) = api
-        .send(reqwest::Method::PUT, &format!("/api/v1/catalog/products/{id}/stock"), Some(&admin), Some(&json!({"on_hand": 1_000_000})))
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/catalog/products/{id}/stock"),
+            Some(&admin),
+            Some(&json!({"on_hand": 1_000_000})),
+        )
         .await?;
     if status != 200 {
         bail!("stock: {status}");
     }
     let (email, token) = api.customer().await?;
-    println!("PRODUCT_ID={id}");
-    println!("CUSTOMER_EMAIL={email}");
-    println!("CUSTOMER_TOKEN={token}");
+    println!("export PRODUCT_ID={id}");
+    println!("export CUSTOMER_EMAIL={email}");
+    println!("export CUSTOMER_TOKEN={token}");
     Ok(())
 }
 
@@ -117,7 +154,10 @@ async fn logins(api: &Api) -> anyhow::Result<()> {
     .await;
     let total: u64 = counts.iter().sum();
     let rate = total as f64 / started.elapsed().as_secs_f64();
-    println!("logins: {total} in {:.1}s = {rate:.1}/s (concurrency {concurrency})", started.elapsed().as_secs_f64());
+    println!(
+        "logins: {total} in {:.1}s = {rate:.1}/s (concurrency {concurrency})",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -172,7 +212,10 @@ async fn checkout(api: &Api) -> anyhow::Result<()> {
     }))
     .await;
     let elapsed = started.elapsed().as_secs_f64();
-    let mut all: Vec<Duration> = results.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+    let mut all: Vec<Duration> = results
+        .iter()
+        .flat_map(|(l, _)| l.iter().copied())
+        .collect();
     let failures: u64 = results.iter().map(|(_, f)| f).sum();
     all.sort();
     println!(
@@ -189,7 +232,9 @@ async fn checkout(api: &Api) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let api = Api {
         base: env("BENCH_URL", "http://127.0.0.1:18080"),
-        http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?,
     };
     match std::env::args().nth(1).as_deref() {
         Some("setup") => setup(&api).await,

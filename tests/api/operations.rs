@@ -89,3 +89,151 @@ async fn openapi_is_served_and_matches_the_committed_file() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_catalogue_matches_the_committed_file() {
+    let generated = emporium::asyncapi::to_json().unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/openapi/asyncapi.json"
+    ))
+    .unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/asyncapi.json is stale: run `cargo run -- openapi` and commit the result"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    // Every event of the design's catalogue is described, with its payload schema.
+    for event in [
+        "identity.user_registered",
+        "catalog.product_created",
+        "catalog.stock_reserved",
+        "catalog.stock_released",
+        "ordering.order_placed",
+        "ordering.order_cancelled",
+        "ordering.order_status_changed",
+        "shipping.shipment_created",
+        "shipping.shipment_dispatched",
+        "shipping.shipment_cancelled",
+    ] {
+        assert_eq!(doc["channels"][event]["address"], event);
+        let message = &doc["components"]["messages"][format!("{event}.v1")];
+        assert!(
+            message["payload"]["properties"].is_object(),
+            "{event} has no payload schema"
+        );
+    }
+}
+
+#[tokio::test]
+async fn interactive_docs_are_served_offline_from_the_binary() {
+    let app = crate::helpers::spawn_app(kernel::testing::TestBackend::Sqlite)
+        .await
+        .unwrap();
+    let redirect = app.get("/docs", None).await;
+    assert_eq!(redirect.status, 308);
+    let page = app
+        .client
+        .get(format!("{}/docs/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the page loads nothing from the internet"
+    );
+    let bundle = app
+        .client
+        .get(format!("{}/docs/swagger-ui-bundle.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status().as_u16(), 200);
+    let init = app
+        .client
+        .get(format!("{}/docs/swagger-initializer.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(init.text().await.unwrap().contains("/openapi.json"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, |c| {
+        c.body_limit = 4096
+    })
+    .await
+    .unwrap();
+    let big = format!(
+        r#"{{"email":"a@b.cd","password":"{}","name":"x"}}"#,
+        "x".repeat(10_000)
+    );
+    app.post_raw(
+        "/api/v1/identity/users",
+        None,
+        "application/json",
+        big.into_bytes(),
+    )
+    .await
+    .assert_problem(413, "payload_too_large");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_client_address_is_rate_limited_with_retry_after() {
+    let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, |c| {
+        c.rate_limit = true;
+        c.rate_limit_per_second = 1;
+        c.rate_limit_burst = 5;
+    })
+    .await
+    .unwrap();
+    let mut limited = None;
+    for _ in 0..20 {
+        let res = app.get("/api/v1/catalog/categories", None).await;
+        if res.status == 429 {
+            limited = Some(res);
+            break;
+        }
+    }
+    let res = limited.expect("no 429 after 20 quick requests with a burst of 5");
+    res.assert_problem(429, "rate_limited");
+    let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, |c| {
+        c.cors_origins = vec!["https://shop.example".to_owned()];
+    })
+    .await
+    .unwrap();
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/catalog/products", app.address),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let ok = preflight("https://shop.example").await.unwrap();
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://shop.example")
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}

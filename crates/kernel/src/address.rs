@@ -19,7 +19,7 @@ pub struct AddressError {
 }
 
 /// A checked shipping address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PostalAddress {
     pub name: String,
     pub line1: String,

@@ -191,11 +191,14 @@ impl AuthUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminUser(pub AuthUser);
 
-/// Verifies access tokens against a key source.
+/// Verifies access tokens against a key source. A token verified once is remembered until it
+/// expires (tokens are immutable and short-lived), so a signature is checked once per token,
+/// not once per request.
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Arc<dyn KeySource>,
     validation: Validation,
+    verified: moka::sync::Cache<String, (AuthUser, i64)>,
 }
 
 impl TokenVerifier {
@@ -206,7 +209,14 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        Self { keys, validation }
+        Self {
+            keys,
+            validation,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+        }
     }
 
     pub fn keys(&self) -> &Arc<dyn KeySource> {
@@ -215,6 +225,14 @@ impl TokenVerifier {
 
     pub async fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
         let invalid = || ApiError::unauthorized("the access token is invalid or expired");
+        let now = chrono::Utc::now().timestamp();
+        if let Some((user, exp)) = self.verified.get(token) {
+            if now <= exp + i64::try_from(self.validation.leeway).unwrap_or(0) {
+                return Ok(user);
+            }
+            self.verified.invalidate(token);
+            return Err(invalid());
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
@@ -224,10 +242,15 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map_err(|_| invalid())?;
         let user_id = UserId::parse(&data.claims.sub).map_err(|_| invalid())?;
-        Ok(AuthUser {
+        let user = AuthUser {
             user_id,
             roles: data.claims.roles,
-        })
+        };
+        if token.len() <= 4096 {
+            self.verified
+                .insert(token.to_owned(), (user.clone(), data.claims.exp));
+        }
+        Ok(user)
     }
 }
 

@@ -143,9 +143,23 @@ fn as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         return res;
     }
     let (req, old) = res.into_parts();
-    let error = status_problem(status);
+    let error = if status == StatusCode::TOO_MANY_REQUESTS {
+        // The limiter says how long to wait (in whole seconds, possibly 0): never less than 1.
+        let wait = ["retry-after", "x-ratelimit-after"]
+            .iter()
+            .find_map(|h| {
+                old.headers()
+                    .get(*h)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(1);
+        ApiError::too_many_requests(wait.max(1))
+    } else {
+        status_problem(status)
+    };
     let mut new = error.error_response();
-    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
         if let Some(v) = old.headers().get(&name) {
             new.headers_mut().insert(name, v.clone());
         }

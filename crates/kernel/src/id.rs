@@ -54,6 +54,18 @@ macro_rules! typed_id {
                 Self(id)
             }
         }
+
+        impl $crate::reexport::utoipa::PartialSchema for $name {
+            fn schema() -> $crate::reexport::utoipa::openapi::RefOr<$crate::reexport::utoipa::openapi::schema::Schema> {
+                use $crate::reexport::utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .into()
+            }
+        }
+
+        impl $crate::reexport::utoipa::ToSchema for $name {}
     };
 }
 

@@ -22,3 +22,9 @@ pub use error::{ApiError, FieldError};
 pub use event::IntegrationEvent;
 pub use money::{Currency, Money, MoneyError};
 pub use time::Timestamp;
+
+/// Crates the kernel's macros refer to.
+#[doc(hidden)]
+pub mod reexport {
+    pub use utoipa;
+}

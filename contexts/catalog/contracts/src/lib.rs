@@ -15,6 +15,7 @@ macro_rules! event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProductStatus {
     Active,
@@ -23,6 +24,7 @@ pub enum ProductStatus {
 
 /// Everything a product projection needs, sent whole on each change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ProductSnapshot {
     pub product_id: ProductId,
     pub sku: String,
@@ -35,24 +37,28 @@ pub struct ProductSnapshot {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ProductCreated {
     pub product: ProductSnapshot,
 }
 event!(ProductCreated, "catalog.product_created");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ProductUpdated {
     pub product: ProductSnapshot,
 }
 event!(ProductUpdated, "catalog.product_updated");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ProductArchived {
     pub product: ProductSnapshot,
 }
 event!(ProductArchived, "catalog.product_archived");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StockLine {
     pub product_id: ProductId,
     pub quantity: u32,
@@ -60,6 +66,7 @@ pub struct StockLine {
 
 /// Every line of the order is reserved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StockReserved {
     pub order_id: OrderId,
     pub lines: Vec<StockLine>,
@@ -68,6 +75,7 @@ pub struct StockReserved {
 event!(StockReserved, "catalog.stock_reserved");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShortLine {
     pub product_id: ProductId,
     pub requested: u32,
@@ -76,6 +84,7 @@ pub struct ShortLine {
 
 /// Nothing was reserved: these lines could not be met.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StockRejected {
     pub order_id: OrderId,
     pub short_lines: Vec<ShortLine>,
@@ -83,6 +92,7 @@ pub struct StockRejected {
 event!(StockRejected, "catalog.stock_rejected");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseReason {
     Cancelled,
@@ -91,6 +101,7 @@ pub enum ReleaseReason {
 
 /// A reservation was given back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StockReleased {
     pub order_id: OrderId,
     pub reason: ReleaseReason,

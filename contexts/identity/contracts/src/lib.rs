@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A customer signed up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct UserRegistered {
     pub user_id: UserId,
     pub email: String,

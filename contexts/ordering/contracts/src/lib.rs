@@ -16,6 +16,7 @@ macro_rules! event {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderLine {
     pub product_id: ProductId,
     pub sku: String,
@@ -25,6 +26,7 @@ pub struct OrderLine {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
@@ -37,6 +39,7 @@ pub enum OrderStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancellationReason {
     OutOfStock,
@@ -48,6 +51,7 @@ pub enum CancellationReason {
 
 /// A customer checked out; the saga starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderPlaced {
     pub order_id: OrderId,
     pub customer_id: UserId,
@@ -60,6 +64,7 @@ event!(OrderPlaced, "ordering.order_placed");
 
 /// Payment was authorised; shipping may start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderPaid {
     pub order_id: OrderId,
     pub customer_id: UserId,
@@ -71,6 +76,7 @@ pub struct OrderPaid {
 event!(OrderPaid, "ordering.order_paid");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderCancelled {
     pub order_id: OrderId,
     pub customer_id: UserId,
@@ -83,6 +89,7 @@ event!(OrderCancelled, "ordering.order_cancelled");
 
 /// Any status move, for read models.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderStatusChanged {
     pub order_id: OrderId,
     pub customer_id: UserId,

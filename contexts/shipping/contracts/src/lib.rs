@@ -15,12 +15,14 @@ macro_rules! event {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShippedLine {
     pub product_id: ProductId,
     pub quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShipmentCreated {
     pub shipment_id: ShipmentId,
     pub order_id: OrderId,
@@ -32,6 +34,7 @@ pub struct ShipmentCreated {
 event!(ShipmentCreated, "shipping.shipment_created");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShipmentDispatched {
     pub shipment_id: ShipmentId,
     pub order_id: OrderId,
@@ -43,6 +46,7 @@ pub struct ShipmentDispatched {
 event!(ShipmentDispatched, "shipping.shipment_dispatched");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShipmentDelivered {
     pub shipment_id: ShipmentId,
     pub order_id: OrderId,
@@ -53,6 +57,7 @@ pub struct ShipmentDelivered {
 event!(ShipmentDelivered, "shipping.shipment_delivered");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShipmentCancelled {
     pub shipment_id: ShipmentId,
     pub order_id: OrderId,
