@@ -1,7 +1,6 @@
 //! Server assembly: bus, contexts, middleware, routes, and an orderly shutdown (the server
 //! drains in-flight requests, then background tasks stop, then pools close).
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,9 +65,6 @@ impl Application {
         let rate_limit = crate::limits::RateLimit::new(&config)?;
         let cors_origins = config.cors_origins.clone();
 
-        let listener = TcpListener::bind(config.listen)
-            .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
-        let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let mut app = App::new()
                 .wrap(crate::limits::cors(&cors_origins))
@@ -89,9 +85,17 @@ impl Application {
             }
             app.default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
         })
-        .listen(listener)?
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .run();
+        // actix binds with SO_REUSEADDR, so a restart does not wait for TIME_WAIT sockets.
+        .bind(config.listen)
+        .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
+        let port = server
+            .addrs()
+            .first()
+            .map(|a| a.port())
+            .ok_or_else(|| anyhow::anyhow!("EMPORIUM_LISTEN: nothing bound"))?;
+        let server = server
+            .shutdown_timeout(config.shutdown_timeout.as_secs())
+            .run();
         tracing::info!(port, contexts = ?config.contexts.iter().map(|c| c.as_str()).collect::<Vec<_>>(), bus = bus.name(), "emporium listening");
         Ok(Self {
             port,

@@ -36,6 +36,46 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Responses every operation can give, added once here rather than on each handler:
+/// 429 (rate limit) everywhere, 413 and 415 wherever a body is read.
+fn add_common_responses(openapi: &mut OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                kernel::error::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            responses.entry("429".to_owned()).or_insert_with(|| {
+                problem("Too many requests from this address (see Retry-After)").into()
+            });
+            if operation.request_body.is_some() {
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| problem("Body too large").into());
+                responses
+                    .entry("415".to_owned())
+                    .or_insert_with(|| problem("Body is not application/json").into());
+            }
+        }
+    }
+}
+
 /// The whole API, as `emporium openapi` writes it and `/openapi.json` serves it.
 pub fn document() -> OpenApi {
     let mut doc = <RootDoc as utoipa::OpenApi>::openapi();
@@ -47,6 +87,7 @@ pub fn document() -> OpenApi {
     ] {
         doc.merge(fragment);
     }
+    add_common_responses(&mut doc);
     doc
 }
 

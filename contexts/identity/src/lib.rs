@@ -74,6 +74,10 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     });
     let hasher = Arc::new(Argon2idHasher::new()?);
     let accounts = Accounts {
+        profiles: moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(5))
+            .build(),
         users: users.clone(),
         hasher: hasher.clone(),
         clock: clock.clone(),

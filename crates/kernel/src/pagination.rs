@@ -64,6 +64,7 @@ impl Cursor {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -130,8 +130,10 @@ pub(crate) struct ProductListQuery {
     /// Words to find in the name or description.
     pub(crate) q: Option<String>,
     /// `newest` (default), `price`, `price_desc` or `name`.
+    #[param(inline)]
     pub(crate) sort: Option<SortParam>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<i64>,
     pub(crate) cursor: Option<String>,
 }

@@ -16,6 +16,10 @@ use super::IdentityError;
 use crate::domain::{Password, Roles, User, UserName};
 
 pub(crate) struct Accounts {
+    /// Recently read profiles (a few seconds): `GET /me` on every page view stays cheap.
+    /// Writes through this instance invalidate at once; another instance's write shows here
+    /// within the cache's time to live.
+    pub(crate) profiles: moka::future::Cache<UserId, User>,
     pub(crate) users: Arc<dyn UserRepository>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -135,10 +139,16 @@ impl Accounts {
     }
 
     pub(crate) async fn me(&self, id: UserId) -> Result<User, IdentityError> {
-        self.users
+        if let Some(user) = self.profiles.get(&id).await {
+            return Ok(user);
+        }
+        let user = self
+            .users
             .by_id(id)
             .await?
-            .ok_or(IdentityError::UserNotFound)
+            .ok_or(IdentityError::UserNotFound)?;
+        self.profiles.insert(id, user.clone()).await;
+        Ok(user)
     }
 
     pub(crate) async fn update_me(
@@ -153,11 +163,12 @@ impl Accounts {
             None => None,
         };
         let address = change.default_shipping_address.as_ref().map(|a| a.as_ref());
-        if !self
+        let updated = self
             .users
             .update_profile(id, name.as_ref(), address, self.clock.now())
-            .await?
-        {
+            .await?;
+        self.profiles.invalidate(&id).await;
+        if !updated {
             return Err(IdentityError::UserNotFound);
         }
         self.me(id).await
@@ -172,11 +183,12 @@ impl Accounts {
         id: UserId,
         roles: Vec<Role>,
     ) -> Result<User, IdentityError> {
-        if !self
+        let updated = self
             .users
             .set_roles(id, &Roles::new(roles), self.clock.now())
-            .await?
-        {
+            .await?;
+        self.profiles.invalidate(&id).await;
+        if !updated {
             return Err(IdentityError::UserNotFound);
         }
         self.me(id).await

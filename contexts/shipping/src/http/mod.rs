@@ -138,6 +138,7 @@ pub(crate) struct ShipmentListQuery {
     /// Only the shipment of this order.
     pub(crate) order_id: Option<uuid::Uuid>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<i64>,
     pub(crate) cursor: Option<String>,
 }
