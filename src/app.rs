@@ -28,10 +28,18 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<SharedBus> {
     match config.bus {
         BusKind::Memory => Ok(Arc::new(MemoryBus::new())),
         BusKind::Rabbitmq => {
-            anyhow::bail!("EMPORIUM_BUS: rabbitmq is not available in this build yet; use memory")
+            let url = config.amqp_url.clone().ok_or_else(|| {
+                anyhow::anyhow!("EMPORIUM_AMQP_URL: required with EMPORIUM_BUS=rabbitmq")
+            })?;
+            let mut rabbit = bus::rabbitmq::RabbitConfig::new(url);
+            rabbit.namespace = config.amqp_namespace.clone();
+            rabbit.topology = crate::asyncapi::topology();
+            Ok(bus::rabbitmq::RabbitBus::connect(rabbit).await?)
         }
         BusKind::Sqs => {
-            anyhow::bail!("EMPORIUM_BUS: sqs is not available in this build yet; use memory")
+            anyhow::bail!(
+                "EMPORIUM_BUS: the sqs adapter is not part of this build; use memory or rabbitmq"
+            )
         }
     }
 }

@@ -162,3 +162,31 @@ pub fn to_json() -> anyhow::Result<String> {
     text.push('\n');
     Ok(text)
 }
+
+/// Competing consumer groups and the event types each consumes, from the catalogue. A broker
+/// declares these queues up front, so an event published before its consumer first starts
+/// waits for it. Events nobody consumes yet go to the `unconsumed` group's queue.
+pub fn topology() -> Vec<(String, Vec<String>)> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in catalogue() {
+        let competing: Vec<&str> = e
+            .consumers
+            .iter()
+            .filter(|g| !g.contains("broadcast"))
+            .copied()
+            .collect();
+        if competing.is_empty() && e.consumers.is_empty() {
+            groups
+                .entry("unconsumed".to_owned())
+                .or_default()
+                .push(e.name.to_owned());
+        }
+        for group in competing {
+            groups
+                .entry(group.to_owned())
+                .or_default()
+                .push(e.name.to_owned());
+        }
+    }
+    groups.into_iter().collect()
+}

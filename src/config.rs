@@ -59,6 +59,8 @@ pub struct Config {
     pub context_database_urls: BTreeMap<ContextName, String>,
     pub bus: BusKind,
     pub amqp_url: Option<String>,
+    /// Prefix of the exchanges and queues of this deployment.
+    pub amqp_namespace: String,
     pub contexts: Vec<ContextName>,
     pub jwks_url: Option<String>,
     pub gateway_upstreams: BTreeMap<ContextName, String>,
@@ -99,6 +101,7 @@ impl Config {
             context_database_urls: BTreeMap::new(),
             bus: BusKind::Memory,
             amqp_url: None,
+            amqp_namespace: "emporium".to_owned(),
             contexts: ContextName::ALL.to_vec(),
             jwks_url: None,
             gateway_upstreams: BTreeMap::new(),
@@ -191,6 +194,18 @@ impl Config {
         c.amqp_url = secret("EMPORIUM_AMQP_URL", &mut errors);
         if c.bus == BusKind::Rabbitmq && c.amqp_url.is_none() {
             c.amqp_url = Some("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+        }
+        if let Some(v) = get("EMPORIUM_AMQP_NAMESPACE") {
+            if v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                c.amqp_namespace = v;
+            } else {
+                errors.push(
+                    "EMPORIUM_AMQP_NAMESPACE: up to 64 letters, digits, '-' or '_'".to_owned(),
+                );
+            }
         }
         if let Some(v) = get("EMPORIUM_CONTEXTS") {
             match parse_contexts(&v) {

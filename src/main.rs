@@ -22,6 +22,8 @@ enum Command {
         #[arg(long)]
         contexts: Option<String>,
     },
+    /// Route `/api/v1/<context>/` to the processes in EMPORIUM_GATEWAY_UPSTREAMS.
+    Gateway,
     /// Apply every enabled context's migrations and exit.
     Migrate,
     /// Load a demo catalog (categories, products, stock) into the catalog database.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
                 let app = Application::build(config).await?;
                 app.run_until_stopped().await
             }
+            Command::Gateway => emporium::gateway::run(config).await,
             Command::Migrate => {
                 for &ctx in &config.contexts {
                     contexts::open_database(&config, ctx).await?.close().await;

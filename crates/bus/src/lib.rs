@@ -13,6 +13,8 @@ pub mod handler;
 pub mod inbox;
 pub mod memory;
 pub mod outbox;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 
 use std::sync::Arc;
 

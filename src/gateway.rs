@@ -1,0 +1,219 @@
+//! `emporium gateway`: routes `/api/v1/<context>/...` to the process serving that context
+//! (`EMPORIUM_GATEWAY_UPSTREAMS`), passes `X-Request-Id`, serves the merged `/openapi.json`,
+//! proxies `/.well-known/jwks.json` to identity, and is ready when every upstream is.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures::StreamExt;
+use kernel::error::ApiError;
+use kernel::http::{request_middleware, RequestContext, REQUEST_ID};
+
+use crate::config::{Config, ContextName};
+
+struct Upstreams {
+    by_context: BTreeMap<String, String>,
+    client: reqwest::Client,
+    body_limit: usize,
+    openapi: String,
+}
+
+/// Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.gateway_upstreams.is_empty() {
+        anyhow::bail!("EMPORIUM_GATEWAY_UPSTREAMS: name at least one upstream, e.g. identity=http://127.0.0.1:8081");
+    }
+    let upstreams = web::Data::new(Upstreams {
+        by_context: config
+            .gateway_upstreams
+            .iter()
+            .map(|(ctx, url)| (ctx.as_str().to_owned(), url.clone()))
+            .collect(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()?,
+        body_limit: config.body_limit,
+        openapi: crate::openapi::to_json()?,
+    });
+    let server =
+        HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(request_middleware))
+                .app_data(upstreams.clone())
+                .service(web::resource("/health/live").route(
+                    web::get().to(|| async {
+                        HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+                    }),
+                ))
+                .service(web::resource("/health/ready").route(web::get().to(ready)))
+                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+                .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+                .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
+                .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+        })
+        .bind(config.listen)
+        .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .run();
+    tracing::info!(listen = %config.listen, upstreams = ?config.gateway_upstreams, "gateway listening");
+    server.await?;
+    Ok(())
+}
+
+async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(up.openapi.clone())
+}
+
+async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
+    let checks = futures::future::join_all(up.by_context.iter().map(|(ctx, base)| {
+        let client = up.client.clone();
+        async move {
+            let ok = client
+                .get(format!("{base}/health/ready"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            (ctx.clone(), ok)
+        }
+    }))
+    .await;
+    let all = checks.iter().all(|(_, ok)| *ok);
+    let body: serde_json::Map<String, serde_json::Value> = checks
+        .into_iter()
+        .map(|(ctx, ok)| {
+            (
+                format!("{ctx}_upstream"),
+                serde_json::json!(if ok { "up" } else { "down" }),
+            )
+        })
+        .collect();
+    if all {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": body}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type(kernel::error::PROBLEM_JSON)
+            .json(serde_json::json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "code": "not_ready", "checks": body}))
+    }
+}
+
+async fn jwks(
+    up: web::Data<Upstreams>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let base = up
+        .by_context
+        .get(ContextName::Identity.as_str())
+        .ok_or_else(|| ApiError::not_found("not_found", "no identity upstream"))?;
+    proxy(
+        &up,
+        &req,
+        &ctx,
+        format!("{base}/.well-known/jwks.json"),
+        web::Bytes::new(),
+    )
+    .await
+}
+
+async fn forward(
+    up: web::Data<Upstreams>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<(String, String)>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (context, _) = path.into_inner();
+    // Operations endpoints of the bus go to the first upstream that has them (each process
+    // keeps the dead letters of its own contexts).
+    let base = match up.by_context.get(&context) {
+        Some(base) => base,
+        None if context == "admin" => up
+            .by_context
+            .values()
+            .next()
+            .ok_or_else(|| ApiError::not_found("not_found", "no upstream"))?,
+        None => return Err(ApiError::not_found("not_found", "no such resource")),
+    };
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
+        if body.len() + chunk.len() > up.body_limit {
+            return Err(kernel::http::status_problem(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let query = req.query_string();
+    let url = if query.is_empty() {
+        format!("{base}{}", req.path())
+    } else {
+        format!("{base}{}?{query}", req.path())
+    };
+    proxy(&up, &req, &ctx, url, body.freeze()).await
+}
+
+async fn proxy(
+    up: &Upstreams,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    url: String,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| kernel::http::status_problem(StatusCode::METHOD_NOT_ALLOWED))?;
+    let mut outgoing = up.client.request(method, &url).body(body.to_vec());
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || n == "host"
+            || n == "content-length"
+            || n == REQUEST_ID.as_str()
+        {
+            continue;
+        }
+        outgoing = outgoing.header(n, value.as_bytes());
+    }
+    outgoing = outgoing.header(REQUEST_ID.as_str(), ctx.request_id.as_str());
+    if let Some(peer) = req.peer_addr() {
+        outgoing = outgoing.header("x-forwarded-for", peer.ip().to_string());
+    }
+    let response = outgoing.send().await.map_err(|e| {
+        tracing::warn!(error = %e, url = %url, "upstream unreachable");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "the service behind this route is not reachable",
+        )
+    })?;
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in response.headers() {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || n == "content-length" || n == REQUEST_ID.as_str() {
+            continue;
+        }
+        builder.insert_header((n, value.as_bytes()));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream body: {e}")))?;
+    Ok(builder.body(bytes))
+}
