@@ -265,20 +265,32 @@ impl Catalog {
         if next == current {
             return Ok(current);
         }
-        next.revision = current.revision + 1;
-        next.updated_at = self.clock.now();
-        let event = self.envelope(
-            &ProductUpdated {
-                product: snapshot(&next),
-            },
+        self.save(
+            current.revision,
+            next,
+            |product| ProductUpdated { product },
             cause,
-        )?;
+        )
+        .await
+    }
+
+    /// Stores the next revision of a product with its event, if nobody changed it meanwhile.
+    async fn save<E: kernel::IntegrationEvent>(
+        &self,
+        expected_revision: i64,
+        mut next: Product,
+        event: impl FnOnce(catalog_contracts::ProductSnapshot) -> E,
+        cause: &Causation,
+    ) -> Result<Product, CatalogError> {
+        next.revision = expected_revision + 1;
+        next.updated_at = self.clock.now();
+        let envelope = self.envelope(&event(snapshot(&next)), cause)?;
         self.repo
-            .update_product(&next, current.revision, &[event])
+            .update_product(&next, expected_revision, &[envelope])
             .await
             .map_err(save_error)?;
         self.outbox.wake();
-        self.cache.invalidate(id).await;
+        self.cache.invalidate(next.id).await;
         Ok(next)
     }
 
@@ -298,21 +310,13 @@ impl Catalog {
         }
         let mut next = current.clone();
         next.status = ProductStatus::Archived;
-        next.revision += 1;
-        next.updated_at = self.clock.now();
-        let event = self.envelope(
-            &ProductArchived {
-                product: snapshot(&next),
-            },
+        self.save(
+            current.revision,
+            next,
+            |product| ProductArchived { product },
             cause,
-        )?;
-        self.repo
-            .update_product(&next, current.revision, &[event])
-            .await
-            .map_err(save_error)?;
-        self.outbox.wake();
-        self.cache.invalidate(id).await;
-        Ok(next)
+        )
+        .await
     }
 }
 

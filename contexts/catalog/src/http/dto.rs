@@ -1,21 +1,12 @@
 //! Request and response bodies.
 
 use kernel::{Money, Timestamp};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::application::ports::Category;
 use crate::domain::{Product, StockLevel};
-
-/// `null` and absent differ: `null` clears, absent leaves unchanged.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -70,12 +61,12 @@ pub(crate) struct UpdateProductRequest {
     #[validate(length(max = 1000))]
     pub(crate) name: Option<String>,
     /// Text, or `null` to remove.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "kernel::http::present")]
     #[schema(value_type = Option<String>)]
     pub(crate) description: Option<Option<String>>,
     pub(crate) price: Option<Money>,
     /// A category, or `null` to remove.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "kernel::http::present")]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub(crate) category_id: Option<Option<uuid::Uuid>>,
 }

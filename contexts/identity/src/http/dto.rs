@@ -3,7 +3,7 @@
 use kernel::address::AddressBody;
 use kernel::auth::Role;
 use kernel::{Money, Timestamp};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
@@ -70,22 +70,13 @@ impl From<User> for UserResponse {
     }
 }
 
-/// `null` and absent differ: `null` clears, absent leaves unchanged.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateMeRequest {
     #[validate(length(max = 1000))]
     pub(crate) name: Option<String>,
     /// An address to store, or `null` to remove it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "kernel::http::present")]
     #[schema(value_type = Option<AddressBody>)]
     #[validate(nested)]
     pub(crate) default_shipping_address: Option<Option<AddressBody>>,
