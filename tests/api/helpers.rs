@@ -469,7 +469,14 @@ impl TestApp {
 impl TestApp {
     /// A second instance of the same deployment: same databases, same bus.
     pub async fn second_instance(&self) -> TestApp {
-        let app = Application::build_with_bus(self.config.clone(), self.bus.clone())
+        self.second_instance_with(|_| {}).await
+    }
+
+    /// A second instance with a changed configuration (same data and bus).
+    pub async fn second_instance_with(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        let app = Application::build_with_bus(config.clone(), self.bus.clone())
             .await
             .unwrap_or_else(|e| panic!("cannot build second instance: {e:#}"));
         let port = app.port();
@@ -480,7 +487,7 @@ impl TestApp {
             port,
             client: self.client.clone(),
             backend: self.backend,
-            config: self.config.clone(),
+            config,
             handle,
             task,
             bus: self.bus.clone(),

@@ -507,3 +507,59 @@ both_backends!(order_history_follows_events_in_any_order_and_once, |app| {
     assert_eq!(theirs.body["items"], json!([]));
     app.stop().await;
 });
+
+fn fresh_key() -> String {
+    ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .unwrap()
+        .to_string()
+}
+
+both_backends!(a_rotated_signing_key_keeps_earlier_tokens_valid, |app| {
+    let c = app.customer().await;
+    let old_kid = kid(&app).await;
+    // The same deployment restarts with a new configured key.
+    let rotated = app
+        .second_instance_with(|cfg| cfg.jwt_private_key = Some(fresh_key()))
+        .await;
+    let jwks = rotated.get("/.well-known/jwks.json", None).await;
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids.len(),
+        2,
+        "new and previous key are published: {kids:?}"
+    );
+    assert!(kids.contains(&old_kid.as_str()));
+    // A token signed with the previous key still works; new tokens use the new key.
+    rotated
+        .get("/api/v1/identity/me", Some(&c.access_token))
+        .await
+        .assert_status(200);
+    let fresh = rotated.log_in(&c.email, &c.password).await;
+    let token = fresh.body["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_ne!(header.kid.as_deref(), Some(old_kid.as_str()));
+    rotated
+        .get("/api/v1/identity/me", Some(token))
+        .await
+        .assert_status(200);
+    // A misconfigured key is refused at start-up with the variable's name.
+    let bad = emporium::Application::build_with_bus(
+        {
+            let mut cfg = app.config.clone();
+            cfg.jwt_private_key = Some("not a key".to_owned());
+            cfg
+        },
+        app.bus.clone(),
+    )
+    .await;
+    let message = bad.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(message.contains("EMPORIUM_JWT_PRIVATE_KEY"), "{message}");
+    rotated.stop().await;
+    app.stop().await;
+});
