@@ -34,6 +34,11 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<SharedBus> {
             let mut rabbit = bus::rabbitmq::RabbitConfig::new(url);
             rabbit.namespace = config.amqp_namespace.clone();
             rabbit.topology = crate::asyncapi::topology();
+            rabbit.queue_expires = config.amqp_queue_expires;
+            rabbit.capped = vec![(
+                crate::asyncapi::UNCONSUMED.to_owned(),
+                crate::asyncapi::UNCONSUMED_CAP,
+            )];
             Ok(bus::rabbitmq::RabbitBus::connect(rabbit).await?)
         }
         BusKind::Sqs => {

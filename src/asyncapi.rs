@@ -163,6 +163,11 @@ pub fn to_json() -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// The group whose queue parks events no context consumes yet.
+pub const UNCONSUMED: &str = "unconsumed";
+/// Its queue keeps the newest this many events and drops the oldest.
+pub const UNCONSUMED_CAP: u32 = 100_000;
+
 /// Competing consumer groups and the event types each consumes, from the catalogue. A broker
 /// declares these queues up front, so an event published before its consumer first starts
 /// waits for it. Events nobody consumes yet go to the `unconsumed` group's queue.
@@ -177,7 +182,7 @@ pub fn topology() -> Vec<(String, Vec<String>)> {
             .collect();
         if competing.is_empty() && e.consumers.is_empty() {
             groups
-                .entry("unconsumed".to_owned())
+                .entry(UNCONSUMED.to_owned())
                 .or_default()
                 .push(e.name.to_owned());
         }

@@ -61,6 +61,8 @@ pub struct Config {
     pub amqp_url: Option<String>,
     /// Prefix of the exchanges and queues of this deployment.
     pub amqp_namespace: String,
+    /// Idle queues and exchanges are deleted after this long (short-lived deployments only).
+    pub amqp_queue_expires: Option<Duration>,
     pub contexts: Vec<ContextName>,
     pub jwks_url: Option<String>,
     pub gateway_upstreams: BTreeMap<ContextName, String>,
@@ -102,6 +104,7 @@ impl Config {
             bus: BusKind::Memory,
             amqp_url: None,
             amqp_namespace: "emporium".to_owned(),
+            amqp_queue_expires: None,
             contexts: ContextName::ALL.to_vec(),
             jwks_url: None,
             gateway_upstreams: BTreeMap::new(),
@@ -205,6 +208,16 @@ impl Config {
                 errors.push(
                     "EMPORIUM_AMQP_NAMESPACE: up to 64 letters, digits, '-' or '_'".to_owned(),
                 );
+            }
+        }
+        if let Some(v) = get("EMPORIUM_AMQP_QUEUE_EXPIRES_SECS") {
+            match v.parse::<u64>() {
+                Ok(secs) if (10..=604_800).contains(&secs) => {
+                    c.amqp_queue_expires = Some(Duration::from_secs(secs));
+                }
+                _ => errors.push(format!(
+                    "EMPORIUM_AMQP_QUEUE_EXPIRES_SECS: {v:?} must be a number of seconds from 10 to 604800"
+                )),
             }
         }
         if let Some(v) = get("EMPORIUM_CONTEXTS") {

@@ -46,6 +46,9 @@ pub struct RabbitConfig {
     /// Queues to declare before anything is published, so no event is lost because its
     /// consumer has not started yet: `(group, event types)`.
     pub topology: Vec<(String, Vec<String>)>,
+    /// Groups whose queue keeps only the newest N messages, dropping the oldest (parking
+    /// queues for events no consumer handles yet): `(group, N)`.
+    pub capped: Vec<(String, u32)>,
 }
 
 impl RabbitConfig {
@@ -57,6 +60,7 @@ impl RabbitConfig {
             delivery_limit: 5,
             queue_expires: None,
             topology: Vec::new(),
+            capped: Vec::new(),
         }
     }
 }
@@ -257,7 +261,19 @@ impl RabbitBus {
                     short("x-queue-type"),
                     AMQPValue::LongString("quorum".into()),
                 );
-                if dead_letter {
+                let cap = self
+                    .config
+                    .capped
+                    .iter()
+                    .find(|(group, _)| self.queue(group, DeliveryMode::Competing) == name)
+                    .map(|(_, cap)| *cap);
+                if let Some(cap) = cap {
+                    args.insert(short("x-max-length"), AMQPValue::LongLongInt(cap.into()));
+                    args.insert(
+                        short("x-overflow"),
+                        AMQPValue::LongString("drop-head".into()),
+                    );
+                } else if dead_letter {
                     args.insert(
                         short("x-delivery-limit"),
                         AMQPValue::LongLongInt(self.config.delivery_limit),

@@ -107,3 +107,193 @@ async fn an_unroutable_event_is_a_failed_publish() {
     assert!(err.to_string().contains("unroutable"), "{err}");
     bus.shutdown().await;
 }
+
+/// Collects the `n` of every ping it handles.
+struct Collect(Arc<std::sync::Mutex<Vec<u32>>>);
+
+#[async_trait::async_trait]
+impl bus::EventHandler for Collect {
+    async fn handle(&self, envelope: &bus::Envelope) -> anyhow::Result<()> {
+        let ping: conformance::Ping = serde_json::from_value(envelope.payload.clone())?;
+        self.0.lock().unwrap().push(ping.n);
+        Ok(())
+    }
+}
+
+async fn collecting(
+    bus: &RabbitBus,
+    group: &str,
+    db: &Database,
+) -> Arc<std::sync::Mutex<Vec<u32>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    bus.subscribe(bus::Subscription::new(
+        group,
+        bus::DeliveryMode::Competing,
+        &[<conformance::Ping as kernel::event::IntegrationEvent>::NAME],
+        Arc::new(Collect(seen.clone())),
+        Arc::new(bus::SqlDeadLetters::new(db.clone())),
+    ))
+    .await
+    .unwrap();
+    seen
+}
+
+fn ping(n: u32) -> bus::Envelope {
+    bus::Envelope::wrap(
+        &conformance::Ping { n },
+        kernel::Timestamp::now(),
+        &bus::Causation::system(),
+    )
+    .unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_parking_queue_keeps_the_newest_events() {
+    let Some(url) = amqp_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(TestBackend::Sqlite, &dir).await.unwrap();
+    let mut config = rabbit(url).config;
+    config.topology = vec![(
+        "parked".to_owned(),
+        vec![<conformance::Ping as kernel::event::IntegrationEvent>::NAME.to_owned()],
+    )];
+    config.capped = vec![("parked".to_owned(), 3)];
+    let publisher = RabbitBus::connect(config.clone()).await.unwrap();
+    for n in 1..=5 {
+        // Past the cap the oldest is dropped; the publish itself still succeeds.
+        publisher.publish(&ping(n)).await.unwrap();
+    }
+    let consumer = RabbitBus::connect(config).await.unwrap();
+    let seen = collecting(&consumer, "parked", &db).await;
+    wait_for("the parked events", 10, || seen.lock().unwrap().len() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*seen.lock().unwrap(), vec![3, 4, 5]);
+    publisher.shutdown().await;
+    consumer.shutdown().await;
+}
+
+/// A TCP proxy in front of the broker that can drop every connection and refuse new ones,
+/// as a broker restart does.
+struct Outage {
+    port: u16,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Outage {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, l) = (down.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the broker is "down"
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                l.lock().unwrap().push(link);
+            }
+        });
+        Self { port, down, links }
+    }
+
+    fn go_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn come_back(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_reconnects_and_resumes_consuming_after_the_broker_goes_away() {
+    let Some(url) = amqp_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(TestBackend::Sqlite, &dir).await.unwrap();
+    let parsed = split_amqp_url(&url);
+    let outage = Outage::start(parsed.0).await;
+    let direct = rabbit(url.clone()).config;
+    let mut proxied = direct.clone();
+    proxied.url = format!("amqp://{}@127.0.0.1:{}/{}", parsed.1, outage.port, parsed.2);
+
+    let bus = RabbitBus::connect(proxied).await.unwrap();
+    let seen = collecting(&bus, "survivor", &db).await;
+    bus.publish(&ping(1)).await.unwrap();
+    wait_for("the first event", 10, || seen.lock().unwrap().contains(&1)).await;
+
+    outage.go_down();
+    wait_for_ready(&bus, false).await;
+    assert!(
+        bus.publish(&ping(99)).await.is_err(),
+        "a publish without a broker must fail, not vanish"
+    );
+    // Events published elsewhere meanwhile wait in the durable queue.
+    let other = RabbitBus::connect(direct).await.unwrap();
+    other.publish(&ping(2)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!seen.lock().unwrap().contains(&2));
+
+    outage.come_back();
+    wait_for_ready(&bus, true).await;
+    wait_for("the event published during the outage", 30, || {
+        seen.lock().unwrap().contains(&2)
+    })
+    .await;
+    bus.publish(&ping(3)).await.unwrap();
+    wait_for("an event published after reconnecting", 10, || {
+        seen.lock().unwrap().contains(&3)
+    })
+    .await;
+    bus.shutdown().await;
+    other.shutdown().await;
+}
+
+async fn wait_for_ready(bus: &RabbitBus, ready: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while bus.ready().await != ready {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bus never became {}",
+            if ready { "ready" } else { "not ready" }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `amqp://user:pass@host:port/vhost` → (broker address, `user:pass`, vhost).
+fn split_amqp_url(url: &str) -> (std::net::SocketAddr, String, String) {
+    let rest = url.strip_prefix("amqp://").expect("an amqp:// URL");
+    let (auth, rest) = rest.split_once('@').unwrap_or(("guest:guest", rest));
+    let (host, vhost) = rest.split_once('/').unwrap_or((rest, "%2f"));
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5672")
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&host)
+        .unwrap()
+        .next()
+        .unwrap();
+    (addr, auth.to_owned(), vhost.to_owned())
+}
