@@ -49,26 +49,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         body_limit: config.body_limit,
         openapi: crate::openapi::to_json()?,
     });
-    let server =
-        HttpServer::new(move || {
-            App::new()
-                .wrap(actix_web::middleware::from_fn(request_middleware))
-                .app_data(upstreams.clone())
-                .service(web::resource("/health/live").route(
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(request_middleware))
+            .app_data(upstreams.clone())
+            .configure(kernel::http::configure_extractors)
+            .service(
+                web::resource("/health/live").route(
                     web::get().to(|| async {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
                     }),
-                ))
-                .service(web::resource("/health/ready").route(web::get().to(ready)))
-                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
-                .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-                .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
-                .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
-        })
-        .bind(config.listen)
-        .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .run();
+                ),
+            )
+            .service(web::resource("/health/ready").route(web::get().to(ready)))
+            .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+            .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+            .service(
+                web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
+            )
+            .service(
+                web::resource("/api/v1/admin/dead-letters/{id}/replay")
+                    .route(web::post().to(replay_dead_letter)),
+            )
+            .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
+            .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+    })
+    .bind(config.listen)
+    .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .run();
     tracing::info!(listen = %config.listen, upstreams = ?config.gateway_upstreams, "gateway listening");
     server.await?;
     Ok(())
@@ -140,17 +149,10 @@ async fn forward(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (context, _) = path.into_inner();
-    // Operations endpoints of the bus go to the first upstream that has them (each process
-    // keeps the dead letters of its own contexts).
-    let base = match up.by_context.get(&context) {
-        Some(base) => base,
-        None if context == "admin" => up
-            .by_context
-            .values()
-            .next()
-            .ok_or_else(|| ApiError::not_found("not_found", "no upstream"))?,
-        None => return Err(ApiError::not_found("not_found", "no such resource")),
-    };
+    let base = up
+        .by_context
+        .get(&context)
+        .ok_or_else(|| ApiError::not_found("not_found", "no such resource"))?;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
@@ -166,6 +168,85 @@ async fn forward(
         format!("{base}{}?{query}", req.path())
     };
     proxy(&up, &req, &ctx, url, body.freeze()).await
+}
+
+impl Upstreams {
+    /// Each upstream process once (several contexts may share one).
+    fn processes(&self) -> Vec<&str> {
+        let mut bases: Vec<&str> = self.by_context.values().map(String::as_str).collect();
+        bases.sort_unstable();
+        bases.dedup();
+        bases
+    }
+}
+
+/// Each process keeps the dead letters of its own contexts: the gateway asks every process
+/// for the same page and merges them, newest first, into one page with one cursor.
+async fn list_dead_letters(
+    up: web::Data<Upstreams>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    query: web::Query<kernel::pagination::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page =
+        kernel::pagination::PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let calls = up.processes().into_iter().map(|base| {
+        let url = format!("{base}{}?{}", req.path(), req.query_string());
+        proxy(&up, &req, &ctx, url, web::Bytes::new())
+    });
+    let mut items = Vec::new();
+    let mut more = false;
+    for response in futures::future::join_all(calls).await {
+        let response = response?;
+        if !response.status().is_success() {
+            // Unauthorised, forbidden, invalid: every process says the same; pass it on.
+            return Ok(response);
+        }
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("unreadable upstream page")))?;
+        let part: kernel::pagination::Page<serde_json::Value> = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream page: {e}")))?;
+        more |= part.next_cursor.is_some();
+        items.extend(part.items);
+    }
+    let id = |v: &serde_json::Value| v["id"].as_str().unwrap_or_default().to_owned();
+    items.sort_by_key(|v| std::cmp::Reverse(id(v)));
+    let limit = page.limit as usize;
+    more |= items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = if more {
+        items
+            .last()
+            .map(|last| kernel::pagination::Cursor::new(vec![id(last)]).encode())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(kernel::pagination::Page { items, next_cursor }))
+}
+
+/// A dead letter lives in one process: the first that does not answer 404 replays it.
+async fn replay_dead_letter(
+    up: web::Data<Upstreams>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let mut last = None;
+    for base in up.processes() {
+        let response = proxy(
+            &up,
+            &req,
+            &ctx,
+            format!("{base}{}", req.path()),
+            web::Bytes::new(),
+        )
+        .await?;
+        if response.status() != StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        last = Some(response);
+    }
+    last.ok_or_else(|| ApiError::not_found("not_found", "no upstream"))
 }
 
 async fn proxy(
@@ -209,7 +290,7 @@ async fn proxy(
         if HOP_BY_HOP.contains(&n) || n == "content-length" || n == REQUEST_ID.as_str() {
             continue;
         }
-        builder.insert_header((n, value.as_bytes()));
+        builder.append_header((n, value.as_bytes()));
     }
     let bytes = response
         .bytes()

@@ -1,10 +1,11 @@
 //! The checkout saga end to end through HTTP, with the real catalog, shipping and identity
-//! contexts on the memory bus: every path, compensation, duplicates, idempotency, ownership
-//! and a stock race.
+//! contexts: every path, compensation, duplicates, idempotency, ownership and a stock race.
+//! Each story runs on the monolith (memory bus; SQLite and PostgreSQL) and on the split
+//! topology (four processes behind the gateway, RabbitMQ, a PostgreSQL database each).
 
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_topology;
 use crate::helpers::TestApp;
 
 fn statuses(order: &Value) -> Vec<String> {
@@ -27,7 +28,7 @@ fn payments(order: &Value, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-both_backends!(a_paid_order_is_confirmed_shipped_and_delivered, |app| {
+every_topology!(a_paid_order_is_confirmed_shipped_and_delivered, |app| {
     let admin = app.admin().await;
     let mug = app.sellable(&admin.access_token, "MUG", 1250, 5).await;
     let c = app.customer().await;
@@ -144,7 +145,7 @@ both_backends!(a_paid_order_is_confirmed_shipped_and_delivered, |app| {
     app.stop().await;
 });
 
-both_backends!(a_declined_payment_cancels_and_releases_stock, |app| {
+every_topology!(a_declined_payment_cancels_and_releases_stock, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "DECL", 500, 3).await;
     let c = app.customer().await;
@@ -169,7 +170,7 @@ both_backends!(a_declined_payment_cancels_and_releases_stock, |app| {
     app.stop().await;
 });
 
-both_backends!(an_unavailable_gateway_is_retried_then_cancels, |app| {
+every_topology!(an_unavailable_gateway_is_retried_then_cancels, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "UNAV", 500, 3).await;
     let c = app.customer().await;
@@ -195,7 +196,7 @@ both_backends!(an_unavailable_gateway_is_retried_then_cancels, |app| {
     app.stop().await;
 });
 
-both_backends!(an_order_without_stock_is_cancelled_out_of_stock, |app| {
+every_topology!(an_order_without_stock_is_cancelled_out_of_stock, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "RARE", 500, 1).await;
     let c = app.customer().await;
@@ -216,7 +217,7 @@ both_backends!(an_order_without_stock_is_cancelled_out_of_stock, |app| {
     app.stop().await;
 });
 
-both_backends!(
+every_topology!(
     cancelling_a_confirmed_order_refunds_once_and_undoes_everything,
     |app| {
         let seen = app
@@ -297,7 +298,7 @@ both_backends!(
     }
 );
 
-both_backends!(
+every_topology!(
     cancelling_right_after_checkout_takes_no_money_and_holds_no_stock,
     |app| {
         let admin = app.admin().await;
@@ -342,7 +343,7 @@ both_backends!(
     }
 );
 
-both_backends!(the_idempotency_key_returns_the_same_order, |app| {
+every_topology!(the_idempotency_key_returns_the_same_order, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "IDEM", 300, 10).await;
     let c = app.customer().await;
@@ -383,7 +384,7 @@ both_backends!(the_idempotency_key_returns_the_same_order, |app| {
     app.stop().await;
 });
 
-both_backends!(checkout_and_cart_input_is_validated, |app| {
+every_topology!(checkout_and_cart_input_is_validated, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "VAL", 300, 10).await;
     let c = app.customer().await;
@@ -470,7 +471,7 @@ both_backends!(checkout_and_cart_input_is_validated, |app| {
     app.stop().await;
 });
 
-both_backends!(customers_cannot_see_or_cancel_each_others_orders, |app| {
+every_topology!(customers_cannot_see_or_cancel_each_others_orders, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "OWN", 300, 10).await;
     let ada = app.customer().await;
@@ -510,7 +511,7 @@ both_backends!(customers_cannot_see_or_cancel_each_others_orders, |app| {
     app.stop().await;
 });
 
-both_backends!(
+every_topology!(
     duplicate_deliveries_of_every_consumed_event_change_nothing,
     |app| {
         let seen = app
@@ -555,6 +556,7 @@ both_backends!(
         for e in &all {
             app.bus.publish(e).await.unwrap();
         }
+        app.settle().await;
         let after = app
             .get(
                 &format!("/api/v1/ordering/orders/{id}"),
@@ -579,7 +581,7 @@ both_backends!(
     }
 );
 
-both_backends!(an_expired_reservation_cancels_and_refunds, |app| {
+every_topology!(an_expired_reservation_cancels_and_refunds, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "EXPR", 300, 10).await;
     let c = app.customer().await;
@@ -680,7 +682,7 @@ async fn stock_race(app: &TestApp) {
     assert_eq!(charged, 10, "only confirmed orders were charged");
 }
 
-both_backends!(
+every_topology!(
     thirty_concurrent_checkouts_for_ten_units_confirm_exactly_ten,
     |app| {
         stock_race(&app).await;

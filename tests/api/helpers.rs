@@ -16,11 +16,24 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: TestBackend,
     pub config: Config,
-    pub handle: actix_web::dev::ServerHandle,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub host: Host,
     pub bus: SharedBus,
-    _dir: Arc<tempfile::TempDir>,
+    pub _dir: Arc<tempfile::TempDir>,
 }
+
+/// Where the app under test runs.
+pub enum Host {
+    /// The whole binary's server inside the test process, on the memory bus.
+    InProcess {
+        handle: actix_web::dev::ServerHandle,
+        task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    },
+    /// Four context processes and the gateway over RabbitMQ (`crate::split`).
+    Split(crate::split::Deployment),
+}
+
+/// The bootstrap admin every test deployment ensures.
+pub const BOOTSTRAP_ADMIN: (&str, &str) = ("boss@example.com", "root-of-all-trust-99");
 
 pub struct Response {
     pub status: u16,
@@ -75,10 +88,7 @@ pub async fn spawn_app_with(
     config.listen = "127.0.0.1:0".parse().ok()?;
     config.rate_limit = false;
     config.shutdown_timeout = std::time::Duration::from_secs(1);
-    config.bootstrap_admin = Some((
-        "boss@example.com".to_owned(),
-        "root-of-all-trust-99".to_owned(),
-    ));
+    config.bootstrap_admin = Some((BOOTSTRAP_ADMIN.0.to_owned(), BOOTSTRAP_ADMIN.1.to_owned()));
     if backend == TestBackend::Postgres {
         let admin = postgres_url()?;
         let url = fresh_postgres_database(&admin)
@@ -103,8 +113,7 @@ pub async fn spawn_app_with(
             .unwrap_or_default(),
         backend,
         config,
-        handle,
-        task,
+        host: Host::InProcess { handle, task },
         bus,
         _dir: Arc::new(dir),
     })
@@ -230,8 +239,26 @@ impl TestApp {
     }
 
     pub async fn stop(self) {
-        self.handle.stop(true).await;
-        let _ = self.task.await;
+        match self.host {
+            Host::InProcess { handle, task } => {
+                handle.stop(true).await;
+                let _ = task.await;
+            }
+            Host::Split(deployment) => {
+                self.bus.shutdown().await;
+                drop(deployment);
+            }
+        }
+    }
+
+    /// Lets events already published take effect. The memory bus delivers before `publish`
+    /// returns; across processes the broker delivers a moment later, so this waits out the
+    /// consumers (a redelivered duplicate must be *handled* before its absence of effect
+    /// is checked).
+    pub async fn settle(&self) {
+        if let Host::Split(_) = self.host {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
     }
 }
 
@@ -239,6 +266,22 @@ impl TestApp {
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, |$app:ident| $body:block) => {
+        $crate::topologies!($name, |$app| $body, []);
+    };
+}
+
+/// Declares a test that runs on SQLite, on PostgreSQL, and on the split topology (four
+/// processes and the gateway over RabbitMQ and PostgreSQL).
+#[macro_export]
+macro_rules! every_topology {
+    ($name:ident, |$app:ident| $body:block) => {
+        $crate::topologies!($name, |$app| $body, [on_split]);
+    };
+}
+
+#[macro_export]
+macro_rules! topologies {
+    ($name:ident, |$app:ident| $body:block, [$($split:ident)?]) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -258,6 +301,16 @@ macro_rules! both_backends {
                 };
                 story(app).await;
             }
+
+            $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $split() {
+                let Some(app) = $crate::split::spawn_split().await else {
+                    return;
+                };
+                story(app).await;
+            }
+            )?
         }
     };
 }
@@ -488,8 +541,7 @@ impl TestApp {
             client: self.client.clone(),
             backend: self.backend,
             config,
-            handle,
-            task,
+            host: Host::InProcess { handle, task },
             bus: self.bus.clone(),
             _dir: self._dir.clone(),
         }

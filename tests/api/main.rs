@@ -13,3 +13,4 @@ mod helpers;
 mod identity;
 mod operations;
 mod shipping;
+mod split;

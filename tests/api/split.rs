@@ -1,0 +1,481 @@
+//! The split topology: identity, catalog, ordering and shipping as four `emporium serve`
+//! processes, each with its own PostgreSQL database, RabbitMQ between them and
+//! `emporium gateway` in front. `spawn_split()` returns a `TestApp` aimed at the gateway, so
+//! the same stories run against it as against the monolith (`every_topology!`). Needs
+//! EMPORIUM_TEST_POSTGRES_URL and EMPORIUM_TEST_AMQP_URL (both required under CI=true).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use emporium::config::{Config, ContextName};
+use kernel::testing::{fresh_postgres_database, postgres_url, TestBackend};
+
+use crate::helpers::{Host, TestApp, BOOTSTRAP_ADMIN};
+
+/// Idle queues of a test deployment disappear after this long.
+const QUEUE_EXPIRES_SECS: u64 = 120;
+
+pub fn amqp_url() -> Option<String> {
+    match std::env::var("EMPORIUM_TEST_AMQP_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("EMPORIUM_TEST_AMQP_URL must be set when CI=true")
+        }
+        _ => {
+            eprintln!("skipping split-topology test: EMPORIUM_TEST_AMQP_URL is not set");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// One `emporium` process of the deployment; its output goes to a log file shown on failure.
+pub struct Process {
+    pub name: String,
+    env: BTreeMap<String, String>,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn start(&mut self) {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log.display()))
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
+            .args(&self.args)
+            .envs(&self.env)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(open()))
+            .stderr(Stdio::from(open()))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The running processes; dropping it kills them all.
+pub struct Deployment {
+    pub processes: Vec<Process>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for p in &mut self.processes {
+            p.kill();
+        }
+    }
+}
+
+impl Deployment {
+    pub fn process(&mut self, name: &str) -> &mut Process {
+        self.processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Every process's log, for a failure message.
+    pub fn logs(&self) -> String {
+        self.processes
+            .iter()
+            .map(|p| {
+                format!(
+                    "--- {}:\n{}",
+                    p.name,
+                    std::fs::read_to_string(&p.log).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+async fn wait_ready(url: &str, secs: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+fn context_process(
+    ctx: ContextName,
+    dir: &Path,
+    ports: &BTreeMap<&str, u16>,
+    common: &BTreeMap<String, String>,
+) -> Process {
+    let mut env = common.clone();
+    env.insert("EMPORIUM_CONTEXTS".to_owned(), ctx.as_str().to_owned());
+    env.insert(
+        "EMPORIUM_LISTEN".to_owned(),
+        format!("127.0.0.1:{}", ports[ctx.as_str()]),
+    );
+    env.insert(
+        "EMPORIUM_DATA_DIR".to_owned(),
+        dir.join(ctx.as_str()).display().to_string(),
+    );
+    if ctx != ContextName::Identity {
+        env.insert(
+            "EMPORIUM_JWKS_URL".to_owned(),
+            format!(
+                "http://127.0.0.1:{}/.well-known/jwks.json",
+                ports["identity"]
+            ),
+        );
+    }
+    Process {
+        name: ctx.as_str().to_owned(),
+        env,
+        args: vec!["serve".to_owned()],
+        log: dir.join(format!("{}.log", ctx.as_str())),
+        child: None,
+    }
+}
+
+/// Starts the four contexts and the gateway; `None` when PostgreSQL or RabbitMQ is not
+/// configured (outside CI).
+pub async fn spawn_split() -> Option<TestApp> {
+    let pg_admin = postgres_url()?;
+    let amqp = amqp_url()?;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let namespace = format!("split{}", uuid::Uuid::new_v4().simple());
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .unwrap_or_else(|e| panic!("cannot encode a key: {e}"))
+        .to_string();
+    let ports: BTreeMap<&str, u16> = ["identity", "catalog", "ordering", "shipping", "gateway"]
+        .into_iter()
+        .map(|n| (n, free_port()))
+        .collect();
+
+    let mut common = BTreeMap::new();
+    for (k, v) in [
+        ("EMPORIUM_BUS", "rabbitmq"),
+        ("EMPORIUM_AMQP_URL", amqp.as_str()),
+        ("EMPORIUM_AMQP_NAMESPACE", namespace.as_str()),
+        ("EMPORIUM_RATE_LIMIT", "off"),
+        ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "1"),
+    ] {
+        common.insert(k.to_owned(), v.to_owned());
+    }
+    common.insert(
+        "EMPORIUM_AMQP_QUEUE_EXPIRES_SECS".to_owned(),
+        QUEUE_EXPIRES_SECS.to_string(),
+    );
+    let mut processes = Vec::new();
+    for ctx in ContextName::ALL {
+        let mut p = context_process(ctx, dir.path(), &ports, &common);
+        let db = fresh_postgres_database(&pg_admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create a database: {e:#}"));
+        p.env.insert(
+            format!("EMPORIUM_{}_DATABASE_URL", ctx.as_str().to_uppercase()),
+            db,
+        );
+        if ctx == ContextName::Identity {
+            p.env
+                .insert("EMPORIUM_JWT_PRIVATE_KEY".to_owned(), key.clone());
+            p.env.insert(
+                "EMPORIUM_BOOTSTRAP_ADMIN_EMAIL".to_owned(),
+                BOOTSTRAP_ADMIN.0.to_owned(),
+            );
+            p.env.insert(
+                "EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
+                BOOTSTRAP_ADMIN.1.to_owned(),
+            );
+        }
+        processes.push(p);
+    }
+    let upstreams: Vec<String> = ContextName::ALL
+        .iter()
+        .map(|c| format!("{}=http://127.0.0.1:{}", c.as_str(), ports[c.as_str()]))
+        .collect();
+    let mut env = BTreeMap::new();
+    env.insert("EMPORIUM_GATEWAY_UPSTREAMS".to_owned(), upstreams.join(","));
+    env.insert(
+        "EMPORIUM_LISTEN".to_owned(),
+        format!("127.0.0.1:{}", ports["gateway"]),
+    );
+    processes.push(Process {
+        name: "gateway".to_owned(),
+        env,
+        args: vec!["gateway".to_owned()],
+        log: dir.path().join("gateway.log"),
+        child: None,
+    });
+
+    let mut deployment = Deployment { processes };
+    // Identity first: the others fetch its keys.
+    deployment.process("identity").start();
+    let identity_ready = format!("http://127.0.0.1:{}/health/ready", ports["identity"]);
+    if !wait_ready(&identity_ready, 60).await {
+        panic!("identity did not become ready\n{}", deployment.logs());
+    }
+    for p in &mut deployment.processes {
+        if p.child.is_none() {
+            p.start();
+        }
+    }
+    let address = format!("http://127.0.0.1:{}", ports["gateway"]);
+    if !wait_ready(&format!("{address}/health/ready"), 60).await {
+        panic!(
+            "the gateway and every context did not become ready\n{}",
+            deployment.logs()
+        );
+    }
+
+    // The test's own connection to the deployment's broker namespace, for observing and
+    // injecting events as the in-process tests do on the memory bus.
+    let mut rabbit = bus::rabbitmq::RabbitConfig::new(amqp);
+    rabbit.namespace = namespace;
+    rabbit.queue_expires = Some(Duration::from_secs(QUEUE_EXPIRES_SECS));
+    let test_bus: bus::SharedBus = bus::rabbitmq::RabbitBus::connect(rabbit)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach RabbitMQ: {e:#}"));
+
+    let mut config = Config::local(dir.path().to_path_buf());
+    config.bootstrap_admin = Some((BOOTSTRAP_ADMIN.0.to_owned(), BOOTSTRAP_ADMIN.1.to_owned()));
+    config.jwt_private_key = Some(key);
+    Some(TestApp {
+        address,
+        port: ports["gateway"],
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default(),
+        backend: TestBackend::Postgres,
+        config,
+        host: Host::Split(deployment),
+        bus: test_bus,
+        _dir: Arc::new(dir),
+    })
+}
+
+impl TestApp {
+    /// The processes behind the gateway (split topology only).
+    pub fn deployment(&mut self) -> &mut Deployment {
+        match &mut self.host {
+            Host::Split(d) => d,
+            Host::InProcess { .. } => panic!("not a split deployment"),
+        }
+    }
+}
+
+// Shipping dies mid-flow. Orders keep coming: they are paid and wait for their shipment in
+// shipping's durable queue. Shipping comes back and every order completes; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_order_completes_across_a_shipping_outage() {
+    let Some(mut app) = spawn_split().await else {
+        return;
+    };
+    // The gateway serves the merged spec and identity's keys; request ids pass through.
+    let spec = app.get("/openapi.json", None).await;
+    spec.assert_status(200);
+    assert!(spec.body["paths"]["/api/v1/ordering/orders"].is_object());
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    jwks.assert_status(200);
+    assert_eq!(jwks.body["keys"][0]["kty"], "OKP");
+    let echoed = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/catalog/categories",
+            None,
+            None,
+            &[("x-request-id", "split-42")],
+        )
+        .await;
+    assert_eq!(echoed.header("x-request-id").as_deref(), Some("split-42"));
+
+    let admin = app.admin().await;
+    let mug = app.sellable(&admin.access_token, "SPLIT-1", 900, 10).await;
+    let first = app.customer().await;
+    app.add_to_cart(&first.access_token, &mug, 1)
+        .await
+        .assert_status(200);
+    let order = app.checkout(&first.access_token, "tok_visa", None).await;
+    order.assert_status(202);
+    let order = order.body["id"].as_str().unwrap_or_default().to_owned();
+    app.order_reaches(&first.access_token, &order, "confirmed")
+        .await;
+
+    app.deployment().process("shipping").kill();
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let c = app.customer().await;
+        app.add_to_cart(&c.access_token, &mug, 1)
+            .await
+            .assert_status(200);
+        let placed = app.checkout(&c.access_token, "tok_visa", None).await;
+        placed.assert_status(202);
+        let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
+        waiting.push((c, id));
+    }
+    for (c, id) in &waiting {
+        app.order_reaches(&c.access_token, id, "paid").await;
+    }
+    // Shipping's own routes answer 502 through the gateway meanwhile.
+    app.get("/api/v1/shipping/shipments", Some(&admin.access_token))
+        .await
+        .assert_problem(502, "upstream_unavailable");
+
+    app.deployment().process("shipping").start();
+    for (c, id) in &waiting {
+        app.order_reaches(&c.access_token, id, "confirmed").await;
+    }
+    assert_eq!(app.stock(&mug).await["reserved"], 4);
+    app.eventually("identity's order history catches up", 30, || async {
+        let h = app
+            .get("/api/v1/identity/me/orders", Some(&first.access_token))
+            .await;
+        (h.body["items"][0]["status"] == "confirmed").then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+// Each process keeps its own contexts' dead letters; the gateway lists them all as one page
+// and sends a replay to the process that holds the letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
+    let Some(app) = spawn_split().await else {
+        return;
+    };
+    let admin = app.admin().await;
+    // A poison `order_paid`: catalog, shipping and identity all consume it, and all fail.
+    let mut poison = bus::Envelope::wrap(
+        &catalog_contracts::StockReleased {
+            order_id: kernel::id::OrderId::new(),
+            reason: catalog_contracts::ReleaseReason::ReservationExpired,
+            lines: vec![],
+        },
+        kernel::Timestamp::now(),
+        &bus::Causation::system(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    poison.event_type = "ordering.order_paid".to_owned();
+    poison.payload = serde_json::json!({"not": "an order"});
+    app.bus
+        .publish(&poison)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let letters = app
+        .eventually("three processes dead-letter the poison", 30, || async {
+            let res = app
+                .get("/api/v1/admin/dead-letters", Some(&admin.access_token))
+                .await;
+            res.assert_status(200);
+            let items = res.body["items"].as_array().cloned().unwrap_or_default();
+            (items.len() >= 3).then_some(items)
+        })
+        .await;
+    let mut groups: Vec<String> = letters
+        .iter()
+        .map(|l| l["consumer_group"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    groups.sort();
+    assert_eq!(groups.len(), 3, "{letters:?}");
+    assert!(
+        groups.iter().any(|g| g.starts_with("catalog")),
+        "{groups:?}"
+    );
+    assert!(
+        groups.iter().any(|g| g.starts_with("shipping")),
+        "{groups:?}"
+    );
+    assert!(
+        groups.iter().any(|g| g.starts_with("identity")),
+        "{groups:?}"
+    );
+    let ids: Vec<&str> = letters.iter().filter_map(|l| l["id"].as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted, "newest first across processes");
+
+    // One page at a time, with one cursor across processes.
+    let first = app
+        .get(
+            "/api/v1/admin/dead-letters?limit=2",
+            Some(&admin.access_token),
+        )
+        .await;
+    first.assert_status(200);
+    assert_eq!(first.body["items"].as_array().map(Vec::len), Some(2));
+    let cursor = first.body["next_cursor"].as_str().unwrap_or_default();
+    let second = app
+        .get(
+            &format!("/api/v1/admin/dead-letters?limit=2&cursor={cursor}"),
+            Some(&admin.access_token),
+        )
+        .await;
+    second.assert_status(200);
+    assert_eq!(second.body["items"][0]["id"], letters[2]["id"]);
+    assert!(second.body["next_cursor"].is_null());
+
+    // A replay reaches the process holding the letter; the poison fails there again.
+    for letter in &letters {
+        let id = letter["id"].as_str().unwrap_or_default();
+        app.post(
+            &format!("/api/v1/admin/dead-letters/{id}/replay"),
+            Some(&admin.access_token),
+            &serde_json::json!({}),
+        )
+        .await
+        .assert_problem(409, "replay_failed");
+    }
+    app.post(
+        &format!("/api/v1/admin/dead-letters/{}/replay", uuid::Uuid::now_v7()),
+        Some(&admin.access_token),
+        &serde_json::json!({}),
+    )
+    .await
+    .assert_problem(404, "dead_letter_not_found");
+    // Customers and bad input are refused as by every process.
+    let customer = app.customer().await;
+    app.get("/api/v1/admin/dead-letters", Some(&customer.access_token))
+        .await
+        .assert_problem(403, "forbidden");
+    app.get(
+        "/api/v1/admin/dead-letters?limit=0",
+        Some(&admin.access_token),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.get(
+        "/api/v1/admin/dead-letters?cursor=nope",
+        Some(&admin.access_token),
+    )
+    .await
+    .assert_problem(400, "invalid_cursor");
+    app.stop().await;
+}
