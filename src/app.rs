@@ -57,6 +57,7 @@ impl Application {
 
     /// Builds on a given bus (tests run several instances on one memory bus).
     pub async fn build_with_bus(config: Config, bus: SharedBus) -> anyhow::Result<Self> {
+        let _ = crate::telemetry::metrics();
         let wired = contexts::wire(&config, bus.clone()).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();

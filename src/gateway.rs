@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use futures::StreamExt;
 use kernel::error::ApiError;
 use kernel::http::{request_middleware, RequestContext, REQUEST_ID};
@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.gateway_upstreams.is_empty() {
         anyhow::bail!("EMPORIUM_GATEWAY_UPSTREAMS: name at least one upstream, e.g. identity=http://127.0.0.1:8081");
     }
+    let _ = crate::telemetry::metrics();
     let upstreams = web::Data::new(Upstreams {
         by_context: config
             .gateway_upstreams
@@ -62,6 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 ),
             )
             .service(web::resource("/health/ready").route(web::get().to(ready)))
+            .service(web::resource("/metrics").route(web::get().to(metrics)))
             .service(web::resource("/openapi.json").route(web::get().to(openapi)))
             .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
             .service(
@@ -87,6 +89,16 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(up.openapi.clone())
+}
+
+/// The gateway's own metrics (requests it routed, by route pattern and status).
+async fn metrics() -> HttpResponse {
+    match crate::telemetry::metrics() {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(handle.render()),
+        None => kernel::http::status_problem(StatusCode::SERVICE_UNAVAILABLE).error_response(),
+    }
 }
 
 async fn ready(up: web::Data<Upstreams>) -> HttpResponse {

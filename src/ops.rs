@@ -34,6 +34,7 @@ impl OpsState {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health/live").route(web::get().to(live)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(web::resource("/health/ready").route(web::get().to(ready)))
         .service(
             web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
@@ -51,6 +52,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 )]
 pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Prometheus metrics of this process: HTTP, bus deliveries, and each hosted context's
+/// outbox backlog and open dead letters.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 503, description = "Metrics are not available in this process", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+    )
+)]
+pub(crate) async fn metrics(state: web::Data<OpsState>) -> Result<HttpResponse, ApiError> {
+    let handle = crate::telemetry::metrics().ok_or_else(|| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_unavailable",
+            "metrics are not recorded in this process",
+        )
+    })?;
+    for (ctx, db) in &state.databases {
+        let counts: Result<(i64, i64), sqlx::Error> = async {
+            let unsent =
+                sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                    .fetch_one(db.pool())
+                    .await?;
+            let open =
+                sqlx::query_scalar("select count(*) from dead_letter where replayed_at is null")
+                    .fetch_one(db.pool())
+                    .await?;
+            Ok((unsent, open))
+        }
+        .await;
+        if let Ok((unsent, open)) = counts {
+            metrics::gauge!("emporium_outbox_unsent", "context" => ctx.as_str()).set(unsent as f64);
+            metrics::gauge!("emporium_dead_letters_open", "context" => ctx.as_str())
+                .set(open as f64);
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render()))
 }
 
 /// Readiness: every context's database, the bus and the verifying keys answer.

@@ -237,3 +237,52 @@ async fn cors_allows_only_configured_origins() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     app.stop().await;
 }
+
+both_backends!(metrics_are_exposed_for_prometheus, |app| {
+    let admin = app.admin().await;
+    let product = app.product(&admin.access_token, "METRIC", 100, 3).await;
+    app.get(&format!("/api/v1/catalog/products/{product}"), None)
+        .await
+        .assert_status(200);
+    app.eventually("ordering handles product_created", 10, || async {
+        let text = app.get("/metrics", None).await.body;
+        let text = text.as_str().unwrap_or_default().to_owned();
+        text.lines()
+            .any(|l| {
+                l.starts_with("emporium_events_handled_total{")
+                    && l.contains("type=\"catalog.product_created\"")
+                    && l.contains("outcome=\"handled\"")
+            })
+            .then_some(())
+    })
+    .await;
+    let res = app.get("/metrics", None).await;
+    res.assert_status(200);
+    assert!(res
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = res.body.as_str().unwrap_or_default();
+    // Requests are labelled by route pattern, never by the raw path with its id.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("emporium_http_requests_total{")
+                && l.contains("route=\"/api/v1/catalog/products/{id}\"")
+                && l.contains("status=\"200\"")),
+        "{text}"
+    );
+    assert!(!text.contains(&product), "a raw id leaked into a label");
+    assert!(text.contains("emporium_http_request_duration_seconds_bucket{"));
+    assert!(text.contains("emporium_events_published_total{type=\"catalog.product_created\"}"));
+    for ctx in ["identity", "catalog", "ordering", "shipping"] {
+        assert!(
+            text.contains(&format!("emporium_outbox_unsent{{context=\"{ctx}\"}}")),
+            "{ctx}"
+        );
+        assert!(
+            text.contains(&format!("emporium_dead_letters_open{{context=\"{ctx}\"}}")),
+            "{ctx}"
+        );
+    }
+    app.stop().await;
+});

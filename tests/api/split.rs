@@ -477,5 +477,19 @@ async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
     )
     .await
     .assert_problem(400, "invalid_cursor");
+    // The gateway counts what it routed.
+    let metrics = app.get("/metrics", None).await;
+    metrics.assert_status(200);
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("emporium_http_requests_total{")
+                && l.contains("route=\"/api/v1/admin/dead-letters\"")),
+        "{}",
+        metrics.body
+    );
     app.stop().await;
 }

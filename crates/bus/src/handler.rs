@@ -116,8 +116,12 @@ pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result
     loop {
         attempt += 1;
         match sub.handler.handle(envelope).await {
-            Ok(()) => return Ok(Outcome::Handled { attempts: attempt }),
+            Ok(()) => {
+                handled(sub, envelope, "handled");
+                return Ok(Outcome::Handled { attempts: attempt });
+            }
             Err(e) if attempt < max => {
+                handled(sub, envelope, "retried");
                 tracing::warn!(attempt, error = %format!("{e:#}"), "handler failed, will retry");
                 tokio::time::sleep(sub.retry.backoff(attempt)).await;
             }
@@ -127,6 +131,7 @@ pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result
                 sub.dead_letters
                     .put(&sub.group, envelope, &error, attempt)
                     .await?;
+                handled(sub, envelope, "dead_lettered");
                 return Ok(Outcome::DeadLettered {
                     attempts: attempt,
                     error,
@@ -134,6 +139,17 @@ pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result
             }
         }
     }
+}
+
+/// Counts a delivery's outcome per consumer group and event type.
+fn handled(sub: &Subscription, envelope: &Envelope, outcome: &'static str) {
+    metrics::counter!(
+        "emporium_events_handled_total",
+        "group" => sub.group.clone(),
+        "type" => envelope.event_type.clone(),
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// Runs the handler once, for a replay: the error goes back to the caller.

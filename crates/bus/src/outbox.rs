@@ -201,8 +201,14 @@ impl Relay {
         let mut sent = Vec::new();
         for ((_, id, env), result) in batch.iter().zip(results) {
             match result {
-                Ok(()) => sent.push(id.clone()),
+                Ok(()) => {
+                    metrics::counter!("emporium_events_published_total", "type" => env.event_type.clone())
+                        .increment(1);
+                    sent.push(id.clone());
+                }
                 Err(e) => {
+                    metrics::counter!("emporium_event_publish_failures_total", "type" => env.event_type.clone())
+                        .increment(1);
                     tracing::warn!(event_id = %env.id, event_type = %env.event_type, error = %e, "publish failed, will retry");
                     self.fail(id, &e.to_string(), Duration::from_secs(2))
                         .await?;

@@ -116,7 +116,27 @@ pub async fn request_middleware(
     let response = next.call(req).instrument(span.clone()).await?;
     let mut response = as_problem(response.map_into_boxed_body());
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = elapsed * 1000.0;
+    // Labelled by route pattern, never by raw path, so ids do not explode the series.
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = response.request().method().as_str().to_owned();
+    metrics::counter!(
+        "emporium_http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "emporium_http_request_duration_seconds",
+        "method" => method,
+        "route" => route
+    )
+    .record(elapsed);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request finished");
