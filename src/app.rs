@@ -79,6 +79,7 @@ impl Application {
         let rate_limit = crate::limits::RateLimit::new(&config)?;
         let cors_origins = config.cors_origins.clone();
 
+        let trusted_proxies = config.trusted_proxies.clone();
         let server = HttpServer::new(move || {
             let mut app = App::new()
                 .wrap(crate::limits::cors(&cors_origins))
@@ -88,6 +89,7 @@ impl Application {
                 .app_data(ops_state.clone())
                 .app_data(openapi_json.clone())
                 .app_data(BodyLimit(body_limit))
+                .app_data(trusted_proxies.clone())
                 .configure(configure_extractors)
                 .configure(ops::configure)
                 .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))

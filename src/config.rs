@@ -73,6 +73,8 @@ pub struct Config {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub cors_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (the gateway, a load balancer).
+    pub trusted_proxies: kernel::client_ip::TrustedProxies,
     pub body_limit: usize,
     pub otlp_endpoint: Option<String>,
     pub bootstrap_admin: Option<(String, String)>,
@@ -115,6 +117,7 @@ impl Config {
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
             cors_origins: Vec::new(),
+            trusted_proxies: kernel::client_ip::TrustedProxies::default(),
             body_limit: kernel::http::DEFAULT_BODY_LIMIT,
             otlp_endpoint: None,
             bootstrap_admin: None,
@@ -293,6 +296,12 @@ impl Config {
                         "EMPORIUM_CORS_ORIGINS: {origin:?} is not * or an http(s) origin"
                     ));
                 }
+            }
+        }
+        if let Some(v) = get("EMPORIUM_TRUSTED_PROXIES") {
+            match kernel::client_ip::TrustedProxies::parse(&v) {
+                Ok(t) => c.trusted_proxies = t,
+                Err(e) => errors.push(format!("EMPORIUM_TRUSTED_PROXIES: {e}")),
             }
         }
         if let Some(v) = get("EMPORIUM_BODY_LIMIT_BYTES") {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use futures::StreamExt;
+use kernel::client_ip::{TrustedProxies, FORWARDED_FOR};
 use kernel::error::ApiError;
 use kernel::http::{request_middleware, RequestContext, REQUEST_ID};
 
@@ -18,6 +19,7 @@ struct Upstreams {
     client: reqwest::Client,
     body_limit: usize,
     openapi: String,
+    trusted_proxies: TrustedProxies,
 }
 
 /// Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1).
@@ -48,6 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .pool_max_idle_per_host(64)
             .build()?,
         body_limit: config.body_limit,
+        trusted_proxies: config.trusted_proxies.clone(),
         openapi: crate::openapi::to_json()?,
     });
     let server = HttpServer::new(move || {
@@ -277,14 +280,20 @@ async fn proxy(
             || n == "host"
             || n == "content-length"
             || n == REQUEST_ID.as_str()
+            || n == FORWARDED_FOR
         {
             continue;
         }
         outgoing = outgoing.header(n, value.as_bytes());
     }
     outgoing = outgoing.header(REQUEST_ID.as_str(), ctx.request_id.as_str());
-    if let Some(peer) = req.peer_addr() {
-        outgoing = outgoing.header("x-forwarded-for", peer.ip().to_string());
+    // The gateway is the edge: a client's own X-Forwarded-For is dropped unless the client is
+    // a trusted proxy itself (a load balancer in front).
+    if let Some(chain) = up
+        .trusted_proxies
+        .forward_for(req.peer_addr().map(|a| a.ip()), req.headers())
+    {
+        outgoing = outgoing.header(FORWARDED_FOR, chain);
     }
     let response = outgoing.send().await.map_err(|e| {
         tracing::warn!(error = %e, url = %url, "upstream unreachable");

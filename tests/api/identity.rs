@@ -563,3 +563,66 @@ both_backends!(a_rotated_signing_key_keeps_earlier_tokens_valid, |app| {
     rotated.stop().await;
     app.stop().await;
 });
+
+/// Fails `n` log-ins for unknown accounts, each claiming `X-Forwarded-For: xff(i)`.
+async fn fail_log_ins(app: &TestApp, n: usize, xff: impl Fn(usize) -> String) {
+    for i in 0..n {
+        let forwarded = xff(i);
+        app.request(
+            reqwest::Method::POST,
+            "/api/v1/identity/tokens",
+            None,
+            Some(&json!({"email": format!("ghost-{i}@example.com"), "password": "wrong-password-123"})),
+            &[("x-forwarded-for", forwarded.as_str())],
+        )
+        .await
+        .assert_problem(401, "identity.invalid_credentials");
+    }
+}
+
+async fn log_in_from(app: &TestApp, c: &crate::helpers::Customer, xff: &str) -> u16 {
+    app.request(
+        reqwest::Method::POST,
+        "/api/v1/identity/tokens",
+        None,
+        Some(&json!({"email": c.email, "password": c.password})),
+        &[("x-forwarded-for", xff)],
+    )
+    .await
+    .status
+}
+
+both_backends!(
+    a_client_cannot_dodge_the_address_limit_with_x_forwarded_for,
+    |app| {
+        let c = app.customer().await;
+        // No trusted proxy: the header is ignored, so rotating it does not help.
+        fail_log_ins(&app, 50, |i| format!("203.0.113.{i}")).await;
+        assert_eq!(log_in_from(&app, &c, "198.51.100.1").await, 429);
+        app.stop().await;
+    }
+);
+
+both_backends!(
+    behind_a_trusted_proxy_each_client_address_is_limited_alone,
+    |app| {
+        let proxied = app
+            .second_instance_with(|c| {
+                c.trusted_proxies =
+                    kernel::client_ip::TrustedProxies::parse("127.0.0.1").unwrap_or_default();
+            })
+            .await;
+        let c = proxied.customer().await;
+        // The proxy appends the real address; what the client wrote further left is not believed.
+        fail_log_ins(&proxied, 50, |_| "1.1.1.1, 203.0.113.7".to_owned()).await;
+        assert_eq!(log_in_from(&proxied, &c, "203.0.113.7").await, 429);
+        assert_eq!(log_in_from(&proxied, &c, "9.9.9.9, 203.0.113.7").await, 429);
+        // Another client behind the same proxy is not locked out by the first one's failures.
+        assert_eq!(
+            log_in_from(&proxied, &c, "1.1.1.1, 198.51.100.1").await,
+            200
+        );
+        proxied.stop().await;
+        app.stop().await;
+    }
+);

@@ -185,6 +185,8 @@ pub async fn spawn_split() -> Option<TestApp> {
         ("EMPORIUM_AMQP_NAMESPACE", namespace.as_str()),
         ("EMPORIUM_RATE_LIMIT", "off"),
         ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "1"),
+        // The gateway (and, for the gateway, a load balancer) forwards from loopback.
+        ("EMPORIUM_TRUSTED_PROXIES", "127.0.0.1"),
     ] {
         common.insert(k.to_owned(), v.to_owned());
     }
@@ -222,6 +224,10 @@ pub async fn spawn_split() -> Option<TestApp> {
         .collect();
     let mut env = BTreeMap::new();
     env.insert("EMPORIUM_GATEWAY_UPSTREAMS".to_owned(), upstreams.join(","));
+    env.insert(
+        "EMPORIUM_TRUSTED_PROXIES".to_owned(),
+        "127.0.0.1".to_owned(),
+    );
     env.insert(
         "EMPORIUM_LISTEN".to_owned(),
         format!("127.0.0.1:{}", ports["gateway"]),
@@ -490,6 +496,48 @@ async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
                 && l.contains("route=\"/api/v1/admin/dead-letters\"")),
         "{}",
         metrics.body
+    );
+    app.stop().await;
+}
+
+// Behind a load balancer and the gateway, identity still limits failed log-ins per client
+// address: the chain survives both hops, and one client's failures lock out only that client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_addresses_reach_the_contexts_through_the_gateway() {
+    let Some(app) = spawn_split().await else {
+        return;
+    };
+    let c = app.customer().await;
+    let log_in = |email: String, password: String, xff: &'static str| {
+        let app = &app;
+        async move {
+            app.request(
+                reqwest::Method::POST,
+                "/api/v1/identity/tokens",
+                None,
+                Some(&serde_json::json!({"email": email, "password": password})),
+                &[("x-forwarded-for", xff)],
+            )
+            .await
+            .status
+        }
+    };
+    for i in 0..50 {
+        let status = log_in(
+            format!("ghost-{i}@example.com"),
+            "wrong-password-123".to_owned(),
+            "203.0.113.7",
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        log_in(c.email.clone(), c.password.clone(), "203.0.113.7").await,
+        429
+    );
+    assert_eq!(
+        log_in(c.email.clone(), c.password.clone(), "198.51.100.1").await,
+        200
     );
     app.stop().await;
 }

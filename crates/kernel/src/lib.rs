@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod client_ip;
 pub mod clock;
 pub mod db;
 pub mod email;

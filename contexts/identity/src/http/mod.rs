@@ -166,7 +166,7 @@ pub(crate) async fn log_in(
     req: HttpRequest,
     body: ValidJson<LogInRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = kernel::client_ip::client_ip(&req).map(|ip| ip.to_string());
     let pair = state
         .sessions
         .log_in(&body.email, &body.password, ip.as_deref())
