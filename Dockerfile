@@ -3,6 +3,9 @@
 # Cargo.lock change), then the workspace, then a slim non-root runtime image.
 
 FROM rust:1.95-slim-bookworm AS build
+# Cargo features of the image: `sqs` adds the SNS + SQS bus (EMPORIUM_BUS=sqs); build with
+# `--build-arg FEATURES=` for a smaller image with the memory and RabbitMQ buses only.
+ARG FEATURES=sqs
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 
@@ -23,12 +26,12 @@ RUN for d in crates/kernel crates/bus contexts/identity contexts/identity/contra
         contexts/shipping/contracts; do mkdir -p $d/src && echo "" > $d/src/lib.rs; done \
     && mkdir -p src && echo "fn main() {}" > src/main.rs && echo "" > src/lib.rs \
     && for c in identity catalog ordering shipping; do mkdir -p migrations/$c; done \
-    && cargo build --release --locked --workspace 2>/dev/null || true
+    && cargo build --release --locked --workspace --features "$FEATURES" 2>/dev/null || true
 
 # 2. The workspace itself.
 COPY . .
 RUN find . -path ./target -prune -o -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked --bin emporium \
+    && cargo build --release --locked --bin emporium --features "$FEATURES" \
     && cp target/release/emporium /usr/local/bin/emporium
 
 FROM debian:bookworm-slim AS runtime

@@ -41,9 +41,20 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<SharedBus> {
             )];
             Ok(bus::rabbitmq::RabbitBus::connect(rabbit).await?)
         }
+        #[cfg(feature = "sqs")]
+        BusKind::Sqs => {
+            let mut sqs = bus::sqs::SqsConfig::new(config.sqs_namespace.clone());
+            sqs.endpoint = config.sqs_endpoint.clone();
+            sqs.region = config.sqs_region.clone();
+            sqs.topology = crate::asyncapi::topology();
+            Ok(bus::sqs::SqsBus::connect(sqs)
+                .await
+                .map_err(|e| e.context("EMPORIUM_BUS=sqs: cannot reach SNS/SQS"))?)
+        }
+        #[cfg(not(feature = "sqs"))]
         BusKind::Sqs => {
             anyhow::bail!(
-                "EMPORIUM_BUS: the sqs adapter is not part of this build; use memory or rabbitmq"
+                "EMPORIUM_BUS: this binary was built without the sqs adapter (cargo feature `sqs`); use memory or rabbitmq"
             )
         }
     }

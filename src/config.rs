@@ -63,6 +63,12 @@ pub struct Config {
     pub amqp_namespace: String,
     /// Idle queues and exchanges are deleted after this long (short-lived deployments only).
     pub amqp_queue_expires: Option<Duration>,
+    /// SNS/SQS endpoint override (an emulator); unset: AWS.
+    pub sqs_endpoint: Option<String>,
+    /// Unset: the AWS SDK's own (`AWS_REGION`, profile).
+    pub sqs_region: Option<String>,
+    /// Prefix of the topic and queues of this deployment.
+    pub sqs_namespace: String,
     pub contexts: Vec<ContextName>,
     pub jwks_url: Option<String>,
     pub gateway_upstreams: BTreeMap<ContextName, String>,
@@ -107,6 +113,9 @@ impl Config {
             amqp_url: None,
             amqp_namespace: "emporium".to_owned(),
             amqp_queue_expires: None,
+            sqs_endpoint: None,
+            sqs_region: None,
+            sqs_namespace: "emporium".to_owned(),
             contexts: ContextName::ALL.to_vec(),
             jwks_url: None,
             gateway_upstreams: BTreeMap::new(),
@@ -201,18 +210,29 @@ impl Config {
         if c.bus == BusKind::Rabbitmq && c.amqp_url.is_none() {
             c.amqp_url = Some("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
         }
-        if let Some(v) = get("EMPORIUM_AMQP_NAMESPACE") {
-            if v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                c.amqp_namespace = v;
-            } else {
-                errors.push(
-                    "EMPORIUM_AMQP_NAMESPACE: up to 64 letters, digits, '-' or '_'".to_owned(),
-                );
+        for (var, field) in [
+            ("EMPORIUM_AMQP_NAMESPACE", &mut c.amqp_namespace),
+            ("EMPORIUM_SQS_NAMESPACE", &mut c.sqs_namespace),
+        ] {
+            if let Some(v) = get(var) {
+                if !v.is_empty()
+                    && v.len() <= 64
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    *field = v;
+                } else {
+                    errors.push(format!("{var}: up to 64 letters, digits, '-' or '_'"));
+                }
             }
         }
+        c.sqs_endpoint = get("EMPORIUM_SQS_ENDPOINT");
+        if let Some(v) = &c.sqs_endpoint {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                errors.push("EMPORIUM_SQS_ENDPOINT: must be an http(s) URL".to_owned());
+            }
+        }
+        c.sqs_region = get("EMPORIUM_SQS_REGION");
         if let Some(v) = get("EMPORIUM_AMQP_QUEUE_EXPIRES_SECS") {
             match v.parse::<u64>() {
                 Ok(secs) if (10..=604_800).contains(&secs) => {

@@ -310,6 +310,16 @@ macro_rules! topologies {
                 };
                 story(app).await;
             }
+
+            /// The same on SNS + SQS (`--features sqs`).
+            #[cfg(feature = "sqs")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_split_sqs() {
+                let Some(app) = $crate::split::spawn_split_on($crate::split::Broker::Sqs).await else {
+                    return;
+                };
+                story(app).await;
+            }
             )?
         }
     };

@@ -162,13 +162,97 @@ fn context_process(
     }
 }
 
-/// Starts the four contexts and the gateway; `None` when PostgreSQL or RabbitMQ is not
-/// configured (outside CI).
+/// The broker between the processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    Rabbitmq,
+    /// SNS + SQS (`--features sqs`), at `EMPORIUM_TEST_SQS_ENDPOINT` (an emulator).
+    #[allow(dead_code)]
+    Sqs,
+}
+
+#[cfg(feature = "sqs")]
+pub fn sqs_endpoint() -> Option<String> {
+    match std::env::var("EMPORIUM_TEST_SQS_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("EMPORIUM_TEST_SQS_ENDPOINT must be set when CI=true")
+        }
+        _ => {
+            eprintln!("skipping SQS split test: EMPORIUM_TEST_SQS_ENDPOINT is not set");
+            None
+        }
+    }
+}
+
+/// Starts the four contexts and the gateway over RabbitMQ; `None` when PostgreSQL or
+/// RabbitMQ is not configured (outside CI).
 pub async fn spawn_split() -> Option<TestApp> {
+    spawn_split_on(Broker::Rabbitmq).await
+}
+
+/// The broker's settings for every process, and the test's own connection to it (for
+/// observing and injecting events as the in-process tests do on the memory bus).
+async fn broker_env(
+    broker: Broker,
+    namespace: &str,
+) -> Option<(Vec<(&'static str, String)>, bus::SharedBus)> {
+    match broker {
+        Broker::Rabbitmq => {
+            let amqp = amqp_url()?;
+            let mut rabbit = bus::rabbitmq::RabbitConfig::new(amqp.clone());
+            rabbit.namespace = namespace.to_owned();
+            rabbit.queue_expires = Some(Duration::from_secs(QUEUE_EXPIRES_SECS));
+            let test_bus: bus::SharedBus = bus::rabbitmq::RabbitBus::connect(rabbit)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach RabbitMQ: {e:#}"));
+            Some((
+                vec![
+                    ("EMPORIUM_BUS", "rabbitmq".to_owned()),
+                    ("EMPORIUM_AMQP_URL", amqp),
+                    ("EMPORIUM_AMQP_NAMESPACE", namespace.to_owned()),
+                    (
+                        "EMPORIUM_AMQP_QUEUE_EXPIRES_SECS",
+                        QUEUE_EXPIRES_SECS.to_string(),
+                    ),
+                ],
+                test_bus,
+            ))
+        }
+        #[cfg(feature = "sqs")]
+        Broker::Sqs => {
+            let endpoint = sqs_endpoint()?;
+            let mut sqs = bus::sqs::SqsConfig::new(namespace);
+            sqs.endpoint = Some(endpoint.clone());
+            sqs.region = Some("us-east-1".to_owned());
+            sqs.static_credentials = Some(("test".to_owned(), "test".to_owned()));
+            sqs.wait_time = Duration::from_secs(1);
+            let test_bus: bus::SharedBus = bus::sqs::SqsBus::connect(sqs)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach SQS: {e:#}"));
+            Some((
+                vec![
+                    ("EMPORIUM_BUS", "sqs".to_owned()),
+                    ("EMPORIUM_SQS_ENDPOINT", endpoint),
+                    ("EMPORIUM_SQS_REGION", "us-east-1".to_owned()),
+                    ("EMPORIUM_SQS_NAMESPACE", namespace.to_owned()),
+                    ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                    ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ],
+                test_bus,
+            ))
+        }
+        #[cfg(not(feature = "sqs"))]
+        Broker::Sqs => None,
+    }
+}
+
+/// Starts the four contexts and the gateway on `broker`.
+pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
     let pg_admin = postgres_url()?;
-    let amqp = amqp_url()?;
+    let namespace = format!("split{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let (broker_env, test_bus) = broker_env(broker, &namespace).await?;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
-    let namespace = format!("split{}", uuid::Uuid::new_v4().simple());
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .unwrap_or_else(|e| panic!("cannot encode a key: {e}"))
@@ -179,10 +263,10 @@ pub async fn spawn_split() -> Option<TestApp> {
         .collect();
 
     let mut common = BTreeMap::new();
+    for (k, v) in broker_env {
+        common.insert(k.to_owned(), v);
+    }
     for (k, v) in [
-        ("EMPORIUM_BUS", "rabbitmq"),
-        ("EMPORIUM_AMQP_URL", amqp.as_str()),
-        ("EMPORIUM_AMQP_NAMESPACE", namespace.as_str()),
         ("EMPORIUM_RATE_LIMIT", "off"),
         ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "1"),
         // The gateway (and, for the gateway, a load balancer) forwards from loopback.
@@ -190,10 +274,6 @@ pub async fn spawn_split() -> Option<TestApp> {
     ] {
         common.insert(k.to_owned(), v.to_owned());
     }
-    common.insert(
-        "EMPORIUM_AMQP_QUEUE_EXPIRES_SECS".to_owned(),
-        QUEUE_EXPIRES_SECS.to_string(),
-    );
     let mut processes = Vec::new();
     for ctx in ContextName::ALL {
         let mut p = context_process(ctx, dir.path(), &ports, &common);
@@ -259,15 +339,6 @@ pub async fn spawn_split() -> Option<TestApp> {
             deployment.logs()
         );
     }
-
-    // The test's own connection to the deployment's broker namespace, for observing and
-    // injecting events as the in-process tests do on the memory bus.
-    let mut rabbit = bus::rabbitmq::RabbitConfig::new(amqp);
-    rabbit.namespace = namespace;
-    rabbit.queue_expires = Some(Duration::from_secs(QUEUE_EXPIRES_SECS));
-    let test_bus: bus::SharedBus = bus::rabbitmq::RabbitBus::connect(rabbit)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach RabbitMQ: {e:#}"));
 
     let mut config = Config::local(dir.path().to_path_buf());
     config.bootstrap_admin = Some((BOOTSTRAP_ADMIN.0.to_owned(), BOOTSTRAP_ADMIN.1.to_owned()));

@@ -444,3 +444,58 @@ pub async fn two_relays_publish_each_event_once(factory: &dyn BusFactory, db: Da
     relay_b.await.unwrap();
     bus.shutdown().await;
 }
+
+/// The suite's database in a test: SQLite in `dir`, or PostgreSQL (`None` when it is not
+/// configured outside CI).
+pub async fn database(
+    backend: kernel::testing::TestBackend,
+    dir: &std::path::Path,
+) -> Option<Database> {
+    let target = kernel::testing::test_target(backend, dir, "conformance").await?;
+    let db = Database::connect(&target).await.ok()?;
+    prepare(&db).await.ok()?;
+    Some(db)
+}
+
+/// Declares every conformance case as a test on SQLite and on PostgreSQL, for the adapter
+/// that `$factory` (an `Option<impl BusFactory>`; `None` skips) makes.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:expr) => {
+        $crate::conformance_suite!(@cases $factory;
+            delivers_to_every_group,
+            delivers_at_least_once_across_a_crash,
+            a_duplicate_has_one_effect,
+            failures_are_dead_lettered_and_replayable,
+            broadcast_reaches_all_and_competing_one,
+            two_relays_publish_each_event_once);
+    };
+    (@cases $factory:expr; $($name:ident),*) => {
+        $(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let Some(factory) = $factory else { return };
+                let Ok(dir) = tempfile::tempdir() else { panic!("no temp dir") };
+                let Some(db) = $crate::conformance::database(kernel::testing::TestBackend::Sqlite, dir.path()).await else {
+                    panic!("no SQLite database");
+                };
+                $crate::conformance::$name(&factory, db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                let Some(factory) = $factory else { return };
+                let Ok(dir) = tempfile::tempdir() else { panic!("no temp dir") };
+                let Some(db) = $crate::conformance::database(kernel::testing::TestBackend::Postgres, dir.path()).await else {
+                    return;
+                };
+                $crate::conformance::$name(&factory, db).await;
+            }
+        }
+        )*
+    };
+}

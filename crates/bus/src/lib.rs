@@ -15,6 +15,8 @@ pub mod memory;
 pub mod outbox;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 
 use std::sync::Arc;
 

@@ -11,8 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use bus::conformance::{self, BusFactory};
 use bus::{EventBus, MemoryBus};
-use kernel::db::Database;
-use kernel::testing::{test_target, TestBackend};
 
 /// One process's broker: instances share it until a crash replaces it.
 struct Memory(Mutex<Arc<MemoryBus>>);
@@ -34,43 +32,7 @@ fn memory() -> Memory {
     Memory(Mutex::new(Arc::new(MemoryBus::new())))
 }
 
-async fn database(backend: TestBackend, dir: &tempfile::TempDir) -> Option<Database> {
-    let target = test_target(backend, dir.path(), "conformance").await?;
-    let db = Database::connect(&target).await.ok()?;
-    conformance::prepare(&db).await.ok()?;
-    Some(db)
-}
-
-macro_rules! conformance_case {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                let db = database(TestBackend::Sqlite, &dir).await.unwrap();
-                conformance::$name(&memory(), db).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_postgres() {
-                let dir = tempfile::tempdir().unwrap();
-                let Some(db) = database(TestBackend::Postgres, &dir).await else {
-                    return;
-                };
-                conformance::$name(&memory(), db).await;
-            }
-        }
-    };
-}
-
-conformance_case!(delivers_to_every_group);
-conformance_case!(delivers_at_least_once_across_a_crash);
-conformance_case!(a_duplicate_has_one_effect);
-conformance_case!(failures_are_dead_lettered_and_replayable);
-conformance_case!(broadcast_reaches_all_and_competing_one);
-conformance_case!(two_relays_publish_each_event_once);
+bus::conformance_suite!(Some(memory()));
 
 #[test]
 fn every_context_migrates_the_canonical_messaging_schema() {

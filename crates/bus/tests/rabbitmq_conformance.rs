@@ -16,7 +16,7 @@ use bus::conformance::{self, BusFactory};
 use bus::rabbitmq::{RabbitBus, RabbitConfig};
 use bus::EventBus;
 use kernel::db::Database;
-use kernel::testing::{test_target, TestBackend};
+use kernel::testing::TestBackend;
 
 fn amqp_url() -> Option<String> {
     match std::env::var("EMPORIUM_TEST_AMQP_URL") {
@@ -53,44 +53,10 @@ fn rabbit(url: String) -> Rabbit {
 }
 
 async fn database(backend: TestBackend, dir: &tempfile::TempDir) -> Option<Database> {
-    let target = test_target(backend, dir.path(), "conformance").await?;
-    let db = Database::connect(&target).await.ok()?;
-    conformance::prepare(&db).await.ok()?;
-    Some(db)
+    conformance::database(backend, dir.path()).await
 }
 
-macro_rules! conformance_case {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_sqlite() {
-                let Some(url) = amqp_url() else { return };
-                let dir = tempfile::tempdir().unwrap();
-                let db = database(TestBackend::Sqlite, &dir).await.unwrap();
-                conformance::$name(&rabbit(url), db).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_postgres() {
-                let Some(url) = amqp_url() else { return };
-                let dir = tempfile::tempdir().unwrap();
-                let Some(db) = database(TestBackend::Postgres, &dir).await else {
-                    return;
-                };
-                conformance::$name(&rabbit(url), db).await;
-            }
-        }
-    };
-}
-
-conformance_case!(delivers_to_every_group);
-conformance_case!(delivers_at_least_once_across_a_crash);
-conformance_case!(a_duplicate_has_one_effect);
-conformance_case!(failures_are_dead_lettered_and_replayable);
-conformance_case!(broadcast_reaches_all_and_competing_one);
-conformance_case!(two_relays_publish_each_event_once);
+bus::conformance_suite!(amqp_url().map(rabbit));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_event_is_a_failed_publish() {
