@@ -3,7 +3,9 @@
 #   1. GET /health/live vs GET /catalog/products/{id} (cached) vs GET /identity/me (token check)
 #   2. logins/s with the server on one core (argon2id-bound by design)
 #   3. complete checkouts (POST -> confirmed) with 16 concurrent customers, SQLite and PostgreSQL
-# Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|all]
+#   4. split: the same checkouts through the gateway with four context processes on RabbitMQ,
+#      beside the PostgreSQL monolith; and a cached product read direct vs through the gateway
+# Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/emporium-target}"
@@ -35,6 +37,38 @@ start() { # backend, [taskset cpu list]
 }
 stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }
 
+# The split topology: each context its own process and PostgreSQL database, RabbitMQ between
+# them, the gateway on $PORT. Context ports: identity 18081, catalog 18082, ordering 18083,
+# shipping 18084.
+SPLIT_PIDS=()
+start_split() {
+  local data; data=$(mktemp -d)
+  local pg=${EMPORIUM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+  local ns="bench$$$RANDOM" port=18081 upstreams=""
+  for ctx in identity catalog ordering shipping; do
+    local db="emporium_bench_${ctx}_$$_$RANDOM"
+    psql "$pg" -qc "create database $db" >/dev/null
+    local upper; upper=$(echo "$ctx" | tr a-z A-Z)
+    env EMPORIUM_CONTEXTS=$ctx "EMPORIUM_${upper}_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db" \
+      EMPORIUM_DATA_DIR="$data/$ctx" EMPORIUM_LISTEN=127.0.0.1:$port EMPORIUM_RATE_LIMIT=off RUST_LOG=warn \
+      EMPORIUM_BUS=rabbitmq EMPORIUM_AMQP_URL="${EMPORIUM_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" \
+      EMPORIUM_AMQP_NAMESPACE=$ns EMPORIUM_AMQP_QUEUE_EXPIRES_SECS=300 EMPORIUM_TRUSTED_PROXIES=127.0.0.1 \
+      EMPORIUM_JWKS_URL=http://127.0.0.1:18081/.well-known/jwks.json \
+      EMPORIUM_BOOTSTRAP_ADMIN_EMAIL=$BENCH_ADMIN_EMAIL EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD=$BENCH_ADMIN_PASSWORD \
+      "$BIN/emporium" serve > "$out/split-$ctx.log" 2>&1 &
+    SPLIT_PIDS+=($!)
+    upstreams="$upstreams${upstreams:+,}$ctx=http://127.0.0.1:$port"
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+    port=$((port + 1))
+  done
+  EMPORIUM_GATEWAY_UPSTREAMS=$upstreams EMPORIUM_LISTEN=127.0.0.1:$PORT RUST_LOG=warn \
+    "$BIN/emporium" gateway > "$out/split-gateway.log" 2>&1 &
+  SPLIT_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -fs "$BENCH_URL/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench: the split topology did not start"; tail -n 20 "$out"/split-*.log; exit 1
+}
+stop_split() { for p in "${SPLIT_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; SPLIT_PIDS=(); }
+
 rps() { wrk -t2 -c64 -d10s "$@" | awk '/Requests\/sec/ {print $2}'; }
 
 if [ "$mode" = all ] || [ "$mode" = sqlite ]; then
@@ -54,9 +88,21 @@ if [ "$mode" = all ] || [ "$mode" = sqlite ]; then
   BENCH_SECONDS=10 BENCH_CONCURRENCY=2 "$BIN/emporium-bench" logins | sed 's/^/one core: /'
   stop
 fi
-if [ "$mode" = all ] || [ "$mode" = postgres ]; then
+if [ "$mode" = all ] || [ "$mode" = postgres ] || [ "$mode" = split ]; then
   start postgres
   eval "$("$BIN/emporium-bench" setup)"
   BENCH_SECONDS=${BENCH_SECONDS:-20} "$BIN/emporium-bench" checkout | sed 's/^/postgres /'
   stop
+fi
+if [ "$mode" = all ] || [ "$mode" = split ]; then
+  start_split
+  eval "$("$BIN/emporium-bench" setup)"
+  curl -fs "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID" >/dev/null
+  direct=$(rps "http://127.0.0.1:18082/api/v1/catalog/products/$PRODUCT_ID")
+  gateway=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
+  echo "split reads (wrk, 64 connections, 10 s each):"
+  echo "  catalog process directly     $direct req/s"
+  awk -v a="$gateway" -v b="$direct" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct\n", a, 100*a/b }'
+  BENCH_SECONDS=${BENCH_SECONDS:-20} "$BIN/emporium-bench" checkout | sed 's/^/split (4 processes, RabbitMQ, gateway) /'
+  stop_split
 fi
