@@ -286,3 +286,103 @@ both_backends!(metrics_are_exposed_for_prometheus, |app| {
     }
     app.stop().await;
 });
+
+// SIGTERM: the server stops accepting, finishes the requests in flight, stops the relays and
+// the bus, closes the databases, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let env: std::collections::BTreeMap<String, String> = [
+        ("EMPORIUM_LISTEN", format!("127.0.0.1:{port}")),
+        (
+            "EMPORIUM_DATA_DIR",
+            dir.path().join("data").display().to_string(),
+        ),
+        ("EMPORIUM_RATE_LIMIT", "off".to_owned()),
+        ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "20".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut server =
+        crate::split::Process::new("monolith", &["serve"], env, dir.path().join("log"));
+    server.start();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "{}", server.log_text());
+    let email = format!("drain-{}@example.com", uuid::Uuid::new_v4().simple());
+    let signed_up = client
+        .post(format!("{base}/api/v1/identity/users"))
+        .json(&json!({"email": email, "password": "slow-hash-violet-42", "name": "Drain"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), 201);
+
+    // Open the connections first, then keep them busy with log-ins (argon2 takes a while).
+    futures::future::join_all((0..48).map(|_| client.get(format!("{base}/health/live")).send()))
+        .await;
+    let log_ins = futures::future::join_all((0..48).map(|_| {
+        let sent = client
+            .post(format!("{base}/api/v1/identity/tokens"))
+            .json(&json!({"email": email, "password": "slow-hash-violet-42"}))
+            .send();
+        async move { (sent.await, std::time::Instant::now()) }
+    }));
+    let pid = server.pid().unwrap();
+    let terminate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::time::Instant::now()
+    };
+    let (results, terminated) = tokio::join!(log_ins, terminate);
+    assert!(
+        results.iter().any(|(_, done)| *done > terminated),
+        "no request was still in flight at SIGTERM: the test proves nothing"
+    );
+    for (r, _) in results {
+        let r = r.unwrap_or_else(|e| panic!("a request in flight was dropped: {e}"));
+        assert_eq!(r.status(), 200);
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_exit(20);
+        (status, server.log_text())
+    })
+    .await
+    .unwrap();
+    let (status, log) = status;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}\n{log}"
+    );
+    assert!(log.contains("shutdown complete"), "{log}");
+    assert!(
+        reqwest::get(format!("{base}/health/live")).await.is_err(),
+        "nothing listens after exit"
+    );
+}

@@ -49,6 +49,38 @@ pub struct Process {
 }
 
 impl Process {
+    pub fn new(name: &str, args: &[&str], env: BTreeMap<String, String>, log: PathBuf) -> Self {
+        Self {
+            name: name.to_owned(),
+            env,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            log,
+            child: None,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits for the process to exit by itself; `None` if it is still running after `secs`.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let child = self.child.as_mut()?;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn start(&mut self) {
         let open = || {
             std::fs::OpenOptions::new()
@@ -60,7 +92,10 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
             .args(&self.args)
             .envs(&self.env)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                self.env.get("RUST_LOG").map_or("warn", String::as_str),
+            )
             .stdout(Stdio::from(open()))
             .stderr(Stdio::from(open()))
             .spawn()
