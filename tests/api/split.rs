@@ -115,6 +115,8 @@ impl Process {
 /// The running processes; dropping it kills them all.
 pub struct Deployment {
     pub processes: Vec<Process>,
+    /// Each process's port, by name (the contexts and `gateway`).
+    pub ports: BTreeMap<String, u16>,
 }
 
 impl Drop for Deployment {
@@ -355,7 +357,10 @@ pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
         child: None,
     });
 
-    let mut deployment = Deployment { processes };
+    let mut deployment = Deployment {
+        processes,
+        ports: ports.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+    };
     // Identity first: the others fetch its keys.
     deployment.process("identity").start();
     let identity_ready = format!("http://127.0.0.1:{}/health/ready", ports["identity"]);
@@ -427,6 +432,54 @@ async fn every_order_completes_across_a_shipping_outage() {
         )
         .await;
     assert_eq!(echoed.header("x-request-id").as_deref(), Some("split-42"));
+
+    // A context process serves its own routes, health and metrics, and nothing else.
+    let catalog = format!("http://127.0.0.1:{}", app.deployment().ports["catalog"]);
+    let direct = |path: &str| reqwest::get(format!("{catalog}{path}"));
+    assert_eq!(
+        direct("/api/v1/catalog/categories")
+            .await
+            .map(|r| r.status().as_u16())
+            .ok(),
+        Some(200)
+    );
+    assert_eq!(
+        direct("/api/v1/identity/me")
+            .await
+            .map(|r| r.status().as_u16())
+            .ok(),
+        Some(404)
+    );
+    assert_eq!(
+        direct("/api/v1/ordering/cart")
+            .await
+            .map(|r| r.status().as_u16())
+            .ok(),
+        Some(404)
+    );
+    let ready: serde_json::Value = direct("/health/ready")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(ready["checks"]["catalog_database"], "up", "{ready}");
+    assert_eq!(ready["checks"]["bus_rabbitmq"], "up", "{ready}");
+    assert!(
+        ready["checks"].get("identity_database").is_none(),
+        "{ready}"
+    );
+    let metrics = direct("/metrics")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("emporium_outbox_unsent{context=\"catalog\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("context=\"identity\""), "{metrics}");
 
     let admin = app.admin().await;
     let mug = app.sellable(&admin.access_token, "SPLIT-1", 900, 10).await;
