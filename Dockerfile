@@ -3,9 +3,9 @@
 # Cargo.lock change), then the workspace, then a slim non-root runtime image.
 
 FROM rust:1.95-slim-bookworm AS build
-# Cargo features of the image: `sqs` adds the SNS + SQS bus (EMPORIUM_BUS=sqs); build with
-# `--build-arg FEATURES=` for a smaller image with the memory and RabbitMQ buses only.
-ARG FEATURES=sqs
+# Cargo features of the image: `sqs` adds the SNS + SQS bus (EMPORIUM_BUS=sqs), `otlp` trace
+# export (EMPORIUM_OTLP_ENDPOINT); `--build-arg FEATURES=` builds a smaller image without them.
+ARG FEATURES="sqs otlp"
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 

@@ -333,6 +333,14 @@ impl Config {
             }
         }
         c.otlp_endpoint = get("EMPORIUM_OTLP_ENDPOINT");
+        if let Some(v) = &c.otlp_endpoint {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                errors.push(
+                    "EMPORIUM_OTLP_ENDPOINT: an OTLP/HTTP collector URL, e.g. http://collector:4318"
+                        .to_owned(),
+                );
+            }
+        }
         let admin_email = get("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL");
         let admin_password = secret("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", &mut errors);
         match (admin_email, admin_password) {

@@ -281,12 +281,15 @@ async fn proxy(
             || n == "content-length"
             || n == REQUEST_ID.as_str()
             || n == FORWARDED_FOR
+            || n == "traceparent"
         {
             continue;
         }
         outgoing = outgoing.header(n, value.as_bytes());
     }
     outgoing = outgoing.header(REQUEST_ID.as_str(), ctx.request_id.as_str());
+    // The upstream continues this request's trace (the caller's, or one started here).
+    outgoing = outgoing.header("traceparent", ctx.traceparent.as_str());
     // The gateway is the edge: a client's own X-Forwarded-For is dropped unless the client is
     // a trusted proxy itself (a load balancer in front).
     if let Some(chain) = up

@@ -58,7 +58,29 @@ fn main() -> ExitCode {
             }
         }
     }
-    telemetry::init(config.log_format);
+    let service = match &cli.command {
+        Some(Command::Gateway) => "emporium-gateway".to_owned(),
+        _ if config.contexts.len() == emporium::config::ContextName::ALL.len() => {
+            "emporium".to_owned()
+        }
+        _ => {
+            let names: Vec<&str> = config.contexts.iter().map(|c| c.as_str()).collect();
+            format!("emporium-{}", names.join("+"))
+        }
+    };
+    let telemetry = match telemetry::init(
+        config.log_format,
+        config
+            .otlp_endpoint
+            .as_deref()
+            .map(|e| (e, service.as_str())),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +126,8 @@ fn main() -> ExitCode {
             }
         }
     });
+    drop(runtime);
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

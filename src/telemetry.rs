@@ -1,4 +1,6 @@
 //! Logging: `tracing` to stdout as text or JSON, filtered by `RUST_LOG` (default `info`).
+//! Traces: with `EMPORIUM_OTLP_ENDPOINT` (binaries built with `--features otlp`), spans go to an
+//! OTLP/HTTP collector, continuing the caller's W3C trace context across requests and events.
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -6,10 +8,47 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Keeps the trace pipeline running; `shutdown` flushes what is buffered.
+#[must_use]
+pub struct Telemetry {
+    #[cfg(feature = "otlp")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    pub fn shutdown(self) {
+        #[cfg(feature = "otlp")]
+        if let Some(provider) = self.provider {
+            if let Err(e) = provider.shutdown() {
+                eprintln!("traces not flushed: {e}");
+            }
+        }
+    }
+}
+
+/// Installs logging and, with `otlp = Some((endpoint, service name))`, trace export.
+pub fn init(format: LogFormat, otlp: Option<(&str, &str)>) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
+    #[cfg(feature = "otlp")]
+    let (otel, provider) = match otlp {
+        Some((endpoint, service)) => {
+            use opentelemetry::trace::TracerProvider as _;
+            let provider = otlp::provider(endpoint, service)?;
+            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("emporium"));
+            kernel::trace_context::install(Box::new(otlp::Otel));
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+    #[cfg(not(feature = "otlp"))]
+    let otel: Option<tracing_subscriber::layer::Identity> = match otlp {
+        Some(_) => anyhow::bail!(
+            "EMPORIUM_OTLP_ENDPOINT: this binary was built without trace export (cargo feature `otlp`)"
+        ),
+        None => None,
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -22,6 +61,72 @@ pub fn init(format: LogFormat) {
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
+    Ok(Telemetry {
+        #[cfg(feature = "otlp")]
+        provider,
+    })
+}
+
+#[cfg(feature = "otlp")]
+mod otlp {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use opentelemetry_otlp::WithExportConfig;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    /// Spans in batches to `<endpoint>/v1/traces` as OTLP/HTTP JSON.
+    pub(super) fn provider(
+        endpoint: &str,
+        service: &str,
+    ) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+        let endpoint = endpoint.trim_end_matches('/');
+        let url = if endpoint.ends_with("/v1/traces") {
+            endpoint.to_owned()
+        } else {
+            format!("{endpoint}/v1/traces")
+        };
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+            .with_endpoint(url)
+            .with_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| anyhow::anyhow!("EMPORIUM_OTLP_ENDPOINT: {e}"))?;
+        Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(service.to_owned())
+                    .build(),
+            )
+            .build())
+    }
+
+    /// W3C trace context through the OpenTelemetry layer.
+    pub(super) struct Otel;
+
+    impl kernel::trace_context::TraceContext for Otel {
+        fn adopt(&self, span: &tracing::Span, traceparent: &str) {
+            let mut carrier = std::collections::HashMap::new();
+            carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+            let parent =
+                opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+            let _ = span.set_parent(parent);
+        }
+
+        fn traceparent(&self, span: &tracing::Span) -> Option<String> {
+            let cx = span.context();
+            let sc = cx.span().span_context().clone();
+            sc.is_valid().then(|| {
+                format!(
+                    "00-{}-{}-{:02x}",
+                    sc.trace_id(),
+                    sc.span_id(),
+                    sc.trace_flags().to_u8()
+                )
+            })
+        }
+    }
 }
 
 /// The process's Prometheus recorder, installed on first use. Metrics are per process (one

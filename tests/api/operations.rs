@@ -292,45 +292,12 @@ both_backends!(metrics_are_exposed_for_prometheus, |app| {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let env: std::collections::BTreeMap<String, String> = [
-        ("EMPORIUM_LISTEN", format!("127.0.0.1:{port}")),
-        (
-            "EMPORIUM_DATA_DIR",
-            dir.path().join("data").display().to_string(),
-        ),
-        ("EMPORIUM_RATE_LIMIT", "off".to_owned()),
-        ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "20".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let mut server =
-        crate::split::Process::new("monolith", &["serve"], env, dir.path().join("log"));
-    server.start();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) =
+        ready_process(dir.path(), &[("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "20")]).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let mut ready = false;
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/health/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "{}", server.log_text());
     let email = format!("drain-{}@example.com", uuid::Uuid::new_v4().simple());
     let signed_up = client
         .post(format!("{base}/api/v1/identity/users"))
@@ -385,4 +352,169 @@ async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
         reqwest::get(format!("{base}/health/live")).await.is_err(),
         "nothing listens after exit"
     );
+}
+
+/// A process of the binary under test, with `env`, that has answered `/health/ready`.
+async fn ready_process(
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (crate::split::Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut env: std::collections::BTreeMap<String, String> = [
+        ("EMPORIUM_LISTEN", format!("127.0.0.1:{port}")),
+        ("EMPORIUM_DATA_DIR", dir.join("data").display().to_string()),
+        ("EMPORIUM_RATE_LIMIT", "off".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut server = crate::split::Process::new("monolith", &["serve"], env, dir.join("log"));
+    server.start();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if reqwest::get(format!("{base}/health/ready"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return (server, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become ready\n{}", server.log_text());
+}
+
+/// Without the `otlp` feature, asking for trace export is a configuration error, not a
+/// silently ignored setting.
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn an_otlp_endpoint_needs_a_binary_built_with_trace_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .arg("serve")
+        .env("EMPORIUM_DATA_DIR", dir.path())
+        .env("EMPORIUM_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("EMPORIUM_OTLP_ENDPOINT"), "{stderr}");
+}
+
+// Traces: a request continues the caller's trace, and the event it publishes is handled in a
+// span of the same trace, child of the request's span (the envelope carries the context).
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_the_collector_and_follow_the_trace_across_the_bus() {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let received = web::Data::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = received.clone();
+    let collector = HttpServer::new(move || {
+        App::new().app_data(sink.clone()).route(
+            "/v1/traces",
+            web::post().to(
+                |body: web::Bytes, seen: web::Data<std::sync::Mutex<Vec<serde_json::Value>>>| async move {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        seen.lock().unwrap().push(v);
+                    }
+                    HttpResponse::Ok().json(json!({}))
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let collector_port = collector.addrs()[0].port();
+    let collector = collector.run();
+    let collector_handle = collector.handle();
+    tokio::spawn(collector);
+
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{collector_port}");
+    let (mut server, base) = ready_process(
+        dir.path(),
+        &[
+            ("EMPORIUM_OTLP_ENDPOINT", endpoint.as_str()),
+            ("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL", "boss@example.com"),
+            ("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", "root-of-all-trust-99"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .post(format!("{base}/api/v1/identity/tokens"))
+        .json(&json!({"email": "boss@example.com", "password": "root-of-all-trust-99"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let caller_span = "00f067aa0ba902b7";
+    let created = client
+        .post(format!("{base}/api/v1/catalog/products"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .header("traceparent", format!("00-{trace}-{caller_span}-01"))
+        .json(&json!({"sku": "TRACE-1", "name": "Traced", "price": {"amount": 100, "currency": "EUR"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // Ordering handles catalog.product_created through the outbox and the bus.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let pid = server.pid().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (server.wait_exit(20), server.log_text()))
+            .await
+            .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{log}");
+    collector_handle.stop(true).await;
+
+    let batches = received.lock().unwrap().clone();
+    let mut spans = Vec::new();
+    for batch in &batches {
+        for rs in batch["resourceSpans"].as_array().into_iter().flatten() {
+            let service = rs["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == "service.name")
+                .map(|a| a["value"]["stringValue"].clone());
+            assert_eq!(service, Some(json!("emporium")));
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                spans.extend(ss["spans"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    let in_trace: Vec<&serde_json::Value> = spans
+        .iter()
+        .filter(|s| s["traceId"] == trace.as_str())
+        .collect();
+    let request = in_trace
+        .iter()
+        .find(|s| s["name"] == "http" && s["parentSpanId"] == caller_span)
+        .unwrap_or_else(|| panic!("no request span continuing the caller's trace in {spans:#?}"));
+    let handled = in_trace
+        .iter()
+        .find(|s| {
+            s["name"] == "handle event"
+                && s["attributes"].as_array().into_iter().flatten().any(|a| {
+                    a["key"] == "event_type"
+                        && a["value"]["stringValue"] == "catalog.product_created"
+                })
+        })
+        .unwrap_or_else(|| panic!("the event's handling is not in the trace: {in_trace:#?}"));
+    assert_eq!(handled["parentSpanId"], request["spanId"], "{handled:#}");
 }

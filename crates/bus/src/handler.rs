@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::dead_letter::DeadLetterStore;
 use crate::envelope::Envelope;
 
@@ -109,8 +111,16 @@ pub enum Outcome {
 /// Runs the handler with retries; after the last failed attempt the envelope goes to the
 /// group's dead letters. An error is returned only when even that could not be stored, so
 /// the caller must not acknowledge the message.
-#[tracing::instrument(name = "handle event", skip_all, fields(group = %sub.group, event_type = %envelope.event_type, event_id = %envelope.id, correlation_id = %envelope.correlation_id))]
 pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result<Outcome> {
+    let span = tracing::info_span!("handle event", group = %sub.group, event_type = %envelope.event_type, event_id = %envelope.id, correlation_id = %envelope.correlation_id);
+    // The handling continues the trace of whatever published the event.
+    if let Some(parent) = &envelope.traceparent {
+        kernel::trace_context::adopt(&span, parent);
+    }
+    dispatch_in_span(sub, envelope).instrument(span).await
+}
+
+async fn dispatch_in_span(sub: &Subscription, envelope: &Envelope) -> anyhow::Result<Outcome> {
     let max = sub.retry.max_attempts.max(1);
     let mut attempt = 0;
     loop {

@@ -95,21 +95,25 @@ pub async fn request_middleware(
         .get(REQUEST_ID)
         .and_then(accept_request_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let traceparent = req
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(accept_traceparent)
-        .unwrap_or_else(new_traceparent);
-    req.extensions_mut().insert(RequestContext {
-        request_id: request_id.clone(),
-        traceparent,
-    });
     let span = tracing::info_span!(
         "http",
         request_id = %request_id,
         method = %req.method(),
         path = %req.path(),
     );
+    // The caller's trace continues here; the request's own span becomes the parent of what it
+    // causes (events carry it), or a fresh trace starts.
+    let incoming = req.headers().get(TRACEPARENT).and_then(accept_traceparent);
+    if let Some(parent) = &incoming {
+        crate::trace_context::adopt(&span, parent);
+    }
+    let traceparent = crate::trace_context::traceparent_of(&span)
+        .or(incoming)
+        .unwrap_or_else(new_traceparent);
+    req.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        traceparent,
+    });
     let started = Instant::now();
     // Handler and extractor errors arrive here as responses; an `Err` (from an inner
     // middleware) is rendered by its own `ResponseError`, which for ours is a problem.

@@ -16,6 +16,7 @@ pub mod money;
 pub mod pagination;
 pub mod testing;
 pub mod time;
+pub mod trace_context;
 
 pub use clock::{Clock, SystemClock};
 pub use email::EmailAddress;
