@@ -163,6 +163,16 @@ pub fn to_json() -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// The consumer groups of an event type, as the catalogue lists them (broadcast groups are
+/// marked `(broadcast)`: every running instance of the group receives the event).
+pub fn consumers_of(event_type: &str) -> Vec<&'static str> {
+    catalogue()
+        .into_iter()
+        .filter(|e| e.name == event_type)
+        .flat_map(|e| e.consumers.iter().copied())
+        .collect()
+}
+
 /// The group whose queue parks events no context consumes yet.
 pub const UNCONSUMED: &str = "unconsumed";
 /// Its queue keeps the newest this many events and drops the oldest.

@@ -553,10 +553,7 @@ every_topology!(
         .flat_map(|t| seen.of_type(t))
         .collect();
         assert!(all.len() >= 4);
-        for e in &all {
-            app.bus.publish(e).await.unwrap();
-        }
-        app.settle().await;
+        app.redeliver(&all).await;
         let after = app
             .get(
                 &format!("/api/v1/ordering/orders/{id}"),

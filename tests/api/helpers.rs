@@ -251,14 +251,37 @@ impl TestApp {
         }
     }
 
-    /// Lets events already published take effect. The memory bus delivers before `publish`
-    /// returns; across processes the broker delivers a moment later, so this waits out the
-    /// consumers (a redelivered duplicate must be *handled* before its absence of effect
-    /// is checked).
-    pub async fn settle(&self) {
-        if let Host::Split(_) = self.host {
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    /// Publishes the envelopes again and returns once every consumer group has handled them.
+    /// The memory bus delivers before `publish` returns; across processes the broker
+    /// delivers later, so this waits until the processes' delivery counters (`/metrics`) show
+    /// every copy handled: a duplicate must be *handled* before its absence of effect is
+    /// checked.
+    pub async fn redeliver(&self, envelopes: &[bus::Envelope]) {
+        let Host::Split(deployment) = &self.host else {
+            for e in envelopes {
+                self.bus
+                    .publish(e)
+                    .await
+                    .unwrap_or_else(|err| panic!("{err}"));
+            }
+            return;
+        };
+        let types: Vec<&str> = envelopes.iter().map(|e| e.event_type.as_str()).collect();
+        let before = deployment.handled(&types).await;
+        let expected: usize = types
+            .iter()
+            .map(|t| emporium::asyncapi::consumers_of(t).len())
+            .sum();
+        for e in envelopes {
+            self.bus
+                .publish(e)
+                .await
+                .unwrap_or_else(|err| panic!("{err}"));
         }
+        self.eventually("every consumer handles the redelivery", 30, || async {
+            (deployment.handled(&types).await >= before + expected as u64).then_some(())
+        })
+        .await;
     }
 }
 

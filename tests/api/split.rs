@@ -135,6 +135,38 @@ impl Deployment {
             .unwrap_or_else(|| panic!("no process {name}"))
     }
 
+    /// Deliveries of these event types handled so far, summed over the context processes
+    /// (from their `/metrics`).
+    pub async fn handled(&self, types: &[&str]) -> u64 {
+        let mut total = 0;
+        for (name, port) in &self.ports {
+            if name == "gateway" {
+                continue;
+            }
+            let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => continue,
+            };
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix("emporium_events_handled_total{") else {
+                    continue;
+                };
+                let counted = rest.contains("outcome=\"handled\"")
+                    && types
+                        .iter()
+                        .any(|t| rest.contains(&format!("type=\"{t}\"")));
+                if counted {
+                    total += line
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(0.0) as u64;
+                }
+            }
+        }
+        total
+    }
+
     /// Every process's log, for a failure message.
     pub fn logs(&self) -> String {
         self.processes
