@@ -5,6 +5,7 @@
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 
 use crate::config::LogFormat;
 
@@ -42,22 +43,34 @@ pub fn init(format: LogFormat, otlp: Option<(&str, &str)>) -> anyhow::Result<Tel
         None => (None, None),
     };
     #[cfg(not(feature = "otlp"))]
-    let otel: Option<tracing_subscriber::layer::Identity> = match otlp {
-        Some(_) => anyhow::bail!(
+    if otlp.is_some() {
+        anyhow::bail!(
             "EMPORIUM_OTLP_ENDPOINT: this binary was built without trace export (cargo feature `otlp`)"
-        ),
-        None => None,
-    };
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+        );
+    }
+    // `RUST_LOG` filters the log lines only: spans are traced at `info` whatever the log
+    // level, without the exporter's own HTTP stack (which would trace itself). Without an
+    // exporter there is no such layer, so `RUST_LOG=warn` creates no spans at all.
+    #[cfg(feature = "otlp")]
+    let registry = tracing_subscriber::registry().with(otel.map(|layer| {
+        layer.with_filter(EnvFilter::new(
+            "info,sqlx=warn,actix_server=warn,h2=off,hyper=off,hyper_util=off,reqwest=off,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,opentelemetry_http=off",
+        ))
+    }));
+    #[cfg(not(feature = "otlp"))]
+    let registry = tracing_subscriber::registry();
     let result = match format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_filter(filter),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .try_init(),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;

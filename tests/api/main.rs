@@ -9,6 +9,8 @@
 
 mod catalog;
 mod checkout;
+#[cfg(feature = "otlp")]
+mod collector;
 mod helpers;
 mod identity;
 mod operations;

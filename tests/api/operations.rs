@@ -412,36 +412,14 @@ fn an_otlp_endpoint_needs_a_binary_built_with_trace_export() {
 #[cfg(feature = "otlp")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_the_collector_and_follow_the_trace_across_the_bus() {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let received = web::Data::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
-    let sink = received.clone();
-    let collector = HttpServer::new(move || {
-        App::new().app_data(sink.clone()).route(
-            "/v1/traces",
-            web::post().to(
-                |body: web::Bytes, seen: web::Data<std::sync::Mutex<Vec<serde_json::Value>>>| async move {
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        seen.lock().unwrap().push(v);
-                    }
-                    HttpResponse::Ok().json(json!({}))
-                },
-            ),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let collector_port = collector.addrs()[0].port();
-    let collector = collector.run();
-    let collector_handle = collector.handle();
-    tokio::spawn(collector);
-
+    let collector = crate::collector::Collector::start();
     let dir = tempfile::tempdir().unwrap();
-    let endpoint = format!("http://127.0.0.1:{collector_port}");
     let (mut server, base) = ready_process(
         dir.path(),
         &[
-            ("EMPORIUM_OTLP_ENDPOINT", endpoint.as_str()),
+            ("EMPORIUM_OTLP_ENDPOINT", collector.endpoint.as_str()),
+            // Spans are traced whatever the log level.
+            ("RUST_LOG", "warn"),
             ("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL", "boss@example.com"),
             ("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", "root-of-all-trust-99"),
         ],
@@ -480,24 +458,12 @@ async fn spans_reach_the_collector_and_follow_the_trace_across_the_bus() {
             .await
             .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{log}");
-    collector_handle.stop(true).await;
-
-    let batches = received.lock().unwrap().clone();
-    let mut spans = Vec::new();
-    for batch in &batches {
-        for rs in batch["resourceSpans"].as_array().into_iter().flatten() {
-            let service = rs["resource"]["attributes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| a["key"] == "service.name")
-                .map(|a| a["value"]["stringValue"].clone());
-            assert_eq!(service, Some(json!("emporium")));
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                spans.extend(ss["spans"].as_array().into_iter().flatten().cloned());
-            }
-        }
-    }
+    let spans = collector.spans();
+    collector.stop().await;
+    assert!(
+        spans.iter().all(|s| s["service"] == "emporium"),
+        "one process, one service name"
+    );
     let in_trace: Vec<&serde_json::Value> = spans
         .iter()
         .filter(|s| s["traceId"] == trace.as_str())

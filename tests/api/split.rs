@@ -318,6 +318,11 @@ async fn broker_env(
 
 /// Starts the four contexts and the gateway on `broker`.
 pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
+    spawn_split_with(broker, &[]).await
+}
+
+/// The same, with extra variables for every process (the gateway too).
+pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<TestApp> {
     let pg_admin = postgres_url()?;
     let namespace = format!("split{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let (broker_env, test_bus) = broker_env(broker, &namespace).await?;
@@ -334,6 +339,9 @@ pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
     let mut common = BTreeMap::new();
     for (k, v) in broker_env {
         common.insert(k.to_owned(), v);
+    }
+    for (k, v) in extra {
+        common.insert((*k).to_owned(), (*v).to_owned());
     }
     for (k, v) in [
         ("EMPORIUM_RATE_LIMIT", "off"),
@@ -371,7 +379,10 @@ pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
         .iter()
         .map(|c| format!("{}=http://127.0.0.1:{}", c.as_str(), ports[c.as_str()]))
         .collect();
-    let mut env = BTreeMap::new();
+    let mut env: BTreeMap<String, String> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     env.insert("EMPORIUM_GATEWAY_UPSTREAMS".to_owned(), upstreams.join(","));
     env.insert(
         "EMPORIUM_TRUSTED_PROXIES".to_owned(),
@@ -730,5 +741,109 @@ async fn client_addresses_reach_the_contexts_through_the_gateway() {
         log_in(c.email.clone(), c.password.clone(), "198.51.100.1").await,
         200
     );
+    app.stop().await;
+}
+
+// One checkout through the gateway is one trace: the gateway, ordering, catalog, shipping and
+// identity all report spans under the caller's trace id, and each context's request span is a
+// child of the gateway's.
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_is_one_trace_across_the_processes() {
+    let collector = crate::collector::Collector::start();
+    let Some(app) = spawn_split_with(
+        Broker::Rabbitmq,
+        &[
+            ("EMPORIUM_OTLP_ENDPOINT", collector.endpoint.as_str()),
+            // Export batches quickly: processes are killed, not drained, at the end.
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin().await;
+    let mug = app
+        .sellable(&admin.access_token, "TRACE-SPLIT", 700, 5)
+        .await;
+    let c = app.customer().await;
+    app.add_to_cart(&c.access_token, &mug, 1)
+        .await
+        .assert_status(200);
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let body = serde_json::json!({"shipping_address": crate::helpers::address(), "payment_token": "tok_visa"});
+    let placed = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/ordering/orders",
+            Some(&c.access_token),
+            Some(&body),
+            &[("traceparent", traceparent.as_str())],
+        )
+        .await;
+    placed.assert_status(202);
+    let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
+    app.order_reaches(&c.access_token, &id, "confirmed").await;
+
+    let services = [
+        "emporium-gateway",
+        "emporium-ordering",
+        "emporium-catalog",
+        "emporium-shipping",
+        "emporium-identity",
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let all = collector.spans();
+        let spans: Vec<serde_json::Value> = all
+            .iter()
+            .filter(|s| s["traceId"] == trace.as_str())
+            .cloned()
+            .collect();
+        if services
+            .iter()
+            .all(|svc| spans.iter().any(|s| s["service"] == *svc))
+        {
+            break spans;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let seen: std::collections::BTreeSet<String> = all
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {} {}",
+                        s["service"],
+                        s["name"],
+                        s["traceId"] == trace.as_str()
+                    )
+                })
+                .collect();
+            let logs = match &app.host {
+                crate::helpers::Host::Split(d) => d.logs(),
+                crate::helpers::Host::InProcess { .. } => String::new(),
+            };
+            panic!("not every process reported spans of trace {trace} to {}; seen (service, name, in trace): {seen:#?}\n{logs}", collector.endpoint);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let gateway = spans
+        .iter()
+        .find(|s| s["service"] == "emporium-gateway" && s["name"] == "http")
+        .unwrap_or_else(|| panic!("no gateway request span: {spans:#?}"));
+    assert_eq!(gateway["parentSpanId"], "00f067aa0ba902b7");
+    let ordering = spans
+        .iter()
+        .find(|s| s["service"] == "emporium-ordering" && s["name"] == "http")
+        .unwrap_or_else(|| panic!("no ordering request span: {spans:#?}"));
+    assert_eq!(ordering["parentSpanId"], gateway["spanId"]);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["service"] == "emporium-catalog" && s["name"] == "handle event"),
+        "catalog handled the order in the same trace"
+    );
+    collector.stop().await;
     app.stop().await;
 }
