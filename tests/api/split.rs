@@ -103,6 +103,13 @@ impl Process {
         self.child = Some(child);
     }
 
+    /// Started and not exited.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// SIGKILL: no drain, no goodbye.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -322,7 +329,27 @@ pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
 }
 
 /// The same, with extra variables for every process (the gateway too).
+///
+/// Ports are picked free before the processes bind them, so a concurrent test can take one in
+/// between: the process that loses exits, and the whole deployment is started again.
 pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<TestApp> {
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        match try_spawn_split(broker, extra).await? {
+            Ok(app) => return Some(app),
+            Err(logs) => failures.push(logs),
+        }
+    }
+    panic!(
+        "the split deployment did not start in 3 attempts\n{}",
+        failures.join("\n=====\n")
+    );
+}
+
+async fn try_spawn_split(
+    broker: Broker,
+    extra: &[(&str, &str)],
+) -> Option<Result<TestApp, String>> {
     let pg_admin = postgres_url()?;
     let namespace = format!("split{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let (broker_env, test_bus) = broker_env(broker, &namespace).await?;
@@ -408,7 +435,10 @@ pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<
     deployment.process("identity").start();
     let identity_ready = format!("http://127.0.0.1:{}/health/ready", ports["identity"]);
     if !wait_ready(&identity_ready, 60).await {
-        panic!("identity did not become ready\n{}", deployment.logs());
+        return Some(Err(format!(
+            "identity did not become ready\n{}",
+            deployment.logs()
+        )));
     }
     for p in &mut deployment.processes {
         if p.child.is_none() {
@@ -416,17 +446,24 @@ pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<
         }
     }
     let address = format!("http://127.0.0.1:{}", ports["gateway"]);
-    if !wait_ready(&format!("{address}/health/ready"), 60).await {
-        panic!(
-            "the gateway and every context did not become ready\n{}",
+    let ready = wait_ready(&format!("{address}/health/ready"), 60).await;
+    // Whoever answers must be ours: a process that lost its port to another test has exited.
+    let exited: Vec<String> = deployment
+        .processes
+        .iter_mut()
+        .filter_map(|p| (!p.running()).then(|| p.name.clone()))
+        .collect();
+    if !ready || !exited.is_empty() {
+        return Some(Err(format!(
+            "not ready ({ready}) or exited: {exited:?}\n{}",
             deployment.logs()
-        );
+        )));
     }
 
     let mut config = Config::local(dir.path().to_path_buf());
     config.bootstrap_admin = Some((BOOTSTRAP_ADMIN.0.to_owned(), BOOTSTRAP_ADMIN.1.to_owned()));
     config.jwt_private_key = Some(key);
-    Some(TestApp {
+    Some(Ok(TestApp {
         address,
         port: ports["gateway"],
         client: reqwest::Client::builder()
@@ -438,7 +475,7 @@ pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<
         host: Host::Split(deployment),
         bus: test_bus,
         _dir: Arc::new(dir),
-    })
+    }))
 }
 
 impl TestApp {
