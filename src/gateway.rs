@@ -80,10 +80,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
     })
     .bind(config.listen)
-    .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .run();
-    tracing::info!(listen = %config.listen, upstreams = ?config.gateway_upstreams, "gateway listening");
+    .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
+    // The bound port (EMPORIUM_LISTEN may ask for port 0).
+    let port = server.addrs().first().map_or(0, |a| a.port());
+    let server = server
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .run();
+    tracing::info!(port, upstreams = ?config.gateway_upstreams, "gateway listening");
     server.await?;
     Ok(())
 }

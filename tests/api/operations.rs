@@ -359,47 +359,38 @@ async fn ready_process(
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> (crate::split::Process, String) {
-    let mut logs = Vec::new();
-    // The port is picked before the server binds it; if another test takes it in between,
-    // the server exits and is started again on another.
-    for attempt in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        let mut env: std::collections::BTreeMap<String, String> = [
-            ("EMPORIUM_LISTEN", format!("127.0.0.1:{port}")),
-            ("EMPORIUM_DATA_DIR", dir.join("data").display().to_string()),
-            ("EMPORIUM_RATE_LIMIT", "off".to_owned()),
-            ("RUST_LOG", "info".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        for (k, v) in extra {
-            env.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let log = dir.join(format!("log-{attempt}"));
-        let mut server = crate::split::Process::new("monolith", &["serve"], env, log);
-        server.start();
-        let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..300 {
-            if !server.running() {
-                break;
-            }
+    // Port 0: the server picks a free port and logs it.
+    let mut env: std::collections::BTreeMap<String, String> = [
+        ("EMPORIUM_LISTEN", "127.0.0.1:0"),
+        ("EMPORIUM_LOG_FORMAT", "json"),
+        ("EMPORIUM_DATA_DIR", &dir.join("data").display().to_string()),
+        ("EMPORIUM_RATE_LIMIT", "off"),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut server = crate::split::Process::new("monolith", &["serve"], env, dir.join("log"));
+    server.start();
+    for _ in 0..600 {
+        if let Some(port) = server.listening_port() {
+            let base = format!("http://127.0.0.1:{port}");
             if reqwest::get(format!("{base}/health/ready"))
                 .await
                 .is_ok_and(|r| r.status().is_success())
-                && server.running()
             {
                 return (server, base);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        server.kill();
-        logs.push(server.log_text());
+        if !server.running() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    panic!("the server did not become ready\n{}", logs.join("\n---\n"));
+    panic!("the server did not become ready\n{}", server.log_text());
 }
 
 /// Without the `otlp` feature, asking for trace export is a configuration error, not a
@@ -431,7 +422,7 @@ async fn spans_reach_the_collector_and_follow_the_trace_across_the_bus() {
         &[
             ("EMPORIUM_OTLP_ENDPOINT", collector.endpoint.as_str()),
             // Spans are traced whatever the log level.
-            ("RUST_LOG", "warn"),
+            ("RUST_LOG", "warn,emporium::app=info"),
             ("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL", "boss@example.com"),
             ("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", "root-of-all-trust-99"),
         ],

@@ -5,7 +5,7 @@
 //! EMPORIUM_TEST_POSTGRES_URL and EMPORIUM_TEST_AMQP_URL (both required under CI=true).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,13 +30,6 @@ pub fn amqp_url() -> Option<String> {
             None
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 /// One `emporium` process of the deployment; its output goes to a log file shown on failure.
@@ -103,6 +96,20 @@ impl Process {
         self.child = Some(child);
     }
 
+    /// The port from the process's `… listening` log line (JSON logs), once it is bound.
+    pub fn listening_port(&self) -> Option<u16> {
+        self.log_text().lines().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let fields = &v["fields"];
+            fields["message"]
+                .as_str()?
+                .ends_with("listening")
+                .then(|| fields["port"].as_u64())
+                .flatten()
+                .and_then(|p| u16::try_from(p).ok())
+        })
+    }
+
     /// Started and not exited.
     pub fn running(&mut self) -> bool {
         self.child
@@ -140,6 +147,25 @@ impl Deployment {
             .iter_mut()
             .find(|p| p.name == name)
             .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Waits for the named process to log the port it bound, records it, and pins it in the
+    /// process's environment so a restart binds the same one.
+    pub async fn settle_port(&mut self, name: &str) -> Result<u16, String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = self.process(name);
+            if let Some(port) = p.listening_port() {
+                p.env
+                    .insert("EMPORIUM_LISTEN".to_owned(), format!("127.0.0.1:{port}"));
+                self.ports.insert(name.to_owned(), port);
+                return Ok(port);
+            }
+            if !p.running() || tokio::time::Instant::now() > deadline {
+                return Err(format!("{name} did not start listening\n{}", self.logs()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Deliveries of these event types handled so far, summed over the context processes
@@ -202,40 +228,6 @@ async fn wait_ready(url: &str, secs: u64) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-fn context_process(
-    ctx: ContextName,
-    dir: &Path,
-    ports: &BTreeMap<&str, u16>,
-    common: &BTreeMap<String, String>,
-) -> Process {
-    let mut env = common.clone();
-    env.insert("EMPORIUM_CONTEXTS".to_owned(), ctx.as_str().to_owned());
-    env.insert(
-        "EMPORIUM_LISTEN".to_owned(),
-        format!("127.0.0.1:{}", ports[ctx.as_str()]),
-    );
-    env.insert(
-        "EMPORIUM_DATA_DIR".to_owned(),
-        dir.join(ctx.as_str()).display().to_string(),
-    );
-    if ctx != ContextName::Identity {
-        env.insert(
-            "EMPORIUM_JWKS_URL".to_owned(),
-            format!(
-                "http://127.0.0.1:{}/.well-known/jwks.json",
-                ports["identity"]
-            ),
-        );
-    }
-    Process {
-        name: ctx.as_str().to_owned(),
-        env,
-        args: vec!["serve".to_owned()],
-        log: dir.join(format!("{}.log", ctx.as_str())),
-        child: None,
-    }
 }
 
 /// The broker between the processes.
@@ -358,104 +350,105 @@ async fn try_spawn_split(
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .unwrap_or_else(|e| panic!("cannot encode a key: {e}"))
         .to_string();
-    let ports: BTreeMap<&str, u16> = ["identity", "catalog", "ordering", "shipping", "gateway"]
-        .into_iter()
-        .map(|n| (n, free_port()))
-        .collect();
 
     let mut common = BTreeMap::new();
     for (k, v) in broker_env {
         common.insert(k.to_owned(), v);
-    }
-    for (k, v) in extra {
-        common.insert((*k).to_owned(), (*v).to_owned());
     }
     for (k, v) in [
         ("EMPORIUM_RATE_LIMIT", "off"),
         ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "1"),
         // The gateway (and, for the gateway, a load balancer) forwards from loopback.
         ("EMPORIUM_TRUSTED_PROXIES", "127.0.0.1"),
+        // Every process binds a port of its own choosing and logs it (as JSON).
+        ("EMPORIUM_LISTEN", "127.0.0.1:0"),
+        ("EMPORIUM_LOG_FORMAT", "json"),
+        ("RUST_LOG", "warn,emporium::app=info,emporium::gateway=info"),
     ] {
         common.insert(k.to_owned(), v.to_owned());
     }
-    let mut processes = Vec::new();
+    for (k, v) in extra {
+        common.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut deployment = Deployment {
+        processes: Vec::new(),
+        ports: BTreeMap::new(),
+    };
+    // Identity first: the others fetch its keys.
     for ctx in ContextName::ALL {
-        let mut p = context_process(ctx, dir.path(), &ports, &common);
+        let mut env = common.clone();
+        env.insert("EMPORIUM_CONTEXTS".to_owned(), ctx.as_str().to_owned());
         let db = fresh_postgres_database(&pg_admin)
             .await
             .unwrap_or_else(|e| panic!("cannot create a database: {e:#}"));
-        p.env.insert(
+        env.insert(
             format!("EMPORIUM_{}_DATABASE_URL", ctx.as_str().to_uppercase()),
             db,
         );
         if ctx == ContextName::Identity {
-            p.env
-                .insert("EMPORIUM_JWT_PRIVATE_KEY".to_owned(), key.clone());
-            p.env.insert(
+            env.insert("EMPORIUM_JWT_PRIVATE_KEY".to_owned(), key.clone());
+            env.insert(
                 "EMPORIUM_BOOTSTRAP_ADMIN_EMAIL".to_owned(),
                 BOOTSTRAP_ADMIN.0.to_owned(),
             );
-            p.env.insert(
+            env.insert(
                 "EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
                 BOOTSTRAP_ADMIN.1.to_owned(),
             );
+        } else {
+            env.insert(
+                "EMPORIUM_JWKS_URL".to_owned(),
+                format!(
+                    "http://127.0.0.1:{}/.well-known/jwks.json",
+                    deployment.ports["identity"]
+                ),
+            );
         }
-        processes.push(p);
+        let mut p = Process::new(
+            ctx.as_str(),
+            &["serve"],
+            env,
+            dir.path().join(format!("{}.log", ctx.as_str())),
+        );
+        p.env.insert(
+            "EMPORIUM_DATA_DIR".to_owned(),
+            dir.path().join(ctx.as_str()).display().to_string(),
+        );
+        p.start();
+        deployment.processes.push(p);
+        if ctx == ContextName::Identity {
+            if let Err(e) = deployment.settle_port("identity").await {
+                return Some(Err(e));
+            }
+        }
+    }
+    for ctx in ContextName::ALL.iter().skip(1) {
+        if let Err(e) = deployment.settle_port(ctx.as_str()).await {
+            return Some(Err(e));
+        }
     }
     let upstreams: Vec<String> = ContextName::ALL
         .iter()
-        .map(|c| format!("{}=http://127.0.0.1:{}", c.as_str(), ports[c.as_str()]))
+        .map(|c| {
+            format!(
+                "{}=http://127.0.0.1:{}",
+                c.as_str(),
+                deployment.ports[c.as_str()]
+            )
+        })
         .collect();
-    let mut env: BTreeMap<String, String> = extra
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let mut env = common.clone();
     env.insert("EMPORIUM_GATEWAY_UPSTREAMS".to_owned(), upstreams.join(","));
-    env.insert(
-        "EMPORIUM_TRUSTED_PROXIES".to_owned(),
-        "127.0.0.1".to_owned(),
-    );
-    env.insert(
-        "EMPORIUM_LISTEN".to_owned(),
-        format!("127.0.0.1:{}", ports["gateway"]),
-    );
-    processes.push(Process {
-        name: "gateway".to_owned(),
-        env,
-        args: vec!["gateway".to_owned()],
-        log: dir.path().join("gateway.log"),
-        child: None,
-    });
-
-    let mut deployment = Deployment {
-        processes,
-        ports: ports.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-    };
-    // Identity first: the others fetch its keys.
-    deployment.process("identity").start();
-    let identity_ready = format!("http://127.0.0.1:{}/health/ready", ports["identity"]);
-    if !wait_ready(&identity_ready, 60).await {
-        return Some(Err(format!(
-            "identity did not become ready\n{}",
-            deployment.logs()
-        )));
+    let mut gateway = Process::new("gateway", &["gateway"], env, dir.path().join("gateway.log"));
+    gateway.start();
+    deployment.processes.push(gateway);
+    if let Err(e) = deployment.settle_port("gateway").await {
+        return Some(Err(e));
     }
-    for p in &mut deployment.processes {
-        if p.child.is_none() {
-            p.start();
-        }
-    }
-    let address = format!("http://127.0.0.1:{}", ports["gateway"]);
-    let ready = wait_ready(&format!("{address}/health/ready"), 60).await;
-    // Whoever answers must be ours: a process that lost its port to another test has exited.
-    let exited: Vec<String> = deployment
-        .processes
-        .iter_mut()
-        .filter_map(|p| (!p.running()).then(|| p.name.clone()))
-        .collect();
-    if !ready || !exited.is_empty() {
+    let address = format!("http://127.0.0.1:{}", deployment.ports["gateway"]);
+    if !wait_ready(&format!("{address}/health/ready"), 60).await {
         return Some(Err(format!(
-            "not ready ({ready}) or exited: {exited:?}\n{}",
+            "the gateway and every context did not become ready\n{}",
             deployment.logs()
         )));
     }
@@ -465,7 +458,7 @@ async fn try_spawn_split(
     config.jwt_private_key = Some(key);
     Some(Ok(TestApp {
         address,
-        port: ports["gateway"],
+        port: deployment.ports["gateway"],
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
