@@ -542,7 +542,14 @@ every_topology!(
         .await
         .assert_status(200);
         let before = app.order_reaches(&c.access_token, &id, "shipped").await;
-        let stock_before = app.stock(&p).await;
+        // Catalog commits the reservation on the same dispatch, in its own time.
+        let stock_before = app
+            .eventually("stock leaves with the parcel", 10, || async {
+                let stock = app.stock(&p).await;
+                (stock["reserved"] == 0).then_some(stock)
+            })
+            .await;
+        assert_eq!(stock_before["on_hand"], 9);
         let all: Vec<bus::Envelope> = [
             "catalog.stock_reserved",
             "shipping.shipment_created",
