@@ -19,19 +19,6 @@ use crate::helpers::{Host, TestApp, BOOTSTRAP_ADMIN};
 /// Idle queues of a test deployment disappear after this long.
 const QUEUE_EXPIRES_SECS: u64 = 120;
 
-pub fn amqp_url() -> Option<String> {
-    match std::env::var("EMPORIUM_TEST_AMQP_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("EMPORIUM_TEST_AMQP_URL must be set when CI=true")
-        }
-        _ => {
-            eprintln!("skipping split-topology test: EMPORIUM_TEST_AMQP_URL is not set");
-            None
-        }
-    }
-}
-
 /// One `emporium` process of the deployment; its output goes to a log file shown on failure.
 pub struct Process {
     pub name: String,
@@ -239,20 +226,6 @@ pub enum Broker {
     Sqs,
 }
 
-#[cfg(feature = "sqs")]
-pub fn sqs_endpoint() -> Option<String> {
-    match std::env::var("EMPORIUM_TEST_SQS_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("EMPORIUM_TEST_SQS_ENDPOINT must be set when CI=true")
-        }
-        _ => {
-            eprintln!("skipping SQS split test: EMPORIUM_TEST_SQS_ENDPOINT is not set");
-            None
-        }
-    }
-}
-
 /// Starts the four contexts and the gateway over RabbitMQ; `None` when PostgreSQL or
 /// RabbitMQ is not configured (outside CI).
 pub async fn spawn_split() -> Option<TestApp> {
@@ -267,7 +240,7 @@ async fn broker_env(
 ) -> Option<(Vec<(&'static str, String)>, bus::SharedBus)> {
     match broker {
         Broker::Rabbitmq => {
-            let amqp = amqp_url()?;
+            let amqp = kernel::testing::amqp_url()?;
             let mut rabbit = bus::rabbitmq::RabbitConfig::new(amqp.clone());
             rabbit.namespace = namespace.to_owned();
             rabbit.queue_expires = Some(Duration::from_secs(QUEUE_EXPIRES_SECS));
@@ -289,7 +262,7 @@ async fn broker_env(
         }
         #[cfg(feature = "sqs")]
         Broker::Sqs => {
-            let endpoint = sqs_endpoint()?;
+            let endpoint = kernel::testing::sqs_endpoint()?;
             let mut sqs = bus::sqs::SqsConfig::new(namespace);
             sqs.endpoint = Some(endpoint.clone());
             sqs.region = Some("us-east-1".to_owned());

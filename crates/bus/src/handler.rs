@@ -151,6 +151,17 @@ async fn dispatch_in_span(sub: &Subscription, envelope: &Envelope) -> anyhow::Re
     }
 }
 
+/// The subscription of `group` among an adapter's own, if this process runs that group.
+pub(crate) fn local_group(
+    subscriptions: &std::sync::Mutex<Vec<Arc<Subscription>>>,
+    group: &str,
+) -> Option<Arc<Subscription>> {
+    subscriptions
+        .lock()
+        .ok()
+        .and_then(|subs| subs.iter().find(|s| s.group == group).cloned())
+}
+
 /// Counts a delivery's outcome per consumer group and event type.
 fn handled(sub: &Subscription, envelope: &Envelope, outcome: &'static str) {
     metrics::counter!(

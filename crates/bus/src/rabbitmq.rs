@@ -455,12 +455,7 @@ impl EventBus for RabbitBus {
     }
 
     async fn redeliver(&self, group: &str, envelope: &Envelope) -> Result<(), BusError> {
-        let sub = self
-            .subscriptions
-            .lock()
-            .ok()
-            .and_then(|subs| subs.iter().find(|s| s.group == group).cloned());
-        match sub {
+        match crate::handler::local_group(&self.subscriptions, group) {
             // A group this process runs: handle it here and report the outcome.
             Some(sub) => Ok(dispatch_once(&sub, envelope).await?),
             // Another process's group: put it back on that group's queue.

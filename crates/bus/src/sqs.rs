@@ -436,12 +436,7 @@ impl EventBus for SqsBus {
     }
 
     async fn redeliver(&self, group: &str, envelope: &Envelope) -> Result<(), BusError> {
-        let sub = self
-            .subscriptions
-            .lock()
-            .ok()
-            .and_then(|subs| subs.iter().find(|s| s.group == group).cloned());
-        match sub {
+        match crate::handler::local_group(&self.subscriptions, group) {
             Some(sub) => Ok(dispatch_once(&sub, envelope).await?),
             None => {
                 let name = self.queue_name(group, DeliveryMode::Competing);

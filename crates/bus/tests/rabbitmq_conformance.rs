@@ -18,19 +18,6 @@ use bus::EventBus;
 use kernel::db::Database;
 use kernel::testing::TestBackend;
 
-fn amqp_url() -> Option<String> {
-    match std::env::var("EMPORIUM_TEST_AMQP_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("EMPORIUM_TEST_AMQP_URL must be set when CI=true")
-        }
-        _ => {
-            eprintln!("skipping RabbitMQ test: EMPORIUM_TEST_AMQP_URL is not set");
-            None
-        }
-    }
-}
-
 /// Instances are new connections to one broker; a crash loses nothing the broker holds.
 struct Rabbit {
     config: RabbitConfig,
@@ -56,11 +43,13 @@ async fn database(backend: TestBackend, dir: &tempfile::TempDir) -> Option<Datab
     conformance::database(backend, dir.path()).await
 }
 
-bus::conformance_suite!(amqp_url().map(rabbit));
+bus::conformance_suite!(kernel::testing::amqp_url().map(rabbit));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_event_is_a_failed_publish() {
-    let Some(url) = amqp_url() else { return };
+    let Some(url) = kernel::testing::amqp_url() else {
+        return;
+    };
     let bus = RabbitBus::connect(rabbit(url).config).await.unwrap();
     let envelope = bus::Envelope::wrap(
         &conformance::Ping { n: 1 },
@@ -126,7 +115,9 @@ async fn wait_for(what: &str, secs: u64, check: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_parking_queue_keeps_the_newest_events() {
-    let Some(url) = amqp_url() else { return };
+    let Some(url) = kernel::testing::amqp_url() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = database(TestBackend::Sqlite, &dir).await.unwrap();
     let mut config = rabbit(url).config;
@@ -197,7 +188,9 @@ impl Outage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bus_reconnects_and_resumes_consuming_after_the_broker_goes_away() {
-    let Some(url) = amqp_url() else { return };
+    let Some(url) = kernel::testing::amqp_url() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = database(TestBackend::Sqlite, &dir).await.unwrap();
     let parsed = split_amqp_url(&url);

@@ -17,19 +17,6 @@ use bus::conformance::{self, BusFactory};
 use bus::sqs::{resource_name, SqsBus, SqsConfig};
 use bus::EventBus;
 
-fn endpoint() -> Option<String> {
-    match std::env::var("EMPORIUM_TEST_SQS_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("EMPORIUM_TEST_SQS_ENDPOINT must be set when CI=true")
-        }
-        _ => {
-            eprintln!("skipping SQS test: EMPORIUM_TEST_SQS_ENDPOINT is not set");
-            None
-        }
-    }
-}
-
 /// Instances are new clients of one endpoint; a crash loses nothing the queues hold.
 struct Sqs {
     config: SqsConfig,
@@ -59,11 +46,13 @@ fn config(endpoint: String) -> SqsConfig {
     config
 }
 
-bus::conformance_suite!(endpoint().map(|e| Sqs { config: config(e) }));
+bus::conformance_suite!(kernel::testing::sqs_endpoint().map(|e| Sqs { config: config(e) }));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_published_before_its_consumer_starts_waits_in_its_queue() {
-    let Some(endpoint) = endpoint() else { return };
+    let Some(endpoint) = kernel::testing::sqs_endpoint() else {
+        return;
+    };
     let mut config = config(endpoint);
     config.topology = vec![(
         "late".to_owned(),

@@ -1,7 +1,8 @@
 //! Test support shared by every crate's tests: throwaway databases on both backends.
 //!
-//! PostgreSQL tests read `EMPORIUM_TEST_POSTGRES_URL`. When it is unset they are skipped with
-//! a message, except under `CI=true`, where a missing PostgreSQL fails the run.
+//! Tests needing a service read its address from the environment (`EMPORIUM_TEST_POSTGRES_URL`,
+//! `EMPORIUM_TEST_AMQP_URL`, `EMPORIUM_TEST_SQS_ENDPOINT`). When it is unset they are skipped
+//! with a message, except under `CI=true`, where a missing service fails the run.
 
 use std::str::FromStr;
 
@@ -16,20 +17,38 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// The admin URL of the test PostgreSQL server, or `None` (test skipped) outside CI.
+pub const AMQP_URL_VAR: &str = "EMPORIUM_TEST_AMQP_URL";
+pub const SQS_ENDPOINT_VAR: &str = "EMPORIUM_TEST_SQS_ENDPOINT";
+
+/// A test service's address from `var`, or `None` (test skipped, with a message) outside CI.
 ///
 /// # Panics
 /// Under `CI=true` when the variable is unset: a missing service must fail CI.
 #[allow(clippy::panic)]
-pub fn postgres_url() -> Option<String> {
-    match std::env::var(POSTGRES_URL_VAR) {
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if in_ci() => panic!("{POSTGRES_URL_VAR} must be set when CI=true"),
+        _ if in_ci() => panic!("{var} must be set when CI=true"),
         _ => {
-            eprintln!("skipping PostgreSQL test: {POSTGRES_URL_VAR} is not set");
+            eprintln!("skipping test: {var} is not set");
             None
         }
     }
+}
+
+/// The admin URL of the test PostgreSQL server (see [`service_url`]).
+pub fn postgres_url() -> Option<String> {
+    service_url(POSTGRES_URL_VAR)
+}
+
+/// The test RabbitMQ broker (see [`service_url`]).
+pub fn amqp_url() -> Option<String> {
+    service_url(AMQP_URL_VAR)
+}
+
+/// The test SNS/SQS endpoint, an emulator (see [`service_url`]).
+pub fn sqs_endpoint() -> Option<String> {
+    service_url(SQS_ENDPOINT_VAR)
 }
 
 /// Creates an empty database on the test server and returns its URL.
