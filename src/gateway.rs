@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures::StreamExt;
 use kernel::client_ip::{TrustedProxies, FORWARDED_FOR};
 use kernel::error::ApiError;
@@ -98,13 +98,8 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
 }
 
 /// The gateway's own metrics (requests it routed, by route pattern and status).
-async fn metrics() -> HttpResponse {
-    match crate::telemetry::metrics() {
-        Some(handle) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .body(handle.render()),
-        None => kernel::http::status_problem(StatusCode::SERVICE_UNAVAILABLE).error_response(),
-    }
+async fn metrics() -> Result<HttpResponse, ApiError> {
+    crate::telemetry::metrics_page()
 }
 
 async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
@@ -229,7 +224,7 @@ async fn list_dead_letters(
         items.extend(part.items);
     }
     let id = |v: &serde_json::Value| v["id"].as_str().unwrap_or_default().to_owned();
-    items.sort_by_key(|v| std::cmp::Reverse(id(v)));
+    items.sort_by(|a, b| b["id"].as_str().cmp(&a["id"].as_str()));
     let limit = page.limit as usize;
     more |= items.len() > limit;
     items.truncate(limit);

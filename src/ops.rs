@@ -64,35 +64,16 @@ pub(crate) async fn live() -> HttpResponse {
     )
 )]
 pub(crate) async fn metrics(state: web::Data<OpsState>) -> Result<HttpResponse, ApiError> {
-    let handle = crate::telemetry::metrics().ok_or_else(|| {
-        ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "metrics_unavailable",
-            "metrics are not recorded in this process",
-        )
-    })?;
     for (ctx, db) in &state.databases {
-        let counts: Result<(i64, i64), sqlx::Error> = async {
-            let unsent =
-                sqlx::query_scalar("select count(*) from outbox where published_at is null")
-                    .fetch_one(db.pool())
-                    .await?;
-            let open =
-                sqlx::query_scalar("select count(*) from dead_letter where replayed_at is null")
-                    .fetch_one(db.pool())
-                    .await?;
-            Ok((unsent, open))
-        }
-        .await;
-        if let Ok((unsent, open)) = counts {
+        let unsent = bus::outbox::pending(db).await;
+        let open = SqlDeadLetters::new(db.clone()).open().await;
+        if let (Ok(unsent), Ok(open)) = (unsent, open) {
             metrics::gauge!("emporium_outbox_unsent", "context" => ctx.as_str()).set(unsent as f64);
             metrics::gauge!("emporium_dead_letters_open", "context" => ctx.as_str())
                 .set(open as f64);
         }
     }
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render()))
+    crate::telemetry::metrics_page()
 }
 
 /// Readiness: every context's database, the bus and the verifying keys answer.

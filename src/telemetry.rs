@@ -171,6 +171,20 @@ pub fn metrics() -> Option<&'static metrics_exporter_prometheus::PrometheusHandl
         .as_ref()
 }
 
+/// The Prometheus text page of this process (503 problem when no recorder is installed).
+pub fn metrics_page() -> Result<actix_web::HttpResponse, kernel::error::ApiError> {
+    let handle = metrics().ok_or_else(|| {
+        kernel::error::ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_unavailable",
+            "metrics are not recorded in this process",
+        )
+    })?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render()))
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(

@@ -47,6 +47,15 @@ impl SqlDeadLetters {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
+
+    /// Dead letters not replayed yet.
+    pub async fn open(&self) -> anyhow::Result<i64> {
+        let n: i64 =
+            sqlx::query_scalar("select count(*) from dead_letter where replayed_at is null")
+                .fetch_one(self.db.pool())
+                .await?;
+        Ok(n)
+    }
 }
 
 const COLUMNS: &str =
