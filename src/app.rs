@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use bus::{MemoryBus, SharedBus};
 use kernel::db::Database;
-use kernel::http::{configure_extractors, request_middleware, BodyLimit};
+use kernel::http::{configure_extractors, request_middleware, BodyLimit, BodyTimeout};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -69,6 +69,7 @@ impl Application {
     /// Builds on a given bus (tests run several instances on one memory bus).
     pub async fn build_with_bus(config: Config, bus: SharedBus) -> anyhow::Result<Self> {
         let _ = crate::telemetry::metrics();
+        bus::handler::set_transient_retry_limit(config.transient_retry);
         let wired = contexts::wire(&config, bus.clone()).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -87,31 +88,36 @@ impl Application {
         let verifier = web::Data::new(wired.verifier);
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
         let body_limit = config.body_limit;
+        let body_timeout = config.body_timeout;
         let rate_limit = crate::limits::RateLimit::new(&config)?;
         let cors_origins = config.cors_origins.clone();
 
         let trusted_proxies = config.trusted_proxies.clone();
-        let server = HttpServer::new(move || {
-            let mut app = App::new()
-                .wrap(crate::limits::cors(&cors_origins))
-                .wrap(rate_limit.middleware())
-                .wrap(actix_web::middleware::from_fn(request_middleware))
-                .app_data(verifier.clone())
-                .app_data(ops_state.clone())
-                .app_data(openapi_json.clone())
-                .app_data(BodyLimit(body_limit))
-                .app_data(trusted_proxies.clone())
-                .configure(configure_extractors)
-                .configure(ops::configure)
-                .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))
-                .service(web::resource("/docs").route(web::get().to(docs_redirect)))
-                .service(crate::openapi::swagger_ui());
-            for configure in &configures {
-                let configure = configure.clone();
-                app = app.configure(move |cfg| configure(cfg));
-            }
-            app.default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
-        })
+        let server = with_connection_limits!(
+            HttpServer::new(move || {
+                let mut app = App::new()
+                    .wrap(crate::limits::cors(&cors_origins))
+                    .wrap(rate_limit.middleware())
+                    .wrap(actix_web::middleware::from_fn(request_middleware))
+                    .app_data(verifier.clone())
+                    .app_data(ops_state.clone())
+                    .app_data(openapi_json.clone())
+                    .app_data(BodyLimit(body_limit))
+                    .app_data(BodyTimeout(body_timeout))
+                    .app_data(trusted_proxies.clone())
+                    .configure(configure_extractors)
+                    .configure(ops::configure)
+                    .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))
+                    .service(web::resource("/docs").route(web::get().to(docs_redirect)))
+                    .service(crate::openapi::swagger_ui());
+                for configure in &configures {
+                    let configure = configure.clone();
+                    app = app.configure(move |cfg| configure(cfg));
+                }
+                app.default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+            }),
+            &config
+        )
         // actix binds with SO_REUSEADDR, so a restart does not wait for TIME_WAIT sockets.
         .bind(config.listen)
         .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
@@ -175,3 +181,22 @@ async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
         .content_type("application/json")
         .body(doc.get_ref().clone())
 }
+
+/// Connection limits every listener applies (the processes and the gateway): headers must
+/// arrive within the header timeout (else 408), idle keep-alive connections close, the
+/// number of open connections is bounded, and a closing connection gets a second to go.
+/// A body's own deadline is applied where it is read (`kernel::http::BodyTimeout`).
+macro_rules! with_connection_limits {
+    ($server:expr, $config:expr) => {{
+        let config: &$crate::config::Config = $config;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        $server
+            .workers(workers)
+            .max_connections((config.max_connections / workers).max(1))
+            .backlog(1024)
+            .keep_alive(config.keep_alive)
+            .client_request_timeout(config.header_timeout)
+            .client_disconnect_timeout(std::time::Duration::from_secs(1))
+    }};
+}
+pub(crate) use with_connection_limits;

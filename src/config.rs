@@ -87,6 +87,22 @@ pub struct Config {
     pub reservation_ttl: Duration,
     pub carriers: Vec<String>,
     pub shutdown_timeout: Duration,
+    /// Accounts one client address may create per 15 minutes (with the rate limit on).
+    pub sign_ups_per_client: u32,
+    /// Password hashes computed at once (default: the number of cores) and how many more
+    /// may wait before log-ins and sign-ups are refused with 503.
+    pub password_hash_threads: usize,
+    pub password_hash_queue: usize,
+    /// How long an event handler failing transiently is retried before dead-lettering.
+    pub transient_retry: Duration,
+    /// Connection limits of every listener: time to receive a request's headers, time to
+    /// receive its body, idle keep-alive, open connections per process.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keep_alive: Duration,
+    pub max_connections: usize,
+    /// The gateway's time limit for an upstream's answer (then 504).
+    pub upstream_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -133,6 +149,15 @@ impl Config {
             reservation_ttl: Duration::from_secs(15 * 60),
             carriers: vec!["EMP".to_owned()],
             shutdown_timeout: Duration::from_secs(30),
+            sign_ups_per_client: 10,
+            password_hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            password_hash_queue: 64,
+            transient_retry: Duration::from_secs(15 * 60),
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(15),
+            keep_alive: Duration::from_secs(15),
+            max_connections: 10_000,
+            upstream_timeout: Duration::from_secs(30),
         }
     }
 
@@ -382,6 +407,52 @@ impl Config {
                     "EMPORIUM_SHUTDOWN_TIMEOUT_SECS: {v:?} must be a number of seconds up to 600"
                 )),
             }
+        }
+        let mut number = |var: &str, range: std::ops::RangeInclusive<u64>, unit: &str| {
+            let v = get(var)?;
+            match v.parse::<u64>() {
+                Ok(n) if range.contains(&n) => Some(n),
+                _ => {
+                    errors.push(format!(
+                        "{var}: {v:?} must be a whole number of {unit} from {} to {}",
+                        range.start(),
+                        range.end()
+                    ));
+                    None
+                }
+            }
+        };
+        let secs = Duration::from_secs;
+        if let Some(n) = number("EMPORIUM_SIGNUPS_PER_CLIENT", 1..=100_000, "sign-ups") {
+            c.sign_ups_per_client = n as u32;
+        }
+        if let Some(n) = number("EMPORIUM_PASSWORD_HASH_THREADS", 1..=256, "threads") {
+            c.password_hash_threads = n as usize;
+        }
+        if let Some(n) = number(
+            "EMPORIUM_PASSWORD_HASH_QUEUE",
+            0..=100_000,
+            "waiting hashes",
+        ) {
+            c.password_hash_queue = n as usize;
+        }
+        if let Some(n) = number("EMPORIUM_TRANSIENT_RETRY_SECS", 1..=86_400, "seconds") {
+            c.transient_retry = secs(n);
+        }
+        if let Some(n) = number("EMPORIUM_HEADER_TIMEOUT_SECS", 1..=600, "seconds") {
+            c.header_timeout = secs(n);
+        }
+        if let Some(n) = number("EMPORIUM_BODY_TIMEOUT_SECS", 1..=3_600, "seconds") {
+            c.body_timeout = secs(n);
+        }
+        if let Some(n) = number("EMPORIUM_KEEP_ALIVE_SECS", 1..=3_600, "seconds") {
+            c.keep_alive = secs(n);
+        }
+        if let Some(n) = number("EMPORIUM_MAX_CONNECTIONS", 16..=1_000_000, "connections") {
+            c.max_connections = n as usize;
+        }
+        if let Some(n) = number("EMPORIUM_UPSTREAM_TIMEOUT_SECS", 1..=600, "seconds") {
+            c.upstream_timeout = secs(n);
         }
         if errors.is_empty() {
             Ok(c)

@@ -71,6 +71,11 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                         bootstrap_admin: config.bootstrap_admin.clone(),
                         login_failures_per_account: 5,
                         login_failures_per_ip: 50,
+                        sign_ups_per_client: config
+                            .rate_limit
+                            .then_some(config.sign_ups_per_client),
+                        hash_threads: config.password_hash_threads,
+                        hash_queue: config.password_hash_queue,
                     },
                 })
                 .await?

@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use futures::StreamExt;
 use kernel::client_ip::{TrustedProxies, FORWARDED_FOR};
 use kernel::error::ApiError;
 use kernel::http::{request_middleware, RequestContext, REQUEST_ID};
 
+use crate::app::with_connection_limits;
 use crate::config::{Config, ContextName};
 
 struct Upstreams {
     by_context: BTreeMap<String, String>,
     client: reqwest::Client,
     body_limit: usize,
+    body_timeout: Duration,
     openapi: String,
     trusted_proxies: TrustedProxies,
 }
@@ -46,41 +47,45 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .map(|(ctx, url)| (ctx.as_str().to_owned(), url.clone()))
             .collect(),
         client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(config.upstream_timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(64)
             .build()?,
         body_limit: config.body_limit,
+        body_timeout: config.body_timeout,
         trusted_proxies: config.trusted_proxies.clone(),
         openapi: crate::openapi::to_json()?,
     });
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(request_middleware))
-            .app_data(upstreams.clone())
-            .configure(kernel::http::configure_extractors)
-            .service(
-                web::resource("/health/live").route(
-                    web::get().to(|| async {
+    let server =
+        with_connection_limits!(
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(actix_web::middleware::from_fn(request_middleware))
+                    .app_data(upstreams.clone())
+                    .configure(kernel::http::configure_extractors)
+                    .service(web::resource("/health/live").route(web::get().to(|| async {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-                    }),
-                ),
-            )
-            .service(web::resource("/health/ready").route(web::get().to(ready)))
-            .service(web::resource("/metrics").route(web::get().to(metrics)))
-            .service(web::resource("/openapi.json").route(web::get().to(openapi)))
-            .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-            .service(
-                web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
-            )
-            .service(
-                web::resource("/api/v1/admin/dead-letters/{id}/replay")
-                    .route(web::post().to(replay_dead_letter)),
-            )
-            .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
-            .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
-    })
-    .bind(config.listen)
-    .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
+                    })))
+                    .service(web::resource("/health/ready").route(web::get().to(ready)))
+                    .service(web::resource("/metrics").route(web::get().to(metrics)))
+                    .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+                    .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+                    .service(
+                        web::resource("/api/v1/admin/dead-letters")
+                            .route(web::get().to(list_dead_letters)),
+                    )
+                    .service(
+                        web::resource("/api/v1/admin/dead-letters/{id}/replay")
+                            .route(web::post().to(replay_dead_letter)),
+                    )
+                    .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
+                    .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+            }),
+            &config
+        )
+        .bind(config.listen)
+        .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
     // The bound port (EMPORIUM_LISTEN may ask for port 0).
     let port = server.addrs().first().map_or(0, |a| a.port());
     let server = server
@@ -166,21 +171,64 @@ async fn forward(
         .by_context
         .get(&context)
         .ok_or_else(|| ApiError::not_found("not_found", "no such resource"))?;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
-        if body.len() + chunk.len() > up.body_limit {
-            return Err(kernel::http::status_problem(StatusCode::PAYLOAD_TOO_LARGE));
-        }
-        body.extend_from_slice(&chunk);
+    // The upstream URL is built from the raw path; a dot segment (plain or percent-encoded)
+    // or an encoded slash would let it resolve outside `/api/v1/<context>/`.
+    if escapes_prefix(req.path()) {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "the path has dot segments or encoded separators",
+        ));
     }
+    kernel::http::check_declared_length(&req, up.body_limit)?;
+    let body = kernel::http::read_body(&mut payload, up.body_limit, up.body_timeout).await?;
     let query = req.query_string();
     let url = if query.is_empty() {
         format!("{base}{}", req.path())
     } else {
         format!("{base}{}?{query}", req.path())
     };
-    proxy(&up, &req, &ctx, url, body.freeze()).await
+    let prefix = format!("/api/v1/{context}/");
+    let parsed = reqwest::Url::parse(&url)
+        .map_err(|_| ApiError::bad_request("invalid_path", "the path is not a valid URL path"))?;
+    if !parsed.path().starts_with(&prefix) {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "the path leaves its context's prefix",
+        ));
+    }
+    proxy(&up, &req, &ctx, url, body).await
+}
+
+/// True when a raw request path has a `.` or `..` segment, or an encoded `/`, `\` or NUL,
+/// in any case or encoding (`%2e%2E`, `.%2e`).
+fn escapes_prefix(raw_path: &str) -> bool {
+    raw_path.split('/').any(|segment| {
+        let decoded = percent_decode(segment);
+        decoded == b"."
+            || decoded == b".."
+            || decoded.contains(&b'/')
+            || decoded.contains(&b'\\')
+            || decoded.contains(&0)
+    })
+}
+
+fn percent_decode(raw: &str) -> Vec<u8> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 impl Upstreams {
@@ -201,8 +249,11 @@ async fn list_dead_letters(
     ctx: RequestContext,
     query: web::Query<kernel::pagination::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page =
-        kernel::pagination::PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let page = kernel::pagination::PageRequest::from_query(
+        query.limit,
+        query.cursor.as_deref(),
+        &[kernel::pagination::Part::Id],
+    )?;
     let calls = up.processes().into_iter().map(|base| {
         let url = format!("{base}{}?{}", req.path(), req.query_string());
         proxy(&up, &req, &ctx, url, web::Bytes::new())
@@ -271,14 +322,23 @@ async fn proxy(
 ) -> Result<HttpResponse, ApiError> {
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| kernel::http::status_problem(StatusCode::METHOD_NOT_ALLOWED))?;
-    let mut outgoing = up.client.request(method, &url).body(body.to_vec());
+    let mut outgoing = up.client.request(method, &url).body(body);
+    let named_in_connection = connection_tokens(
+        req.headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().ok())),
+    );
     for (name, value) in req.headers() {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n)
+            || named_in_connection.iter().any(|t| t == n)
             || n == "host"
             || n == "content-length"
             || n == REQUEST_ID.as_str()
             || n == FORWARDED_FOR
+            || n == "forwarded"
+            || n == "x-forwarded-host"
+            || n == "x-forwarded-proto"
             || n == "traceparent"
         {
             continue;
@@ -296,20 +356,26 @@ async fn proxy(
     {
         outgoing = outgoing.header(FORWARDED_FOR, chain);
     }
-    let response = outgoing.send().await.map_err(|e| {
-        tracing::warn!(error = %e, url = %url, "upstream unreachable");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_unavailable",
-            "the service behind this route is not reachable",
-        )
-    })?;
+    let response = outgoing
+        .send()
+        .await
+        .map_err(|e| upstream_failed(&e, &url))?;
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
+    let named_in_connection = connection_tokens(
+        response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().ok())),
+    );
     for (name, value) in response.headers() {
         let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || n == "content-length" || n == REQUEST_ID.as_str() {
+        if HOP_BY_HOP.contains(&n)
+            || named_in_connection.iter().any(|t| t == n)
+            || n == "content-length"
+            || n == REQUEST_ID.as_str()
+        {
             continue;
         }
         builder.append_header((n, value.as_bytes()));
@@ -317,6 +383,62 @@ async fn proxy(
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream body: {e}")))?;
+        .map_err(|e| upstream_failed(&e, &url))?;
     Ok(builder.body(bytes))
+}
+
+/// 504 when the upstream took too long, 502 when it could not be reached or broke off.
+fn upstream_failed(e: &reqwest::Error, url: &str) -> ApiError {
+    tracing::warn!(error = %e, url = %url, "upstream failed");
+    if e.is_timeout() {
+        return ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the service behind this route did not answer in time",
+        );
+    }
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unavailable",
+        "the service behind this route is not reachable",
+    )
+}
+
+/// Header names listed in `Connection` (hop-by-hop for this connection only, RFC 9110).
+fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Vec<String> {
+    headers
+        .filter(|(name, _)| *name == "connection")
+        .filter_map(|(_, v)| v)
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_in_any_encoding_escape_the_prefix() {
+        for path in [
+            "/api/v1/catalog/../metrics",
+            "/api/v1/catalog/%2e%2e/%2e%2e/metrics",
+            "/api/v1/catalog/.%2E/x",
+            "/api/v1/catalog/%2E/x",
+            "/api/v1/catalog/a%2fb",
+            "/api/v1/catalog/a%5Cb",
+            "/api/v1/catalog/a%00",
+        ] {
+            assert!(escapes_prefix(path), "{path}");
+        }
+        for path in [
+            "/api/v1/catalog/products",
+            "/api/v1/catalog/products/..x",
+            "/api/v1/catalog/products?q=%2e%2e",
+            "/api/v1/catalog/a%20b",
+        ] {
+            assert!(!escapes_prefix(path), "{path}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use bus::{DeadLetter, DeadLetterStore, SharedBus, SqlDeadLetters};
 use kernel::auth::{AdminUser, KeySource};
 use kernel::db::Database;
 use kernel::error::{ApiError, PROBLEM_JSON};
-use kernel::pagination::{Page, PageQuery, PageRequest};
+use kernel::pagination::{Page, PageQuery, PageRequest, Part};
 use kernel::Timestamp;
 use serde::Serialize;
 use serde_json::json;
@@ -174,7 +174,7 @@ pub(crate) async fn list_dead_letters(
     state: web::Data<OpsState>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let mut all = Vec::new();
     for store in state.stores() {
         let part = store.list(&page).await.map_err(ApiError::internal)?;

@@ -27,7 +27,7 @@ use infrastructure::keys::TokenSigner;
 use infrastructure::sql_order_history::SqlOrderHistory;
 use infrastructure::sql_sessions::SqlSessionRepository;
 use infrastructure::sql_users::SqlUserRepository;
-use infrastructure::throttle::MemoryThrottle;
+use infrastructure::throttle::{Limits, MemoryThrottle};
 
 pub const NAME: &str = "identity";
 
@@ -41,9 +41,15 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     /// Email and password of an account that must exist with the admin role.
     pub bootstrap_admin: Option<(String, String)>,
-    /// Failed log-ins allowed per account and per client IP in 15 minutes.
+    /// Failed log-ins allowed per (account, client address) and per client address in 15
+    /// minutes.
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
+    /// Accounts one client address may create in 15 minutes (`None`: unlimited).
+    pub sign_ups_per_client: Option<u32>,
+    /// Password hashes computed at once, and how many more may wait.
+    pub hash_threads: usize,
+    pub hash_queue: usize,
 }
 
 pub struct Deps {
@@ -72,7 +78,16 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         db: deps.db.clone(),
         outbox: outbox.clone(),
     });
-    let hasher = Arc::new(Argon2idHasher::new()?);
+    let hasher = Arc::new(Argon2idHasher::new(
+        deps.settings.hash_threads,
+        deps.settings.hash_queue,
+    )?);
+    let throttle = Arc::new(MemoryThrottle::new(Limits {
+        window: Duration::from_secs(15 * 60),
+        per_account_and_client: deps.settings.login_failures_per_account,
+        per_client: deps.settings.login_failures_per_ip,
+        sign_ups_per_client: deps.settings.sign_ups_per_client,
+    }));
     let accounts = Accounts {
         profiles: moka::future::Cache::builder()
             .max_capacity(100_000)
@@ -80,6 +95,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             .build(),
         users: users.clone(),
         hasher: hasher.clone(),
+        throttle: throttle.clone(),
         clock: clock.clone(),
         outbox,
     };
@@ -93,11 +109,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         }),
         hasher,
         issuer: signer.clone(),
-        throttle: Arc::new(MemoryThrottle::new(
-            Duration::from_secs(15 * 60),
-            deps.settings.login_failures_per_account,
-            deps.settings.login_failures_per_ip,
-        )),
+        throttle,
         clock,
     };
     let history_repo = Arc::new(SqlOrderHistory {

@@ -71,6 +71,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             max_attempts: 3,
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            ..RetryPolicy::default()
         },
     });
     let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));

@@ -59,6 +59,8 @@ struct Recorder {
     instance: String,
     calls: Arc<AtomicU32>,
     fail_first: u32,
+    /// Calls that fail as a database outage would (a pool timeout), before `fail_first`.
+    fail_transiently_first: u32,
     block_first: bool,
     started: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 }
@@ -74,7 +76,11 @@ impl EventHandler for Recorder {
             // The process "dies" while handling: this future never completes.
             std::future::pending::<()>().await;
         }
-        if call <= self.fail_first {
+        if call <= self.fail_transiently_first {
+            return Err(anyhow::Error::from(sqlx::Error::PoolTimedOut)
+                .context(format!("simulated outage {call}")));
+        }
+        if call <= self.fail_transiently_first + self.fail_first {
             anyhow::bail!("simulated failure {call}");
         }
         let mut tx = self.db.begin().await?;
@@ -96,6 +102,8 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 3,
         first_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        transient_for: Some(Duration::from_secs(60)),
+        transient_max_backoff: Duration::from_millis(50),
     }
 }
 
@@ -107,6 +115,7 @@ fn recorder(db: &Database, group: &str, instance: &str, calls: &Arc<AtomicU32>) 
         instance: instance.to_owned(),
         calls: calls.clone(),
         fail_first: 0,
+        fail_transiently_first: 0,
         block_first: false,
         started: None,
     }
@@ -358,6 +367,43 @@ pub async fn failures_are_dead_lettered_and_replayable(factory: &dyn BusFactory,
     bus.shutdown().await;
 }
 
+/// A dependency outage is not a bad event: a handler failing transiently (a pool timeout)
+/// far more often than the attempt limit is retried until it succeeds, and nothing is
+/// dead-lettered; a deterministic failure after the outage still counts its own attempts.
+pub async fn transient_failures_are_retried_not_dead_lettered(
+    factory: &dyn BusFactory,
+    db: Database,
+) {
+    let bus = factory.instance().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut handler = recorder(&db, "conf-transient", "i1", &calls);
+    handler.fail_transiently_first = 8;
+    handler.fail_first = 2;
+    bus.subscribe(subscription(
+        &db,
+        "conf-transient",
+        DeliveryMode::Competing,
+        handler,
+    ))
+    .await
+    .unwrap();
+    let envelope = Envelope::wrap(&Ping { n: 9 }, Timestamp::now(), &Causation::system()).unwrap();
+    bus.publish(&envelope).await.unwrap();
+    eventually("the event is handled after the outage", 30, || async {
+        effects(&db, "conf-transient").await == 1
+    })
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 11);
+    let store = SqlDeadLetters::new(db.clone());
+    assert!(store
+        .list(&PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    bus.shutdown().await;
+}
+
 /// With two running instances, a broadcast group's instances each get every event and a
 /// competing group's instances share them, each event handled by exactly one.
 pub async fn broadcast_reaches_all_and_competing_one(factory: &dyn BusFactory, db: Database) {
@@ -467,6 +513,7 @@ macro_rules! conformance_suite {
             delivers_at_least_once_across_a_crash,
             a_duplicate_has_one_effect,
             failures_are_dead_lettered_and_replayable,
+            transient_failures_are_retried_not_dead_lettered,
             broadcast_reaches_all_and_competing_one,
             two_relays_publish_each_event_once);
     };

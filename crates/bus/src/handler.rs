@@ -23,11 +23,34 @@ pub enum DeliveryMode {
     Broadcast,
 }
 
+/// How long a delivery that keeps failing transiently is retried before it is dead-lettered
+/// anyway (`EMPORIUM_TRANSIENT_RETRY_SECS`, set once at start-up; default 15 minutes).
+static TRANSIENT_RETRY_SECS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(15 * 60);
+
+/// Sets how long transient failures are retried, for every subscription of this process.
+pub fn set_transient_retry_limit(limit: Duration) {
+    TRANSIENT_RETRY_SECS.store(limit.as_secs(), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn transient_retry_limit() -> Duration {
+    Duration::from_secs(TRANSIENT_RETRY_SECS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Two kinds of failure, two policies. A *deterministic* failure (bad payload, a rule that
+/// rejects the event) is tried `max_attempts` times, then dead-lettered. A *transient* one
+/// (`kernel::fault::is_transient`: a database or broker unreachable, a pool timeout, a
+/// serialization failure) does not count as an attempt: it is retried with exponential
+/// backoff and jitter, up to `transient_max_backoff` apart, for `transient_for` (default: the
+/// process-wide limit), so an outage of minutes dead-letters and cancels nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    /// `None`: the process-wide limit.
+    pub transient_for: Option<Duration>,
+    pub transient_max_backoff: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -36,6 +59,8 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            transient_for: None,
+            transient_max_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -48,9 +73,26 @@ impl RetryPolicy {
             .first_backoff
             .saturating_mul(factor)
             .min(self.max_backoff);
-        let jitter = rand::random::<f64>() * 0.25;
-        base.mul_f64(1.0 + jitter)
+        jitter(base)
     }
+
+    /// Backoff after the `failures`-th transient failure in a row (x2, up to 25% jitter).
+    pub fn transient_backoff(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+        jitter(
+            self.first_backoff
+                .saturating_mul(factor)
+                .min(self.transient_max_backoff),
+        )
+    }
+
+    fn transient_limit(&self) -> Duration {
+        self.transient_for.unwrap_or_else(transient_retry_limit)
+    }
+}
+
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(1.0 + rand::random::<f64>() * 0.25)
 }
 
 #[derive(Clone)]
@@ -122,32 +164,51 @@ pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result
 
 async fn dispatch_in_span(sub: &Subscription, envelope: &Envelope) -> anyhow::Result<Outcome> {
     let max = sub.retry.max_attempts.max(1);
+    let started = std::time::Instant::now();
     let mut attempt = 0;
+    let mut transient_failures = 0u32;
     loop {
         attempt += 1;
-        match sub.handler.handle(envelope).await {
+        let error = match sub.handler.handle(envelope).await {
             Ok(()) => {
                 handled(sub, envelope, "handled");
                 return Ok(Outcome::Handled { attempts: attempt });
             }
-            Err(e) if attempt < max => {
-                handled(sub, envelope, "retried");
-                tracing::warn!(attempt, error = %format!("{e:#}"), "handler failed, will retry");
-                tokio::time::sleep(sub.retry.backoff(attempt)).await;
+            Err(e) => e,
+        };
+        let transient = kernel::fault::is_transient(&error);
+        if transient && started.elapsed() < sub.retry.transient_limit() {
+            transient_failures += 1;
+            // Logged on the first failure and then sparingly, not once per retry.
+            if transient_failures == 1 || transient_failures.is_power_of_two() {
+                tracing::warn!(
+                    attempt,
+                    transient_failures,
+                    error = %format!("{error:#}"),
+                    "handler failed transiently, will keep retrying"
+                );
             }
-            Err(e) => {
-                let error = format!("{e:#}");
-                tracing::error!(attempt, error = %error, "handler failed, dead-lettering");
-                sub.dead_letters
-                    .put(&sub.group, envelope, &error, attempt)
-                    .await?;
-                handled(sub, envelope, "dead_lettered");
-                return Ok(Outcome::DeadLettered {
-                    attempts: attempt,
-                    error,
-                });
-            }
+            handled(sub, envelope, "retried_transient");
+            tokio::time::sleep(sub.retry.transient_backoff(transient_failures)).await;
+            continue;
         }
+        let deterministic_attempts = attempt - transient_failures;
+        if !transient && deterministic_attempts < max {
+            handled(sub, envelope, "retried");
+            tracing::warn!(attempt, error = %format!("{error:#}"), "handler failed, will retry");
+            tokio::time::sleep(sub.retry.backoff(deterministic_attempts)).await;
+            continue;
+        }
+        let error = format!("{error:#}");
+        tracing::error!(attempt, transient, error = %error, "handler failed, dead-lettering");
+        sub.dead_letters
+            .put(&sub.group, envelope, &error, attempt)
+            .await?;
+        handled(sub, envelope, "dead_lettered");
+        return Ok(Outcome::DeadLettered {
+            attempts: attempt,
+            error,
+        });
     }
 }
 

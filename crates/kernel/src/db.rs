@@ -158,7 +158,7 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(10)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
             .max_lifetime(Duration::from_secs(30 * 60))
             .after_connect(move |conn, _meta| {

@@ -9,6 +9,9 @@ use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// What a 503 for an unavailable dependency asks the client to wait.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// One invalid input field and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -145,10 +148,24 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
 
-    /// An unexpected failure: logged with its cause, shown as a generic 500.
+    /// An unexpected failure: logged with its cause, shown as a generic 500, or as 503
+    /// `service_unavailable` with `Retry-After` when a dependency is out (database, broker):
+    /// the client may retry, and the request did nothing wrong.
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let source = source.into();
+        if crate::fault::is_transient(&source) {
+            return Self {
+                source: Some(source),
+                retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "a service this request needs is unavailable; try again shortly",
+                )
+            };
+        }
         Self {
-            source: Some(source.into()),
+            source: Some(source),
             ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "")
         }
     }
@@ -189,13 +206,19 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.status.is_server_error() {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "request failed: dependency unavailable");
+        } else if self.status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = HttpResponse::build(self.status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body may still be on its way: this connection is done.
+            response.force_close();
         }
         response.body(serde_json::to_vec(&self.body()).unwrap_or_default())
     }

@@ -114,6 +114,16 @@ pub async fn request_middleware(
         request_id: request_id.clone(),
         traceparent,
     });
+    // A NUL can be stored by neither backend's text columns (PostgreSQL refuses it): refuse
+    // it at the door in paths and query strings, as it is refused in JSON bodies.
+    if has_encoded_nul(req.path()) || has_encoded_nul(req.query_string()) {
+        let problem = ApiError::bad_request(
+            "invalid_characters",
+            "the path or query contains a NUL character",
+        );
+        let response = req.into_response(problem.error_response());
+        return Ok(response.map_into_boxed_body());
+    }
     let started = Instant::now();
     // Handler and extractor errors arrive here as responses; an `Err` (from an inner
     // middleware) is rendered by its own `ResponseError`, which for ours is a problem.
@@ -208,6 +218,7 @@ pub fn status_problem(status: StatusCode) -> ApiError {
             "unsupported_media_type",
             "send the body as application/json",
         ),
+        StatusCode::REQUEST_TIMEOUT => body_timed_out(),
         StatusCode::UNAUTHORIZED => ApiError::unauthorized("authentication required"),
         StatusCode::FORBIDDEN => ApiError::forbidden("not allowed"),
         StatusCode::TOO_MANY_REQUESTS => ApiError::too_many_requests(1),
@@ -253,6 +264,62 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// How long a client may take to send a request body, as app data (default 15 s): a client
+/// that trickles its body cannot hold a connection and a worker's attention for longer.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// 408: the body did not arrive in time. The connection is closed after the answer.
+pub fn body_timed_out() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body did not arrive in time",
+    )
+}
+
+/// Reads a whole body within `limit` bytes and `timeout` (413, 408, 400 otherwise).
+pub async fn read_body<S, E>(
+    payload: &mut S,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<web::Bytes, ApiError>
+where
+    S: futures::Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| body_timed_out())?
+}
+
+/// The declared `Content-Length`, if any, checked against `limit` before reading (413).
+pub fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    Ok(())
+}
+
 /// A JSON body, deserialised with the path of any bad field and validated: malformed JSON
 /// is a 400, a well-formed body with a wrong or invalid field is a 422 naming the field.
 #[derive(Debug)]
@@ -285,33 +352,64 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
             .ok()
             .flatten()
             .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let timeout = req
+            .app_data::<BodyTimeout>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+        let declared = check_declared_length(req, limit);
         let mut payload = payload.take();
         Box::pin(async move {
             if !json_type {
                 return Err(status_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE).into());
             }
-            if declared_len.is_some_and(|n| n > limit) {
-                return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE).into());
+            declared?;
+            let body = read_body(&mut payload, limit, timeout).await?;
+            // Derived deserialisers accept an array of a struct's fields in order; a body is
+            // an object, nothing else.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::bad_request(
+                    "malformed_json",
+                    "the body must be a JSON object",
+                )
+                .into());
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|e| ApiError::bad_request("malformed_body", e.to_string()))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(status_problem(StatusCode::PAYLOAD_TOO_LARGE).into());
-                }
-                body.extend_from_slice(&chunk);
+            if has_nul_escape(&body) {
+                return Err(ApiError::bad_request(
+                    "invalid_characters",
+                    "text in the body contains a NUL character",
+                )
+                .into());
             }
             let value = parse_json::<T>(&body)?;
             value.validate().map_err(ApiError::from)?;
             Ok(ValidJson(value))
         })
     }
+}
+
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.contains('\0')
+        || raw
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+/// True when a JSON text has a `\u0000` escape (a NUL inside a string), not counting an
+/// escaped backslash followed by `u0000`.
+fn has_nul_escape(body: &[u8]) -> bool {
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'\\' {
+            if body[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            // Skip the escaped character (a backslash escapes exactly one).
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// For `Option<Option<T>>` fields of partial updates: a field sent as `null` becomes
@@ -381,6 +479,16 @@ mod tests {
             .collect();
         assert_eq!(fields, vec!["inner.amount".to_owned()]);
         assert!(parse_json::<Body>(br#"{"inner":{"amount":1}} x"#).is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_found_in_json_escapes_and_percent_encoding() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(!has_nul_escape(br#"{"name":"a\\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"name":"a\\\u0000b"}"#));
+        assert!(!has_nul_escape(br#"{"name":"a\u0001b\"}"#));
+        assert!(has_encoded_nul("q=a%00b"));
+        assert!(!has_encoded_nul("q=a%200"));
     }
 
     #[test]

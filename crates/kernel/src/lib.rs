@@ -9,6 +9,7 @@ pub mod db;
 pub mod email;
 pub mod error;
 pub mod event;
+pub mod fault;
 pub mod http;
 pub mod id;
 pub mod module;

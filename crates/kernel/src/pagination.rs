@@ -43,8 +43,10 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(json)
     }
 
-    /// Decodes a cursor that must carry exactly `arity` parts.
-    pub fn decode(raw: &str, arity: usize) -> Result<Self, ApiError> {
+    /// Decodes a cursor whose parts must have the kinds in `shape`: anything else (not
+    /// base64url JSON, a wrong number of parts, a part of the wrong kind, control
+    /// characters) is 400 `invalid_cursor`, never a failure further in.
+    pub fn decode(raw: &str, shape: &[Part]) -> Result<Self, ApiError> {
         let bad =
             || ApiError::bad_request("invalid_cursor", "the cursor is not one this API issued");
         if raw.len() > 512 {
@@ -52,10 +54,31 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         let parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        if parts.len() != arity {
+        if parts.len() != shape.len() || !parts.iter().zip(shape).all(|(p, k)| k.accepts(p)) {
             return Err(bad());
         }
         Ok(Self(parts))
+    }
+}
+
+/// The kind of one cursor part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// A whole number (a timestamp in microseconds, an amount).
+    Int,
+    /// A UUID, as the API writes ids.
+    Id,
+    /// Text without control characters (a name, a slug).
+    Text,
+}
+
+impl Part {
+    fn accepts(self, raw: &str) -> bool {
+        match self {
+            Part::Int => raw.parse::<i64>().is_ok(),
+            Part::Id => uuid::Uuid::parse_str(raw).is_ok(),
+            Part::Text => raw.len() <= 400 && !raw.chars().any(char::is_control),
+        }
     }
 }
 
@@ -85,7 +108,7 @@ impl PageRequest {
     pub fn from_query(
         limit: Option<i64>,
         cursor: Option<&str>,
-        arity: usize,
+        shape: &[Part],
     ) -> Result<Self, ApiError> {
         let limit = match limit {
             None => DEFAULT_LIMIT,
@@ -99,7 +122,7 @@ impl PageRequest {
         };
         let after = match cursor {
             None | Some("") => None,
-            Some(raw) => Some(Cursor::decode(raw, arity)?),
+            Some(raw) => Some(Cursor::decode(raw, shape)?),
         };
         Ok(Self { limit, after })
     }
@@ -131,19 +154,32 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = Cursor::new(vec!["10".into(), "abc".into()]);
-        assert_eq!(Cursor::decode(&c.encode(), 2).ok(), Some(c.clone()));
-        assert!(Cursor::decode(&c.encode(), 1).is_err());
-        assert!(Cursor::decode("!!!", 2).is_err());
-        assert!(Cursor::decode("bm90IGpzb24", 2).is_err());
+        let id = uuid::Uuid::now_v7().to_string();
+        let c = Cursor::new(vec!["10".into(), id.clone()]);
+        let shape = [Part::Int, Part::Id];
+        assert_eq!(Cursor::decode(&c.encode(), &shape).ok(), Some(c.clone()));
+        assert!(Cursor::decode(&c.encode(), &[Part::Int]).is_err());
+        assert!(Cursor::decode("!!!", &shape).is_err());
+        assert!(Cursor::decode("bm90IGpzb24", &shape).is_err());
+        // Well-formed JSON with parts of the wrong kind: `["x","y"]`.
+        let wrong = Cursor::new(vec!["x".into(), "y".into()]).encode();
+        assert!(Cursor::decode(&wrong, &shape).is_err());
+        let wrong_id = Cursor::new(vec!["10".into(), "y".into()]).encode();
+        assert!(Cursor::decode(&wrong_id, &shape).is_err());
+        let nul = Cursor::new(vec!["a\u{0}b".into()]).encode();
+        assert!(Cursor::decode(&nul, &[Part::Text]).is_err());
+        let text = Cursor::new(vec!["Blue mug".into()]).encode();
+        assert!(Cursor::decode(&text, &[Part::Text]).is_ok());
     }
 
     #[test]
     fn limits_are_bounded() {
-        assert!(PageRequest::from_query(Some(0), None, 1).is_err());
-        assert!(PageRequest::from_query(Some(101), None, 1).is_err());
+        assert!(PageRequest::from_query(Some(0), None, &[Part::Id]).is_err());
+        assert!(PageRequest::from_query(Some(101), None, &[Part::Id]).is_err());
         assert_eq!(
-            PageRequest::from_query(None, None, 1).map(|p| p.limit).ok(),
+            PageRequest::from_query(None, None, &[Part::Id])
+                .map(|p| p.limit)
+                .ok(),
             Some(20)
         );
     }

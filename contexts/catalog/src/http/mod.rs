@@ -12,7 +12,7 @@ use kernel::auth::AdminUser;
 use kernel::error::{ApiError, ProblemBody};
 use kernel::http::{RequestContext, ValidJson};
 use kernel::id::{CategoryId, ProductId};
-use kernel::pagination::{Page, PageQuery, PageRequest};
+use kernel::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cache::{Cached, ReadCache};
 use crate::application::catalog::{Catalog, NewCategory, NewProduct, ProductChange};
@@ -144,7 +144,7 @@ pub(crate) async fn list_categories(
     state: web::Data<State>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<CategoryResponse>>, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Text])?;
     Ok(web::Json(
         state
             .catalog
@@ -200,7 +200,19 @@ pub(crate) async fn list_products(
     req: HttpRequest,
     query: web::Query<ProductListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 2)?;
+    let sort = match query.sort.unwrap_or(SortParam::Newest) {
+        SortParam::Newest => Sort::Newest,
+        SortParam::Price => Sort::PriceAsc,
+        SortParam::PriceDesc => Sort::PriceDesc,
+        SortParam::Name => Sort::Name,
+    };
+    let key_part = if sort == Sort::Name {
+        Part::Text
+    } else {
+        Part::Int
+    };
+    let page =
+        PageRequest::from_query(query.limit, query.cursor.as_deref(), &[key_part, Part::Id])?;
     let category = match query
         .category
         .as_deref()
@@ -230,12 +242,6 @@ pub(crate) async fn list_products(
         .take(8)
         .map(str::to_lowercase)
         .collect();
-    let sort = match query.sort.unwrap_or(SortParam::Newest) {
-        SortParam::Newest => Sort::Newest,
-        SortParam::Price => Sort::PriceAsc,
-        SortParam::PriceDesc => Sort::PriceDesc,
-        SortParam::Name => Sort::Name,
-    };
     let key = format!(
         "{}|{}|{:?}|{}|{}",
         category.map(|c| c.to_string()).unwrap_or_default(),

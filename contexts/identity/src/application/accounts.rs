@@ -11,7 +11,9 @@ use kernel::id::UserId;
 use kernel::pagination::{Page, PageRequest};
 use kernel::{Clock, EmailAddress};
 
-use super::ports::{PasswordHasher, SaveUserError, UserRepository};
+use super::ports::{
+    LoginThrottle, PasswordHasher, RoleChange, SaveUserError, ThrottleKey, UserRepository,
+};
 use super::IdentityError;
 use crate::domain::{Password, Roles, User, UserName};
 
@@ -22,6 +24,7 @@ pub(crate) struct Accounts {
     pub(crate) profiles: moka::future::Cache<UserId, User>,
     pub(crate) users: Arc<dyn UserRepository>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
+    pub(crate) throttle: Arc<dyn LoginThrottle>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) outbox: bus::Outbox,
 }
@@ -30,6 +33,8 @@ pub(crate) struct SignUp {
     pub(crate) email: String,
     pub(crate) password: String,
     pub(crate) name: String,
+    /// The client address, for the per-client sign-up limit (`None`: not limited).
+    pub(crate) client: Option<String>,
 }
 
 pub(crate) struct ProfileChange {
@@ -73,7 +78,25 @@ impl Accounts {
                 "must not contain your email address",
             ));
         }
-        let hash = self.hasher.hash(&password).await?;
+        // Cheap refusals before the expensive hash: a taken email, a client over its limit.
+        if self.users.by_email(&email).await?.is_some() {
+            return Err(IdentityError::EmailTaken);
+        }
+        let throttled: Vec<ThrottleKey> = command
+            .client
+            .map(ThrottleKey::SignUpFrom)
+            .into_iter()
+            .collect();
+        self.throttle
+            .attempt(&throttled)
+            .map_err(|retry_after_secs| IdentityError::TooManySignUps { retry_after_secs })?;
+        let hash = match self.hasher.hash(&password).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                self.throttle.give_back(&throttled);
+                return Err(e.into());
+            }
+        };
         let now = self.clock.now();
         let user = User::register(email, name, hash, now);
         let event = UserRegistered {
@@ -93,18 +116,29 @@ impl Accounts {
         }
     }
 
-    /// Ensures the configured admin exists and has the admin role. An existing account keeps
-    /// its password; only the role is added.
+    /// Ensures the configured admin exists with the admin role. An account that already
+    /// exists without the role is made admin only when the configured password is its
+    /// password: someone who registered the address first cannot be handed admin rights.
     pub(crate) async fn ensure_admin(&self, email: &str, password: &str) -> anyhow::Result<()> {
         let address = EmailAddress::parse(email)
             .map_err(|e| anyhow::anyhow!("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL: {e}"))?;
         if let Some(user) = self.users.by_email(&address).await? {
-            if !user.roles.as_slice().contains(&Role::Admin) {
-                self.users
-                    .set_roles(user.id, &user.roles.with(Role::Admin), self.clock.now())
-                    .await?;
-                tracing::info!(email = %address, "bootstrap admin: admin role granted");
+            if user.roles.as_slice().contains(&Role::Admin) {
+                return Ok(());
             }
+            if !self
+                .hasher
+                .verify(password, Some(&user.password_hash))
+                .await?
+            {
+                anyhow::bail!(
+                    "EMPORIUM_BOOTSTRAP_ADMIN_EMAIL: an account {address} already exists and is not an admin, \
+                     and EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD is not its password; refusing to make it admin \
+                     (name an address nobody has registered, or grant the role from an existing admin)"
+                );
+            }
+            self.grant_admin(&user).await?;
+            tracing::info!(email = %address, "bootstrap admin: admin role granted (password matched)");
             return Ok(());
         }
         let user = match self
@@ -113,12 +147,14 @@ impl Accounts {
                     email: email.to_owned(),
                     password: password.to_owned(),
                     name: "Administrator".to_owned(),
+                    client: None,
                 },
                 &Causation::system(),
             )
             .await
         {
             Ok(user) => user,
+            // Another instance created it a moment ago with the same configuration.
             Err(IdentityError::EmailTaken) => {
                 return Box::pin(self.ensure_admin(email, password)).await
             }
@@ -131,10 +167,15 @@ impl Accounts {
             }
             Err(e) => return Err(anyhow::anyhow!(e)),
         };
+        self.grant_admin(&user).await?;
+        tracing::info!(email = %address, "bootstrap admin created");
+        Ok(())
+    }
+
+    async fn grant_admin(&self, user: &User) -> anyhow::Result<()> {
         self.users
             .set_roles(user.id, &user.roles.with(Role::Admin), self.clock.now())
             .await?;
-        tracing::info!(email = %address, "bootstrap admin created");
         Ok(())
     }
 
@@ -183,14 +224,15 @@ impl Accounts {
         id: UserId,
         roles: Vec<Role>,
     ) -> Result<User, IdentityError> {
-        let updated = self
+        let change = self
             .users
             .set_roles(id, &Roles::new(roles), self.clock.now())
             .await?;
         self.profiles.invalidate(&id).await;
-        if !updated {
-            return Err(IdentityError::UserNotFound);
+        match change {
+            RoleChange::Done => self.me(id).await,
+            RoleChange::NotFound => Err(IdentityError::UserNotFound),
+            RoleChange::LastAdmin => Err(IdentityError::LastAdmin),
         }
-        self.me(id).await
     }
 }

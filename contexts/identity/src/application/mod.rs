@@ -22,8 +22,12 @@ pub(crate) enum IdentityError {
     InvalidRefreshToken,
     #[error("the refresh token was already used; its session is revoked")]
     RefreshTokenReused,
+    #[error("too many sign-ups from this client")]
+    TooManySignUps { retry_after_secs: u64 },
     #[error("no such user")]
     UserNotFound,
+    #[error("the last admin cannot lose the admin role")]
+    LastAdmin,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

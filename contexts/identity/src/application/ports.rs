@@ -29,8 +29,22 @@ pub(crate) trait UserRepository: Send + Sync {
         address: Option<Option<&PostalAddress>>,
         now: Timestamp,
     ) -> anyhow::Result<bool>;
-    async fn set_roles(&self, id: UserId, roles: &Roles, now: Timestamp) -> anyhow::Result<bool>;
+    /// Refuses to take the admin role from the last admin.
+    async fn set_roles(
+        &self,
+        id: UserId,
+        roles: &Roles,
+        now: Timestamp,
+    ) -> anyhow::Result<RoleChange>;
     async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<User>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoleChange {
+    Done,
+    NotFound,
+    /// The change would leave no admin at all.
+    LastAdmin,
 }
 
 /// A stored refresh token, found by the hash of its secret.
@@ -73,6 +87,11 @@ pub(crate) trait SessionRepository: Send + Sync {
     ) -> anyhow::Result<Rotation>;
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> anyhow::Result<()>;
 }
+
+/// Every password hashing worker is busy and the queue is full: try again shortly.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing is at capacity")]
+pub(crate) struct HashingBusy;
 
 #[async_trait::async_trait]
 pub(crate) trait PasswordHasher: Send + Sync {
@@ -143,15 +162,24 @@ pub(crate) enum OrderHistoryUpdate {
 }
 
 /// Counts failed logins per key (account, IP) in a sliding window.
+/// Counts attempts that may fail (log-ins, sign-ups) per key over a window.
 pub(crate) trait LoginThrottle: Send + Sync {
-    /// `Err(seconds)` when any key is over its limit.
-    fn check(&self, keys: &[ThrottleKey]) -> Result<(), u64>;
-    fn record_failure(&self, keys: &[ThrottleKey]);
+    /// Takes one attempt on every key at once, or none when any key is at its limit
+    /// (`Err(seconds to wait)`). Checking and counting are one step, so concurrent attempts
+    /// cannot overrun a limit.
+    fn attempt(&self, keys: &[ThrottleKey]) -> Result<(), u64>;
+    /// Returns one attempt to each key (it succeeded, or it could not be judged).
+    fn give_back(&self, keys: &[ThrottleKey]);
+    /// Starts the key afresh (a successful log-in clears its account's failures).
     fn clear(&self, key: &ThrottleKey);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum ThrottleKey {
-    Account(String),
-    Ip(String),
+    /// One account from one client address: an attacker elsewhere cannot lock its owner out.
+    AccountFrom { email: String, client: String },
+    /// One client address, whatever account it tries.
+    Client(String),
+    /// Sign-ups from one client address.
+    SignUpFrom(String),
 }

@@ -53,27 +53,42 @@ impl Sessions {
         client_ip: Option<&str>,
     ) -> Result<TokenPair, IdentityError> {
         let normalised = email.trim().to_lowercase();
-        let mut keys = vec![ThrottleKey::Account(normalised.clone())];
-        if let Some(ip) = client_ip {
-            keys.push(ThrottleKey::Ip(ip.to_owned()));
-        }
+        // Failures slow down this account from this client address, and this client address:
+        // never the account everywhere, so an attacker cannot lock its owner out.
+        let client = client_ip.unwrap_or("unknown").to_owned();
+        let keys = [
+            ThrottleKey::AccountFrom {
+                email: normalised.clone(),
+                client: client.clone(),
+            },
+            ThrottleKey::Client(client),
+        ];
         self.throttle
-            .check(&keys)
+            .attempt(&keys)
             .map_err(|retry_after_secs| IdentityError::TooManyAttempts { retry_after_secs })?;
-        let user = match EmailAddress::parse(&normalised) {
-            Ok(address) => self.users.by_email(&address).await?,
-            Err(_) => None,
+        let checked = async {
+            let user = match EmailAddress::parse(&normalised) {
+                Ok(address) => self.users.by_email(&address).await?,
+                Err(_) => None,
+            };
+            // Unknown accounts cost the same argon2 verification as a wrong password.
+            let ok = self
+                .hasher
+                .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+                .await?;
+            anyhow::Ok(user.filter(|_| ok))
         };
-        // Unknown accounts cost the same argon2 verification as a wrong password.
-        let ok = self
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?;
-        let Some(user) = user.filter(|_| ok) else {
-            self.throttle.record_failure(&keys);
-            return Err(IdentityError::InvalidCredentials);
+        let user = match checked.await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(IdentityError::InvalidCredentials),
+            // Not judged (busy, database out): the attempt does not count against anyone.
+            Err(e) => {
+                self.throttle.give_back(&keys);
+                return Err(e.into());
+            }
         };
-        self.throttle.clear(&ThrottleKey::Account(normalised));
+        self.throttle.clear(&keys[0]);
+        self.throttle.give_back(&keys[1..]);
         let access = self.issuer.issue(user.id, &user.roles)?;
         let refresh = new_refresh_secret();
         let now = self.clock.now();

@@ -11,10 +11,11 @@ use kernel::db::Database;
 use kernel::error::{ApiError, ProblemBody};
 use kernel::http::{RequestContext, ValidJson};
 use kernel::id::UserId;
-use kernel::pagination::{Page, PageQuery, PageRequest};
+use kernel::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::accounts::{Accounts, ProfileChange, SignUp};
 use crate::application::order_history::OrderHistoryProjection;
+use crate::application::ports::HashingBusy;
 use crate::application::sessions::{Sessions, TokenPair};
 use crate::application::IdentityError;
 use crate::infrastructure::keys::TokenSigner;
@@ -57,8 +58,25 @@ impl From<IdentityError> for ApiError {
                 "identity.refresh_token_reused",
                 "the refresh token was already used; the session has been revoked",
             ),
+            IdentityError::TooManySignUps { retry_after_secs } => ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "identity.too_many_sign_ups",
+                "too many accounts created from this address; try again later",
+            )
+            .with_retry_after(retry_after_secs),
             IdentityError::UserNotFound => {
                 ApiError::not_found("identity.user_not_found", "no such user")
+            }
+            IdentityError::LastAdmin => ApiError::conflict(
+                "identity.last_admin",
+                "this is the last admin: give another account the admin role first",
+            ),
+            IdentityError::Unexpected(e) if e.downcast_ref::<HashingBusy>().is_some() => {
+                ApiError::unavailable(
+                    "identity.busy",
+                    "too many log-ins and sign-ups at once; try again shortly",
+                )
+                .with_retry_after(1)
             }
             IdentityError::Unexpected(e) => ApiError::internal(e),
         }
@@ -124,12 +142,15 @@ pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiErr
         (status = 409, description = "Email already registered", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many sign-ups from this client (see Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing at capacity (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn sign_up(
     state: web::Data<State>,
     ctx: RequestContext,
+    req: HttpRequest,
     body: ValidJson<SignUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -140,6 +161,7 @@ pub(crate) async fn sign_up(
                 email: body.email,
                 password: body.password,
                 name: body.name,
+                client: kernel::client_ip::client_ip(&req).map(|ip| ip.to_string()),
             },
             &(&ctx).into(),
         )
@@ -158,7 +180,8 @@ pub(crate) async fn sign_up(
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
+        (status = 429, description = "Too many failed attempts (see Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing at capacity (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn log_in(
@@ -284,7 +307,8 @@ pub(crate) async fn my_orders(
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrderHistoryItem>>, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 2)?;
+    let page =
+        PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Int, Part::Id])?;
     let entries = state
         .history
         .for_customer(user.user_id, &page)
@@ -311,7 +335,7 @@ pub(crate) async fn list_users(
     _admin: AdminUser,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<UserResponse>>, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     Ok(web::Json(
         state.accounts.list(&page).await?.map(UserResponse::from),
     ))
@@ -329,6 +353,7 @@ pub(crate) async fn list_users(
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The last admin would lose the admin role", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Unknown role", body = ProblemBody, content_type = "application/problem+json")
     )
 )]

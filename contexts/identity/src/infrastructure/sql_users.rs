@@ -1,13 +1,14 @@
 use anyhow::Context as _;
 use bus::{Envelope, Outbox};
 use kernel::address::PostalAddress;
+use kernel::auth::Role;
 use kernel::db::{is_unique_violation, Database};
 use kernel::id::UserId;
 use kernel::pagination::{Page, PageRequest};
 use kernel::{EmailAddress, Timestamp};
 use sqlx::Row;
 
-use crate::application::ports::{SaveUserError, UserRepository};
+use crate::application::ports::{RoleChange, SaveUserError, UserRepository};
 use crate::domain::{Roles, User, UserName};
 
 pub(crate) struct SqlUserRepository {
@@ -120,16 +121,55 @@ impl UserRepository for SqlUserRepository {
         Ok(found)
     }
 
-    async fn set_roles(&self, id: UserId, roles: &Roles, now: Timestamp) -> anyhow::Result<bool> {
+    async fn set_roles(
+        &self,
+        id: UserId,
+        roles: &Roles,
+        now: Timestamp,
+    ) -> anyhow::Result<RoleChange> {
+        const IS_ADMIN: &str = "(',' || roles || ',') like '%,admin,%'";
+        let mut tx = self.db.begin().await?;
+        // Touching every admin row locks them (PostgreSQL; SQLite holds the write lock
+        // already), so two concurrent demotions cannot each see the other still admin.
+        sqlx::query(&format!(
+            "update user_account set updated_at = updated_at where {IS_ADMIN}"
+        ))
+        .execute(&mut *tx)
+        .await
+        .context("cannot lock admins")?;
+        if !roles.as_slice().contains(&Role::Admin) {
+            let other_admins: i64 = sqlx::query_scalar(&format!(
+                "select count(*) from user_account where user_id <> $1 and {IS_ADMIN}"
+            ))
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .context("cannot count admins")?;
+            let is_admin: Option<i64> = sqlx::query_scalar(&format!(
+                "select 1 from user_account where user_id = $1 and {IS_ADMIN}"
+            ))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot read roles")?;
+            if other_admins == 0 && is_admin.is_some() {
+                return Ok(RoleChange::LastAdmin);
+            }
+        }
         let done =
             sqlx::query("update user_account set roles = $1, updated_at = $2 where user_id = $3")
                 .bind(roles.encode())
                 .bind(now.as_micros())
                 .bind(id.to_string())
-                .execute(self.db.pool())
+                .execute(&mut *tx)
                 .await
                 .context("cannot set roles")?;
-        Ok(done.rows_affected() == 1)
+        tx.commit().await.context("cannot commit roles")?;
+        Ok(if done.rows_affected() == 1 {
+            RoleChange::Done
+        } else {
+            RoleChange::NotFound
+        })
     }
 
     async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<User>> {

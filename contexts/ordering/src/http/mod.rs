@@ -11,7 +11,7 @@ use kernel::auth::AuthUser;
 use kernel::error::{ApiError, ProblemBody};
 use kernel::http::{RequestContext, ValidJson};
 use kernel::id::{OrderId, ProductId};
-use kernel::pagination::{Page, PageQuery, PageRequest};
+use kernel::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cart::Carts;
 use crate::application::checkout::{check_idempotency_key, Checkout, PlaceOrder};
@@ -258,7 +258,7 @@ pub(crate) async fn list_orders(
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrderResponse>>, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     Ok(web::Json(
         state
             .checkout

@@ -9,7 +9,7 @@ use kernel::auth::{AdminUser, AuthUser};
 use kernel::error::{ApiError, ProblemBody};
 use kernel::http::{RequestContext, ValidJson};
 use kernel::id::{OrderId, ShipmentId};
-use kernel::pagination::{Page, PageRequest};
+use kernel::pagination::{Page, PageRequest, Part};
 use kernel::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -170,7 +170,7 @@ pub(crate) async fn list_shipments(
     user: AuthUser,
     query: web::Query<ShipmentListQuery>,
 ) -> Result<web::Json<Page<ShipmentResponse>>, ApiError> {
-    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), 1)?;
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let list = state
         .shipments
         .list(&user, query.order_id.map(OrderId::from_uuid), &page)
