@@ -7,10 +7,13 @@
     unreachable_pub
 )]
 
+mod abuse;
 mod catalog;
 mod checkout;
 #[cfg(feature = "otlp")]
 mod collector;
+mod fault_proxy;
+mod faults;
 mod helpers;
 mod identity;
 mod operations;

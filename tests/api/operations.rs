@@ -355,7 +355,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
 }
 
 /// A process of the binary under test, with `env`, that has answered `/health/ready`.
-async fn ready_process(
+pub(crate) async fn ready_process(
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> (crate::split::Process, String) {

@@ -113,6 +113,13 @@ impl Process {
     }
 }
 
+impl Drop for Process {
+    /// A test that fails never leaves its processes running.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The running processes; dropping it kills them all.
 pub struct Deployment {
     pub processes: Vec<Process>,

@@ -2,14 +2,19 @@
 //! a fixed pool of worker threads with a short bounded queue: each hash needs 19 MiB, so the
 //! number running at once bounds the memory a flood of sign-ups or log-ins can take, and a
 //! request beyond the queue is refused at once (503) instead of waiting or allocating.
+//! Each worker hashes into one block buffer it keeps for its life: no hash allocates, so the
+//! allocator has nothing to hold on to (per-hash buffers were kept by glibc, 19 MiB a hash,
+//! until hundreds of MiB).
 
 use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
+use std::cell::RefCell;
+
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::application::ports::{HashingBusy, PasswordHasher};
 use crate::domain::Password;
@@ -69,27 +74,94 @@ impl HashPool {
     }
 }
 
-fn argon() -> anyhow::Result<Argon2<'static>> {
-    let params =
-        Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+/// 19 MiB of memory per hash (OWASP).
+const M_COST: u32 = 19 * 1024;
+
+fn params() -> anyhow::Result<Params> {
+    Params::new(M_COST, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))
+}
+
+thread_local! {
+    /// This worker's argon2 memory, sized for [`params`], reused by every hash it computes.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2id with `params` over `password` and `salt` into `out`, in this thread's
+/// buffer when the parameters are the standard ones (a hash stored with others gets a
+/// buffer of its own, once).
+fn compute(params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let fail = |e: argon2::Error| anyhow::anyhow!("argon2: {e}");
+    if params.m_cost() != M_COST {
+        return argon.hash_password_into(password, salt, out).map_err(fail);
+    }
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if blocks.len() != params.block_count() {
+            *blocks = vec![Block::default(); params.block_count()];
+        }
+        argon
+            .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+            .map_err(fail)
+    })
 }
 
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    let params = params()?;
     let salt = SaltString::generate(&mut OsRng);
-    let hash = argon()?
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
-    Ok(hash.to_string())
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    compute(&params, password.as_bytes(), salt_bytes, &mut out)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| anyhow::anyhow!("params: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| anyhow::anyhow!("output: {e}"))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Checks `password` against a stored PHC string, comparing in constant time.
+fn verify_blocking(password: &str, stored: &str) -> anyhow::Result<bool> {
+    let parsed =
+        PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        anyhow::bail!("stored hash has no salt or output");
+    };
+    let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("stored params: {e}"))?;
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("stored salt: {e}"))?;
+    let mut out = vec![0u8; expected.len()];
+    compute(&params, password.as_bytes(), salt_bytes, &mut out)?;
+    let actual = Output::new(&out).map_err(|e| anyhow::anyhow!("output: {e}"))?;
+    // `Output`'s equality is constant-time.
+    Ok(actual == expected)
 }
 
 impl Argon2idHasher {
     /// `threads` hashes at once, `queue` more waiting; beyond that, [`HashingBusy`].
     pub(crate) fn new(threads: usize, queue: usize) -> anyhow::Result<Self> {
-        let random = uuid::Uuid::new_v4().to_string();
+        let pool = HashPool::new(threads, queue)?;
+        // Computed on a worker, so its memory is a worker's buffer too.
+        let (done, dummy) = std::sync::mpsc::channel();
+        pool.jobs
+            .send(Box::new(move || {
+                let random = uuid::Uuid::new_v4().to_string();
+                let _ = done.send(hash_blocking(&random));
+            }))
+            .map_err(|_| anyhow::anyhow!("password hashing pool stopped"))?;
+        let dummy = dummy
+            .recv()
+            .map_err(|_| anyhow::anyhow!("password hashing pool stopped"))??;
         Ok(Self {
-            dummy: hash_blocking(&random)?.into(),
-            pool: HashPool::new(threads, queue)?,
+            dummy: dummy.into(),
+            pool,
         })
     }
 }
@@ -107,13 +179,7 @@ impl PasswordHasher for Argon2idHasher {
         let password = password.to_owned();
         let ok = self
             .pool
-            .run(move || -> anyhow::Result<bool> {
-                let parsed = PasswordHash::new(&hash)
-                    .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-                Ok(argon()?
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok())
-            })
+            .run(move || verify_blocking(&password, &hash))
             .await??;
         Ok(ok && known)
     }
@@ -122,6 +188,35 @@ impl PasswordHasher for Argon2idHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_are_standard_phc_strings_that_the_reference_verifier_accepts() {
+        use argon2::password_hash::PasswordVerifier as _;
+        let stored = hash_blocking("correct horse battery").unwrap_or_default();
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+        let parsed = PasswordHash::new(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
+        assert!(verify_blocking("correct horse battery", &stored).unwrap_or(false));
+        assert!(!verify_blocking("correct horse batterx", &stored).unwrap_or(true));
+        // A hash made elsewhere with other parameters still verifies.
+        let other = argon2::password_hash::PasswordHasher::hash_password(
+            &Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(8 * 1024, 1, 1, None).unwrap_or_else(|e| panic!("{e}")),
+            ),
+            b"pw-elsewhere",
+            &SaltString::generate(&mut OsRng),
+        )
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+        assert!(verify_blocking("pw-elsewhere", &other).unwrap_or(false));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn beyond_the_workers_and_the_queue_a_hash_is_refused_not_queued() {
