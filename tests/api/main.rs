@@ -14,6 +14,7 @@ mod checkout;
 mod collector;
 mod fault_proxy;
 mod faults;
+mod gateway;
 mod helpers;
 mod identity;
 mod operations;

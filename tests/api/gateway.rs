@@ -1,0 +1,237 @@
+//! The gateway as an attacker meets it, in front of an in-test upstream that records what
+//! reaches it: dot segments cannot escape a context's prefix, bodies over the limit are
+//! refused before they are read, hop-by-hop and client-forged forwarding headers stop at the
+//! gateway, redirects are passed back rather than followed, and a slow upstream is a 504.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::split::Process;
+
+/// Request targets the upstream received.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+async fn upstream() -> (u16, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, log.clone()));
+        }
+    });
+    (port, seen)
+}
+
+async fn serve(mut stream: TcpStream, seen: Seen) {
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let mut lines = text.lines();
+        let target = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        let headers: Vec<String> = lines
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, _)| n.trim().to_ascii_lowercase())
+            })
+            .collect();
+        let length: usize = text
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())
+                    .flatten()
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        if let Ok(mut s) = seen.lock() {
+            s.push(target.clone());
+        }
+        let (status, extra, payload) = match target.as_str() {
+            "/health/ready" => ("200 OK", String::new(), "{}".to_owned()),
+            "/api/v1/catalog/echo" => (
+                "200 OK",
+                "connection: keep-alive, x-upstream-secret\r\nx-upstream-secret: 1\r\nkeep-alive: timeout=5\r\n".to_owned(),
+                serde_json::json!({"headers": headers}).to_string(),
+            ),
+            "/api/v1/catalog/redirect" => (
+                "302 Found",
+                "location: http://127.0.0.1:9/elsewhere\r\n".to_owned(),
+                "{}".to_owned(),
+            ),
+            "/api/v1/catalog/slow" => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                ("200 OK", String::new(), "{}".to_owned())
+            }
+            other => ("200 OK", String::new(), format!("\"leaked {other}\"")),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{payload}",
+            payload.len()
+        );
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends a raw request (no client-side normalisation of the path) and returns the answer.
+async fn raw(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_keeps_requests_inside_their_context_and_strips_what_is_not_theirs() {
+    let (up, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env: BTreeMap<String, String> = [
+        ("EMPORIUM_LISTEN", "127.0.0.1:0".to_owned()),
+        ("EMPORIUM_LOG_FORMAT", "json".to_owned()),
+        (
+            "EMPORIUM_GATEWAY_UPSTREAMS",
+            format!("catalog=http://127.0.0.1:{up}"),
+        ),
+        ("EMPORIUM_UPSTREAM_TIMEOUT_SECS", "1".to_owned()),
+        ("EMPORIUM_BODY_LIMIT_BYTES", "2048".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut gateway = Process::new("gateway", &["gateway"], env, dir.path().join("gateway.log"));
+    gateway.start();
+    let mut port = None;
+    for _ in 0..400 {
+        port = gateway.listening_port();
+        if port.is_some() || !gateway.running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let port = port.unwrap_or_else(|| panic!("gateway did not start\n{}", gateway.log_text()));
+
+    // Dot segments, plain or encoded, never reach the upstream as a path outside the prefix.
+    for path in [
+        "/api/v1/catalog/%2e%2e/%2e%2e/%2e%2e/metrics",
+        "/api/v1/catalog/%2E%2E/%2e%2E/%2e%2e/docs/",
+        "/api/v1/catalog/.%2e/.%2e/.%2e/metrics",
+        "/api/v1/catalog/..%2f..%2f..%2fmetrics",
+    ] {
+        let answer = raw(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("invalid_path"), "{path}: {answer}");
+    }
+    let leaked: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| !t.starts_with("/api/v1/catalog/") && t.as_str() != "/health/ready")
+        .cloned()
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "reached the upstream outside the prefix: {leaked:?}"
+    );
+
+    // A declared body over the limit is refused before a byte of it is read.
+    let started = Instant::now();
+    let answer = raw(
+        port,
+        "POST /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000000\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Hop-by-hop headers, those named in Connection, and client-forged forwarding headers
+    // stop here; the rest passes.
+    let answer = raw(
+        port,
+        "GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nconnection: close, x-secret\r\nx-secret: 1\r\nkeep-alive: timeout=5\r\nforwarded: for=1.2.3.4;host=evil\r\nx-forwarded-host: evil.example\r\nx-forwarded-proto: http\r\nx-custom: kept\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let received: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let names: Vec<&str> = received["headers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    assert!(names.contains(&"x-custom"), "{names:?}");
+    for dropped in [
+        "x-secret",
+        "keep-alive",
+        "forwarded",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    ] {
+        assert!(
+            !names.contains(&dropped),
+            "{dropped} reached the upstream: {names:?}"
+        );
+    }
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(!head.contains("x-upstream-secret"), "{head}");
+
+    // A redirect is the client's to follow, not the gateway's.
+    let answer = raw(
+        port,
+        "GET /api/v1/catalog/redirect HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("location: http://127.0.0.1:9/elsewhere"),
+        "{answer}"
+    );
+
+    // An upstream that does not answer in time is a 504, in about the configured time.
+    let started = Instant::now();
+    let answer = raw(
+        port,
+        "GET /api/v1/catalog/slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("upstream_timeout"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    gateway.kill();
+}
