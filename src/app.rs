@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{BusKind, Config, ContextName};
 use crate::contexts;
-use crate::ops::{self, OpsState};
+use crate::ops::{self, OpsAccess, OpsState};
 
 pub struct Application {
     port: u16,
@@ -85,6 +85,10 @@ impl Application {
             bus: bus.clone(),
             keys: wired.verifier.keys().clone(),
         });
+        tasks.push(tokio::spawn(ops::figures_task(wired.databases.clone())(
+            shutdown_rx.clone(),
+        )));
+        let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
         let verifier = web::Data::new(wired.verifier);
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
         let body_limit = config.body_limit;
@@ -93,12 +97,15 @@ impl Application {
         let cors_origins = config.cors_origins.clone();
 
         let trusted_proxies = config.trusted_proxies.clone();
+        let ops_addr = ops_access.ops_addr.clone();
         let server = with_connection_limits!(
             HttpServer::new(move || {
                 let mut app = App::new()
                     .wrap(crate::limits::cors(&cors_origins))
                     .wrap(rate_limit.middleware())
+                    .wrap(actix_web::middleware::from_fn(ops::ops_listener_guard))
                     .wrap(actix_web::middleware::from_fn(request_middleware))
+                    .app_data(ops_access.clone())
                     .app_data(verifier.clone())
                     .app_data(ops_state.clone())
                     .app_data(openapi_json.clone())
@@ -126,6 +133,7 @@ impl Application {
             .first()
             .map(|a| a.port())
             .ok_or_else(|| anyhow::anyhow!("EMPORIUM_LISTEN: nothing bound"))?;
+        let server = bind_ops!(server, config, ops_addr)?;
         let server = server
             .shutdown_timeout(config.shutdown_timeout.as_secs())
             .run();
@@ -200,3 +208,29 @@ macro_rules! with_connection_limits {
     }};
 }
 pub(crate) use with_connection_limits;
+
+/// Binds the operations listener (`EMPORIUM_OPS_LISTEN`), if configured, on `$server` and
+/// records its bound address in `$ops_addr` so the app can tell its requests apart.
+macro_rules! bind_ops {
+    ($server:expr, $config:expr, $ops_addr:expr) => {{
+        let server = $server;
+        match $config.ops_listen {
+            None => Ok::<_, anyhow::Error>(server),
+            Some(listen) => {
+                let before = server.addrs().len();
+                let server = server.bind(listen).map_err(|e| {
+                    anyhow::anyhow!("EMPORIUM_OPS_LISTEN: cannot bind {listen}: {e}")
+                })?;
+                let bound = server
+                    .addrs()
+                    .get(before)
+                    .copied()
+                    .ok_or_else(|| anyhow::anyhow!("EMPORIUM_OPS_LISTEN: nothing bound"))?;
+                let _ = $ops_addr.set(bound);
+                tracing::info!(port = bound.port(), "operations listener bound");
+                Ok(server)
+            }
+        }
+    }};
+}
+pub(crate) use bind_ops;

@@ -103,6 +103,10 @@ pub struct Config {
     pub max_connections: usize,
     /// The gateway's time limit for an upstream's answer (then 504).
     pub upstream_timeout: Duration,
+    /// A second listener for `/metrics` and the health checks only.
+    pub ops_listen: Option<SocketAddr>,
+    /// A bearer token that reads `/metrics` on the public listener.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -158,6 +162,8 @@ impl Config {
             keep_alive: Duration::from_secs(15),
             max_connections: 10_000,
             upstream_timeout: Duration::from_secs(30),
+            ops_listen: None,
+            metrics_token: None,
         }
     }
 
@@ -453,6 +459,18 @@ impl Config {
         }
         if let Some(n) = number("EMPORIUM_UPSTREAM_TIMEOUT_SECS", 1..=600, "seconds") {
             c.upstream_timeout = secs(n);
+        }
+        if let Some(v) = get("EMPORIUM_OPS_LISTEN") {
+            match v.parse() {
+                Ok(addr) => c.ops_listen = Some(addr),
+                Err(_) => errors.push(format!(
+                    "EMPORIUM_OPS_LISTEN: {v:?} is not an address like 127.0.0.1:9090"
+                )),
+            }
+        }
+        c.metrics_token = secret("EMPORIUM_METRICS_TOKEN", &mut errors);
+        if c.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            errors.push("EMPORIUM_METRICS_TOKEN: use at least 16 characters".to_owned());
         }
         if errors.is_empty() {
             Ok(c)

@@ -11,8 +11,9 @@ use kernel::client_ip::{TrustedProxies, FORWARDED_FOR};
 use kernel::error::ApiError;
 use kernel::http::{request_middleware, RequestContext, REQUEST_ID};
 
-use crate::app::with_connection_limits;
+use crate::app::{bind_ops, with_connection_limits};
 use crate::config::{Config, ContextName};
+use crate::ops::OpsAccess;
 
 struct Upstreams {
     by_context: BTreeMap<String, String>,
@@ -57,11 +58,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         trusted_proxies: config.trusted_proxies.clone(),
         openapi: crate::openapi::to_json()?,
     });
+    let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
+    let ops_addr = ops_access.ops_addr.clone();
     let server =
         with_connection_limits!(
             HttpServer::new(move || {
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(
+                        crate::ops::ops_listener_guard,
+                    ))
                     .wrap(actix_web::middleware::from_fn(request_middleware))
+                    .app_data(ops_access.clone())
                     .app_data(upstreams.clone())
                     .configure(kernel::http::configure_extractors)
                     .service(web::resource("/health/live").route(web::get().to(|| async {
@@ -88,6 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
     // The bound port (EMPORIUM_LISTEN may ask for port 0).
     let port = server.addrs().first().map_or(0, |a| a.port());
+    let server = bind_ops!(server, config, ops_addr)?;
     let server = server
         .shutdown_timeout(config.shutdown_timeout.as_secs())
         .run();
@@ -102,8 +110,12 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
         .body(up.openapi.clone())
 }
 
-/// The gateway's own metrics (requests it routed, by route pattern and status).
-async fn metrics() -> Result<HttpResponse, ApiError> {
+/// The gateway's own metrics (requests it routed, by route pattern and status), on the same
+/// terms as a process's: the operations listener, or the metrics token.
+async fn metrics(access: web::Data<OpsAccess>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if !access.allows(&req) {
+        return Err(ApiError::not_found("not_found", "no such resource"));
+    }
     crate::telemetry::metrics_page()
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bus::{DeadLetter, DeadLetterStore, SharedBus, SqlDeadLetters};
 use kernel::auth::{AdminUser, KeySource};
 use kernel::db::Database;
@@ -55,25 +55,114 @@ pub(crate) async fn live() -> HttpResponse {
 }
 
 /// Prometheus metrics of this process: HTTP, bus deliveries, and each hosted context's
-/// outbox backlog and open dead letters.
+/// outbox backlog and open dead letters (refreshed in the background, never per scrape).
+/// Served on the operations listener (`EMPORIUM_OPS_LISTEN`), or on the public one to a
+/// caller with the metrics token (`EMPORIUM_METRICS_TOKEN`); to anyone else it does not
+/// exist (404).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    security((), ("metrics_token" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 404, description = "Not on this listener, or without the metrics token", content_type = "application/problem+json", body = kernel::error::ProblemBody),
         (status = 503, description = "Metrics are not available in this process", content_type = "application/problem+json", body = kernel::error::ProblemBody)
     )
 )]
-pub(crate) async fn metrics(state: web::Data<OpsState>) -> Result<HttpResponse, ApiError> {
-    for (ctx, db) in &state.databases {
-        let unsent = bus::outbox::pending(db).await;
-        let open = SqlDeadLetters::new(db.clone()).open().await;
-        if let (Ok(unsent), Ok(open)) = (unsent, open) {
-            metrics::gauge!("emporium_outbox_unsent", "context" => ctx.as_str()).set(unsent as f64);
-            metrics::gauge!("emporium_dead_letters_open", "context" => ctx.as_str())
-                .set(open as f64);
-        }
+pub(crate) async fn metrics(
+    access: web::Data<OpsAccess>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !access.allows(&req) {
+        return Err(ApiError::not_found("not_found", "no such resource"));
     }
     crate::telemetry::metrics_page()
+}
+
+/// Refreshes the figures `/metrics` shows that cost a query (outbox backlog, open dead
+/// letters), every few seconds, so a scrape does no database work.
+pub fn figures_task(databases: Vec<(ContextName, Database)>) -> kernel::module::BackgroundTask {
+    Box::new(move |mut shutdown| {
+        Box::pin(async move {
+            loop {
+                for (ctx, db) in &databases {
+                    let unsent = bus::outbox::pending(db).await;
+                    let open = SqlDeadLetters::new(db.clone()).open().await;
+                    if let (Ok(unsent), Ok(open)) = (unsent, open) {
+                        metrics::gauge!("emporium_outbox_unsent", "context" => ctx.as_str())
+                            .set(unsent as f64);
+                        metrics::gauge!("emporium_dead_letters_open", "context" => ctx.as_str())
+                            .set(open as f64);
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(FIGURES_EVERY) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        })
+    })
+}
+
+const FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Who may read `/metrics`: anyone connected to the operations listener, or a caller on the
+/// public listener presenting the metrics token.
+#[derive(Clone, Default)]
+pub struct OpsAccess {
+    /// The operations listener's bound address, once bound.
+    pub ops_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    pub token: Option<String>,
+}
+
+impl OpsAccess {
+    pub fn new(token: Option<String>) -> Self {
+        Self {
+            ops_addr: Arc::default(),
+            token,
+        }
+    }
+
+    /// The request came in through the operations listener.
+    pub fn on_ops_listener(&self, req: &HttpRequest) -> bool {
+        self.ops_addr
+            .get()
+            .is_some_and(|ops| *ops == req.app_config().local_addr())
+    }
+
+    pub fn allows(&self, req: &HttpRequest) -> bool {
+        if self.on_ops_listener(req) {
+            return true;
+        }
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        constant_time_eq(presented.as_bytes(), token.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// On the operations listener only the operations endpoints exist.
+pub async fn ops_listener_guard(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let ops_only = req
+        .app_data::<web::Data<OpsAccess>>()
+        .is_some_and(|a| a.on_ops_listener(req.request()));
+    if ops_only && !matches!(req.path(), "/metrics" | "/health/live" | "/health/ready") {
+        let problem = ApiError::not_found("not_found", "no such resource");
+        return Ok(req.into_response(actix_web::ResponseError::error_response(&problem)));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// Readiness: every context's database, the bus and the verifying keys answer.

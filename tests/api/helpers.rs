@@ -32,6 +32,9 @@ pub enum Host {
     Split(crate::split::Deployment),
 }
 
+/// Reads `/metrics` on the public listener in every test deployment.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
 /// The bootstrap admin every test deployment ensures.
 pub const BOOTSTRAP_ADMIN: (&str, &str) = ("boss@example.com", "root-of-all-trust-99");
 
@@ -89,6 +92,7 @@ pub async fn spawn_app_with(
     config.rate_limit = false;
     config.shutdown_timeout = std::time::Duration::from_secs(1);
     config.bootstrap_admin = Some((BOOTSTRAP_ADMIN.0.to_owned(), BOOTSTRAP_ADMIN.1.to_owned()));
+    config.metrics_token = Some(METRICS_TOKEN.to_owned());
     if backend == TestBackend::Postgres {
         let admin = postgres_url()?;
         let url = fresh_postgres_database(&admin)

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
+use crate::helpers::METRICS_TOKEN;
 
 both_backends!(ready_checks_every_context_database_and_the_bus, |app| {
     let res = app.get("/health/ready", None).await;
@@ -245,7 +246,7 @@ both_backends!(metrics_are_exposed_for_prometheus, |app| {
         .await
         .assert_status(200);
     app.eventually("ordering handles product_created", 10, || async {
-        let text = app.get("/metrics", None).await.body;
+        let text = app.get("/metrics", Some(METRICS_TOKEN)).await.body;
         let text = text.as_str().unwrap_or_default().to_owned();
         text.lines()
             .any(|l| {
@@ -256,7 +257,14 @@ both_backends!(metrics_are_exposed_for_prometheus, |app| {
             .then_some(())
     })
     .await;
-    let res = app.get("/metrics", None).await;
+    // Not public: without the token (or with another) it does not exist.
+    app.get("/metrics", None)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/metrics", Some("test-metrics-token-0123456780"))
+        .await
+        .assert_problem(404, "not_found");
+    let res = app.get("/metrics", Some(METRICS_TOKEN)).await;
     res.assert_status(200);
     assert!(res
         .header("content-type")
@@ -298,28 +306,35 @@ async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let email = format!("drain-{}@example.com", uuid::Uuid::new_v4().simple());
-    let signed_up = client
-        .post(format!("{base}/api/v1/identity/users"))
-        .json(&json!({"email": email, "password": "slow-hash-violet-42", "name": "Drain"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_up.status(), 201);
+    // Nine accounts, five log-ins each: the log-in throttle counts attempts before judging
+    // them, so at most five per account and client address, and fifty per address, are in
+    // flight at once.
+    let mut emails = Vec::new();
+    for _ in 0..9 {
+        let email = format!("drain-{}@example.com", uuid::Uuid::new_v4().simple());
+        let signed_up = client
+            .post(format!("{base}/api/v1/identity/users"))
+            .json(&json!({"email": email, "password": "slow-hash-violet-42", "name": "Drain"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_up.status(), 201);
+        emails.push(email);
+    }
 
     // Open the connections first, then keep them busy with log-ins (argon2 takes a while).
-    futures::future::join_all((0..48).map(|_| client.get(format!("{base}/health/live")).send()))
+    futures::future::join_all((0..45).map(|_| client.get(format!("{base}/health/live")).send()))
         .await;
-    let log_ins = futures::future::join_all((0..48).map(|_| {
+    let log_ins = futures::future::join_all((0..45).map(|i| {
         let sent = client
             .post(format!("{base}/api/v1/identity/tokens"))
-            .json(&json!({"email": email, "password": "slow-hash-violet-42"}))
+            .json(&json!({"email": emails[i % 9], "password": "slow-hash-violet-42"}))
             .send();
         async move { (sent.await, std::time::Instant::now()) }
     }));
     let pid = server.pid().unwrap();
     let terminate = async {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
@@ -486,4 +501,36 @@ async fn spans_reach_the_collector_and_follow_the_trace_across_the_bus() {
         })
         .unwrap_or_else(|| panic!("the event's handling is not in the trace: {in_trace:#?}"));
     assert_eq!(handled["parentSpanId"], request["spanId"], "{handled:#}");
+}
+
+// With EMPORIUM_OPS_LISTEN, /metrics and the health checks are served on their own listener
+// to anyone who can reach it; the public listener does not serve /metrics, and the
+// operations listener serves nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_the_operations_listener_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base) = ready_process(dir.path(), &[("EMPORIUM_OPS_LISTEN", "127.0.0.1:0")]).await;
+    let ops_port = server
+        .log_text()
+        .lines()
+        .find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["fields"]["message"] == "operations listener bound")
+                .then(|| v["fields"]["port"].as_u64())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no operations listener\n{}", server.log_text()));
+    let ops = format!("http://127.0.0.1:{ops_port}");
+    let status = |url: String| async move {
+        reqwest::get(url)
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(status(format!("{ops}/metrics")).await, 200);
+    assert_eq!(status(format!("{ops}/health/ready")).await, 200);
+    assert_eq!(status(format!("{ops}/api/v1/catalog/products")).await, 404);
+    assert_eq!(status(format!("{base}/metrics")).await, 404);
+    assert_eq!(status(format!("{base}/api/v1/catalog/products")).await, 200);
+    drop(server);
 }

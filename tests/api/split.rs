@@ -170,7 +170,12 @@ impl Deployment {
             if name == "gateway" {
                 continue;
             }
-            let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            let text = match reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .bearer_auth(crate::helpers::METRICS_TOKEN)
+                .send()
+                .await
+            {
                 Ok(r) => r.text().await.unwrap_or_default(),
                 Err(_) => continue,
             };
@@ -337,6 +342,7 @@ async fn try_spawn_split(
     }
     for (k, v) in [
         ("EMPORIUM_RATE_LIMIT", "off"),
+        ("EMPORIUM_METRICS_TOKEN", crate::helpers::METRICS_TOKEN),
         ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "1"),
         // The gateway (and, for the gateway, a load balancer) forwards from loopback.
         ("EMPORIUM_TRUSTED_PROXIES", "127.0.0.1"),
@@ -522,7 +528,10 @@ async fn every_order_completes_across_a_shipping_outage() {
         ready["checks"].get("identity_database").is_none(),
         "{ready}"
     );
-    let metrics = direct("/metrics")
+    let metrics = reqwest::Client::new()
+        .get(format!("{catalog}/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .text()
@@ -696,7 +705,9 @@ async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
     .await
     .assert_problem(400, "invalid_cursor");
     // The gateway counts what it routed.
-    let metrics = app.get("/metrics", None).await;
+    let metrics = app
+        .get("/metrics", Some(crate::helpers::METRICS_TOKEN))
+        .await;
     metrics.assert_status(200);
     assert!(
         metrics
