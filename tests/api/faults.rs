@@ -150,3 +150,32 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_within_10_s() {
     app.order_reaches(&c.access_token, &id, "confirmed").await;
     app.stop().await;
 }
+
+// Eight checkouts at once with one Idempotency-Key all answer with the same order (before,
+// on PostgreSQL, the ones that waited on the cart's rows found it emptied and got 422).
+crate::both_backends!(
+    concurrent_checkouts_with_one_key_get_the_same_order,
+    |app| {
+        let admin = app.admin().await;
+        let p = app.sellable(&admin.access_token, "RACE-KEY", 300, 10).await;
+        let c = app.customer().await;
+        app.add_to_cart(&c.access_token, &p, 2)
+            .await
+            .assert_status(200);
+        let results = futures::future::join_all(
+            (0..8).map(|_| app.checkout(&c.access_token, "tok_visa", Some("one-key-for-all"))),
+        )
+        .await;
+        let mut ids = std::collections::BTreeSet::new();
+        for r in &results {
+            r.assert_status(202);
+            ids.insert(r.body["id"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        let list = app
+            .get("/api/v1/ordering/orders", Some(&c.access_token))
+            .await;
+        assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
+        app.stop().await;
+    }
+);

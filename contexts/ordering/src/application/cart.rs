@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kernel::id::{ProductId, UserId};
 use kernel::{Clock, Money};
 
-use super::ports::{CartLine, CartRepository, ProductProjection};
+use super::ports::{CartLine, CartRefusal, CartRepository, ProductProjection};
 use super::OrderingError;
 use crate::domain::Quantity;
 
@@ -73,14 +73,24 @@ impl Carts {
     ) -> Result<PricedCart, OrderingError> {
         let q = quantity(raw_quantity)?;
         self.available(product).await?;
-        if let Err(message) = self
+        match self
             .carts
             .add(customer, product, q.get(), self.clock.now())
             .await?
         {
-            return Err(OrderingError::Invalid(vec![kernel::FieldError::new(
-                "quantity", message,
-            )]));
+            Ok(()) => {}
+            Err(CartRefusal::TooMany) => {
+                return Err(OrderingError::Invalid(vec![kernel::FieldError::new(
+                    "quantity",
+                    "the cart can hold at most 99 of a product",
+                )]))
+            }
+            Err(CartRefusal::Full { lines }) => {
+                return Err(OrderingError::Invalid(vec![kernel::FieldError::new(
+                    "product_id",
+                    format!("the cart can hold at most {lines} different products"),
+                )]))
+            }
         }
         self.cart(customer).await
     }

@@ -38,17 +38,26 @@ pub(crate) trait ProductProjection: Send + Sync {
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>>;
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CartRefusal {
+    /// More than 99 of one product.
+    TooMany,
+    /// A new product in a cart that has `MAX_CART_LINES` lines already.
+    Full { lines: i64 },
+}
+
 #[async_trait::async_trait]
 pub(crate) trait CartRepository: Send + Sync {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>>;
-    /// Adds to the quantity already there; `Err` text when the sum would pass 99.
+    /// Adds to the quantity already there, unless the sum would pass 99 or the product would
+    /// be a line too many.
     async fn add(
         &self,
         customer: UserId,
         product: ProductId,
         quantity: u32,
         now: Timestamp,
-    ) -> anyhow::Result<Result<(), String>>;
+    ) -> anyhow::Result<Result<(), CartRefusal>>;
     /// `false` when the product is not in the cart.
     async fn set(
         &self,

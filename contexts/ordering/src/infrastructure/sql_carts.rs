@@ -6,7 +6,13 @@ use kernel::{Currency, Money, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::application::ports::{CartLine, CartRepository, KnownProduct, ProductProjection};
+use crate::application::ports::{
+    CartLine, CartRefusal, CartRepository, KnownProduct, ProductProjection,
+};
+
+/// Lines a cart may hold: an order's events carry its lines, and a broker limits an event's
+/// size (SNS: 256 KiB); 100 lines stay far below it.
+const MAX_CART_LINES: i64 = 100;
 
 pub(crate) struct SqlCarts {
     pub(crate) db: Database,
@@ -105,10 +111,13 @@ impl CartRepository for SqlCarts {
         product: ProductId,
         quantity: u32,
         now: Timestamp,
-    ) -> anyhow::Result<Result<(), String>> {
-        // One statement: insert, or add to what is there unless that passes 99.
+    ) -> anyhow::Result<Result<(), CartRefusal>> {
+        // One statement: insert (while the cart has fewer than MAX_CART_LINES lines), or add
+        // to what is there unless that passes 99.
         let done = sqlx::query(
-            "insert into cart_item (customer_id, product_id, quantity, added_at, updated_at) values ($1, $2, $3, $4, $4) \
+            "insert into cart_item (customer_id, product_id, quantity, added_at, updated_at) \
+             select $1, $2, $3, $4, $4 where (select count(*) from cart_item where customer_id = $1) < $5 \
+             or exists (select 1 from cart_item where customer_id = $1 and product_id = $2) \
              on conflict (customer_id, product_id) do update set quantity = cart_item.quantity + excluded.quantity, \
              updated_at = excluded.updated_at where cart_item.quantity + excluded.quantity <= 99",
         )
@@ -116,11 +125,26 @@ impl CartRepository for SqlCarts {
         .bind(product.to_string())
         .bind(i64::from(quantity))
         .bind(now.as_micros())
+        .bind(MAX_CART_LINES)
         .execute(self.db.pool())
         .await
         .context("cannot add to cart")?;
         if done.rows_affected() != 1 {
-            return Ok(Err("the cart can hold at most 99 of a product".to_owned()));
+            let held: Option<i64> = sqlx::query_scalar(
+                "select quantity from cart_item where customer_id = $1 and product_id = $2",
+            )
+            .bind(customer.to_string())
+            .bind(product.to_string())
+            .fetch_optional(self.db.pool())
+            .await
+            .context("cannot read cart")?;
+            return Ok(Err(if held.is_some() {
+                CartRefusal::TooMany
+            } else {
+                CartRefusal::Full {
+                    lines: MAX_CART_LINES,
+                }
+            }));
         }
         Ok(Ok(()))
     }

@@ -198,6 +198,13 @@ impl SqlOrders {
         .await
         .context("cannot claim cart")?;
         if claimed.is_empty() {
+            // A concurrent checkout with the same key may have claimed the cart and committed
+            // while this one waited on its rows: that order is this request's answer.
+            if let Some((key, _)) = &new.idempotency {
+                if let Some(replay) = self.replayed(&mut tx, new.customer_id, key).await? {
+                    return Ok(replay);
+                }
+            }
             return Ok(CheckoutOutcome::CartEmpty);
         }
         let mut lines = Vec::with_capacity(claimed.len());
