@@ -5,7 +5,9 @@
 #   3. complete checkouts (POST -> confirmed) with 16 concurrent customers, SQLite and PostgreSQL
 #   4. split: the same checkouts through the gateway with four context processes on RabbitMQ,
 #      beside the PostgreSQL monolith; and a cached product read direct vs through the gateway
-# Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|all]
+#   5. flood: 400 sign-ups at once, /health/live probed meanwhile, resident memory before/after
+# Resident memory (VmRSS, and the peak VmHWM) is reported after start, after 50 log-ins and
+# after the reads. Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|flood|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/emporium-target}"
@@ -36,6 +38,9 @@ start() { # backend, [taskset cpu list]
   echo "bench: server did not start"; cat "$out/server-$1.log"; exit 1
 }
 stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }
+rss() { # label: the server's resident memory now and at its peak, in MiB
+  awk -v label="$1" '/^VmRSS/ { now = $2 } /^VmHWM/ { peak = $2 } END { printf "  resident %-28s %5.0f MiB (peak %.0f MiB)\n", label, now / 1024, peak / 1024 }' "/proc/$SERVER/status"
+}
 
 # The split topology: each context its own process and PostgreSQL database, RabbitMQ between
 # them, the gateway on $PORT. Context ports: identity 18081, catalog 18082, ordering 18083,
@@ -73,7 +78,14 @@ rps() { wrk -t2 -c64 -d10s "$@" | awk '/Requests\/sec/ {print $2}'; }
 
 if [ "$mode" = all ] || [ "$mode" = sqlite ]; then
   start sqlite
+  echo "memory (sqlite monolith, release build):"
+  rss "after start"
   eval "$("$BIN/emporium-bench" setup)"
+  for _ in $(seq 1 50); do
+    curl -fs "$BENCH_URL/api/v1/identity/tokens" -H 'content-type: application/json' \
+      -d "{\"email\":\"$BENCH_ADMIN_EMAIL\",\"password\":\"$BENCH_ADMIN_PASSWORD\"}" >/dev/null
+  done
+  rss "after 50 log-ins"
   curl -fs "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID" >/dev/null
   live=$(rps "$BENCH_URL/health/live")
   product=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
@@ -82,6 +94,7 @@ if [ "$mode" = all ] || [ "$mode" = sqlite ]; then
   echo "  /health/live                 $live req/s"
   awk -v a="$product" -v b="$live" 'BEGIN { printf "  GET /catalog/products/{id}   %s req/s  = %.0f%% of live\n", a, 100*a/b }'
   awk -v a="$me" -v b="$live" 'BEGIN { printf "  GET /identity/me             %s req/s  = %.0f%% of live\n", a, 100*a/b }'
+  rss "after the reads"
   BENCH_SECONDS=${BENCH_SECONDS:-20} "$BIN/emporium-bench" checkout | sed 's/^/sqlite /'
   stop
   start sqlite 0
@@ -105,4 +118,11 @@ if [ "$mode" = all ] || [ "$mode" = split ]; then
   awk -v a="$gateway" -v b="$direct" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct\n", a, 100*a/b }'
   BENCH_SECONDS=${BENCH_SECONDS:-20} "$BIN/emporium-bench" checkout | sed 's/^/split (4 processes, RabbitMQ, gateway) /'
   stop_split
+fi
+if [ "$mode" = all ] || [ "$mode" = flood ]; then
+  start sqlite
+  rss "before the flood"
+  "$BIN/emporium-bench" flood
+  rss "after the flood"
+  stop
 fi

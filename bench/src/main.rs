@@ -1,7 +1,7 @@
 //! Load driver for `bench/run.sh`: sets up data through the API, then measures logins and
 //! complete checkouts (POST to `confirmed`) against a running Emporium.
 //!
-//! `emporium-bench setup|logins|checkout` with `BENCH_URL` (default http://127.0.0.1:18080),
+//! `emporium-bench setup|logins|checkout|flood` with `BENCH_URL` (default http://127.0.0.1:18080),
 //! `BENCH_ADMIN_EMAIL`/`BENCH_ADMIN_PASSWORD`, `BENCH_SECONDS`, `BENCH_CONCURRENCY`.
 
 use std::time::{Duration, Instant};
@@ -228,6 +228,61 @@ async fn checkout(api: &Api) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `BENCH_CONCURRENCY` (400) sign-ups at once while `/health/live` is probed every 20 ms:
+/// how many were created or refused (503), and the probe's p50/p99.
+async fn flood(api: &Api) -> anyhow::Result<()> {
+    let concurrency: usize = env("BENCH_CONCURRENCY", "400").parse()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let signups = futures::future::join_all((0..concurrency).map(|i| {
+        let (http, url, run) = (http.clone(), format!("{}/api/v1/identity/users", api.base), run.clone());
+        async move {
+            http.post(url)
+                .json(&json!({"email": format!("flood-{run}-{i}@example.com"), "password": "bench-password-violet-42", "name": "Flood"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    }));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let probe = async {
+        let mut latencies = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let started = Instant::now();
+            if api.get("/health/live", None).await.is_ok() {
+                latencies.push(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        latencies
+    };
+    let flood = async {
+        let statuses = signups.await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        statuses
+    };
+    let (statuses, mut latencies) = tokio::join!(flood, probe);
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    println!(
+        "sign-up flood: {concurrency} at once: {created} created, {refused} refused (503), {} other; /health/live during it: p50 {:.1} ms, p99 {:.1} ms ({} probes)",
+        concurrency - created - refused,
+        at(0.5),
+        at(0.99),
+        latencies.len()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let api = Api {
@@ -240,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
         Some("setup") => setup(&api).await,
         Some("logins") => logins(&api).await,
         Some("checkout") => checkout(&api).await,
-        _ => bail!("usage: emporium-bench setup|logins|checkout"),
+        Some("flood") => flood(&api).await,
+        _ => bail!("usage: emporium-bench setup|logins|checkout|flood"),
     }
 }
