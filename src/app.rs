@@ -93,7 +93,7 @@ impl Application {
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
         let body_limit = config.body_limit;
         let body_timeout = config.body_timeout;
-        let rate_limit = crate::limits::RateLimit::new(&config)?;
+        let rate_limit = web::Data::new(crate::limits::RateLimit::new(&config)?);
         let cors_origins = config.cors_origins.clone();
 
         let trusted_proxies = config.trusted_proxies.clone();
@@ -102,10 +102,13 @@ impl Application {
             HttpServer::new(move || {
                 let mut app = App::new()
                     .wrap(crate::limits::cors(&cors_origins))
-                    .wrap(rate_limit.middleware())
+                    .wrap(actix_web::middleware::from_fn(
+                        crate::limits::rate_limit_middleware,
+                    ))
                     .wrap(actix_web::middleware::from_fn(ops::ops_listener_guard))
                     .wrap(actix_web::middleware::from_fn(request_middleware))
                     .app_data(ops_access.clone())
+                    .app_data(rate_limit.clone())
                     .app_data(verifier.clone())
                     .app_data(ops_state.clone())
                     .app_data(openapi_json.clone())

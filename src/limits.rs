@@ -1,61 +1,72 @@
-//! Request limits: per-IP rate limiting (429 + `Retry-After`, rendered as problem+json by the
-//! request middleware) and CORS from configuration.
+//! Request limits: per-client rate limiting (429 problem+json with `Retry-After`) and CORS
+//! from configuration.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_cors::Cors;
-use actix_governor::governor::middleware::NoOpMiddleware;
-use actix_governor::{
-    Governor, GovernorConfig, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
-};
-use actix_web::dev::ServiceRequest;
-use actix_web::middleware::Condition;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
 use kernel::client_ip::TrustedProxies;
+use kernel::error::ApiError;
 
 use crate::config::Config;
 
+/// Per-client-address rate limit, GCRA (the generic cell rate algorithm): each address may
+/// send `per_second` requests a second on average, with bursts of up to `burst`. One
+/// "theoretical arrival time" per address, in a bounded cache.
 #[derive(Clone)]
 pub struct RateLimit {
     enabled: bool,
-    config: GovernorConfig<ClientIp, NoOpMiddleware>,
+    trusted: TrustedProxies,
+    /// Time between requests at the sustained rate.
+    interval: Duration,
+    /// How far ahead of now an address's arrival time may run (the burst).
+    tolerance: Duration,
+    arrivals: moka::sync::Cache<IpAddr, Arc<Mutex<Instant>>>,
 }
 
 impl RateLimit {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let per_second = u64::from(config.rate_limit_per_second.max(1));
-        let governor = GovernorConfigBuilder::default()
-            .key_extractor(ClientIp(config.trusted_proxies.clone()))
-            .milliseconds_per_request((1000 / per_second).max(1))
-            .burst_size(config.rate_limit_burst.max(1))
-            .finish()
-            .ok_or_else(|| anyhow::anyhow!("EMPORIUM_RATE_LIMIT_PER_SECOND: invalid rate limit"))?;
+        let per_second = config.rate_limit_per_second.max(1);
+        let interval = Duration::from_secs(1) / per_second;
+        let tolerance = interval.saturating_mul(config.rate_limit_burst.max(1).saturating_sub(1));
         Ok(Self {
             enabled: config.rate_limit,
-            config: governor,
+            trusted: config.trusted_proxies.clone(),
+            interval,
+            tolerance,
+            arrivals: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                // An address idle for longer than a full burst takes has nothing to remember.
+                .time_to_idle(tolerance + interval + Duration::from_secs(1))
+                .build(),
         })
     }
 
-    pub fn middleware(&self) -> Condition<Governor<ClientIp, NoOpMiddleware>> {
-        Condition::new(self.enabled, Governor::new(&self.config))
+    /// `Err(seconds to wait)` when the address is over its limit; otherwise counts the request.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let cell = self.arrivals.get_with(client, || Arc::new(Mutex::new(now)));
+        let mut tat = cell.lock().unwrap_or_else(|p| p.into_inner());
+        let arrival = (*tat).max(now);
+        let ahead = arrival - now;
+        if ahead > self.tolerance {
+            let wait = ahead - self.tolerance;
+            return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        }
+        *tat = arrival + self.interval;
+        Ok(())
     }
-}
 
-/// Keys the limit by the client's address: the peer, or behind a trusted proxy the address it
-/// forwards for. IPv6 clients are limited per /56, as providers hand out whole prefixes.
-#[derive(Clone)]
-pub struct ClientIp(TrustedProxies);
-
-impl KeyExtractor for ClientIp {
-    type Key = IpAddr;
-    type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
-
-    fn extract(&self, req: &ServiceRequest) -> Result<IpAddr, Self::KeyExtractionError> {
+    /// The address a request is limited by: the peer, or behind a trusted proxy the address it
+    /// forwards for. IPv6 clients are limited per /56, as providers hand out whole prefixes.
+    fn key(&self, req: &ServiceRequest) -> Option<IpAddr> {
         let peer = req.peer_addr().map(|a| a.ip());
-        let ip = self
-            .0
-            .client_ip(peer, req.headers())
-            .ok_or_else(|| SimpleKeyExtractionError::new("no client address"))?;
-        Ok(match ip {
+        let ip = self.trusted.client_ip(peer, req.headers())?;
+        Some(match ip {
             IpAddr::V6(v6) => {
                 let mut octets = v6.octets();
                 octets[7..].fill(0);
@@ -63,6 +74,51 @@ impl KeyExtractor for ClientIp {
             }
             v4 => v4,
         })
+    }
+}
+
+/// Middleware: 429 problem+json with `Retry-After` (at least 1 s) over the limit.
+pub async fn rate_limit_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let verdict = req
+        .app_data::<web::Data<RateLimit>>()
+        .filter(|limit| limit.enabled)
+        .and_then(|limit| limit.key(&req).map(|ip| limit.check(ip, Instant::now())));
+    if let Some(Err(wait)) = verdict {
+        let response = ApiError::too_many_requests(wait.max(1)).error_response();
+        return Ok(req.into_response(response));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(per_second: u32, burst: u32) -> RateLimit {
+        let mut config = Config::local(std::path::PathBuf::from("."));
+        config.rate_limit_per_second = per_second;
+        config.rate_limit_burst = burst;
+        RateLimit::new(&config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_sustained_rate() {
+        let l = limit(10, 5);
+        let ip: IpAddr = [1, 2, 3, 4].into();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.check(ip, t0).is_ok());
+        }
+        assert_eq!(l.check(ip, t0), Err(1));
+        // One interval later, one more.
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(l.check(ip, t1).is_ok());
+        assert!(l.check(ip, t1).is_err());
+        // Another address has its own budget.
+        assert!(l.check([5, 6, 7, 8].into(), t1).is_ok());
     }
 }
 

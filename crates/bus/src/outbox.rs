@@ -85,6 +85,9 @@ impl Default for RelayConfig {
 
 pub struct Relay {
     name: String,
+    /// Publishing (or the database) is failing: logged once when it starts and once when it
+    /// ends, not per row and per try.
+    failing: std::sync::atomic::AtomicBool,
     db: Database,
     bus: Arc<dyn EventBus>,
     outbox: Outbox,
@@ -101,6 +104,7 @@ impl Relay {
     ) -> Self {
         Self {
             name: name.into(),
+            failing: std::sync::atomic::AtomicBool::new(false),
             db,
             bus,
             outbox,
@@ -125,7 +129,7 @@ impl Relay {
             let sent = match self.relay_once().await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::warn!(context = %self.name, error = %format!("{e:#}"), "outbox relay pass failed");
+                    self.failing(&format!("{e:#}"), "outbox relay pass failed");
                     0
                 }
             };
@@ -160,7 +164,7 @@ impl Relay {
                  where published_at is null and (claimed_until is null or claimed_until < $3) \
                  order by created_at, outbox_id limit $4{lock}) \
              and published_at is null and (claimed_until is null or claimed_until < $3) \
-             returning outbox_id, envelope, created_at"
+             returning outbox_id, envelope, created_at, attempts"
         );
         let rows = sqlx::query(&claim)
             .bind(&self.instance)
@@ -178,8 +182,9 @@ impl Relay {
             let id: String = row.try_get("outbox_id")?;
             let created: i64 = row.try_get("created_at")?;
             let raw: String = row.try_get("envelope")?;
+            let attempts: i64 = row.try_get("attempts")?;
             match serde_json::from_str::<Envelope>(&raw) {
-                Ok(env) => batch.push((created, id, env)),
+                Ok(env) => batch.push((created, id, env, attempts)),
                 Err(e) => {
                     tracing::error!(outbox_id = %id, error = %e, "unreadable outbox row, parked");
                     self.fail(
@@ -195,11 +200,11 @@ impl Relay {
         let results = futures::future::join_all(
             batch
                 .iter()
-                .map(|(_, _, env)| async move { self.bus.publish(env).await }),
+                .map(|(_, _, env, _)| async move { self.bus.publish(env).await }),
         )
         .await;
         let mut sent = Vec::new();
-        for ((_, id, env), result) in batch.iter().zip(results) {
+        for ((_, id, env, attempts), result) in batch.iter().zip(results) {
             match result {
                 Ok(()) => {
                     metrics::counter!("emporium_events_published_total", "type" => env.event_type.clone())
@@ -209,14 +214,35 @@ impl Relay {
                 Err(e) => {
                     metrics::counter!("emporium_event_publish_failures_total", "type" => env.event_type.clone())
                         .increment(1);
-                    tracing::warn!(event_id = %env.id, event_type = %env.event_type, error = %e, "publish failed, will retry");
-                    self.fail(id, &e.to_string(), Duration::from_secs(2))
+                    self.failing(
+                        &format!("{e:#}"),
+                        "publishing failed; retrying with backoff",
+                    );
+                    tracing::debug!(event_id = %env.id, event_type = %env.event_type, error = %e, "publish failed, will retry");
+                    self.fail(id, &e.to_string(), publish_backoff(*attempts))
                         .await?;
                 }
             }
         }
         self.mark_sent(&sent).await?;
+        if !sent.is_empty()
+            && self
+                .failing
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(context = %self.name, "outbox relay recovered: publishing again");
+        }
         Ok(sent.len())
+    }
+
+    /// Logs a failure when the relay goes from working to failing, not on every try.
+    fn failing(&self, error: &str, what: &str) {
+        if !self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(context = %self.name, error = %error, "{what}");
+        }
     }
 
     async fn mark_sent(&self, ids: &[String]) -> anyhow::Result<()> {
@@ -268,4 +294,29 @@ pub async fn pending(db: &Database) -> anyhow::Result<i64> {
         .fetch_one(db.pool())
         .await?;
     Ok(n)
+}
+
+/// How long a row waits after its `attempts`-th failed publish: 2 s doubling to a minute,
+/// with up to 25% jitter, so an outage does not turn into a retry storm.
+fn publish_backoff(attempts: i64) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 5)).unwrap_or(5);
+    let base = Duration::from_secs(2).saturating_mul(2u32.pow(exponent));
+    base.min(Duration::from_secs(60))
+        .mul_f64(1.0 + rand::random::<f64>() * 0.25)
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn publish_retries_back_off_to_a_minute() {
+        assert!(publish_backoff(0) >= Duration::from_secs(2));
+        assert!(publish_backoff(0) <= Duration::from_millis(2500));
+        assert!(publish_backoff(3) >= Duration::from_secs(16));
+        for attempts in [5, 6, 50, i64::MAX] {
+            let wait = publish_backoff(attempts);
+            assert!(wait >= Duration::from_secs(60) && wait <= Duration::from_secs(75));
+        }
+    }
 }
