@@ -93,35 +93,6 @@ pub async fn rate_limit_middleware(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limit(per_second: u32, burst: u32) -> RateLimit {
-        let mut config = Config::local(std::path::PathBuf::from("."));
-        config.rate_limit_per_second = per_second;
-        config.rate_limit_burst = burst;
-        RateLimit::new(&config).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn a_burst_passes_then_the_sustained_rate() {
-        let l = limit(10, 5);
-        let ip: IpAddr = [1, 2, 3, 4].into();
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(l.check(ip, t0).is_ok());
-        }
-        assert_eq!(l.check(ip, t0), Err(1));
-        // One interval later, one more.
-        let t1 = t0 + Duration::from_millis(100);
-        assert!(l.check(ip, t1).is_ok());
-        assert!(l.check(ip, t1).is_err());
-        // Another address has its own budget.
-        assert!(l.check([5, 6, 7, 8].into(), t1).is_ok());
-    }
-}
-
 /// CORS for the configured origins (`*` for any); none configured: no cross-origin access.
 pub fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
@@ -150,4 +121,33 @@ pub fn cors(origins: &[String]) -> Cors {
         };
     }
     cors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(per_second: u32, burst: u32) -> RateLimit {
+        let mut config = Config::local(std::path::PathBuf::from("."));
+        config.rate_limit_per_second = per_second;
+        config.rate_limit_burst = burst;
+        RateLimit::new(&config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_sustained_rate() {
+        let l = limit(10, 5);
+        let ip: IpAddr = [1, 2, 3, 4].into();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.check(ip, t0).is_ok());
+        }
+        assert_eq!(l.check(ip, t0), Err(1));
+        // One interval later, one more.
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(l.check(ip, t1).is_ok());
+        assert!(l.check(ip, t1).is_err());
+        // Another address has its own budget.
+        assert!(l.check([5, 6, 7, 8].into(), t1).is_ok());
+    }
 }

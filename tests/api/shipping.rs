@@ -349,3 +349,47 @@ both_backends!(cancellation_stops_a_shipment_only_before_dispatch, |app| {
     assert_eq!(seen.of_type("shipping.shipment_cancelled").len(), 1);
     app.stop().await;
 });
+
+// Payment and cancellation of the same order reach shipping at the same moment, 60 times:
+// on PostgreSQL's READ COMMITTED both used to commit (the shipment created, the cancellation
+// finding no shipment yet), leaving a live shipment for a cancelled, refunded order. Now
+// each order ends with no shipment or a cancelled one.
+both_backends!(
+    a_cancellation_racing_the_shipment_never_leaves_a_live_shipment,
+    |app| {
+        let admin = app.admin().await;
+        let customer = app.customer().await;
+        let orders: Vec<kernel::id::OrderId> =
+            (0..60).map(|_| kernel::id::OrderId::new()).collect();
+        futures::future::join_all(orders.iter().map(|order| {
+            let (p, c) = (paid(*order, &customer.id), cancelled(*order, &customer.id));
+            let bus = app.bus.clone();
+            async move {
+                let (a, b) = tokio::join!(bus.publish(&p), bus.publish(&c));
+                a.unwrap();
+                b.unwrap();
+            }
+        }))
+        .await;
+        let mut live = Vec::new();
+        for order in &orders {
+            let list = app
+                .get(
+                    &format!("/api/v1/shipping/shipments?order_id={order}"),
+                    Some(&admin.access_token),
+                )
+                .await;
+            list.assert_status(200);
+            for s in list.body["items"].as_array().cloned().unwrap_or_default() {
+                if s["status"] != "cancelled" {
+                    live.push((order.to_string(), s["status"].clone()));
+                }
+            }
+        }
+        assert!(
+            live.is_empty(),
+            "cancelled orders with a live shipment: {live:?}"
+        );
+        app.stop().await;
+    }
+);

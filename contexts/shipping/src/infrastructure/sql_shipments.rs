@@ -84,6 +84,20 @@ async fn add_event(
     Ok(())
 }
 
+/// Takes the order's gate row lock for the rest of the transaction (an upsert always locks
+/// the row it touches): shipment creation and order cancellation for one order serialise.
+async fn lock_order(conn: &mut AnyConnection, order: OrderId) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into order_gate (order_id) values ($1) \
+         on conflict (order_id) do update set order_id = excluded.order_id",
+    )
+    .bind(order.to_string())
+    .execute(conn)
+    .await
+    .context("cannot lock the order")?;
+    Ok(())
+}
+
 impl SqlShipments {
     async fn one(
         &self,
@@ -117,6 +131,7 @@ impl ShipmentRepository for SqlShipments {
         if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
             return Ok(CreateOutcome::Duplicate);
         }
+        lock_order(&mut tx, s.order_id).await?;
         let cancelled: Option<i64> =
             sqlx::query_scalar("select 1 from cancelled_order where order_id = $1")
                 .bind(s.order_id.to_string())
@@ -168,6 +183,7 @@ impl ShipmentRepository for SqlShipments {
         if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
             return Ok(CancelOutcome::Duplicate);
         }
+        lock_order(&mut tx, order).await?;
         sqlx::query("insert into cancelled_order (order_id, cancelled_at) values ($1, $2) on conflict (order_id) do nothing")
             .bind(order.to_string())
             .bind(now.as_micros())
