@@ -6,8 +6,7 @@
 //! allocator has nothing to hold on to (per-hash buffers were kept by glibc, 19 MiB a hash,
 //! until hundreds of MiB).
 
-use std::sync::mpsc::TrySendError;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use std::cell::RefCell;
@@ -27,29 +26,28 @@ pub(crate) struct Argon2idHasher {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// `threads` long-lived workers (their allocator arenas keep one hash's memory each, reused)
-/// fed through a queue of `queue` waiting jobs.
+/// `threads` long-lived workers fed through a queue of `queue` waiting jobs. A worker idle
+/// for [`IDLE_RELEASE`] gives its hash buffer back, so a quiet process does not keep
+/// `threads` x 19 MiB.
 struct HashPool {
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: crossbeam_channel::Sender<Job>,
 }
+
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl HashPool {
     fn new(threads: usize, queue: usize) -> anyhow::Result<Self> {
-        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let (jobs, receiver) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads.max(1) {
             let receiver = receiver.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || loop {
-                    // The pool's sender is dropped with the hasher: the workers then end.
-                    let job = match receiver.lock() {
-                        Ok(r) => r.recv(),
-                        Err(poisoned) => poisoned.into_inner().recv(),
-                    };
-                    match job {
+                    match receiver.recv_timeout(IDLE_RELEASE) {
                         Ok(job) => job(),
-                        Err(_) => break,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => release_blocks(),
+                        // The pool's sender is dropped with the hasher: the workers then end.
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                     }
                 })
                 .context("cannot start a password hashing thread")?;
@@ -67,8 +65,10 @@ impl HashPool {
                 let _ = done.send(work());
             }))
             .map_err(|e| match e {
-                TrySendError::Full(_) => anyhow::Error::new(HashingBusy),
-                TrySendError::Disconnected(_) => anyhow::anyhow!("password hashing pool stopped"),
+                crossbeam_channel::TrySendError::Full(_) => anyhow::Error::new(HashingBusy),
+                crossbeam_channel::TrySendError::Disconnected(_) => {
+                    anyhow::anyhow!("password hashing pool stopped")
+                }
             })?;
         result.await.context("password hashing worker stopped")
     }
@@ -82,8 +82,30 @@ fn params() -> anyhow::Result<Params> {
 }
 
 thread_local! {
-    /// This worker's argon2 memory, sized for [`params`], reused by every hash it computes.
+    /// This worker's argon2 memory, sized for [`params`], reused by every hash it computes
+    /// until the worker is idle.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `count` blocks whose allocation is larger than glibc's largest dynamic mmap
+/// threshold (32 MiB on 64-bit): glibc then always maps it on its own and unmaps it when
+/// freed, so an idle worker's release really returns the memory (a 19 MiB allocation is
+/// served from an arena after the first one, and an arena rarely shrinks). Only the `count`
+/// blocks used are ever touched, so only they are resident.
+fn mapped_blocks(count: usize) -> Vec<Block> {
+    const RESERVE: usize = 33 * 1024 * 1024 / std::mem::size_of::<Block>();
+    let mut blocks = Vec::with_capacity(RESERVE.max(count));
+    blocks.resize(count, Block::default());
+    blocks
+}
+
+fn release_blocks() {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if !blocks.is_empty() {
+            *blocks = Vec::new();
+        }
+    });
 }
 
 /// Runs argon2id with `params` over `password` and `salt` into `out`, in this thread's
@@ -98,7 +120,7 @@ fn compute(params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> any
     BLOCKS.with(|blocks| {
         let mut blocks = blocks.borrow_mut();
         if blocks.len() != params.block_count() {
-            *blocks = vec![Block::default(); params.block_count()];
+            *blocks = mapped_blocks(params.block_count());
         }
         argon
             .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
@@ -188,6 +210,7 @@ impl PasswordHasher for Argon2idHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn hashes_are_standard_phc_strings_that_the_reference_verifier_accepts() {
