@@ -448,7 +448,10 @@ async fn memory_at_rest_after_50_log_ins_is_under_64_mib() {
     let (server, base) = crate::operations::ready_process(
         dir.path(),
         &[
-            ("EMPORIUM_BOOTSTRAP_ADMIN_EMAIL", "admin-at-rest@example.com"),
+            (
+                "EMPORIUM_BOOTSTRAP_ADMIN_EMAIL",
+                "admin-at-rest@example.com",
+            ),
             (
                 "EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD",
                 "resting-violet-anchor-3",

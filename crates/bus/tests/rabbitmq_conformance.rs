@@ -259,3 +259,86 @@ fn split_amqp_url(url: &str) -> (std::net::SocketAddr, String, String) {
         .unwrap();
     (addr, auth.to_owned(), vhost.to_owned())
 }
+
+/// Runs `deploy/rabbitmq-users.sh` (the deployment's own script) against the test broker's
+/// management API; `None` when the API is not configured outside CI.
+fn context_users(namespace: &str, prefix: &str) -> Option<()> {
+    let api = kernel::testing::service_url("EMPORIUM_TEST_RABBITMQ_API")?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/rabbitmq-users.sh"
+    );
+    let status = std::process::Command::new("sh")
+        .arg(script)
+        .env("RABBITMQ_API", api)
+        .env("RABBITMQ_ADMIN_USER", "guest")
+        .env("RABBITMQ_ADMIN_PASS", "guest")
+        .env("EMPORIUM_AMQP_NAMESPACE", namespace)
+        .env("AMQP_USER_PREFIX", prefix)
+        .env("IDENTITY_AMQP_PASSWORD", "identity-secret")
+        .env("CATALOG_AMQP_PASSWORD", "catalog-secret")
+        .env("ORDERING_AMQP_PASSWORD", "ordering-secret")
+        .env("SHIPPING_AMQP_PASSWORD", "shipping-secret")
+        .status()
+        .unwrap();
+    assert!(status.success(), "rabbitmq-users.sh failed");
+    Some(())
+}
+
+fn remove_users(prefix: &str) {
+    let Ok(api) = std::env::var("EMPORIUM_TEST_RABBITMQ_API") else {
+        return;
+    };
+    for ctx in ["identity", "catalog", "ordering", "shipping"] {
+        let _ = std::process::Command::new("curl")
+            .args(["-fsS", "-u", "guest:guest", "-X", "DELETE"])
+            .arg(format!("{api}/api/users/{prefix}{ctx}"))
+            .status();
+    }
+}
+
+// Least privilege as deployed: the identity context's broker user publishes identity's
+// events and is refused (a failed publish, not a silent drop) when it publishes another
+// context's, even to a bound queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_user_may_publish_only_its_own_event_types() {
+    let Some(url) = kernel::testing::amqp_url() else {
+        return;
+    };
+    let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("{}-", &namespace[..9]);
+    if context_users(&namespace, &prefix).is_none() {
+        return;
+    }
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let mut config = RabbitConfig::new(format!(
+        "{scheme}://{prefix}identity:identity-secret@{host}"
+    ));
+    config.namespace = namespace;
+    config.queue_expires = Some(Duration::from_secs(60));
+    config.topology = vec![(
+        "audit".to_owned(),
+        vec![
+            "identity.user_registered".to_owned(),
+            "catalog.product_created".to_owned(),
+        ],
+    )];
+    let bus = RabbitBus::connect(config).await.unwrap();
+    let event = |event_type: &str| {
+        let mut e = bus::Envelope::wrap(
+            &conformance::Ping { n: 1 },
+            kernel::Timestamp::now(),
+            &bus::Causation::system(),
+        )
+        .unwrap();
+        e.event_type = event_type.to_owned();
+        e
+    };
+    let own = bus.publish(&event("identity.user_registered")).await;
+    let foreign = bus.publish(&event("catalog.product_created")).await;
+    bus.shutdown().await;
+    remove_users(&prefix);
+    assert!(own.is_ok(), "{own:?}");
+    assert!(foreign.is_err(), "identity published a catalog event");
+}
