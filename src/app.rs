@@ -95,6 +95,7 @@ impl Application {
         let body_timeout = config.body_timeout;
         let rate_limit = web::Data::new(crate::limits::RateLimit::new(&config)?);
         let cors_origins = config.cors_origins.clone();
+        let (rate_limited, ops_listener) = (config.rate_limit, config.ops_listen.is_some());
 
         let trusted_proxies = config.trusted_proxies.clone();
         let ops_addr = ops_access.ops_addr.clone();
@@ -102,10 +103,15 @@ impl Application {
             HttpServer::new(move || {
                 let mut app = App::new()
                     .wrap(crate::limits::cors(&cors_origins))
-                    .wrap(actix_web::middleware::from_fn(
-                        crate::limits::rate_limit_middleware,
+                    // Each only where it has work to do: no per-request cost otherwise.
+                    .wrap(actix_web::middleware::Condition::new(
+                        rate_limited,
+                        actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
                     ))
-                    .wrap(actix_web::middleware::from_fn(ops::ops_listener_guard))
+                    .wrap(actix_web::middleware::Condition::new(
+                        ops_listener,
+                        actix_web::middleware::from_fn(ops::ops_listener_guard),
+                    ))
                     .wrap(actix_web::middleware::from_fn(request_middleware))
                     .app_data(ops_access.clone())
                     .app_data(rate_limit.clone())
