@@ -75,7 +75,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
                     })))
                     .service(web::resource("/health/ready").route(web::get().to(ready)))
-                    .service(web::resource("/metrics").route(web::get().to(metrics)))
+                    .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
                     .service(web::resource("/openapi.json").route(web::get().to(openapi)))
                     .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
                     .service(
@@ -108,15 +108,6 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(up.openapi.clone())
-}
-
-/// The gateway's own metrics (requests it routed, by route pattern and status), on the same
-/// terms as a process's: the operations listener, or the metrics token.
-async fn metrics(access: web::Data<OpsAccess>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    if !access.allows(&req) {
-        return Err(ApiError::not_found("not_found", "no such resource"));
-    }
-    crate::telemetry::metrics_page()
 }
 
 async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
