@@ -44,12 +44,14 @@ impl Outbox {
         envelopes: &[Envelope],
     ) -> anyhow::Result<()> {
         for envelope in envelopes {
+            // Refused here, in the producer's transaction, rather than looping in the relay.
+            let encoded = encode(envelope)?;
             sqlx::query(
                 "insert into outbox (outbox_id, event_type, envelope, created_at, attempts) values ($1, $2, $3, $4, 0)",
             )
             .bind(envelope.id.to_string())
             .bind(&envelope.event_type)
-            .bind(serde_json::to_string(envelope)?)
+            .bind(encoded)
             .bind(Timestamp::now().as_micros())
             .execute(&mut *conn)
             .await
@@ -296,6 +298,30 @@ pub async fn pending(db: &Database) -> anyhow::Result<i64> {
     Ok(n)
 }
 
+/// The largest envelope the outbox accepts, as JSON: below SNS's 256 KiB message limit with
+/// room for its attributes, and far below RabbitMQ's.
+pub const MAX_EVENT_BYTES: usize = 200 * 1024;
+
+/// An event too large for every broker: a deterministic failure of the change that made it.
+#[derive(Debug, thiserror::Error)]
+#[error("event {event_type} is {bytes} bytes as JSON; the limit is {MAX_EVENT_BYTES}")]
+pub struct EventTooLarge {
+    pub event_type: String,
+    pub bytes: usize,
+}
+
+fn encode(envelope: &Envelope) -> anyhow::Result<String> {
+    let encoded = serde_json::to_string(envelope)?;
+    if encoded.len() > MAX_EVENT_BYTES {
+        return Err(EventTooLarge {
+            event_type: envelope.event_type.clone(),
+            bytes: encoded.len(),
+        }
+        .into());
+    }
+    Ok(encoded)
+}
+
 /// How long a row waits after its `attempts`-th failed publish: 2 s doubling to a minute,
 /// with up to 25% jitter, so an outage does not turn into a retry storm.
 fn publish_backoff(attempts: i64) -> Duration {
@@ -308,6 +334,25 @@ fn publish_backoff(attempts: i64) -> Duration {
 #[cfg(test)]
 mod backoff_tests {
     use super::*;
+
+    #[test]
+    fn an_event_over_the_size_limit_is_refused_when_enqueued() {
+        let small = Envelope::wrap(
+            &crate::conformance::Ping { n: 1 },
+            Timestamp::now(),
+            &crate::Causation::system(),
+        );
+        let Ok(mut envelope) = small else {
+            panic!("cannot wrap")
+        };
+        assert!(encode(&envelope).is_ok());
+        envelope.payload = serde_json::json!({"padding": "x".repeat(MAX_EVENT_BYTES)});
+        let refused = encode(&envelope).err();
+        assert!(refused
+            .as_ref()
+            .is_some_and(|e| e.downcast_ref::<EventTooLarge>().is_some()));
+        assert!(refused.is_some_and(|e| !kernel::fault::is_transient(&e)));
+    }
 
     #[test]
     fn publish_retries_back_off_to_a_minute() {
