@@ -158,7 +158,7 @@ impl Config {
             password_hash_queue: 64,
             transient_retry: Duration::from_secs(15 * 60),
             header_timeout: Duration::from_secs(5),
-            body_timeout: Duration::from_secs(15),
+            body_timeout: kernel::http::DEFAULT_BODY_TIMEOUT,
             keep_alive: Duration::from_secs(15),
             max_connections: 10_000,
             upstream_timeout: Duration::from_secs(30),

@@ -60,12 +60,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
+    let ops_listener = config.ops_listen.is_some();
     let server =
         with_connection_limits!(
             HttpServer::new(move || {
                 App::new()
-                    .wrap(actix_web::middleware::from_fn(
-                        crate::ops::ops_listener_guard,
+                    .wrap(actix_web::middleware::Condition::new(
+                        ops_listener,
+                        actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
                     ))
                     .wrap(actix_web::middleware::from_fn(request_middleware))
                     .app_data(ops_access.clone())

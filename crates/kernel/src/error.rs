@@ -156,12 +156,11 @@ impl ApiError {
         if crate::fault::is_transient(&source) {
             return Self {
                 source: Some(source),
-                retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                ..Self::unavailable(
                     "service_unavailable",
                     "a service this request needs is unavailable; try again shortly",
                 )
+                .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS)
             };
         }
         Self {

@@ -2,12 +2,6 @@
 //! refusing: database, broker, pool timeout, serialization failure, deadlock) is worth
 //! retrying and answers 503; anything else is *deterministic* and retrying cannot help.
 
-/// Marks an error as a dependency being unavailable, for adapters whose own error types the
-/// classifier does not know (a broker client, an HTTP client).
-#[derive(Debug, thiserror::Error)]
-#[error("{0} is unavailable")]
-pub struct Unavailable(pub &'static str);
-
 /// True when some cause in the chain is a transient failure.
 pub fn is_transient(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
@@ -17,7 +11,7 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             return io_transient(e.kind());
         }
-        cause.downcast_ref::<Unavailable>().is_some()
+        false
     })
 }
 
@@ -38,7 +32,7 @@ fn io_transient(kind: std::io::ErrorKind) -> bool {
 }
 
 /// sqlx's view: the pool or the connection failed, or the database asked for a retry.
-pub fn sqlx_transient(err: &sqlx::Error) -> bool {
+fn sqlx_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -80,7 +74,6 @@ mod tests {
             .err()
             .map(|e| e.context("outer"));
         assert!(e.as_ref().is_some_and(is_transient));
-        assert!(is_transient(&anyhow::Error::new(Unavailable("broker"))));
     }
 
     #[test]

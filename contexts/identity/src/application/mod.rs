@@ -28,8 +28,22 @@ pub(crate) enum IdentityError {
     UserNotFound,
     #[error("the last admin cannot lose the admin role")]
     LastAdmin,
+    #[error("password hashing is at capacity")]
+    Busy,
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
+}
+
+impl From<anyhow::Error> for IdentityError {
+    /// A full password hashing pool is an outcome the caller hears about (try again
+    /// shortly), not an unexpected failure.
+    fn from(e: anyhow::Error) -> Self {
+        if e.downcast_ref::<ports::HashingBusy>().is_some() {
+            Self::Busy
+        } else {
+            Self::Unexpected(e)
+        }
+    }
 }
 
 impl IdentityError {

@@ -15,7 +15,6 @@ use kernel::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::accounts::{Accounts, ProfileChange, SignUp};
 use crate::application::order_history::OrderHistoryProjection;
-use crate::application::ports::HashingBusy;
 use crate::application::sessions::{Sessions, TokenPair};
 use crate::application::IdentityError;
 use crate::infrastructure::keys::TokenSigner;
@@ -71,13 +70,11 @@ impl From<IdentityError> for ApiError {
                 "identity.last_admin",
                 "this is the last admin: give another account the admin role first",
             ),
-            IdentityError::Unexpected(e) if e.downcast_ref::<HashingBusy>().is_some() => {
-                ApiError::unavailable(
-                    "identity.busy",
-                    "too many log-ins and sign-ups at once; try again shortly",
-                )
-                .with_retry_after(1)
-            }
+            IdentityError::Busy => ApiError::unavailable(
+                "identity.busy",
+                "too many log-ins and sign-ups at once; try again shortly",
+            )
+            .with_retry_after(1),
             IdentityError::Unexpected(e) => ApiError::internal(e),
         }
     }
