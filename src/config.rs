@@ -85,6 +85,12 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     pub bootstrap_admin: Option<(String, String)>,
     pub reservation_ttl: Duration,
+    /// How long a charge the payment gateway could not answer is retried (with backoff)
+    /// before the order is cancelled `payment_unavailable`; below the reservation TTL.
+    pub payment_retry: Duration,
+    /// Share of simulated-gateway calls that fail as if the gateway were unreachable (half of
+    /// them after the gateway acted: a lost answer). Fault injection; 0 in production.
+    pub payment_fault_rate: f64,
     pub carriers: Vec<String>,
     pub shutdown_timeout: Duration,
     /// Accounts one client address may create per 15 minutes (with the rate limit on).
@@ -151,6 +157,8 @@ impl Config {
             otlp_endpoint: None,
             bootstrap_admin: None,
             reservation_ttl: Duration::from_secs(15 * 60),
+            payment_retry: Duration::from_secs(5 * 60),
+            payment_fault_rate: 0.0,
             carriers: vec!["EMP".to_owned()],
             shutdown_timeout: Duration::from_secs(30),
             sign_ups_per_client: 10,
@@ -445,6 +453,9 @@ impl Config {
         if let Some(n) = number("EMPORIUM_TRANSIENT_RETRY_SECS", 1..=86_400, "seconds") {
             c.transient_retry = secs(n);
         }
+        if let Some(n) = number("EMPORIUM_PAYMENT_RETRY_SECS", 1..=86_400, "seconds") {
+            c.payment_retry = secs(n);
+        }
         if let Some(n) = number("EMPORIUM_HEADER_TIMEOUT_SECS", 1..=600, "seconds") {
             c.header_timeout = secs(n);
         }
@@ -459,6 +470,24 @@ impl Config {
         }
         if let Some(n) = number("EMPORIUM_UPSTREAM_TIMEOUT_SECS", 1..=600, "seconds") {
             c.upstream_timeout = secs(n);
+        }
+        if get("EMPORIUM_PAYMENT_RETRY_SECS").is_none() {
+            // The default adapts to a short reservation TTL: half of it.
+            c.payment_retry = c.payment_retry.min(c.reservation_ttl / 2);
+        } else if c.payment_retry >= c.reservation_ttl {
+            errors.push(format!(
+                "EMPORIUM_PAYMENT_RETRY_SECS: {} must be below the reservation TTL ({} s), or a paid order could find its stock released",
+                c.payment_retry.as_secs(),
+                c.reservation_ttl.as_secs()
+            ));
+        }
+        if let Some(v) = get("EMPORIUM_PAYMENT_FAULT_RATE") {
+            match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => c.payment_fault_rate = r,
+                _ => errors.push(format!(
+                    "EMPORIUM_PAYMENT_FAULT_RATE: {v:?} must be a number from 0 to 1"
+                )),
+            }
         }
         if let Some(v) = get("EMPORIUM_OPS_LISTEN") {
             match v.parse() {

@@ -96,6 +96,8 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                     bus: bus.clone(),
                     settings: ordering::Settings {
                         reservation_ttl: config.reservation_ttl,
+                        payment_retry: config.payment_retry,
+                        payment_fault_rate: config.payment_fault_rate,
                         sweep_every: std::time::Duration::from_secs(1),
                     },
                 })

@@ -188,7 +188,8 @@ every_topology!(an_unavailable_gateway_is_retried_then_cancels, |app| {
     assert_eq!(order["cancellation_reason"], "payment_unavailable");
     let charge = &payments(&order, "charge")[0];
     assert_eq!(charge["status"], "failed");
-    assert_eq!(charge["attempts"], 3);
+    // Tried in the call (3 attempts), then again by the sweeper until the retry window ended.
+    assert!(charge["attempts"].as_i64().unwrap_or(0) > 3, "{charge}");
     app.eventually("stock released", 10, || async {
         (app.stock(&p).await["reserved"] == 0).then_some(())
     })

@@ -35,6 +35,9 @@ pub enum Host {
 /// Reads `/metrics` on the public listener in every test deployment.
 pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
+/// How long test deployments retry a charge the gateway cannot answer before cancelling.
+pub const PAYMENT_RETRY_SECS: &str = "4";
+
 /// The bootstrap admin every test deployment ensures.
 pub const BOOTSTRAP_ADMIN: (&str, &str) = ("boss@example.com", "root-of-all-trust-99");
 
@@ -93,6 +96,7 @@ pub async fn spawn_app_with(
     config.shutdown_timeout = std::time::Duration::from_secs(1);
     config.bootstrap_admin = Some((BOOTSTRAP_ADMIN.0.to_owned(), BOOTSTRAP_ADMIN.1.to_owned()));
     config.metrics_token = Some(METRICS_TOKEN.to_owned());
+    config.payment_retry = std::time::Duration::from_secs(PAYMENT_RETRY_SECS.parse().unwrap_or(4));
     if backend == TestBackend::Postgres {
         let admin = postgres_url()?;
         let url = fresh_postgres_database(&admin)
@@ -124,6 +128,19 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
+    /// A pool on one context's own database (in-process deployments), for tests that read
+    /// or damage rows directly.
+    pub async fn database(&self, ctx: ContextName) -> kernel::db::Database {
+        let target = kernel::db::DatabaseTarget::resolve(
+            ctx.as_str(),
+            &self.config.data_dir,
+            self.config.database_url_for(ctx),
+        );
+        kernel::db::Database::connect(&target)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {} database: {e:#}", ctx.as_str()))
+    }
+
     pub fn runs(&self, ctx: ContextName) -> bool {
         self.config.runs(ctx)
     }

@@ -18,5 +18,6 @@ mod gateway;
 mod helpers;
 mod identity;
 mod operations;
+mod saga_faults;
 mod shipping;
 mod split;

@@ -344,6 +344,10 @@ async fn try_spawn_split(
         ("EMPORIUM_RATE_LIMIT", "off"),
         ("EMPORIUM_METRICS_TOKEN", crate::helpers::METRICS_TOKEN),
         ("EMPORIUM_SHUTDOWN_TIMEOUT_SECS", "1"),
+        (
+            "EMPORIUM_PAYMENT_RETRY_SECS",
+            crate::helpers::PAYMENT_RETRY_SECS,
+        ),
         // The gateway (and, for the gateway, a load balancer) forwards from loopback.
         ("EMPORIUM_TRUSTED_PROXIES", "127.0.0.1"),
         // Every process binds a port of its own choosing and logs it (as JSON).

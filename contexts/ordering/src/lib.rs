@@ -33,6 +33,11 @@ pub struct Settings {
     /// How long catalog holds stock for an unpaid order; a pending order that never got an
     /// answer is given up after this (plus a minute).
     pub reservation_ttl: Duration,
+    /// How long a charge the gateway could not answer is retried before the order is
+    /// cancelled `payment_unavailable` (keep it below `reservation_ttl`).
+    pub payment_retry: Duration,
+    /// Share of simulated-gateway calls failing as if it were unreachable (fault injection).
+    pub payment_fault_rate: f64,
     /// How often the saga looks for timed-out waiting states.
     pub sweep_every: Duration,
 }
@@ -58,6 +63,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         orders: orders.clone(),
         gateway: Arc::new(SimulatedPaymentGateway {
             db: deps.db.clone(),
+            fault_rate: deps.settings.payment_fault_rate,
         }),
         clock: clock.clone(),
         outbox: outbox.clone(),
@@ -65,6 +71,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             stock: Duration::from_secs(30),
             stock_give_up: deps.settings.reservation_ttl + Duration::from_secs(60),
             payment: Duration::from_secs(15),
+            payment_give_up: deps.settings.payment_retry,
             shipment: Duration::from_secs(60),
         },
         gateway_retry: RetryPolicy {

@@ -12,7 +12,9 @@ use kernel::{Clock, Timestamp};
 use ordering_contracts::{OrderCancelled, OrderPaid, OrderPlaced};
 use shipping_contracts::ShipmentDispatched;
 
-use super::ports::{InventoryRepository, ReleaseOutcome, ReserveOutcome, SetStockError};
+use super::ports::{
+    InventoryRepository, PaidOutcome, ReleaseOutcome, ReserveOutcome, SetStockError,
+};
 use super::CatalogError;
 use crate::domain::StockLevel;
 
@@ -147,6 +149,34 @@ impl Inventory {
         Ok(())
     }
 
+    /// A paid order's reservation is kept until dispatch. One that expired before the payment
+    /// was heard of is held again; if its units were sold meanwhile, `stock_rejected` tells
+    /// ordering the paid order cannot be served (it cancels and refunds).
+    async fn on_order_paid(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let event: OrderPaid = envelope.open()?;
+        let now = self.clock.now();
+        let cause = Causation::from(envelope);
+        let order = event.order_id;
+        let events = move |outcome: &PaidOutcome| -> anyhow::Result<Vec<Envelope>> {
+            Ok(match outcome {
+                PaidOutcome::Short { short_lines } => vec![Envelope::wrap(
+                    &StockRejected {
+                        order_id: order,
+                        short_lines: short_lines.clone(),
+                    },
+                    now,
+                    &cause,
+                )?],
+                PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => vec![],
+            })
+        };
+        let outcome = self.repo.mark_paid(GROUP, envelope, order, &events).await?;
+        if matches!(outcome, PaidOutcome::Short { .. }) {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+
     /// Releases reservations whose order was never paid in time.
     pub(crate) async fn expire_due(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
@@ -169,10 +199,7 @@ impl EventHandler for Inventory {
         match envelope.event_type.as_str() {
             "ordering.order_placed" => self.on_order_placed(envelope).await,
             "ordering.order_cancelled" => self.on_order_cancelled(envelope).await,
-            "ordering.order_paid" => {
-                let event: OrderPaid = envelope.open()?;
-                self.repo.mark_paid(GROUP, envelope, event.order_id).await
-            }
+            "ordering.order_paid" => self.on_order_paid(envelope).await,
             "shipping.shipment_dispatched" => {
                 let event: ShipmentDispatched = envelope.open()?;
                 self.repo.commit(GROUP, envelope, event.order_id).await

@@ -91,6 +91,19 @@ pub(crate) enum ReleaseOutcome {
     Nothing,
 }
 
+/// What a payment did to an order's reservation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PaidOutcome {
+    /// Held, now kept until dispatch or cancellation (never expires).
+    Kept,
+    /// It had expired before the payment was heard of; its units were free and are held again.
+    HeldAgain,
+    /// It had expired and its units were sold meanwhile: the paid order cannot be served.
+    Short { short_lines: Vec<ShortLine> },
+    /// Nothing open or expired (released, committed, duplicate delivery).
+    Nothing,
+}
+
 /// Builds the events an outcome publishes, in the adapter's transaction.
 pub(crate) type EventsFor<'a, T> = &'a (dyn Fn(&T) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
 
@@ -122,14 +135,17 @@ pub(crate) trait InventoryRepository: Send + Sync {
         order: OrderId,
         events: EventsFor<'_, ReleaseOutcome>,
     ) -> anyhow::Result<ReleaseOutcome>;
-    /// The order is paid: its reservation no longer expires.
+    /// The order is paid: its reservation no longer expires (one that expired first is
+    /// held again if its units are still free).
     async fn mark_paid(
         &self,
         group: &str,
         envelope: &Envelope,
         order: OrderId,
-    ) -> anyhow::Result<()>;
-    /// The goods left: reserved units leave on_hand too.
+        events: EventsFor<'_, PaidOutcome>,
+    ) -> anyhow::Result<PaidOutcome>;
+    /// The goods left: reserved units leave on_hand too. A dispatch whose reservation was
+    /// already given back (expired or released) still takes its units off on_hand.
     async fn commit(&self, group: &str, envelope: &Envelope, order: OrderId) -> anyhow::Result<()>;
     /// Releases held reservations past their expiry; returns how many.
     async fn expire_due(

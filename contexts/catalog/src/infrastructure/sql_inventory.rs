@@ -11,7 +11,7 @@ use kernel::Timestamp;
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{
-    EventsFor, InventoryRepository, ReleaseOutcome, ReserveOutcome, SetStockError,
+    EventsFor, InventoryRepository, PaidOutcome, ReleaseOutcome, ReserveOutcome, SetStockError,
 };
 use crate::domain::StockLevel;
 
@@ -103,6 +103,100 @@ async fn close(
             .await?;
     }
     Ok(Some(lines))
+}
+
+/// Holds an expired reservation's lines again, all or none (the order was paid after it
+/// expired). A line whose units were taken meanwhile makes it `Short`, and nothing is held.
+async fn hold_again(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    now: Timestamp,
+) -> anyhow::Result<PaidOutcome> {
+    let lines = reservation_lines(conn, order).await?;
+    let mut short_lines = Vec::new();
+    for line in &lines {
+        let available: Option<i64> =
+            sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
+                .bind(line.product_id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let available = available.unwrap_or(0);
+        if available < i64::from(line.quantity) {
+            short_lines.push(ShortLine {
+                product_id: line.product_id,
+                requested: line.quantity,
+                available,
+            });
+        }
+    }
+    if !short_lines.is_empty() {
+        tracing::warn!(order_id = %order, "paid after its reservation expired, and the stock is gone");
+        return Ok(PaidOutcome::Short { short_lines });
+    }
+    for line in &lines {
+        let held = sqlx::query(
+            "update stock set reserved = reserved + $1, updated_at = $2 where product_id = $3 and on_hand - reserved >= $1",
+        )
+        .bind(i64::from(line.quantity))
+        .bind(now.as_micros())
+        .bind(line.product_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+        if held.rows_affected() != 1 {
+            // Taken between the check and the hold: let the delivery be tried again.
+            anyhow::bail!("stock changed while holding order {order} again");
+        }
+    }
+    sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'expired'")
+        .bind(now.as_micros())
+        .bind(order.to_string())
+        .execute(&mut *conn)
+        .await?;
+    tracing::warn!(order_id = %order, "paid after its reservation expired: held again");
+    Ok(PaidOutcome::HeldAgain)
+}
+
+/// A dispatch of an order whose units were given back (its reservation expired or was
+/// released before the carrier took the parcel): the goods left all the same, so they leave
+/// on_hand, as far as units are not held for other orders; any shortfall is logged for a
+/// stock count.
+async fn take_off_given_back(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let status = reservation_status(conn, order).await?;
+    if !matches!(status.as_deref(), Some("expired" | "released")) {
+        tracing::warn!(order_id = %order, status = ?status, "dispatch of an order without a reservation to take off stock");
+        return Ok(());
+    }
+    for line in reservation_lines(conn, order).await? {
+        let q = i64::from(line.quantity);
+        let free: Option<i64> =
+            sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
+                .bind(line.product_id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let taken = q.min(free.unwrap_or(0)).max(0);
+        sqlx::query(
+            "update stock set on_hand = on_hand - $1, updated_at = $2 where product_id = $3",
+        )
+        .bind(taken)
+        .bind(now.as_micros())
+        .bind(line.product_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+        if taken < q {
+            tracing::warn!(order_id = %order, product_id = %line.product_id, shortfall = q - taken, "dispatched more units than were free: count the stock");
+        }
+    }
+    sqlx::query("update reservation set status = 'committed', updated_at = $1 where order_id = $2")
+        .bind(now.as_micros())
+        .bind(order.to_string())
+        .execute(&mut *conn)
+        .await?;
+    tracing::warn!(order_id = %order, "dispatched after its units were given back: taken off stock");
+    Ok(())
 }
 
 impl SqlInventory {
@@ -326,35 +420,39 @@ impl InventoryRepository for SqlInventory {
         group: &str,
         envelope: &Envelope,
         order: OrderId,
-    ) -> anyhow::Result<()> {
+        events: EventsFor<'_, PaidOutcome>,
+    ) -> anyhow::Result<PaidOutcome> {
         let Some(mut tx) = self.once(group, envelope).await? else {
-            return Ok(());
+            return Ok(PaidOutcome::Nothing);
         };
-        sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'held'")
-            .bind(Timestamp::now().as_micros())
+        let now = Timestamp::now();
+        let kept = sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'held'")
+            .bind(now.as_micros())
             .bind(order.to_string())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
+        let outcome = if kept.rows_affected() == 1 {
+            PaidOutcome::Kept
+        } else if reservation_status(&mut tx, order).await?.as_deref() == Some("expired") {
+            hold_again(&mut tx, order, now).await?
+        } else {
+            PaidOutcome::Nothing
+        };
+        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
+        tx.commit().await.context("cannot commit payment")?;
+        Ok(outcome)
     }
 
     async fn commit(&self, group: &str, envelope: &Envelope, order: OrderId) -> anyhow::Result<()> {
         let Some(mut tx) = self.once(group, envelope).await? else {
             return Ok(());
         };
-        if close(
-            &mut tx,
-            order,
-            Open::Any,
-            "committed",
-            true,
-            Timestamp::now(),
-        )
-        .await?
-        .is_none()
+        let now = Timestamp::now();
+        if close(&mut tx, order, Open::Any, "committed", true, now)
+            .await?
+            .is_none()
         {
-            tracing::warn!(order_id = %order, "dispatch of an order without an open reservation");
+            take_off_given_back(&mut tx, order, now).await?;
         }
         tx.commit().await.context("cannot commit dispatch")?;
         Ok(())

@@ -159,8 +159,11 @@ pub(crate) trait OrderRepository: Send + Sync {
     async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>>;
     /// Orders in a waiting state whose deadline has passed.
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
-    /// Cancelled orders whose refund is still pending or owed.
-    async fn refunds_due(&self, limit: i64) -> anyhow::Result<Vec<OrderId>>;
+    /// Cancelled orders owing a refund that is due now (first try, or a retry past its backoff).
+    async fn refunds_due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
+    /// Cancelled orders with a charge still pending, untouched since `before` (no gateway
+    /// call for them can still be running).
+    async fn stale_charges(&self, before: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

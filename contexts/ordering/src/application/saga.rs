@@ -25,7 +25,9 @@ use super::ports::{
     Applied, Change, GatewayError, NewPayment, OrderRepository, PaymentGateway, PaymentUpdate,
 };
 use super::OrderingError;
-use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus};
+use crate::domain::{
+    retry_delay, CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus,
+};
 
 pub(crate) const GROUP: &str = "ordering.saga";
 pub(crate) const EVENTS: [&str; 7] = [
@@ -48,6 +50,9 @@ pub(crate) struct Timeouts {
     pub(crate) payment: Duration,
     /// Waiting for the shipment before announcing the payment again.
     pub(crate) shipment: Duration,
+    /// How long an unreachable gateway is retried (with backoff) before the order is
+    /// cancelled `payment_unavailable`; below the reservation TTL.
+    pub(crate) payment_give_up: Duration,
 }
 
 pub(crate) struct Saga {
@@ -249,6 +254,25 @@ impl Saga {
         let Some(charge) = order.pending_charge().cloned() else {
             return Ok(());
         };
+        if order.status != OrderStatus::StockReserved {
+            // Cancelled before the gateway was asked: close the charge without calling it.
+            let decide = move |o: &Order| {
+                o.pending_charge()
+                    .is_some_and(|p| p.id == charge.id)
+                    .then(|| Change {
+                        payment_update: Some(PaymentUpdate {
+                            id: charge.id,
+                            status: PaymentStatus::Failed,
+                            reference: None,
+                            error: Some("not charged: the order was cancelled first".to_owned()),
+                            attempts: charge.attempts,
+                        }),
+                        ..Change::default()
+                    })
+            };
+            self.apply(None, order_id, cause, &decide).await?;
+            return Ok(());
+        }
         let max = self.gateway_retry.max_attempts.max(1);
         let mut attempt = 0;
         let outcome = loop {
@@ -266,7 +290,14 @@ impl Saga {
             }
         };
         let attempts = charge.attempts + i64::from(attempt);
-        let shipment_deadline = self.now().plus(self.timeouts.shipment);
+        let now = self.now();
+        let shipment_deadline = now.plus(self.timeouts.shipment);
+        // An unreachable gateway is asked again later (the sweeper, with backoff) until the
+        // give-up time; only then does the order end `payment_unavailable`.
+        let give_up_at = charge.created_at.plus(self.timeouts.payment_give_up);
+        let rounds = attempts / i64::from(max);
+        let retry_at = now.plus(retry_delay(rounds)).min(give_up_at);
+        let keep_trying = now < give_up_at;
         let decide = move |o: &Order| {
             let still_pending = o.pending_charge().is_some_and(|p| p.id == charge.id);
             if !still_pending {
@@ -276,6 +307,11 @@ impl Saga {
                 Ok(reference) => (PaymentStatus::Authorized, Some(reference.clone()), None),
                 Err(GatewayError::Declined(why)) => {
                     (PaymentStatus::Declined, None, Some(why.clone()))
+                }
+                Err(GatewayError::Unavailable(why))
+                    if keep_trying && o.status == OrderStatus::StockReserved =>
+                {
+                    (PaymentStatus::Pending, None, Some(why.clone()))
                 }
                 Err(GatewayError::Unavailable(why)) => {
                     (PaymentStatus::Failed, None, Some(why.clone()))
@@ -297,6 +333,10 @@ impl Saga {
                 (OrderStatus::StockReserved, PaymentStatus::Declined) => {
                     cancel(CancellationReason::PaymentDeclined)
                 }
+                (OrderStatus::StockReserved, PaymentStatus::Pending) => Change {
+                    deadline: Some(Some(retry_at)),
+                    ..note("payment gateway unreachable: the charge will be tried again")
+                },
                 (OrderStatus::StockReserved, _) => cancel(CancellationReason::PaymentUnavailable),
                 // Cancelled meanwhile: record the outcome; an authorisation is refunded below.
                 _ => Change::default(),
@@ -356,34 +396,45 @@ impl Saga {
             }
         };
         let attempts = refund.attempts + i64::from(attempt);
+        if let Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) = &outcome {
+            let kind = if matches!(outcome, Err(GatewayError::Declined(_))) {
+                "declined"
+            } else {
+                "unavailable"
+            };
+            metrics::counter!("emporium_refund_failures_total", "outcome" => kind).increment(1);
+            tracing::warn!(order_id = %order_id, attempts, error = %e, outcome = kind, "refund failed; tried again later");
+        }
         let decide = move |o: &Order| {
             let pending = o
                 .refund()
                 .is_some_and(|r| r.id == refund.id && r.status == PaymentStatus::Pending);
-            pending.then(|| {
-                let update = match &outcome {
-                    Ok(reference) => PaymentUpdate {
+            pending.then(|| match &outcome {
+                Ok(reference) => Change {
+                    payment_update: Some(PaymentUpdate {
                         id: refund.id,
                         status: PaymentStatus::Refunded,
                         reference: Some(reference.clone()),
                         error: None,
                         attempts,
-                    },
-                    // Stays pending: the sweeper tries again later.
-                    Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) => {
-                        PaymentUpdate {
-                            id: refund.id,
-                            status: PaymentStatus::Pending,
-                            reference: None,
-                            error: Some(e.clone()),
-                            attempts,
-                        }
-                    }
-                };
-                Change {
-                    payment_update: Some(update),
+                    }),
                     ..Change::default()
-                }
+                },
+                // Stays pending: the sweeper tries again after a growing wait, and the
+                // order's history says so.
+                Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) => Change {
+                    payment_update: Some(PaymentUpdate {
+                        id: refund.id,
+                        status: PaymentStatus::Pending,
+                        reference: None,
+                        error: Some(e.clone()),
+                        attempts,
+                    }),
+                    ..note(&format!(
+                        "refund failed ({e}); next try in {} s",
+                        retry_delay(attempts).as_secs()
+                    ))
+                },
             })
         };
         self.apply(None, order_id, cause, &decide).await?;
@@ -417,48 +468,78 @@ impl Saga {
         }
     }
 
-    /// One pass over orders whose waiting state timed out, and refunds still owed.
+    /// One pass over orders whose waiting state timed out, and refunds still owed. An order
+    /// that fails is logged and skipped, so one bad order never holds up the others; the
+    /// pass reports how many failed.
     pub(crate) async fn sweep(&self) -> anyhow::Result<()> {
         let now = self.now();
+        let mut failed = 0usize;
         for order_id in self.orders.due(now, 100).await? {
-            let Some(order) = self.orders.get(order_id).await? else {
-                continue;
-            };
-            let cause = Causation::system();
-            match order.status {
-                OrderStatus::Pending if now > order.placed_at.plus(self.timeouts.stock_give_up) => {
-                    let decide = |o: &Order| {
-                        (o.status == OrderStatus::Pending)
-                            .then(|| cancel(CancellationReason::ReservationExpired))
-                    };
-                    self.apply(None, order_id, &cause, &decide).await?;
-                }
-                OrderStatus::Pending => self.announce_again(&order, true).await?,
-                OrderStatus::StockReserved => {
-                    let deadline = now.plus(self.timeouts.payment);
-                    let decide = move |o: &Order| {
-                        (o.status == OrderStatus::StockReserved).then(|| Change {
-                            deadline: Some(Some(deadline)),
-                            ..Change::default()
-                        })
-                    };
-                    self.apply(None, order_id, &cause, &decide).await?;
-                    self.process_payment(order_id, &cause).await?;
-                }
-                OrderStatus::Paid => self.announce_again(&order, false).await?,
-                _ => {
-                    let decide = |_: &Order| {
-                        Some(Change {
-                            deadline: Some(None),
-                            ..Change::default()
-                        })
-                    };
-                    self.apply(None, order_id, &cause, &decide).await?;
-                }
+            if let Err(e) = self.sweep_order(order_id, now).await {
+                failed += 1;
+                tracing::warn!(order_id = %order_id, error = %format!("{e:#}"), "saga sweep: order skipped");
             }
         }
-        for order_id in self.orders.refunds_due(50).await? {
-            self.process_refund(order_id, &Causation::system()).await?;
+        // A charge left pending on an order cancelled meanwhile is closed without calling
+        // the gateway (the order is not charged), once no call for it can still be running.
+        let quiet = self
+            .gateway_retry
+            .max_backoff
+            .saturating_mul(self.gateway_retry.max_attempts)
+            + Duration::from_secs(5);
+        for order_id in self.orders.stale_charges(now.minus(quiet), 50).await? {
+            if let Err(e) = self.process_payment(order_id, &Causation::system()).await {
+                failed += 1;
+                tracing::warn!(order_id = %order_id, error = %format!("{e:#}"), "saga sweep: charge skipped");
+            }
+        }
+        for order_id in self.orders.refunds_due(now, 50).await? {
+            if let Err(e) = self.process_refund(order_id, &Causation::system()).await {
+                failed += 1;
+                tracing::warn!(order_id = %order_id, error = %format!("{e:#}"), "saga sweep: refund skipped");
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} orders could not be swept this pass");
+        }
+        Ok(())
+    }
+
+    async fn sweep_order(&self, order_id: OrderId, now: Timestamp) -> anyhow::Result<()> {
+        let Some(order) = self.orders.get(order_id).await? else {
+            return Ok(());
+        };
+        let cause = Causation::system();
+        match order.status {
+            OrderStatus::Pending if now > order.placed_at.plus(self.timeouts.stock_give_up) => {
+                let decide = |o: &Order| {
+                    (o.status == OrderStatus::Pending)
+                        .then(|| cancel(CancellationReason::ReservationExpired))
+                };
+                self.apply(None, order_id, &cause, &decide).await?;
+            }
+            OrderStatus::Pending => self.announce_again(&order, true).await?,
+            OrderStatus::StockReserved => {
+                let deadline = now.plus(self.timeouts.payment);
+                let decide = move |o: &Order| {
+                    (o.status == OrderStatus::StockReserved).then(|| Change {
+                        deadline: Some(Some(deadline)),
+                        ..Change::default()
+                    })
+                };
+                self.apply(None, order_id, &cause, &decide).await?;
+                self.process_payment(order_id, &cause).await?;
+            }
+            OrderStatus::Paid => self.announce_again(&order, false).await?,
+            _ => {
+                let decide = |_: &Order| {
+                    Some(Change {
+                        deadline: Some(None),
+                        ..Change::default()
+                    })
+                };
+                self.apply(None, order_id, &cause, &decide).await?;
+            }
         }
         Ok(())
     }
@@ -512,19 +593,30 @@ impl EventHandler for Saga {
             "catalog.stock_reserved" => return self.on_stock_reserved(envelope).await,
             "catalog.stock_rejected" => {
                 let e: StockRejected = envelope.open()?;
+                // Pending: no stock to reserve. Paid or confirmed: the reservation expired
+                // before catalog heard of the payment and the units were sold meanwhile; the
+                // order cannot be served, so it is cancelled and refunded.
                 let decide = |o: &Order| {
-                    (o.status == OrderStatus::Pending)
-                        .then(|| cancel(CancellationReason::OutOfStock))
+                    matches!(
+                        o.status,
+                        OrderStatus::Pending | OrderStatus::Paid | OrderStatus::Confirmed
+                    )
+                    .then(|| cancel(CancellationReason::OutOfStock))
                 };
                 self.apply(inbox, e.order_id, &cause, &decide).await?;
+                self.process_refund(e.order_id, &cause).await?;
             }
             "catalog.stock_released" => {
                 let e: StockReleased = envelope.open()?;
                 if e.reason == ReleaseReason::ReservationExpired {
-                    let decide = |o: &Order| {
-                        o.status
-                            .may_move_to(OrderStatus::Cancelled)
-                            .then(|| cancel(CancellationReason::ReservationExpired))
+                    // Only an unpaid order is cancelled. A paid one keeps going: catalog holds
+                    // its units again when the payment reaches it (or says they are gone).
+                    let decide = |o: &Order| match o.status {
+                        OrderStatus::Pending | OrderStatus::StockReserved => {
+                            Some(cancel(CancellationReason::ReservationExpired))
+                        }
+                        OrderStatus::Cancelled => None,
+                        _ => Some(note("stock reservation expired after payment: held again")),
                     };
                     self.apply(inbox, e.order_id, &cause, &decide).await?;
                     self.process_refund(e.order_id, &cause).await?;

@@ -4,7 +4,7 @@ mod order;
 mod payment;
 
 pub(crate) use order::{CancellationReason, Order, OrderLine, OrderStatus, StatusEntry};
-pub(crate) use payment::{Payment, PaymentKind, PaymentStatus};
+pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
 
 /// A cart or order line quantity: 1..=99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,3 +72,28 @@ pub(crate) struct Payment {
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }
+
+/// The wait before the gateway is asked again after `attempts` failed calls: 5 s, doubling
+/// each time, never more than an hour apart.
+pub(crate) fn retry_delay(attempts: i64) -> std::time::Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    std::time::Duration::from_secs(5u64.saturating_mul(1u64 << doublings)).min(MAX_RETRY_DELAY)
+}
+
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_back_off_from_5_s_to_an_hour() {
+        assert_eq!(retry_delay(0), Duration::from_secs(5));
+        assert_eq!(retry_delay(1), Duration::from_secs(5));
+        assert_eq!(retry_delay(2), Duration::from_secs(10));
+        assert_eq!(retry_delay(5), Duration::from_secs(80));
+        assert_eq!(retry_delay(11), Duration::from_secs(3600));
+        assert_eq!(retry_delay(i64::MAX), Duration::from_secs(3600));
+    }
+}

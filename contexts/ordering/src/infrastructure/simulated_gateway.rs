@@ -10,6 +10,17 @@ use crate::application::ports::{GatewayError, PaymentGateway};
 
 pub(crate) struct SimulatedPaymentGateway {
     pub(crate) db: Database,
+    /// Share of calls that fail as if the gateway were unreachable (fault injection): half
+    /// before it acts, half after it acted and recorded the outcome (the answer is lost).
+    pub(crate) fault_rate: f64,
+}
+
+/// Where an injected fault strikes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    Before,
+    AnswerLost,
 }
 
 impl SimulatedPaymentGateway {
@@ -57,6 +68,51 @@ impl SimulatedPaymentGateway {
     fn unavailable(e: anyhow::Error) -> GatewayError {
         GatewayError::Unavailable(format!("gateway error: {e}"))
     }
+
+    fn draw_fault(&self) -> Fault {
+        if self.fault_rate <= 0.0 {
+            return Fault::None;
+        }
+        let roll: f64 = rand::random();
+        if roll >= self.fault_rate {
+            Fault::None
+        } else if roll < self.fault_rate / 2.0 {
+            Fault::Before
+        } else {
+            Fault::AnswerLost
+        }
+    }
+
+    fn injected() -> GatewayError {
+        GatewayError::Unavailable(
+            "injected fault: the payment service is not responding".to_owned(),
+        )
+    }
+
+    /// Replays a known key, or decides and records a new outcome, with fault injection.
+    async fn operate(
+        &self,
+        key: &str,
+        operation: &str,
+        amount: Money,
+        decide: impl FnOnce() -> Result<String, GatewayError>,
+    ) -> Result<String, GatewayError> {
+        let fault = self.draw_fault();
+        if fault == Fault::Before {
+            return Err(Self::injected());
+        }
+        let outcome = match self.replay(key).await.map_err(Self::unavailable)? {
+            Some(previous) => previous,
+            None => self
+                .record(key, operation, &decide(), amount)
+                .await
+                .map_err(Self::unavailable)?,
+        };
+        if fault == Fault::AnswerLost {
+            return Err(Self::injected());
+        }
+        outcome
+    }
 }
 
 #[async_trait::async_trait]
@@ -67,20 +123,15 @@ impl PaymentGateway for SimulatedPaymentGateway {
         token: &str,
         amount: Money,
     ) -> Result<String, GatewayError> {
-        if let Some(previous) = self.replay(key).await.map_err(Self::unavailable)? {
-            return previous;
-        }
-        let outcome = match token {
+        self.operate(key, "authorize", amount, || match token {
             "tok_visa" => Ok(format!("ch_{}", uuid::Uuid::now_v7().simple())),
             "tok_unavailable" => Err(GatewayError::Unavailable(
                 "the payment service is not responding".to_owned(),
             )),
             "tok_declined" => Err(GatewayError::Declined("card_declined".to_owned())),
             _ => Err(GatewayError::Declined("unknown_token".to_owned())),
-        };
-        self.record(key, "authorize", &outcome, amount)
-            .await
-            .map_err(Self::unavailable)?
+        })
+        .await
     }
 
     async fn refund(
@@ -89,16 +140,13 @@ impl PaymentGateway for SimulatedPaymentGateway {
         charge_reference: &str,
         amount: Money,
     ) -> Result<String, GatewayError> {
-        if let Some(previous) = self.replay(key).await.map_err(Self::unavailable)? {
-            return previous;
-        }
-        let outcome = if charge_reference.starts_with("ch_") {
-            Ok(format!("re_{}", uuid::Uuid::now_v7().simple()))
-        } else {
-            Err(GatewayError::Declined("unknown_charge".to_owned()))
-        };
-        self.record(key, "refund", &outcome, amount)
-            .await
-            .map_err(Self::unavailable)?
+        self.operate(key, "refund", amount, || {
+            if charge_reference.starts_with("ch_") {
+                Ok(format!("re_{}", uuid::Uuid::now_v7().simple()))
+            } else {
+                Err(GatewayError::Declined("unknown_charge".to_owned()))
+            }
+        })
+        .await
     }
 }

@@ -14,8 +14,8 @@ use crate::application::ports::{
     Applied, CheckoutOutcome, Decide, EventsFor, EventsForChange, NewOrder, OrderRepository,
 };
 use crate::domain::{
-    CancellationReason, Order, OrderLine, OrderStatus, Payment, PaymentKind, PaymentStatus,
-    StatusEntry,
+    retry_delay, CancellationReason, Order, OrderLine, OrderStatus, Payment, PaymentKind,
+    PaymentStatus, StatusEntry,
 };
 
 use super::sql_carts::product_from_row;
@@ -491,22 +491,45 @@ impl OrderRepository for SqlOrders {
         ids.iter().map(|i| Ok(OrderId::parse(i)?)).collect()
     }
 
-    async fn refunds_due(&self, limit: i64) -> anyhow::Result<Vec<OrderId>> {
-        let quiet_since = Timestamp::now()
-            .minus(std::time::Duration::from_secs(5))
-            .as_micros();
+    async fn stale_charges(&self, before: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "select o.order_id from customer_order o \
-             where o.status = 'cancelled' \
-             and exists (select 1 from payment c where c.order_id = o.order_id and c.kind = 'charge' and c.status = 'authorized') \
-             and not exists (select 1 from payment r where r.order_id = o.order_id and r.kind = 'refund' \
-                 and (r.status = 'refunded' or r.updated_at > $1)) \
-             limit $2",
+            "select c.order_id from payment c join customer_order o on o.order_id = c.order_id \
+             where c.kind = 'charge' and c.status = 'pending' and o.status = 'cancelled' and c.updated_at < $1 \
+             order by c.updated_at limit $2",
         )
-        .bind(quiet_since)
+        .bind(before.as_micros())
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
         ids.iter().map(|i| Ok(OrderId::parse(i)?)).collect()
+    }
+
+    async fn refunds_due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
+        // Owed refunds: none tried yet, or a failed one whose backoff has passed (the wait
+        // grows with its attempts, see `retry_delay`), the longest-waiting first.
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "select o.order_id, r.attempts, r.updated_at from customer_order o \
+             left join payment r on r.order_id = o.order_id and r.kind = 'refund' \
+             where o.status = 'cancelled' \
+             and exists (select 1 from payment c where c.order_id = o.order_id and c.kind = 'charge' and c.status = 'authorized') \
+             and (r.status is null or r.status = 'pending') \
+             order by coalesce(r.updated_at, 0) limit $1",
+        )
+        .bind(limit.saturating_mul(4))
+        .fetch_all(self.db.pool())
+        .await?;
+        let now = now.as_micros();
+        rows.into_iter()
+            .filter(|(_, attempts, updated_at)| match (attempts, updated_at) {
+                (Some(attempts), Some(updated_at)) => {
+                    let wait =
+                        i64::try_from(retry_delay(*attempts).as_micros()).unwrap_or(i64::MAX);
+                    updated_at.saturating_add(wait) <= now
+                }
+                _ => true,
+            })
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|(id, _, _)| Ok(OrderId::parse(&id)?))
+            .collect()
     }
 }
