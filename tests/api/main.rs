@@ -9,6 +9,7 @@
 
 mod abuse;
 mod catalog;
+mod chaos;
 mod checkout;
 #[cfg(feature = "otlp")]
 mod collector;
