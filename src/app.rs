@@ -80,6 +80,12 @@ impl Application {
             }
             configures.push(module.configure);
         }
+        // What the broker itself dead-lettered is recorded beside the SQL dead letters of the
+        // first context this process hosts, so the admin API lists and replays it.
+        if let Some((_, db)) = wired.databases.first() {
+            bus.collect_dead_letters(Arc::new(bus::SqlDeadLetters::new(db.clone())))
+                .await?;
+        }
         let ops_state = web::Data::new(OpsState {
             databases: wired.databases.clone(),
             bus: bus.clone(),

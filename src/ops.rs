@@ -304,11 +304,17 @@ pub(crate) async fn replay_dead_letter(
                 "this dead letter was replayed already",
             ));
         }
-        if let Err(e) = state
-            .bus
-            .redeliver(&dead.consumer_group, &dead.envelope)
-            .await
-        {
+        // A letter the broker parked without naming its group goes to every group again;
+        // their inboxes skip it where it was handled.
+        let replayed = if dead.consumer_group == bus::EVERY_GROUP {
+            state.bus.publish(&dead.envelope).await
+        } else {
+            state
+                .bus
+                .redeliver(&dead.consumer_group, &dead.envelope)
+                .await
+        };
+        if let Err(e) = replayed {
             return Err(ApiError::conflict(
                 "replay_failed",
                 format!("the handler failed again: {e}"),

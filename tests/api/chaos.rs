@@ -8,6 +8,11 @@
 //!   answer is a success or a 503 problem with `Retry-After`, none a 500 or a hang; readiness
 //!   goes false and comes back within 10 s of the database's return.
 //! - R8: a fifth of the payment gateway's calls fail (half after it acted).
+//! - R2: the split topology (four processes, the gateway, RabbitMQ) with the broker
+//!   unreachable for 10 s in every 30 s while shoppers check out (a TCP proxy in front of
+//!   RabbitMQ resets every connection and refuses new ones).
+//! - R3: the split topology with catalog and shipping SIGKILLed at random moments while they
+//!   consume (between a handler's commit and its ack, among others) and restarted.
 //!
 //! `EMPORIUM_CHAOS=full` runs the full profile (1,000 checkouts and 24 kills per backend);
 //! without it, a short one for CI. Each scenario prints its figures (`--nocapture`).
@@ -23,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::fault_proxy::{FaultProxy, Mode};
 use crate::helpers::{address, spawn_app_with, Host, Response, TestApp, BOOTSTRAP_ADMIN};
-use crate::split::{Deployment, Process};
+use crate::split::{spawn_split_with, Broker, Deployment, Process};
 
 struct Profile {
     orders: usize,
@@ -742,5 +747,114 @@ async fn r8_checkouts_survive_a_failing_payment_gateway() {
     assert_eq!(charges, i64::try_from(ids.len()).unwrap_or(0));
     assert_eq!(refunds, 0);
     assert_kept_promises("R8 20% payment-gateway failures", &v, &seen);
+    app.stop().await;
+}
+
+/// `host:port` and the rest of an AMQP URL, to aim processes at a proxy instead.
+fn amqp_through(proxy_port: u16) -> Option<(String, String)> {
+    let url = kernel::testing::amqp_url()?;
+    let parsed = reqwest::Url::parse(&url).ok()?;
+    let real = format!(
+        "{}:{}",
+        parsed.host_str().unwrap_or("127.0.0.1"),
+        parsed.port().unwrap_or(5672)
+    );
+    let proxied = url.replacen(&real, &format!("127.0.0.1:{proxy_port}"), 1);
+    Some((real, proxied))
+}
+
+// R2: RabbitMQ unreachable 10 s in every 30 s while shoppers check out across the processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_the_split_checkout_survives_broker_outages() {
+    let Some(url) = kernel::testing::amqp_url() else {
+        return;
+    };
+    let real = {
+        let parsed = reqwest::Url::parse(&url).unwrap_or_else(|e| panic!("{e}"));
+        format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or("127.0.0.1"),
+            parsed.port().unwrap_or(5672)
+        )
+    };
+    let proxy = FaultProxy::start(&real).await;
+    let Some((_, proxied)) = amqp_through(proxy.port) else {
+        return;
+    };
+    let Some(app) = spawn_split_with(Broker::Rabbitmq, &[("EMPORIUM_AMQP_URL", &proxied)]).await
+    else {
+        return;
+    };
+    let (orders, cycles) = if full() { (600, 6) } else { (60, 1) };
+    let shop_ = open_shop(&app, orders).await;
+    let seen = Arc::new(Seen::default());
+    let workers = shop(&app, &shop_, 4, orders, &seen).await;
+    let mut outages = 0;
+    let mut slowest_recovery = Duration::ZERO;
+    for _ in 0..cycles {
+        tokio::time::sleep(Duration::from_secs(if full() { 20 } else { 1 })).await;
+        proxy.set(Mode::Refuse);
+        outages += 1;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        proxy.set(Mode::Pass);
+        let back = Instant::now();
+        wait_ready(&app, 30).await;
+        slowest_recovery = slowest_recovery.max(back.elapsed());
+    }
+    let mut ids = Vec::new();
+    for w in workers {
+        ids.extend(w.await.unwrap_or_else(|e| panic!("a shopper failed: {e}")));
+    }
+    let v = check(&app, &shop_, &ids, Duration::from_secs(180)).await;
+    eprintln!("chaos figures | R2 readiness back at most {slowest_recovery:.1?} after the broker");
+    assert!(
+        slowest_recovery <= Duration::from_secs(10),
+        "{slowest_recovery:?}"
+    );
+    assert_kept_promises(
+        &format!("R2 split, RabbitMQ cut 10 s x{outages}"),
+        &v,
+        &seen,
+    );
+    app.stop().await;
+}
+
+// R3: catalog and shipping SIGKILLed while they consume, and restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_the_split_checkout_survives_consumers_killed_mid_delivery() {
+    let Some(mut app) = spawn_split_with(Broker::Rabbitmq, &[]).await else {
+        return;
+    };
+    let (orders, target) = if full() { (600, 100) } else { (40, 6) };
+    let shop_ = open_shop(&app, orders).await;
+    let seen = Arc::new(Seen::default());
+    let workers = shop(&app, &shop_, 4, orders, &seen).await;
+    let mut kills = 0;
+    let mut slowest_restart = Duration::ZERO;
+    while kills < target {
+        tokio::time::sleep(Duration::from_millis(
+            rand::thread_rng().gen_range(100..800),
+        ))
+        .await;
+        let name = if kills % 2 == 0 {
+            "catalog"
+        } else {
+            "shipping"
+        };
+        let p = app.deployment().process(name);
+        p.kill();
+        let started = Instant::now();
+        p.start();
+        wait_ready(&app, 60).await;
+        slowest_restart = slowest_restart.max(started.elapsed());
+        kills += 1;
+    }
+    let mut ids = Vec::new();
+    for w in workers {
+        ids.extend(w.await.unwrap_or_else(|e| panic!("a shopper failed: {e}")));
+    }
+    let v = check(&app, &shop_, &ids, Duration::from_secs(180)).await;
+    eprintln!("chaos figures | R3 slowest consumer restart to ready {slowest_restart:.1?}");
+    assert_kept_promises(&format!("R3 split, {kills} consumer SIGKILLs"), &v, &seen);
     app.stop().await;
 }

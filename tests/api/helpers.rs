@@ -131,10 +131,25 @@ impl TestApp {
     /// A pool on one context's own database (in-process deployments), for tests that read
     /// or damage rows directly.
     pub async fn database(&self, ctx: ContextName) -> kernel::db::Database {
+        // A split deployment: the context's own process knows its database.
+        let own = match &self.host {
+            Host::Split(d) => d
+                .processes
+                .iter()
+                .find(|p| p.name == ctx.as_str())
+                .and_then(|p| {
+                    p.env_var(&format!(
+                        "EMPORIUM_{}_DATABASE_URL",
+                        ctx.as_str().to_uppercase()
+                    ))
+                })
+                .map(str::to_owned),
+            Host::InProcess { .. } => None,
+        };
         let target = kernel::db::DatabaseTarget::resolve(
             ctx.as_str(),
             &self.config.data_dir,
-            self.config.database_url_for(ctx),
+            own.as_deref().or(self.config.database_url_for(ctx)),
         );
         kernel::db::Database::connect(&target)
             .await

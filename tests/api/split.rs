@@ -39,6 +39,11 @@ impl Process {
         }
     }
 
+    /// A variable this process is started with.
+    pub fn env_var(&self, key: &str) -> Option<&str> {
+        self.env.get(key).map(String::as_str)
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -69,7 +74,11 @@ impl Process {
                 .open(&self.log)
                 .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log.display()))
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
+        // `EMPORIUM_TEST_BIN` runs another build of the binary (a long fault profile runs
+        // from a copy while the tree is rebuilt).
+        let bin = std::env::var("EMPORIUM_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_emporium").to_owned());
+        let child = Command::new(bin)
             .args(&self.args)
             .envs(&self.env)
             .env(

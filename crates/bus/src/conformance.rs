@@ -367,6 +367,86 @@ pub async fn failures_are_dead_lettered_and_replayable(factory: &dyn BusFactory,
     bus.shutdown().await;
 }
 
+/// A dead-letter store that cannot write (its database is down).
+struct BrokenStore;
+
+#[async_trait::async_trait]
+impl DeadLetterStore for BrokenStore {
+    async fn put(&self, _: &str, _: &Envelope, _: &str, _: u32) -> anyhow::Result<()> {
+        anyhow::bail!("the dead-letter database is down")
+    }
+    async fn list(
+        &self,
+        _: &PageRequest,
+    ) -> anyhow::Result<kernel::pagination::Page<crate::DeadLetter>> {
+        anyhow::bail!("the dead-letter database is down")
+    }
+    async fn get(&self, _: uuid::Uuid) -> anyhow::Result<Option<crate::DeadLetter>> {
+        anyhow::bail!("the dead-letter database is down")
+    }
+    async fn mark_replayed(&self, _: uuid::Uuid, _: Timestamp) -> anyhow::Result<()> {
+        anyhow::bail!("the dead-letter database is down")
+    }
+}
+
+/// Broker adapters only: a delivery whose handler keeps failing while even its dead letter
+/// cannot be written ends in the broker's dead-letter queue; the process collects it into
+/// its SQL dead letters (as `expected_group`: the group, or `EVERY_GROUP` where the broker
+/// does not say), and a replay has its effect once.
+pub async fn broker_dead_letters_are_collected_and_replayable(
+    factory: &dyn BusFactory,
+    db: Database,
+    expected_group: &str,
+) {
+    let bus = factory.instance().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut handler = recorder(&db, "conf-broker-dlq", "i1", &calls);
+    // Fails every delivery the broker makes before giving up; the replay then succeeds.
+    handler.fail_first = 1000;
+    let mut sub = Subscription::new(
+        "conf-broker-dlq",
+        DeliveryMode::Competing,
+        &[Ping::NAME],
+        Arc::new(handler),
+        Arc::new(BrokenStore),
+    );
+    sub.retry = fast_retry();
+    bus.subscribe(sub).await.unwrap();
+    let store = SqlDeadLetters::new(db.clone());
+    bus.collect_dead_letters(Arc::new(store.clone()))
+        .await
+        .unwrap();
+    let envelope = Envelope::wrap(&Ping { n: 11 }, Timestamp::now(), &Causation::system()).unwrap();
+    bus.publish(&envelope).await.unwrap();
+    eventually("the broker's dead letter is recorded", 90, || async {
+        store.open().await.unwrap_or(0) > 0
+    })
+    .await;
+    let page = store.list(&PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
+    let dead = &page.items[0];
+    assert_eq!(dead.consumer_group, expected_group);
+    assert_eq!(dead.envelope.id, envelope.id);
+    assert!(dead.error.contains("dead-lettered by"), "{}", dead.error);
+    assert_eq!(effects(&db, "conf-broker-dlq").await, 0);
+    let handled_before = calls.load(Ordering::SeqCst);
+    assert!(handled_before >= 3, "{handled_before}");
+
+    calls.store(1000, Ordering::SeqCst);
+    if dead.consumer_group == crate::EVERY_GROUP {
+        bus.publish(&dead.envelope).await.unwrap();
+    } else {
+        bus.redeliver(&dead.consumer_group, &dead.envelope)
+            .await
+            .unwrap();
+    }
+    eventually("the replay has its effect", 30, || async {
+        effects(&db, "conf-broker-dlq").await == 1
+    })
+    .await;
+    bus.shutdown().await;
+}
+
 /// A dependency outage is not a bad event: a handler failing transiently (a pool timeout)
 /// far more often than the attempt limit is retried until it succeeds, and nothing is
 /// dead-lettered; a deterministic failure after the outage still counts its own attempts.

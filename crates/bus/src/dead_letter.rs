@@ -12,6 +12,35 @@ use uuid::Uuid;
 
 use crate::envelope::Envelope;
 
+/// The group of a dead letter the broker parked without saying which queue gave up on it
+/// (SQS): a replay publishes it again to every group, whose inboxes skip it where it was
+/// handled already.
+pub const EVERY_GROUP: &str = "*";
+
+/// Records one message taken from a broker's dead-letter queue, retrying (2 s to 60 s apart)
+/// until the store takes it: the caller acknowledges the message only afterwards.
+pub async fn collect_one(
+    store: &dyn DeadLetterStore,
+    group: &str,
+    envelope: &Envelope,
+    error: &str,
+    attempts: u32,
+) {
+    let mut wait = std::time::Duration::from_secs(2);
+    loop {
+        match store.put(group, envelope, error, attempts).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(group, event_id = %envelope.id, error = %format!("{e:#}"), "cannot record a broker dead letter yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+            }
+        }
+    }
+    tracing::warn!(group, event_id = %envelope.id, event_type = %envelope.event_type, "the broker dead-lettered a delivery; recorded for replay");
+    metrics::counter!("emporium_broker_dead_letters_total", "group" => group.to_owned(), "outcome" => "recorded").increment(1);
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
     pub id: Uuid,

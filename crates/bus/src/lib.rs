@@ -20,7 +20,7 @@ pub mod sqs;
 
 use std::sync::Arc;
 
-pub use dead_letter::{DeadLetter, DeadLetterStore, SqlDeadLetters};
+pub use dead_letter::{DeadLetter, DeadLetterStore, SqlDeadLetters, EVERY_GROUP};
 pub use envelope::{Causation, Envelope};
 pub use handler::{dispatch, DeliveryMode, EventHandler, RetryPolicy, Subscription};
 pub use memory::MemoryBus;
@@ -49,6 +49,14 @@ pub trait EventBus: Send + Sync + 'static {
     /// Delivers an envelope again to one group only (dead-letter replay). The memory adapter
     /// runs the handler and reports its error; broker adapters re-queue to the group.
     async fn redeliver(&self, group: &str, envelope: &Envelope) -> Result<(), BusError>;
+
+    /// Records what the broker itself dead-lettered (its dead-letter queue) in `store`, so it
+    /// is listed and replayable with the SQL dead letters. Adapters without such a queue
+    /// (memory) have nothing to collect.
+    async fn collect_dead_letters(&self, store: Arc<dyn DeadLetterStore>) -> Result<(), BusError> {
+        let _ = store;
+        Ok(())
+    }
 
     /// Whether the adapter can currently publish (readiness).
     async fn ready(&self) -> bool;

@@ -11,6 +11,10 @@
 //!   retries with backoff, then the SQL dead letter); if even that fails the message is
 //!   nacked and requeued, and the queue's delivery limit moves it to the dead-letter exchange.
 //! - A supervisor reconnects with backoff after the broker goes away and re-subscribes.
+//! - With a dead-letter sink (`collect_dead_letters`), the process consumes `<ns>.dead-letter`
+//!   and records each message as an SQL dead letter of the group it came from (the
+//!   `x-first-death-queue` header), so what the broker parked is listed and replayable in the
+//!   admin API and counted in `emporium_broker_dead_letters_total`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 
+use crate::dead_letter::{DeadLetterStore, EVERY_GROUP};
 use crate::envelope::Envelope;
 use crate::handler::{dispatch, dispatch_once, DeliveryMode, Subscription};
 use crate::{BusError, EventBus};
@@ -77,6 +82,8 @@ pub struct RabbitBus {
     subscriptions: Mutex<Vec<Arc<Subscription>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// Where messages of the broker's dead-letter queue are recorded (`collect_dead_letters`).
+    dead_letter_sink: Mutex<Option<Arc<dyn DeadLetterStore>>>,
 }
 
 fn short(s: &str) -> ShortString {
@@ -91,6 +98,7 @@ impl RabbitBus {
             instance: uuid::Uuid::now_v7().simple().to_string(),
             link: RwLock::new(None),
             subscriptions: Mutex::new(Vec::new()),
+            dead_letter_sink: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
@@ -127,7 +135,9 @@ impl RabbitBus {
                     Err(e) => {
                         tracing::warn!(error = %format!("{e:#}"), "RabbitMQ reconnect failed");
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        // Capped low: once the broker is back, readiness returns within
+                        // seconds (an attempt against a broker that is down costs little).
+                        backoff = (backoff * 2).min(Duration::from_secs(4));
                     }
                 }
             }
@@ -237,6 +247,10 @@ impl RabbitBus {
             .unwrap_or_default();
         for sub in subscriptions {
             self.consume(sub).await?;
+        }
+        let sink = self.dead_letter_sink.lock().ok().and_then(|s| s.clone());
+        if let Some(store) = sink {
+            self.collect(store).await?;
         }
         Ok(())
     }
@@ -383,6 +397,61 @@ impl RabbitBus {
         Ok(())
     }
 
+    /// Consumes the deployment's dead-letter queue into `store`: each message becomes an SQL
+    /// dead letter of the group whose queue gave up on it. A message is acked only once it is
+    /// recorded; while the store fails, it stays unacked and the write is retried.
+    async fn collect(&self, store: Arc<dyn DeadLetterStore>) -> anyhow::Result<()> {
+        let guard = self.link.read().await;
+        let link = guard
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("not connected"))?;
+        let channel = link.connection.create_channel().await?;
+        channel.basic_qos(8, BasicQosOptions::default()).await?;
+        let queue = self.dead_letter_exchange();
+        let mut consumer = channel
+            .basic_consume(
+                short(&queue),
+                short(&format!("dead-letters-{}", self.instance)),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        drop(guard);
+        let prefix = format!("{}.", self.config.namespace);
+        let limit = u32::try_from(self.config.delivery_limit).unwrap_or(u32::MAX);
+        let task = tokio::spawn(async move {
+            let _channel = channel;
+            while let Some(delivery) = consumer.next().await {
+                let Ok(delivery) = delivery else { break };
+                let header = |name: &str| -> Option<String> {
+                    let headers = delivery.properties.headers().as_ref()?;
+                    match headers.inner().get(name)? {
+                        AMQPValue::LongString(s) => Some(s.to_string()),
+                        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+                        _ => None,
+                    }
+                };
+                let group = header("x-first-death-queue")
+                    .and_then(|q| q.strip_prefix(&prefix).map(str::to_owned))
+                    .unwrap_or_else(|| EVERY_GROUP.to_owned());
+                let reason = header("x-first-death-reason").unwrap_or_else(|| "?".to_owned());
+                let Ok(envelope) = serde_json::from_slice::<Envelope>(&delivery.data) else {
+                    tracing::error!(group = %group, bytes = delivery.data.len(), payload = %String::from_utf8_lossy(&delivery.data[..delivery.data.len().min(512)]), "unreadable message in the broker's dead-letter queue: dropped");
+                    metrics::counter!("emporium_broker_dead_letters_total", "group" => group, "outcome" => "unreadable").increment(1);
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                    continue;
+                };
+                let error = format!(
+                    "dead-lettered by the broker ({reason}) after its delivery limit: the handler kept failing and its dead letter could not be recorded then"
+                );
+                crate::dead_letter::collect_one(&*store, &group, &envelope, &error, limit).await;
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+            }
+        });
+        self.track(task);
+        Ok(())
+    }
+
     async fn publish_to(
         &self,
         exchange: &str,
@@ -480,6 +549,16 @@ impl EventBus for RabbitBus {
         if let Some(link) = self.link.write().await.take() {
             let _ = link.connection.close(200, short("shutdown")).await;
         }
+    }
+
+    async fn collect_dead_letters(&self, store: Arc<dyn DeadLetterStore>) -> Result<(), BusError> {
+        if let Ok(mut sink) = self.dead_letter_sink.lock() {
+            *sink = Some(store.clone());
+        }
+        if self.connected().await {
+            self.collect(store).await?;
+        }
+        Ok(())
     }
 
     fn name(&self) -> &'static str {

@@ -6,6 +6,9 @@
 //!   and a filter policy on `type`; a broadcast group gets a queue per running instance,
 //!   removed at shutdown. Every queue has a redrive policy to `<ns>-dead-letter` after
 //!   `delivery_limit` receives.
+//! - With a dead-letter sink (`collect_dead_letters`) the process drains `<ns>-dead-letter`
+//!   into SQL dead letters for every group (SQS does not name the queue that gave up), so they
+//!   are listed and replayable in the admin API.
 //! - Consumers long-poll, run the shared `dispatch` (retries with backoff, then the SQL dead
 //!   letter) and delete the message only after the handler's transaction committed. A message
 //!   that could not even be dead-lettered is made visible again a little later; past the
@@ -25,6 +28,7 @@ use anyhow::Context as _;
 use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::task::JoinHandle;
 
+use crate::dead_letter::{DeadLetterStore, EVERY_GROUP};
 use crate::envelope::Envelope;
 use crate::handler::{dispatch, dispatch_once, DeliveryMode, Subscription};
 use crate::{BusError, EventBus};
@@ -78,6 +82,7 @@ pub struct SqsBus {
     sqs: aws_sdk_sqs::Client,
     topic_arn: String,
     dead_letter_arn: String,
+    dead_letter_url: String,
     /// Queue URLs by queue name.
     queues: Mutex<BTreeMap<String, Queue>>,
     subscriptions: Mutex<Vec<Arc<Subscription>>>,
@@ -153,6 +158,7 @@ impl SqsBus {
             sqs,
             topic_arn,
             dead_letter_arn,
+            dead_letter_url,
             queues: Mutex::new(BTreeMap::new()),
             subscriptions: Mutex::new(Vec::new()),
             broadcast_queues: Mutex::new(Vec::new()),
@@ -312,6 +318,74 @@ impl SqsBus {
         });
         self.track(task);
     }
+}
+
+/// Moves the dead-letter queue's messages into `store` until shutdown. SQS does not say which
+/// queue gave up on a message, so each is recorded for every group (`EVERY_GROUP`); a
+/// replay publishes it to the topic again and the groups that handled it skip it.
+fn collect_loop(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    store: Arc<dyn DeadLetterStore>,
+    closed: Arc<AtomicBool>,
+    wait: i32,
+    limit: u32,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        while !closed.load(Ordering::SeqCst) {
+            let received = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(wait)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => {
+                    backoff = Duration::from_millis(200);
+                    out.messages.unwrap_or_default()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS dead-letter receive failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            for m in messages {
+                let Some(receipt) = m.receipt_handle() else {
+                    continue;
+                };
+                let Ok(envelope) = serde_json::from_str::<Envelope>(m.body().unwrap_or_default())
+                else {
+                    // Left in the queue, out of sight for 12 hours, for a person to look at.
+                    tracing::error!("unreadable message in the SQS dead-letter queue: left there");
+                    metrics::counter!("emporium_broker_dead_letters_total", "group" => EVERY_GROUP, "outcome" => "unreadable").increment(1);
+                    let _ = sqs
+                        .change_message_visibility()
+                        .queue_url(&url)
+                        .receipt_handle(receipt)
+                        .visibility_timeout(43_200)
+                        .send()
+                        .await;
+                    continue;
+                };
+                let error = "dead-lettered by SQS after its receive limit: the handler kept failing and its dead letter could not be recorded then";
+                crate::dead_letter::collect_one(&*store, EVERY_GROUP, &envelope, error, limit)
+                    .await;
+                if let Err(e) = sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot delete a collected dead letter; it may be recorded twice");
+                }
+            }
+        }
+    })
 }
 
 /// Runs one message through `dispatch`; deletes it once handled (or dead-lettered in SQL),
@@ -496,6 +570,19 @@ impl EventBus for SqsBus {
             }
             let _ = self.sqs.delete_queue().queue_url(&q.url).send().await;
         }
+    }
+
+    async fn collect_dead_letters(&self, store: Arc<dyn DeadLetterStore>) -> Result<(), BusError> {
+        let task = collect_loop(
+            self.sqs.clone(),
+            self.dead_letter_url.clone(),
+            store,
+            self.closed.clone(),
+            self.config.wait_time.as_secs().min(20) as i32,
+            self.config.delivery_limit,
+        );
+        self.track(task);
+        Ok(())
     }
 
     fn name(&self) -> &'static str {

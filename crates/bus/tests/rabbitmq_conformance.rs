@@ -342,3 +342,20 @@ async fn a_context_user_may_publish_only_its_own_event_types() {
     assert!(own.is_ok(), "{own:?}");
     assert!(foreign.is_err(), "identity published a catalog event");
 }
+
+// A delivery the broker gave up on (its handler failed and even the SQL dead letter could not
+// be written) is collected from `<ns>.dead-letter` as a dead letter of its group, and replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_broker_dead_letters_is_collected_and_replayable() {
+    let Some(url) = kernel::testing::amqp_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(TestBackend::Sqlite, &dir).await.unwrap();
+    conformance::broker_dead_letters_are_collected_and_replayable(
+        &rabbit(url),
+        db,
+        "conf-broker-dlq",
+    )
+    .await;
+}

@@ -128,3 +128,25 @@ fn resource_names_fit_sqs_rules() {
     ]);
     assert_ne!(long, other, "truncated names stay distinct");
 }
+
+// A delivery SQS moved to `<ns>-dead-letter` (its handler failed and even the SQL dead letter
+// could not be written) is collected as a dead letter for every group, and replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_sqs_dead_letters_is_collected_and_replayable() {
+    let Some(endpoint) = kernel::testing::sqs_endpoint() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = conformance::database(kernel::testing::TestBackend::Sqlite, dir.path()).await
+    else {
+        panic!("no SQLite database");
+    };
+    conformance::broker_dead_letters_are_collected_and_replayable(
+        &Sqs {
+            config: config(endpoint),
+        },
+        db,
+        bus::EVERY_GROUP,
+    )
+    .await;
+}
