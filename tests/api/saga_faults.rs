@@ -389,3 +389,47 @@ on_both!(
         c.payment_retry = Duration::from_secs(90);
     }
 );
+
+// A delivery the broker parked without naming its group (SQS) is recorded for every group
+// (`*`): the admin API lists it, and a replay publishes it to every group again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_for_every_group_is_listed_and_replayed_to_all() {
+    let app = spawn_app_with(TestBackend::Sqlite, |_| {})
+        .await
+        .expect("sqlite app");
+    let admin = app.admin().await;
+    let seen = app.observe(&["catalog.product_created"]).await;
+    app.product(&admin.access_token, "PARKED", 300, 1).await;
+    let created = seen.of_type("catalog.product_created");
+    assert_eq!(created.len(), 1);
+    let db = app.database(ContextName::Catalog).await;
+    bus::DeadLetterStore::put(
+        &bus::SqlDeadLetters::new(db.clone()),
+        bus::EVERY_GROUP,
+        &created[0],
+        "dead-lettered by SQS after its receive limit",
+        5,
+    )
+    .await
+    .expect("dead letter");
+    db.close().await;
+    let list = app
+        .get("/api/v1/admin/dead-letters", Some(&admin.access_token))
+        .await;
+    list.assert_status(200);
+    let item = list.body["items"][0].clone();
+    assert_eq!(item["consumer_group"], "*", "{}", list.body);
+    let id = item["id"].as_str().unwrap_or_default();
+    app.post(
+        &format!("/api/v1/admin/dead-letters/{id}/replay"),
+        Some(&admin.access_token),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    app.eventually("every group gets it again", 10, || async {
+        (seen.of_type("catalog.product_created").len() == 2).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
