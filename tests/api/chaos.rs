@@ -573,6 +573,44 @@ async fn wait_ready(app: &TestApp, secs: u64) {
     }
 }
 
+/// Polls `/health/ready` in the background, remembering whether it ever said 503.
+struct ReadinessWatch {
+    went_down: Arc<AtomicBool>,
+    watching: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReadinessWatch {
+    fn start(app: &TestApp) -> Self {
+        let went_down = Arc::new(AtomicBool::new(false));
+        let watching = Arc::new(AtomicBool::new(true));
+        let (down, on) = (went_down.clone(), watching.clone());
+        let (http, url) = (app.client.clone(), format!("{}/health/ready", app.address));
+        let task = tokio::spawn(async move {
+            while on.load(Ordering::Relaxed) {
+                if let Ok(r) = http.get(&url).timeout(Duration::from_secs(10)).send().await {
+                    if r.status().as_u16() == 503 {
+                        down.store(true, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Self {
+            went_down,
+            watching,
+            task,
+        }
+    }
+
+    /// Stops watching; whether readiness went down meanwhile.
+    async fn stop(self) -> bool {
+        self.watching.store(false, Ordering::Relaxed);
+        let _ = self.task.await;
+        self.went_down.load(Ordering::Relaxed)
+    }
+}
+
 /// SIGKILL, then start again on the same port and data; returns how long it took to be
 /// ready again.
 async fn kill_and_restart(app: &mut TestApp) -> Duration {
@@ -662,33 +700,15 @@ async fn r6_a_database_outage_under_load_is_503_and_recovers() {
     let workers = shop(&app, &shop_, 4, orders, &seen).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    // Readiness is watched throughout.
-    let went_down = Arc::new(AtomicBool::new(false));
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = {
-        let (went_down, watching) = (went_down.clone(), watching.clone());
-        let (http, url) = (app.client.clone(), format!("{}/health/ready", app.address));
-        tokio::spawn(async move {
-            while watching.load(Ordering::Relaxed) {
-                if let Ok(r) = http.get(&url).timeout(Duration::from_secs(10)).send().await {
-                    if r.status().as_u16() == 503 {
-                        went_down.store(true, Ordering::Relaxed);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let readiness = ReadinessWatch::start(&app);
     proxy.set(Mode::Refuse);
     tokio::time::sleep(Duration::from_secs(15)).await;
     proxy.set(Mode::Pass);
     let back = Instant::now();
     wait_ready(&app, 10).await;
     let recovered_in = back.elapsed();
-    watching.store(false, Ordering::Relaxed);
-    let _ = watcher.await;
     assert!(
-        went_down.load(Ordering::Relaxed),
+        readiness.stop().await,
         "readiness never said the database was down"
     );
 
@@ -791,6 +811,7 @@ async fn r2_the_split_checkout_survives_broker_outages() {
     let workers = shop(&app, &shop_, 4, orders, &seen).await;
     let mut outages = 0;
     let mut slowest_recovery = Duration::ZERO;
+    let readiness = ReadinessWatch::start(&app);
     for _ in 0..cycles {
         tokio::time::sleep(Duration::from_secs(if full() { 20 } else { 1 })).await;
         proxy.set(Mode::Refuse);
@@ -801,6 +822,10 @@ async fn r2_the_split_checkout_survives_broker_outages() {
         wait_ready(&app, 30).await;
         slowest_recovery = slowest_recovery.max(back.elapsed());
     }
+    assert!(
+        readiness.stop().await,
+        "readiness never said the broker was down"
+    );
     let mut ids = Vec::new();
     for w in workers {
         ids.extend(w.await.unwrap_or_else(|e| panic!("a shopper failed: {e}")));
