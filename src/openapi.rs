@@ -92,9 +92,40 @@ pub fn document() -> OpenApi {
 }
 
 pub fn to_json() -> anyhow::Result<String> {
-    let mut text = document().to_pretty_json()?;
+    let mut value = serde_json::to_value(document())?;
+    camel_case_links(&mut value);
+    let mut text = serde_json::to_string_pretty(&value)?;
     text.push('\n');
     Ok(text)
+}
+
+/// utoipa 5 writes a response link's fields as `operation_id` and `request_body`; OpenAPI
+/// names them `operationId` and `requestBody` (tools ignore links otherwise).
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|r| r.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.to_owned(), v);
+                }
+            }
+        }
+    }
 }
 
 /// Interactive docs at `/docs/`, every asset served from the binary (no CDN), reading the

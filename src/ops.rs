@@ -251,7 +251,9 @@ impl From<DeadLetter> for DeadLetterResponse {
     params(PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of dead letters", body = Page<DeadLetterResponse>),
+        (status = 200, description = "A page of dead letters", body = Page<DeadLetterResponse>, links(
+            ("ReplayDeadLetter" = (operation_id = "replay_dead_letter", parameters(("id" = "$response.body#/items/0/id"))))
+        )),
         (status = 400, description = "Bad cursor", content_type = "application/problem+json", body = kernel::error::ProblemBody),
         (status = 401, description = "Not signed in", content_type = "application/problem+json", body = kernel::error::ProblemBody),
         (status = 403, description = "Not an admin", content_type = "application/problem+json", body = kernel::error::ProblemBody),

@@ -641,3 +641,54 @@ both_backends!(
         app.stop().await;
     }
 );
+
+// What the schema promises holds: a malformed change is 422 even with an ETag that does not
+// match (before: 412 first), and an integer written as `2.0` (an integer to JSON Schema) is
+// taken (before: 422 "invalid type: floating point").
+both_backends!(the_server_takes_what_its_schema_allows, |app| {
+    let admin = app.admin().await;
+    let p = app.sellable(&admin.access_token, "SCHEMA", 500, 10).await;
+    let bad = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/catalog/products/{p}"),
+            Some(&admin.access_token),
+            Some(&json!({"sku": "no spaces inside"})),
+            &[("if-match", "not-an-etag")],
+        )
+        .await;
+    bad.assert_problem(422, "validation_failed");
+    let stale = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/catalog/products/{p}"),
+            Some(&admin.access_token),
+            Some(&json!({"sku": "GOOD-SKU"})),
+            &[("if-match", "not-an-etag")],
+        )
+        .await;
+    stale.assert_status(412);
+    app.put(
+        &format!("/api/v1/catalog/products/{p}/stock"),
+        Some(&admin.access_token),
+        &json!({"on_hand": 12.0}),
+    )
+    .await
+    .assert_status(200);
+    app.put(
+        &format!("/api/v1/catalog/products/{p}/stock"),
+        Some(&admin.access_token),
+        &json!({"on_hand": 12.5}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let c = app.customer().await;
+    app.post(
+        "/api/v1/ordering/cart/items",
+        Some(&c.access_token),
+        &json!({"product_id": p, "quantity": 2.0}),
+    )
+    .await
+    .assert_status(200);
+    app.stop().await;
+});

@@ -422,6 +422,26 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
+/// An integer field that also takes a number written with a zero fraction (`2.0`): JSON
+/// Schema calls that an integer, so a client validating against the description may send it.
+/// A fraction, or a value outside `i64`, is refused.
+pub fn whole_number<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match <serde_json::Number as serde::Deserialize>::deserialize(deserializer)? {
+        n if n.is_i64() => n
+            .as_i64()
+            .ok_or_else(|| serde::de::Error::custom("not a whole number")),
+        n => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (-9.0e18..=9.0e18).contains(&f) => Ok(f as i64),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid type: {n} is not a whole number in range"
+            ))),
+        },
+    }
+}
+
 /// Deserialises JSON, telling malformed documents (400) from wrong fields (422).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -504,5 +524,28 @@ mod tests {
             &HeaderValue::from_str(&new_traceparent()).unwrap_or(HeaderValue::from_static("x"))
         )
         .is_some());
+    }
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    #[derive(serde::Deserialize)]
+    struct Q {
+        #[serde(deserialize_with = "super::whole_number")]
+        n: i64,
+    }
+
+    fn n(json: &str) -> Option<i64> {
+        serde_json::from_str::<Q>(json).ok().map(|q| q.n)
+    }
+
+    #[test]
+    fn takes_integers_written_either_way_and_refuses_fractions() {
+        assert_eq!(n(r#"{"n": 2}"#), Some(2));
+        assert_eq!(n(r#"{"n": 2.0}"#), Some(2));
+        assert_eq!(n(r#"{"n": -3e0}"#), Some(-3));
+        assert_eq!(n(r#"{"n": 2.5}"#), None);
+        assert_eq!(n(r#"{"n": 1e30}"#), None);
+        assert_eq!(n(r#"{"n": "2"}"#), None);
     }
 }

@@ -15,6 +15,7 @@ pub mod id;
 pub mod module;
 pub mod money;
 pub mod pagination;
+pub mod schema;
 pub mod testing;
 pub mod time;
 pub mod trace_context;

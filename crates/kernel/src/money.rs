@@ -80,12 +80,18 @@ pub struct Money {
     #[schema(minimum = 0)]
     amount: i64,
     /// ISO 4217 code.
-    #[schema(value_type = String, example = "EUR", pattern = "^[A-Z]{3}$")]
+    #[schema(schema_with = currency_schema)]
     currency: Currency,
+}
+
+/// The ISO 4217 codes the server takes, as an enumeration.
+pub fn currency_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::one_of(ISO_4217)
 }
 
 #[derive(Deserialize)]
 struct RawMoney {
+    #[serde(deserialize_with = "crate::http::whole_number")]
     amount: i64,
     currency: String,
 }

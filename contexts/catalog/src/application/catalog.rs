@@ -228,9 +228,6 @@ impl Catalog {
         cause: &Causation,
     ) -> Result<Product, CatalogError> {
         let current = self.product(id).await?;
-        if if_match.is_some_and(|rev| rev != current.revision) {
-            return Err(CatalogError::Stale);
-        }
         let mut errors = Vec::new();
         let mut next = current.clone();
         if let Some(raw) = change.sku.as_deref() {
@@ -259,8 +256,13 @@ impl Catalog {
             self.check_category(category, &mut errors).await?;
             next.category_id = category;
         }
+        // A malformed change is 422 whatever its precondition; a well-formed one on a stale
+        // revision is 412.
         if !errors.is_empty() {
             return Err(CatalogError::Invalid(errors));
+        }
+        if if_match.is_some_and(|rev| rev != current.revision) {
+            return Err(CatalogError::Stale);
         }
         if next == current {
             return Ok(current);

@@ -2,19 +2,73 @@
 
 use kernel::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::application::ports::Category;
-use crate::domain::{Product, StockLevel};
+use crate::domain::{Product, StockLevel, MAX_PRICE};
+
+const SKU: &str = "[A-Za-z0-9._-]+";
+const SLUG: &str = "[a-z0-9]+(?:-[a-z0-9]+)*";
+
+fn sku_schema() -> Object {
+    kernel::schema::code(SKU, 64, false)
+}
+
+fn sku_or_null_schema() -> Object {
+    kernel::schema::code(SKU, 64, true)
+}
+
+fn slug_schema() -> Object {
+    kernel::schema::code(SLUG, 64, false)
+}
+
+/// A product price: what `Money` takes, at most `MAX_PRICE` minor units.
+fn price_builder() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .property(
+            "amount",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0))
+                .maximum(Some(MAX_PRICE)),
+        )
+        .required("amount")
+        .property("currency", kernel::money::currency_schema())
+        .required("currency")
+}
+
+fn price_schema() -> Object {
+    price_builder().schema_type(Type::Object).build()
+}
+
+fn price_or_null_schema() -> Object {
+    price_builder()
+        .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+        .build()
+}
+
+fn description_length(d: &str) -> Result<(), validator::ValidationError> {
+    if d.chars().count() > 5000 {
+        let mut e = validator::ValidationError::new("length");
+        e.message = Some("must be at most 5000 characters".into());
+        return Err(e);
+    }
+    Ok(())
+}
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Garden tools", "slug": "garden-tools"}))]
 pub(crate) struct CreateCategoryRequest {
-    #[validate(length(max = 1000))]
+    #[validate(length(max = 100))]
+    #[schema(schema_with = kernel::schema::text_100)]
     pub(crate) name: String,
-    #[validate(length(max = 1000))]
+    /// Lower-case letters or digits in words joined by hyphens.
+    #[validate(length(max = 64))]
+    #[schema(schema_with = slug_schema)]
     pub(crate) slug: String,
     pub(crate) parent_id: Option<uuid::Uuid>,
 }
@@ -42,12 +96,17 @@ impl From<Category> for CategoryResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"sku": "MUG-01", "name": "Enamel mug", "description": "Blue, 350 ml", "price": {"amount": 1299, "currency": "EUR"}}))]
 pub(crate) struct CreateProductRequest {
-    #[validate(length(max = 1000))]
+    /// Letters, digits, `-`, `_` or `.` (stored upper case).
+    #[validate(length(max = 64))]
+    #[schema(schema_with = sku_schema)]
     pub(crate) sku: String,
-    #[validate(length(max = 1000))]
+    #[validate(length(max = 200))]
+    #[schema(schema_with = kernel::schema::text_200)]
     pub(crate) name: String,
-    #[validate(length(max = 20000))]
+    #[validate(length(max = 5000))]
+    #[schema(max_length = 5000)]
     pub(crate) description: Option<String>,
+    #[schema(schema_with = price_schema)]
     pub(crate) price: Money,
     pub(crate) category_id: Option<uuid::Uuid>,
 }
@@ -56,14 +115,18 @@ pub(crate) struct CreateProductRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"price": {"amount": 999, "currency": "EUR"}}))]
 pub(crate) struct UpdateProductRequest {
-    #[validate(length(max = 1000))]
+    #[validate(length(max = 64))]
+    #[schema(schema_with = sku_or_null_schema)]
     pub(crate) sku: Option<String>,
-    #[validate(length(max = 1000))]
+    #[validate(length(max = 200))]
+    #[schema(schema_with = kernel::schema::text_200_or_null)]
     pub(crate) name: Option<String>,
     /// Text, or `null` to remove.
     #[serde(default, deserialize_with = "kernel::http::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 5000)]
+    #[validate(custom(function = "description_length"))]
     pub(crate) description: Option<Option<String>>,
+    #[schema(schema_with = price_or_null_schema)]
     pub(crate) price: Option<Money>,
     /// A category, or `null` to remove.
     #[serde(default, deserialize_with = "kernel::http::present")]
@@ -134,6 +197,8 @@ pub(crate) struct ProductListQuery {
 #[schema(example = json!({"on_hand": 25}))]
 pub(crate) struct SetStockRequest {
     #[validate(range(min = 0, max = 1_000_000_000))]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "kernel::http::whole_number")]
     pub(crate) on_hand: i64,
 }
 

@@ -82,6 +82,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+const NO_REVISION: i64 = -1;
+
 /// The revision an `If-Match` header names (`"7"`, `W/"7"` or `*`); `Some(None)` for `*`.
 fn if_match(req: &HttpRequest) -> Result<Option<Option<i64>>, ApiError> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
@@ -94,8 +96,9 @@ fn if_match(req: &HttpRequest) -> Result<Option<Option<i64>>, ApiError> {
     let unquoted = raw.trim_start_matches("W/").trim_matches('"');
     match unquoted.parse::<i64>() {
         Ok(rev) => Ok(Some(Some(rev))),
-        // An ETag we never issued cannot match the current one.
-        Err(_) => Err(CatalogError::Stale.into()),
+        // An ETag we never issued cannot match the current one: a revision no product has
+        // (they start at 1), so the change is still validated first (422), then refused (412).
+        Err(_) => Ok(Some(Some(NO_REVISION))),
     }
 }
 
@@ -286,7 +289,13 @@ fn fnv(bytes: &[u8]) -> u64 {
     security(("bearer" = [])),
     request_body = CreateProductRequest,
     responses(
-        (status = 201, description = "Created", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 201, description = "Created", body = ProductResponse, headers(("ETag" = String, description = "Revision")), links(
+            ("GetProduct" = (operation_id = "get_product", parameters(("id" = "$response.body#/id")))),
+            ("UpdateProduct" = (operation_id = "update_product", parameters(("id" = "$response.body#/id")))),
+            ("GetStock" = (operation_id = "get_stock", parameters(("id" = "$response.body#/id")))),
+            ("SetStock" = (operation_id = "set_stock", parameters(("id" = "$response.body#/id")))),
+            ("ArchiveProduct" = (operation_id = "archive_product", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),

@@ -13,11 +13,14 @@ use crate::domain::{OrderHistoryEntry, User};
 #[schema(example = json!({"email": "ada@example.com", "password": "correct-violet-anchor-42", "name": "Ada Lovelace"}))]
 pub(crate) struct SignUpRequest {
     #[validate(length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub(crate) email: String,
     /// 12 to 128 characters, not a common password.
-    #[validate(length(max = 1024))]
+    #[validate(length(max = 128))]
+    #[schema(min_length = 12, max_length = 128)]
     pub(crate) password: String,
-    #[validate(length(max = 1000))]
+    #[validate(length(max = 100))]
+    #[schema(schema_with = kernel::schema::text_100)]
     pub(crate) name: String,
 }
 
@@ -25,14 +28,17 @@ pub(crate) struct SignUpRequest {
 #[schema(example = json!({"email": "ada@example.com", "password": "correct-violet-anchor-42"}))]
 pub(crate) struct LogInRequest {
     #[validate(length(min = 1, max = 254))]
+    #[schema(min_length = 1, max_length = 254)]
     pub(crate) email: String,
     #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub(crate) password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 pub(crate) struct RefreshTokenRequest {
     #[validate(length(min = 1, max = 512))]
+    #[schema(min_length = 1, max_length = 512)]
     pub(crate) refresh_token: String,
 }
 
@@ -73,7 +79,8 @@ impl From<User> for UserResponse {
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateMeRequest {
-    #[validate(length(max = 1000))]
+    #[validate(length(max = 100))]
+    #[schema(schema_with = kernel::schema::text_100_or_null)]
     pub(crate) name: Option<String>,
     /// An address to store, or `null` to remove it.
     #[serde(default, deserialize_with = "kernel::http::present")]
@@ -86,6 +93,7 @@ pub(crate) struct UpdateMeRequest {
 #[schema(example = json!({"roles": ["customer", "admin"]}))]
 pub(crate) struct SetRolesRequest {
     #[validate(length(min = 1, max = 4))]
+    #[schema(min_items = 1, max_items = 4)]
     pub(crate) roles: Vec<Role>,
 }
 

@@ -134,7 +134,9 @@ pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiErr
     post, path = "/api/v1/identity/users", tag = "identity", operation_id = "sign_up",
     request_body = SignUpRequest,
     responses(
-        (status = 201, description = "Account created", body = UserResponse),
+        (status = 201, description = "Account created", body = UserResponse, links(
+            ("SetRoles" = (operation_id = "set_user_roles", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),

@@ -15,6 +15,8 @@ use crate::domain::{Order, Payment};
 pub(crate) struct AddCartItemRequest {
     pub(crate) product_id: uuid::Uuid,
     /// 1..=99 (added to what the cart holds).
+    #[schema(minimum = 1, maximum = 99)]
+    #[serde(deserialize_with = "kernel::http::whole_number")]
     pub(crate) quantity: i64,
 }
 
@@ -23,6 +25,8 @@ pub(crate) struct AddCartItemRequest {
 #[schema(example = json!({"quantity": 3}))]
 pub(crate) struct SetQuantityRequest {
     /// 1..=99.
+    #[schema(minimum = 1, maximum = 99)]
+    #[serde(deserialize_with = "kernel::http::whole_number")]
     pub(crate) quantity: i64,
 }
 
@@ -78,6 +82,7 @@ pub(crate) struct CheckoutRequest {
     pub(crate) shipping_address: AddressBody,
     /// A payment token; with the simulated gateway `tok_visa`, `tok_declined` or `tok_unavailable`.
     #[validate(custom(function = "payment_token"))]
+    #[schema(min_length = 5, max_length = 200, pattern = "^tok_[A-Za-z0-9_]+$")]
     pub(crate) payment_token: String,
 }
 

@@ -74,7 +74,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     get, path = "/api/v1/ordering/cart", tag = "ordering", operation_id = "get_cart",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The cart", body = CartResponse),
+        (status = 200, description = "The cart", body = CartResponse, links(
+            ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$request.body#/product_id")))),
+            ("RemoveItem" = (operation_id = "remove_cart_item", parameters(("product_id" = "$request.body#/product_id"))))
+        )),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
@@ -173,10 +176,13 @@ pub(crate) async fn remove_item(
 #[utoipa::path(
     post, path = "/api/v1/ordering/orders", tag = "ordering", operation_id = "place_order",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same order")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same order; 1 to 200 visible ASCII characters", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     request_body = CheckoutRequest,
     responses(
-        (status = 202, description = "Order accepted (pending)", body = OrderResponse),
+        (status = 202, description = "Order accepted (pending)", body = OrderResponse, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")))),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, empty cart, unavailable product, or a reused Idempotency-Key", body = ProblemBody, content_type = "application/problem+json")

@@ -126,7 +126,9 @@ pub(crate) enum CarrierEventType {
 pub(crate) struct CarrierEventRequest {
     #[serde(rename = "type")]
     pub(crate) event_type: CarrierEventType,
-    #[validate(length(max = 1000))]
+    /// Blank or `null`: none.
+    #[validate(length(max = 200))]
+    #[schema(schema_with = kernel::schema::optional_text_200_or_null)]
     pub(crate) location: Option<String>,
     /// When it happened (default: now); not in the future.
     pub(crate) occurred_at: Option<Timestamp>,
@@ -159,7 +161,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     security(("bearer" = [])),
     params(ShipmentListQuery),
     responses(
-        (status = 200, description = "Shipments", body = Page<ShipmentResponse>),
+        (status = 200, description = "Shipments", body = Page<ShipmentResponse>, links(
+            ("GetShipment" = (operation_id = "get_shipment", parameters(("id" = "$response.body#/items/0/id")))),
+            ("RecordCarrierEvent" = (operation_id = "record_carrier_event", parameters(("id" = "$response.body#/items/0/id"))))
+        )),
         (status = 400, description = "Bad cursor or order id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit", body = ProblemBody, content_type = "application/problem+json")
