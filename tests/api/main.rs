@@ -18,6 +18,7 @@ mod faults;
 mod gateway;
 mod helpers;
 mod identity;
+mod matrix;
 mod operations;
 mod saga_faults;
 mod shipping;

@@ -17,10 +17,12 @@ from emporium_client.api.shipping import get_shipment, track_shipment
 from emporium_client.models import (
     AddCartItemRequest,
     AddressBody,
+    AddressBodyCountry,
     CheckoutRequest,
     CreateProductRequest,
+    CreateProductRequestPrice,
+    CreateProductRequestPriceCurrency,
     LogInRequest,
-    Money,
     SetStockRequest,
     SignUpRequest,
 )
@@ -40,7 +42,7 @@ def main(base, admin_email, admin_password):
     product = expect(
         create_product.sync_detailed(
             client=admin,
-            body=CreateProductRequest(sku=sku, name="Generated-client mug", price=Money(amount=1500, currency="EUR")),
+            body=CreateProductRequest(sku=sku, name="Generated-client mug", price=CreateProductRequestPrice(amount=1500, currency=CreateProductRequestPriceCurrency.EUR)),
         ),
         201,
     )
@@ -68,7 +70,7 @@ def main(base, admin_email, admin_password):
     cart = expect(get_cart.sync_detailed(client=me), 200)
     assert cart.total.amount == 3000, cart.total
 
-    address = AddressBody(name="Py Client", line1="1 Spec Street", city="Berlin", postal_code="10115", country="DE")
+    address = AddressBody(name="Py Client", line1="1 Spec Street", city="Berlin", postal_code="10115", country=AddressBodyCountry.DE)
     order = expect(
         place_order.sync_detailed(
             client=me,

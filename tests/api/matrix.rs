@@ -1,0 +1,570 @@
+//! The OWASP API Security Top 10 (2023) access matrix, generated from `openapi/openapi.json`:
+//! every operation with an id is called as the owner of the resource, as another customer,
+//! anonymously and as an admin, and each answer is checked against the expected status. An
+//! operation the table below does not classify fails the test (100% coverage). Mass
+//! assignment: fields a client must not set (`roles`, `price`, `status`, `customer_id`, …)
+//! are refused or have no effect. `docs/security.md` maps each Top 10 item to its defence.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{address, spawn_app, Customer, TestApp};
+
+const SPEC: &str = include_str!("../../openapi/openapi.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// The customer whose order, shipment and cart are used.
+    Owner,
+    /// Another signed-in customer.
+    Other,
+    Anonymous,
+    Admin,
+}
+
+const EVERYONE: [Who; 4] = [Who::Owner, Who::Other, Who::Anonymous, Who::Admin];
+
+/// The world every cell runs in.
+struct World {
+    owner: Customer,
+    other: Customer,
+    admin: Customer,
+    product: String,
+    /// The owner's confirmed order, and its shipment.
+    order: String,
+    shipment: String,
+    tracking: String,
+}
+
+impl World {
+    fn token(&self, who: Who) -> Option<&str> {
+        match who {
+            Who::Owner => Some(&self.owner.access_token),
+            Who::Other => Some(&self.other.access_token),
+            Who::Admin => Some(&self.admin.access_token),
+            Who::Anonymous => None,
+        }
+    }
+
+    fn customer(&self, who: Who) -> Option<&Customer> {
+        match who {
+            Who::Owner => Some(&self.owner),
+            Who::Other => Some(&self.other),
+            Who::Admin => Some(&self.admin),
+            Who::Anonymous => None,
+        }
+    }
+}
+
+/// One call: what to send, and the statuses that are right for it.
+struct Cell {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+    expect: Vec<u16>,
+}
+
+fn cell(method: Method, path: impl Into<String>, body: Option<Value>, expect: &[u16]) -> Cell {
+    Cell {
+        method,
+        path: path.into(),
+        body,
+        headers: Vec::new(),
+        expect: expect.to_vec(),
+    }
+}
+
+/// Signed in: `ok`; anonymous: 401.
+fn signed_in(who: Who, ok: &[u16]) -> Vec<u16> {
+    if who == Who::Anonymous {
+        vec![401]
+    } else {
+        ok.to_vec()
+    }
+}
+
+/// Admins: `ok`; customers: 403; anonymous: 401.
+fn admin_only(who: Who, ok: &[u16]) -> Vec<u16> {
+    match who {
+        Who::Admin => ok.to_vec(),
+        Who::Anonymous => vec![401],
+        Who::Owner | Who::Other => vec![403],
+    }
+}
+
+/// The owner and admins: `ok`; another customer: 404 (the resource does not exist for
+/// them, so its existence does not leak); anonymous: 401.
+fn owned(who: Who, ok: &[u16]) -> Vec<u16> {
+    match who {
+        Who::Owner | Who::Admin => ok.to_vec(),
+        Who::Other => vec![404],
+        Who::Anonymous => vec![401],
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// A fresh confirmed order of `customer`, for cells that change it.
+async fn fresh_order(app: &TestApp, w: &World, customer: &Customer) -> String {
+    app.add_to_cart(&customer.access_token, &w.product, 1)
+        .await
+        .assert_status(200);
+    let placed = app.checkout(&customer.access_token, "tok_visa", None).await;
+    placed.assert_status(202);
+    let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
+    app.order_reaches(&customer.access_token, &id, "confirmed")
+        .await;
+    id
+}
+
+async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
+    let p = &w.product;
+    let me = w.customer(who);
+    match op {
+        // Public reads and the health checks: the same for everyone.
+        "get_jwks" => cell(Method::GET, "/.well-known/jwks.json", None, &[200]),
+        "health_live" => cell(Method::GET, "/health/live", None, &[200]),
+        "health_ready" => cell(Method::GET, "/health/ready", None, &[200]),
+        "list_categories" => cell(Method::GET, "/api/v1/catalog/categories", None, &[200]),
+        "list_products" => cell(Method::GET, "/api/v1/catalog/products", None, &[200]),
+        "get_product" => cell(
+            Method::GET,
+            format!("/api/v1/catalog/products/{p}"),
+            None,
+            &[200],
+        ),
+        "get_stock" => cell(
+            Method::GET,
+            format!("/api/v1/catalog/products/{p}/stock"),
+            None,
+            &[200],
+        ),
+        "track_shipment" => cell(
+            Method::GET,
+            format!("/api/v1/shipping/tracking/{}", w.tracking),
+            None,
+            &[200],
+        ),
+        // Metrics are for operators (their listener or token), never for a user's token.
+        "metrics" => cell(Method::GET, "/metrics", None, &[404]),
+        // Sessions: what the body says decides, not who asks.
+        "sign_up" => cell(
+            Method::POST,
+            "/api/v1/identity/users",
+            Some(
+                json!({"email": format!("{}@example.com", unique("m")), "password": "matrix-violet-anchor-7", "name": "Matrix"}),
+            ),
+            &[201],
+        ),
+        "log_in" => {
+            let c = me.unwrap_or(&w.owner);
+            cell(
+                Method::POST,
+                "/api/v1/identity/tokens",
+                Some(json!({"email": c.email, "password": c.password})),
+                &[200],
+            )
+        }
+        "refresh_tokens" | "revoke_tokens" => {
+            let c = me.unwrap_or(&w.owner);
+            let fresh = app.log_in(&c.email, &c.password).await;
+            let refresh = fresh.body["refresh_token"].as_str().unwrap_or_default();
+            let (path, ok) = if op == "refresh_tokens" {
+                ("/api/v1/identity/tokens/refresh", 200)
+            } else {
+                ("/api/v1/identity/tokens/revoke", 204)
+            };
+            cell(
+                Method::POST,
+                path,
+                Some(json!({"refresh_token": refresh})),
+                &[ok],
+            )
+        }
+        // The caller's own data: anyone signed in, nobody else's.
+        "get_me" => cell(
+            Method::GET,
+            "/api/v1/identity/me",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "update_me" => cell(
+            Method::PATCH,
+            "/api/v1/identity/me",
+            Some(json!({"name": "Renamed"})),
+            &signed_in(who, &[200]),
+        ),
+        "list_my_orders" => cell(
+            Method::GET,
+            "/api/v1/identity/me/orders",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "get_cart" => cell(
+            Method::GET,
+            "/api/v1/ordering/cart",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "add_cart_item" => cell(
+            Method::POST,
+            "/api/v1/ordering/cart/items",
+            Some(json!({"product_id": p, "quantity": 1})),
+            &signed_in(who, &[200]),
+        ),
+        "set_cart_item_quantity" | "remove_cart_item" => {
+            if let Some(c) = me {
+                app.add_to_cart(&c.access_token, p, 1)
+                    .await
+                    .assert_status(200);
+            }
+            let path = format!("/api/v1/ordering/cart/items/{p}");
+            if op == "remove_cart_item" {
+                cell(Method::DELETE, path, None, &signed_in(who, &[200]))
+            } else {
+                cell(
+                    Method::PATCH,
+                    path,
+                    Some(json!({"quantity": 2})),
+                    &signed_in(who, &[200]),
+                )
+            }
+        }
+        "list_orders" => cell(
+            Method::GET,
+            "/api/v1/ordering/orders",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "place_order" => {
+            if let Some(c) = me {
+                app.add_to_cart(&c.access_token, p, 1)
+                    .await
+                    .assert_status(200);
+            }
+            cell(
+                Method::POST,
+                "/api/v1/ordering/orders",
+                Some(json!({"shipping_address": address(), "payment_token": "tok_visa"})),
+                &signed_in(who, &[202]),
+            )
+        }
+        "list_shipments" => cell(
+            Method::GET,
+            "/api/v1/shipping/shipments",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        // One customer's resources: the owner and admins, nobody else.
+        "get_order" => cell(
+            Method::GET,
+            format!("/api/v1/ordering/orders/{}", w.order),
+            None,
+            &owned(who, &[200]),
+        ),
+        "cancel_order" => {
+            let id = fresh_order(app, w, &w.owner).await;
+            cell(
+                Method::POST,
+                format!("/api/v1/ordering/orders/{id}/cancel"),
+                None,
+                &owned(who, &[200]),
+            )
+        }
+        "get_shipment" => cell(
+            Method::GET,
+            format!("/api/v1/shipping/shipments/{}", w.shipment),
+            None,
+            &owned(who, &[200]),
+        ),
+        // Admin operations: customers get 403.
+        "list_dead_letters" => cell(
+            Method::GET,
+            "/api/v1/admin/dead-letters",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "replay_dead_letter" => cell(
+            Method::POST,
+            format!("/api/v1/admin/dead-letters/{}/replay", uuid::Uuid::now_v7()),
+            None,
+            &admin_only(who, &[404]),
+        ),
+        "list_users" => cell(
+            Method::GET,
+            "/api/v1/identity/users",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "set_user_roles" => {
+            let target = app.customer().await;
+            cell(
+                Method::PUT,
+                format!("/api/v1/identity/users/{}/roles", target.id),
+                Some(json!({"roles": ["customer", "admin"]})),
+                &admin_only(who, &[200]),
+            )
+        }
+        "create_category" => {
+            let slug = unique("cat");
+            cell(
+                Method::POST,
+                "/api/v1/catalog/categories",
+                Some(json!({"name": "Matrix", "slug": slug})),
+                &admin_only(who, &[201]),
+            )
+        }
+        "create_product" => cell(
+            Method::POST,
+            "/api/v1/catalog/products",
+            Some(
+                json!({"sku": unique("SKU"), "name": "Matrix", "price": {"amount": 100, "currency": "EUR"}}),
+            ),
+            &admin_only(who, &[201]),
+        ),
+        "update_product" | "archive_product" | "set_stock" => {
+            let target = app
+                .product(&w.admin.access_token, &unique("MX"), 100, 5)
+                .await;
+            match op {
+                "update_product" => cell(
+                    Method::PATCH,
+                    format!("/api/v1/catalog/products/{target}"),
+                    Some(json!({"name": "Changed"})),
+                    &admin_only(who, &[200]),
+                ),
+                "archive_product" => cell(
+                    Method::DELETE,
+                    format!("/api/v1/catalog/products/{target}"),
+                    None,
+                    &admin_only(who, &[200]),
+                ),
+                _ => cell(
+                    Method::PUT,
+                    format!("/api/v1/catalog/products/{target}/stock"),
+                    Some(json!({"on_hand": 9})),
+                    &admin_only(who, &[200]),
+                ),
+            }
+        }
+        "record_carrier_event" => {
+            let order = fresh_order(app, w, &w.other).await;
+            let o = app
+                .get(
+                    &format!("/api/v1/ordering/orders/{order}"),
+                    Some(&w.other.access_token),
+                )
+                .await;
+            let shipment = o.body["shipment"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            cell(
+                Method::POST,
+                format!("/api/v1/shipping/shipments/{shipment}/events"),
+                Some(json!({"type": "dispatched"})),
+                &admin_only(who, &[200]),
+            )
+        }
+        other => panic!("operation {other} is not in the access matrix: classify it"),
+    }
+}
+
+fn operations() -> Vec<String> {
+    let spec: Value = serde_json::from_str(SPEC).unwrap_or_else(|e| panic!("{e}"));
+    let mut ids: Vec<String> = spec["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .values()
+                .filter_map(Value::as_object)
+                .flat_map(|item| item.values())
+                .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_each_kind_of_caller_as_the_matrix_says() {
+    let app = spawn_app(kernel::testing::TestBackend::Sqlite)
+        .await
+        .expect("sqlite app");
+    let admin = app.admin().await;
+    let product = app
+        .sellable(&admin.access_token, "MATRIX", 500, 10_000)
+        .await;
+    let owner = app.customer().await;
+    let other = app.customer().await;
+    let mut world = World {
+        owner,
+        other,
+        admin,
+        product,
+        order: String::new(),
+        shipment: String::new(),
+        tracking: String::new(),
+    };
+    world.order = fresh_order(&app, &world, &world.owner).await;
+    let o = app
+        .get(
+            &format!("/api/v1/ordering/orders/{}", world.order),
+            Some(&world.owner.access_token),
+        )
+        .await;
+    world.shipment = o.body["shipment"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    world.tracking = o.body["shipment"]["tracking_number"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let ops = operations();
+    assert!(ops.len() >= 36, "{ops:?}");
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for op in &ops {
+        for who in EVERYONE {
+            let c = plan(&app, &world, op, who).await;
+            let headers: Vec<(&str, &str)> = c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let res = app
+                .request(
+                    c.method.clone(),
+                    &c.path,
+                    world.token(who),
+                    c.body.as_ref(),
+                    &headers,
+                )
+                .await;
+            cells += 1;
+            if !c.expect.contains(&res.status) {
+                failures.push(format!(
+                    "{op} as {who:?}: {} {} answered {} (expected {:?}): {}",
+                    c.method, c.path, res.status, c.expect, res.body
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "access matrix: {} operations x 4 callers = {cells} cells, {} wrong",
+        ops.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    app.stop().await;
+}
+
+// Mass assignment: what only the server or an admin may set cannot be smuggled into a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_a_client_must_not_set_are_refused_or_ignored() {
+    let app = spawn_app(kernel::testing::TestBackend::Sqlite)
+        .await
+        .expect("sqlite app");
+    let admin = app.admin().await;
+    let p = app.sellable(&admin.access_token, "MASS", 500, 100).await;
+    let c = app.customer().await;
+    let victim = app.customer().await;
+
+    // Sign-up ignores `roles` (and anything else it does not know): a customer is a customer.
+    let email = format!("{}@example.com", unique("mass"));
+    let created = app
+        .post(
+            "/api/v1/identity/users",
+            None,
+            &json!({"email": email, "password": "mass-violet-anchor-7", "name": "M", "roles": ["admin"], "id": victim.id}),
+        )
+        .await;
+    created.assert_status(201);
+    assert_eq!(
+        created.body["roles"],
+        json!(["customer"]),
+        "{}",
+        created.body
+    );
+    assert_ne!(created.body["id"], json!(victim.id));
+
+    // A profile change cannot carry roles or an email.
+    app.patch(
+        "/api/v1/identity/me",
+        Some(&c.access_token),
+        &json!({"name": "X", "roles": ["admin"]}),
+    )
+    .await
+    .assert_status(422);
+    app.patch(
+        "/api/v1/identity/me",
+        Some(&c.access_token),
+        &json!({"email": victim.email}),
+    )
+    .await
+    .assert_status(422);
+    let me = app.get("/api/v1/identity/me", Some(&c.access_token)).await;
+    assert_eq!(me.body["roles"], json!(["customer"]));
+    assert_eq!(me.body["email"], json!(c.email));
+
+    // A cart line cannot set its price; an order cannot set its status, owner or total.
+    app.post(
+        "/api/v1/ordering/cart/items",
+        Some(&c.access_token),
+        &json!({"product_id": p, "quantity": 1, "price": {"amount": 1, "currency": "EUR"}}),
+    )
+    .await
+    .assert_status(422);
+    app.add_to_cart(&c.access_token, &p, 1)
+        .await
+        .assert_status(200);
+    for extra in [
+        json!({"status": "paid"}),
+        json!({"customer_id": victim.id}),
+        json!({"total": {"amount": 1, "currency": "EUR"}}),
+    ] {
+        let mut body = json!({"shipping_address": address(), "payment_token": "tok_visa"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        app.post("/api/v1/ordering/orders", Some(&c.access_token), &body)
+            .await
+            .assert_status(422);
+    }
+
+    // A product change cannot set its id, status or revision; stock cannot set `reserved`.
+    for extra in [
+        json!({"status": "archived"}),
+        json!({"revision": 99}),
+        json!({"id": victim.id}),
+    ] {
+        app.patch(
+            &format!("/api/v1/catalog/products/{p}"),
+            Some(&admin.access_token),
+            &extra,
+        )
+        .await
+        .assert_status(422);
+    }
+    app.put(
+        &format!("/api/v1/catalog/products/{p}/stock"),
+        Some(&admin.access_token),
+        &json!({"on_hand": 100, "reserved": 0}),
+    )
+    .await
+    .assert_status(422);
+    let product = app
+        .get(&format!("/api/v1/catalog/products/{p}"), None)
+        .await;
+    assert_eq!(product.body["status"], "active");
+    app.stop().await;
+}
