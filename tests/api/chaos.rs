@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use emporium::config::{Config, ContextName};
 use kernel::testing::{fresh_postgres_database, postgres_url, TestBackend};
 use rand::Rng;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::fault_proxy::{FaultProxy, Mode};
@@ -117,7 +118,7 @@ struct Shopper {
 impl Shopper {
     async fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<&Value>,
         key: Option<&str>,
@@ -154,7 +155,7 @@ impl Shopper {
     /// Exactly one unit of `product` in the cart, whatever earlier attempts left there.
     async fn one_in_cart(&self, product: &str) -> Result<(), String> {
         let cart = self
-            .call(reqwest::Method::GET, "/api/v1/ordering/cart", None, None)
+            .call(Method::GET, "/api/v1/ordering/cart", None, None)
             .await?;
         if cart.status != 200 {
             return Err(format!("cart: {}", cart.status));
@@ -167,7 +168,7 @@ impl Shopper {
             Some(1) => return Ok(()),
             Some(_) => {
                 self.call(
-                    reqwest::Method::PATCH,
+                    Method::PATCH,
                     &format!("/api/v1/ordering/cart/items/{product}"),
                     Some(&json!({"quantity": 1})),
                     None,
@@ -176,7 +177,7 @@ impl Shopper {
             }
             None => {
                 self.call(
-                    reqwest::Method::POST,
+                    Method::POST,
                     "/api/v1/ordering/cart/items",
                     Some(&json!({"product_id": product, "quantity": 1})),
                     None,
@@ -205,7 +206,7 @@ impl Shopper {
                 first = false;
                 match self
                     .call(
-                        reqwest::Method::POST,
+                        Method::POST,
                         "/api/v1/ordering/orders",
                         Some(&body),
                         Some(key),
@@ -701,9 +702,32 @@ async fn r6_a_database_outage_under_load_is_503_and_recovers() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let readiness = ReadinessWatch::start(&app);
+    // Shoppers may be done before the cut on a fast machine: a reader keeps asking for its
+    // orders (a database read) throughout, so the outage is always met by requests.
+    let probing = Arc::new(AtomicBool::new(true));
+    let prober = {
+        let c = app.customer().await;
+        let reader = Shopper {
+            address: app.address.clone(),
+            http: app.client.clone(),
+            token: c.access_token,
+            seen: seen.clone(),
+        };
+        let probing = probing.clone();
+        tokio::spawn(async move {
+            while probing.load(Ordering::Relaxed) {
+                let _ = reader
+                    .call(Method::GET, "/api/v1/ordering/orders", None, None)
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     proxy.set(Mode::Refuse);
     tokio::time::sleep(Duration::from_secs(15)).await;
     proxy.set(Mode::Pass);
+    probing.store(false, Ordering::Relaxed);
+    let _ = prober.await;
     let back = Instant::now();
     wait_ready(&app, 10).await;
     let recovered_in = back.elapsed();

@@ -291,32 +291,61 @@ impl SqsBus {
         let closed = self.closed.clone();
         let wait = self.config.wait_time.as_secs().min(20) as i32;
         let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
+            let mut receiver = Receiver::new(&sqs, &url, wait, &sub.group);
             while !closed.load(Ordering::SeqCst) {
-                let received = sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(wait)
-                    .send()
-                    .await;
-                let messages = match received {
-                    Ok(out) => {
-                        backoff = Duration::from_millis(200);
-                        out.messages.unwrap_or_default()
-                    }
-                    Err(e) => {
-                        tracing::warn!(group = %sub.group, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS receive failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        continue;
-                    }
+                let Some(messages) = receiver.next().await else {
+                    continue;
                 };
                 let handled = messages.into_iter().map(|m| handle(&sqs, &sub, &url, m));
                 futures::future::join_all(handled).await;
             }
         });
         self.track(task);
+    }
+}
+
+/// Long-polls one queue for batches, backing off (0.2 s doubling to 30 s) while SQS fails.
+struct Receiver<'a> {
+    sqs: &'a aws_sdk_sqs::Client,
+    url: &'a str,
+    wait: i32,
+    what: &'a str,
+    backoff: Duration,
+}
+
+impl<'a> Receiver<'a> {
+    fn new(sqs: &'a aws_sdk_sqs::Client, url: &'a str, wait: i32, what: &'a str) -> Self {
+        Self {
+            sqs,
+            url,
+            wait,
+            what,
+            backoff: Duration::from_millis(200),
+        }
+    }
+
+    /// The next batch (possibly empty); `None` after a failed receive and its backoff.
+    async fn next(&mut self) -> Option<Vec<aws_sdk_sqs::types::Message>> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(self.wait)
+            .send()
+            .await;
+        match received {
+            Ok(out) => {
+                self.backoff = Duration::from_millis(200);
+                Some(out.messages.unwrap_or_default())
+            }
+            Err(e) => {
+                tracing::warn!(queue = self.what, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS receive failed; retrying");
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
+                None
+            }
+        }
     }
 }
 
@@ -332,26 +361,10 @@ fn collect_loop(
     limit: u32,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
+        let mut receiver = Receiver::new(&sqs, &url, wait, "dead letters");
         while !closed.load(Ordering::SeqCst) {
-            let received = sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(wait)
-                .send()
-                .await;
-            let messages = match received {
-                Ok(out) => {
-                    backoff = Duration::from_millis(200);
-                    out.messages.unwrap_or_default()
-                }
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS dead-letter receive failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
-                }
+            let Some(messages) = receiver.next().await else {
+                continue;
             };
             for m in messages {
                 let Some(receipt) = m.receipt_handle() else {

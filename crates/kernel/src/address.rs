@@ -112,24 +112,24 @@ mod tests {
 )]
 #[schema(example = json!({"name": "Ada Lovelace", "line1": "12 Market Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}))]
 pub struct AddressBody {
-    #[validate(length(max = 200))]
+    #[validate(length(min = 1, max = 200))]
     #[schema(schema_with = crate::schema::text_200)]
     pub name: String,
-    #[validate(length(max = 200))]
+    #[validate(length(min = 1, max = 200))]
     #[schema(schema_with = crate::schema::text_200)]
     pub line1: String,
     /// Blank or `null`: none.
     #[validate(length(max = 200))]
     #[schema(schema_with = crate::schema::optional_text_200_or_null)]
     pub line2: Option<String>,
-    #[validate(length(max = 100))]
+    #[validate(length(min = 1, max = 100))]
     #[schema(schema_with = crate::schema::text_100)]
     pub city: String,
-    #[validate(length(max = 20))]
+    #[validate(length(min = 1, max = 20))]
     #[schema(schema_with = crate::schema::text_20)]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 country code.
-    #[validate(length(max = 8))]
+    #[validate(length(equal = 2))]
     #[schema(schema_with = country_schema)]
     pub country: String,
 }

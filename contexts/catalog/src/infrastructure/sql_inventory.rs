@@ -105,22 +105,21 @@ async fn close(
     Ok(Some(lines))
 }
 
-/// Holds an expired reservation's lines again, all or none (the order was paid after it
-/// expired). A line whose units were taken meanwhile makes it `Short`, and nothing is held.
-async fn hold_again(
-    conn: &mut AnyConnection,
-    order: OrderId,
-    now: Timestamp,
-) -> anyhow::Result<PaidOutcome> {
-    let lines = reservation_lines(conn, order).await?;
+/// Units of a product neither held nor gone (0 for an unknown product).
+async fn free_units(conn: &mut AnyConnection, product: ProductId) -> anyhow::Result<i64> {
+    let available: Option<i64> =
+        sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
+            .bind(product.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(available.unwrap_or(0))
+}
+
+/// The lines whose product has fewer free units than they ask for.
+async fn short_of(conn: &mut AnyConnection, lines: &[StockLine]) -> anyhow::Result<Vec<ShortLine>> {
     let mut short_lines = Vec::new();
-    for line in &lines {
-        let available: Option<i64> =
-            sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
-                .bind(line.product_id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        let available = available.unwrap_or(0);
+    for line in lines {
+        let available = free_units(conn, line.product_id).await?;
         if available < i64::from(line.quantity) {
             short_lines.push(ShortLine {
                 product_id: line.product_id,
@@ -129,11 +128,18 @@ async fn hold_again(
             });
         }
     }
-    if !short_lines.is_empty() {
-        tracing::warn!(order_id = %order, "paid after its reservation expired, and the stock is gone");
-        return Ok(PaidOutcome::Short { short_lines });
-    }
-    for line in &lines {
+    Ok(short_lines)
+}
+
+/// Holds every line if its units are free (one conditional statement per line, so
+/// concurrent holds never oversell); `false` at the first line that is short, leaving the
+/// caller to roll back.
+async fn hold_lines(
+    conn: &mut AnyConnection,
+    lines: &[StockLine],
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    for line in lines {
         let held = sqlx::query(
             "update stock set reserved = reserved + $1, updated_at = $2 where product_id = $3 and on_hand - reserved >= $1",
         )
@@ -141,11 +147,31 @@ async fn hold_again(
         .bind(now.as_micros())
         .bind(line.product_id.to_string())
         .execute(&mut *conn)
-        .await?;
+        .await
+        .context("cannot reserve")?;
         if held.rows_affected() != 1 {
-            // Taken between the check and the hold: let the delivery be tried again.
-            anyhow::bail!("stock changed while holding order {order} again");
+            return Ok(false);
         }
+    }
+    Ok(true)
+}
+
+/// Holds an expired reservation's lines again, all or none (the order was paid after it
+/// expired). A line whose units were taken meanwhile makes it `Short`, and nothing is held.
+async fn hold_again(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    now: Timestamp,
+) -> anyhow::Result<PaidOutcome> {
+    let lines = reservation_lines(conn, order).await?;
+    let short_lines = short_of(conn, &lines).await?;
+    if !short_lines.is_empty() {
+        tracing::warn!(order_id = %order, "paid after its reservation expired, and the stock is gone");
+        return Ok(PaidOutcome::Short { short_lines });
+    }
+    if !hold_lines(conn, &lines, now).await? {
+        // Taken between the check and the hold: let the delivery be tried again.
+        anyhow::bail!("stock changed while holding order {order} again");
     }
     sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'expired'")
         .bind(now.as_micros())
@@ -172,12 +198,7 @@ async fn take_off_given_back(
     }
     for line in reservation_lines(conn, order).await? {
         let q = i64::from(line.quantity);
-        let free: Option<i64> =
-            sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
-                .bind(line.product_id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        let taken = q.min(free.unwrap_or(0)).max(0);
+        let taken = q.min(free_units(conn, line.product_id).await?).max(0);
         sqlx::query(
             "update stock set on_hand = on_hand - $1, updated_at = $2 where product_id = $3",
         )
@@ -221,20 +242,9 @@ impl SqlInventory {
             tx.commit().await?;
             return Ok(Some(ReserveOutcome::AlreadyClosed));
         }
-        for line in lines {
-            let held = sqlx::query(
-                "update stock set reserved = reserved + $1, updated_at = $2 where product_id = $3 and on_hand - reserved >= $1",
-            )
-            .bind(i64::from(line.quantity))
-            .bind(now.as_micros())
-            .bind(line.product_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .context("cannot reserve")?;
-            if held.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(None);
-            }
+        if !hold_lines(&mut tx, lines, now).await? {
+            tx.rollback().await?;
+            return Ok(None);
         }
         sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, 'held', $2, $3, $3)")
             .bind(order.to_string())
@@ -274,22 +284,7 @@ impl SqlInventory {
         if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
             return Ok(Some(ReserveOutcome::Duplicate));
         }
-        let mut short_lines = Vec::new();
-        for line in lines {
-            let available: Option<i64> =
-                sqlx::query_scalar("select on_hand - reserved from stock where product_id = $1")
-                    .bind(line.product_id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let available = available.unwrap_or(0);
-            if available < i64::from(line.quantity) {
-                short_lines.push(ShortLine {
-                    product_id: line.product_id,
-                    requested: line.quantity,
-                    available,
-                });
-            }
-        }
+        let short_lines = short_of(&mut tx, lines).await?;
         if short_lines.is_empty() {
             // Stock came back between the attempt and now: try again.
             tx.rollback().await?;
