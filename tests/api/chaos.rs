@@ -28,6 +28,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::fault_proxy::{FaultProxy, Mode};
+use crate::faults::authority;
 use crate::helpers::{address, spawn_app_with, Host, Response, TestApp, BOOTSTRAP_ADMIN};
 use crate::split::{spawn_split_with, Broker, Deployment, Process};
 
@@ -669,16 +670,6 @@ async fn r1_checkouts_survive_sigkills_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r1_checkouts_survive_sigkills_on_postgres() {
     kills(TestBackend::Postgres, "R1 monolith on PostgreSQL").await;
-}
-
-/// `host:port` of a PostgreSQL URL.
-fn authority(url: &str) -> String {
-    let parsed = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-    format!(
-        "{}:{}",
-        parsed.host_str().unwrap_or("127.0.0.1"),
-        parsed.port().unwrap_or(5432)
-    )
 }
 
 // R6: PostgreSQL cut off for 15 s while shoppers check out.

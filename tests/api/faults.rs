@@ -10,7 +10,7 @@ use crate::fault_proxy::{FaultProxy, Mode};
 use crate::helpers::{address, spawn_app_with, Response};
 
 /// `host:port` of a PostgreSQL URL.
-fn authority(url: &str) -> String {
+pub fn authority(url: &str) -> String {
     let parsed = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
     format!(
         "{}:{}",
