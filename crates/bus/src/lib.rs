@@ -6,6 +6,7 @@
 //! Consumers record each envelope id in their inbox in the transaction of the effect, so a
 //! duplicate has no second effect.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod dead_letter;
 pub mod envelope;

@@ -16,6 +16,7 @@ pub mod module;
 pub mod money;
 pub mod pagination;
 pub mod schema;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 pub mod trace_context;
