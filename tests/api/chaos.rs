@@ -676,7 +676,7 @@ async fn r1_checkouts_survive_sigkills_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r6_a_database_outage_under_load_is_503_and_recovers() {
     let Some(admin) = postgres_url() else { return };
-    let real = authority(&admin);
+    let real = authority(&admin, 5432);
     let proxy = FaultProxy::start(&real).await;
     let proxied = format!("127.0.0.1:{}", proxy.port);
     let Some(app) = spawn_app_with(TestBackend::Postgres, |c| {
@@ -785,37 +785,15 @@ async fn r8_checkouts_survive_a_failing_payment_gateway() {
     app.stop().await;
 }
 
-/// `host:port` and the rest of an AMQP URL, to aim processes at a proxy instead.
-fn amqp_through(proxy_port: u16) -> Option<(String, String)> {
-    let url = kernel::testing::amqp_url()?;
-    let parsed = reqwest::Url::parse(&url).ok()?;
-    let real = format!(
-        "{}:{}",
-        parsed.host_str().unwrap_or("127.0.0.1"),
-        parsed.port().unwrap_or(5672)
-    );
-    let proxied = url.replacen(&real, &format!("127.0.0.1:{proxy_port}"), 1);
-    Some((real, proxied))
-}
-
 // R2: RabbitMQ unreachable 10 s in every 30 s while shoppers check out across the processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r2_the_split_checkout_survives_broker_outages() {
     let Some(url) = kernel::testing::amqp_url() else {
         return;
     };
-    let real = {
-        let parsed = reqwest::Url::parse(&url).unwrap_or_else(|e| panic!("{e}"));
-        format!(
-            "{}:{}",
-            parsed.host_str().unwrap_or("127.0.0.1"),
-            parsed.port().unwrap_or(5672)
-        )
-    };
+    let real = authority(&url, 5672);
     let proxy = FaultProxy::start(&real).await;
-    let Some((_, proxied)) = amqp_through(proxy.port) else {
-        return;
-    };
+    let proxied = url.replacen(&real, &format!("127.0.0.1:{}", proxy.port), 1);
     let Some(app) = spawn_split_with(Broker::Rabbitmq, &[("EMPORIUM_AMQP_URL", &proxied)]).await
     else {
         return;

@@ -9,13 +9,13 @@ use serde_json::json;
 use crate::fault_proxy::{FaultProxy, Mode};
 use crate::helpers::{address, spawn_app_with, Response};
 
-/// `host:port` of a PostgreSQL URL.
-pub fn authority(url: &str) -> String {
+/// `host:port` of a service URL (`default_port` when it names none).
+pub fn authority(url: &str, default_port: u16) -> String {
     let parsed = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
     format!(
         "{}:{}",
         parsed.host_str().unwrap_or("127.0.0.1"),
-        parsed.port().unwrap_or(5432)
+        parsed.port().unwrap_or(default_port)
     )
 }
 
@@ -50,8 +50,8 @@ async fn timed(f: impl std::future::Future<Output = Response>) -> (Response, Dur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_503_with_retry_after_and_recovers_within_10_s() {
     let Some(admin) = postgres_url() else { return };
-    let proxy = FaultProxy::start(&authority(&admin)).await;
-    let real = authority(&admin);
+    let proxy = FaultProxy::start(&authority(&admin, 5432)).await;
+    let real = authority(&admin, 5432);
     let proxied = format!("127.0.0.1:{}", proxy.port);
     let Some(app) = spawn_app_with(TestBackend::Postgres, |c| {
         c.database_url = c.database_url.as_ref().map(|u| u.replace(&real, &proxied));

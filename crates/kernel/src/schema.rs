@@ -30,8 +30,9 @@ pub fn trimmed_code_pattern(core: &str) -> String {
     format!("^[{WHITE_SPACE}]*{core}[{WHITE_SPACE}]*$")
 }
 
-/// The rule `text_pattern` states, as the contexts apply it (for tests).
-pub fn text_ok(raw: &str, max: usize) -> bool {
+/// The rule `text_pattern` states, as the contexts apply it.
+#[cfg(test)]
+fn text_ok(raw: &str, max: usize) -> bool {
     let t = raw.trim();
     raw.chars().count() <= max && !t.is_empty() && !t.chars().any(char::is_control)
 }

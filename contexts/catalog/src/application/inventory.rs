@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Causation, Envelope, EventHandler, Outbox};
-use catalog_contracts::{StockLine, StockRejected, StockReleased, StockReserved};
+use catalog_contracts::{ShortLine, StockLine, StockRejected, StockReleased, StockReserved};
 use kernel::id::{OrderId, ProductId};
 use kernel::{Clock, Timestamp};
 use ordering_contracts::{OrderCancelled, OrderPaid, OrderPlaced};
@@ -72,6 +72,23 @@ fn release_event(
     }
 }
 
+/// `stock_rejected`: the order's lines that cannot be held.
+fn rejected(
+    order: OrderId,
+    short_lines: &[ShortLine],
+    now: Timestamp,
+    cause: &Causation,
+) -> anyhow::Result<Envelope> {
+    Envelope::wrap(
+        &StockRejected {
+            order_id: order,
+            short_lines: short_lines.to_vec(),
+        },
+        now,
+        cause,
+    )
+}
+
 impl Inventory {
     pub(crate) async fn stock(&self, product: ProductId) -> Result<StockLevel, CatalogError> {
         self.repo
@@ -118,14 +135,9 @@ impl Inventory {
                     now,
                     &cause,
                 )?],
-                ReserveOutcome::Rejected { short_lines } => vec![Envelope::wrap(
-                    &StockRejected {
-                        order_id: order,
-                        short_lines: short_lines.clone(),
-                    },
-                    now,
-                    &cause,
-                )?],
+                ReserveOutcome::Rejected { short_lines } => {
+                    vec![rejected(order, short_lines, now, &cause)?]
+                }
                 ReserveOutcome::AlreadyClosed | ReserveOutcome::Duplicate => vec![],
             })
         };
@@ -159,14 +171,9 @@ impl Inventory {
         let order = event.order_id;
         let events = move |outcome: &PaidOutcome| -> anyhow::Result<Vec<Envelope>> {
             Ok(match outcome {
-                PaidOutcome::Short { short_lines } => vec![Envelope::wrap(
-                    &StockRejected {
-                        order_id: order,
-                        short_lines: short_lines.clone(),
-                    },
-                    now,
-                    &cause,
-                )?],
+                PaidOutcome::Short { short_lines } => {
+                    vec![rejected(order, short_lines, now, &cause)?]
+                }
                 PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => vec![],
             })
         };
