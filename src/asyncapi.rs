@@ -14,13 +14,11 @@ struct Entry {
     version: u32,
     producer: &'static str,
     title: String,
-    /// Consumer groups (`<context>.<purpose>`).
-    consumers: &'static [&'static str],
     payload: RefOr<Schema>,
     components: Vec<(String, RefOr<Schema>)>,
 }
 
-fn entry<E: IntegrationEvent + ToSchema>(consumers: &'static [&'static str]) -> Entry {
+fn entry<E: IntegrationEvent + ToSchema>() -> Entry {
     let mut components = Vec::new();
     E::schemas(&mut components);
     Entry {
@@ -28,46 +26,47 @@ fn entry<E: IntegrationEvent + ToSchema>(consumers: &'static [&'static str]) -> 
         version: E::VERSION,
         producer: E::SOURCE,
         title: E::name().into_owned(),
-        consumers,
         payload: <E as PartialSchema>::schema(),
         components,
     }
 }
 
+/// Every event the contexts publish, as each `*-contracts` crate lists its own.
 fn catalogue() -> Vec<Entry> {
-    use catalog_contracts as c;
-    use identity_contracts as i;
-    use ordering_contracts as o;
-    use shipping_contracts as s;
-    vec![
-        entry::<i::UserRegistered>(&[]),
-        entry::<c::ProductCreated>(&["ordering.products", "catalog.cache (broadcast)"]),
-        entry::<c::ProductUpdated>(&["ordering.products", "catalog.cache (broadcast)"]),
-        entry::<c::ProductArchived>(&["ordering.products", "catalog.cache (broadcast)"]),
-        entry::<c::StockReserved>(&["ordering.saga"]),
-        entry::<c::StockRejected>(&["ordering.saga"]),
-        entry::<c::StockReleased>(&["ordering.saga"]),
-        entry::<o::OrderPlaced>(&["catalog.inventory", "identity.order_history"]),
-        entry::<o::OrderPaid>(&[
-            "shipping.shipments",
-            "catalog.inventory",
-            "identity.order_history",
-        ]),
-        entry::<o::OrderCancelled>(&[
-            "catalog.inventory",
-            "shipping.shipments",
-            "identity.order_history",
-        ]),
-        entry::<o::OrderStatusChanged>(&["identity.order_history"]),
-        entry::<s::ShipmentCreated>(&["ordering.saga", "identity.order_history"]),
-        entry::<s::ShipmentDispatched>(&[
-            "ordering.saga",
-            "catalog.inventory",
-            "identity.order_history",
-        ]),
-        entry::<s::ShipmentDelivered>(&["ordering.saga", "identity.order_history"]),
-        entry::<s::ShipmentCancelled>(&["ordering.saga"]),
+    let mut entries = Vec::new();
+    macro_rules! add {
+        ($event:path) => {
+            entries.push(entry::<$event>())
+        };
+    }
+    identity_contracts::for_each_event!(add);
+    catalog_contracts::for_each_event!(add);
+    ordering_contracts::for_each_event!(add);
+    shipping_contracts::for_each_event!(add);
+    entries
+}
+
+/// Every consumer group of every context, as each declares it (`bus::Consumer`): the same
+/// declarations the contexts subscribe with.
+pub fn consumers() -> Vec<bus::Declaration> {
+    [
+        identity::consumers(),
+        catalog::consumers(),
+        ordering::consumers(),
+        shipping::consumers(),
     ]
+    .concat()
+}
+
+/// Events published for consumers outside these contexts, which none of them consumes.
+pub const FOR_OUTSIDE_CONSUMERS: &[&str] =
+    &[<identity_contracts::UserRegistered as IntegrationEvent>::NAME];
+
+fn delivery(mode: bus::DeliveryMode) -> &'static str {
+    match mode {
+        bus::DeliveryMode::Competing => "competing",
+        bus::DeliveryMode::Broadcast => "broadcast",
+    }
 }
 
 fn envelope_headers() -> Value {
@@ -93,6 +92,7 @@ pub fn document() -> anyhow::Result<Value> {
     let mut operations = Map::new();
     let mut messages = Map::new();
     let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
+    let declarations = consumers();
     for e in catalogue() {
         let message_id = format!("{}.v{}", e.name, e.version);
         let channel_id = e.name.to_owned();
@@ -124,15 +124,16 @@ pub fn document() -> anyhow::Result<Value> {
                 "x-producer": e.producer,
             }),
         );
-        for group in e.consumers {
-            let group_name = group.split(' ').next().unwrap_or(group);
+        for consumer in declarations.iter().filter(|d| d.consumes(e.name)) {
+            let mode = delivery(consumer.mode);
             operations.insert(
-                format!("{}.receive.{}", e.name, group_name),
+                format!("{}.receive.{}", e.name, consumer.group),
                 json!({
                     "action": "receive",
                     "channel": {"$ref": format!("#/channels/{channel_id}")},
-                    "summary": format!("consumer group {group}"),
-                    "x-consumer-group": group,
+                    "summary": format!("consumer group {} ({mode})", consumer.group),
+                    "x-consumer-group": consumer.group,
+                    "x-delivery": mode,
                 }),
             );
         }
@@ -163,13 +164,12 @@ pub fn to_json() -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// The consumer groups of an event type, as the catalogue lists them (broadcast groups are
-/// marked `(broadcast)`: every running instance of the group receives the event).
+/// The consumer groups of an event type, competing and broadcast.
 pub fn consumers_of(event_type: &str) -> Vec<&'static str> {
-    catalogue()
+    consumers()
         .into_iter()
-        .filter(|e| e.name == event_type)
-        .flat_map(|e| e.consumers.iter().copied())
+        .filter(|d| d.consumes(event_type))
+        .map(|d| d.group)
         .collect()
 }
 
@@ -178,30 +178,117 @@ pub const UNCONSUMED: &str = "unconsumed";
 /// Its queue keeps the newest this many events and drops the oldest.
 pub const UNCONSUMED_CAP: u32 = 100_000;
 
-/// Competing consumer groups and the event types each consumes, from the catalogue. A broker
-/// declares these queues up front, so an event published before its consumer first starts
-/// waits for it. Events nobody consumes yet go to the `unconsumed` group's queue.
+/// Competing consumer groups and the event types each consumes, from the contexts'
+/// declarations. A broker declares these queues up front, so an event published before its
+/// consumer first starts waits for it. Events nobody consumes yet go to the `unconsumed`
+/// group's queue. Broadcast groups get a queue per running instance when it subscribes.
 pub fn topology() -> Vec<(String, Vec<String>)> {
+    let declarations = consumers();
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in declarations
+        .iter()
+        .filter(|d| d.mode == bus::DeliveryMode::Competing)
+    {
+        groups
+            .entry(d.group.to_owned())
+            .or_default()
+            .extend(d.events.iter().map(|e| e.name.to_owned()));
+    }
     for e in catalogue() {
-        let competing: Vec<&str> = e
-            .consumers
-            .iter()
-            .filter(|g| !g.contains("broadcast"))
-            .copied()
-            .collect();
-        if competing.is_empty() && e.consumers.is_empty() {
+        if !declarations.iter().any(|d| d.consumes(e.name)) {
             groups
                 .entry(UNCONSUMED.to_owned())
                 .or_default()
                 .push(e.name.to_owned());
         }
-        for group in competing {
-            groups
-                .entry(group.to_owned())
-                .or_default()
-                .push(e.name.to_owned());
-        }
     }
     groups.into_iter().collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The catalogue check: what is consumed is published (same version, same producer), and
+    /// what is published is consumed unless it is declared as being for outside consumers.
+    #[test]
+    fn every_consumed_type_is_published_and_every_published_type_consumed() {
+        let published: Vec<(&str, u32, &str)> = catalogue()
+            .iter()
+            .map(|e| (e.name, e.version, e.producer))
+            .collect();
+        let declarations = consumers();
+        for d in &declarations {
+            for e in &d.events {
+                assert!(
+                    published.contains(&(e.name, e.version, e.source)),
+                    "{} consumes {} v{}, which no contracts crate publishes",
+                    d.group,
+                    e.name,
+                    e.version
+                );
+            }
+        }
+        for (name, _, _) in &published {
+            let consumed = declarations.iter().any(|d| d.consumes(name));
+            let outside = FOR_OUTSIDE_CONSUMERS.contains(name);
+            assert!(
+                consumed != outside,
+                "{name}: {}",
+                if outside {
+                    "listed for outside consumers but consumed here; take it off the list"
+                } else {
+                    "published but no consumer group declares it"
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn groups_and_event_types_are_unique() {
+        let declarations = consumers();
+        let groups: BTreeSet<&str> = declarations.iter().map(|d| d.group).collect();
+        assert_eq!(groups.len(), declarations.len(), "a group declared twice");
+        let names: BTreeSet<&str> = catalogue().iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), catalogue().len(), "an event listed twice");
+        for d in &declarations {
+            let mine: BTreeSet<&str> = d.events.iter().map(|e| e.name).collect();
+            assert_eq!(
+                mine.len(),
+                d.events.len(),
+                "{} declares a type twice",
+                d.group
+            );
+        }
+    }
+
+    #[test]
+    fn the_broker_topology_is_the_competing_declarations() {
+        let topology = topology();
+        let competing: Vec<_> = consumers()
+            .into_iter()
+            .filter(|d| d.mode == bus::DeliveryMode::Competing)
+            .collect();
+        for d in &competing {
+            let (_, types) = topology.iter().find(|(g, _)| g == d.group).unwrap();
+            let declared: Vec<String> = d.events.iter().map(|e| e.name.to_owned()).collect();
+            assert_eq!(types, &declared, "{}", d.group);
+        }
+        // Broadcast groups are not pre-declared; unconsumed events are parked.
+        assert!(!topology.iter().any(|(g, _)| g == catalog_cache_group()));
+        let (_, parked) = topology.iter().find(|(g, _)| g == UNCONSUMED).unwrap();
+        let parked: Vec<&str> = parked.iter().map(String::as_str).collect();
+        assert_eq!(parked, FOR_OUTSIDE_CONSUMERS);
+    }
+
+    fn catalog_cache_group() -> &'static str {
+        consumers()
+            .into_iter()
+            .find(|d| d.mode == bus::DeliveryMode::Broadcast)
+            .map(|d| d.group)
+            .unwrap()
+    }
 }

@@ -10,7 +10,7 @@ mod infrastructure;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, DeliveryMode, SharedBus, SqlDeadLetters, Subscription};
+use bus::{Causation, SharedBus, SqlDeadLetters};
 use kernel::db::Database;
 use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
@@ -68,19 +68,10 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let (catalog, inventory) = parts(&deps, outbox, cache.clone());
     let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));
     deps.bus
-        .subscribe(Subscription::new(
-            inventory::GROUP,
-            DeliveryMode::Competing,
-            &inventory::EVENTS,
-            inventory.clone(),
-            dead_letters.clone(),
-        ))
+        .subscribe(inventory::consumer().bind(inventory.clone(), dead_letters.clone()))
         .await?;
     deps.bus
-        .subscribe(Subscription::new(
-            catalog_app::CACHE_GROUP,
-            DeliveryMode::Broadcast,
-            &catalog_app::PRODUCT_EVENTS,
+        .subscribe(catalog_app::cache_consumer().bind(
             Arc::new(CacheInvalidation {
                 cache: cache.clone(),
             }),
@@ -128,6 +119,14 @@ pub async fn seed(db: Database, bus: SharedBus) -> anyhow::Result<usize> {
     };
     let (catalog, inventory) = parts(&deps, bus::Outbox::new(), Arc::new(ReadCache::new()));
     application::seed::run(&catalog, &inventory, &Causation::system()).await
+}
+
+/// The consumer groups this context runs, with the contract types each handles.
+pub fn consumers() -> Vec<bus::Declaration> {
+    vec![
+        inventory::consumer().declaration(),
+        catalog_app::cache_consumer().declaration(),
+    ]
 }
 
 /// The context's OpenAPI fragment.

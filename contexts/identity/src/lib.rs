@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{DeliveryMode, SharedBus, SqlDeadLetters, Subscription};
+use bus::{SharedBus, SqlDeadLetters};
 use kernel::auth::LocalKeys;
 use kernel::db::Database;
 use kernel::module::ContextModule;
@@ -116,10 +116,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         db: deps.db.clone(),
     });
     deps.bus
-        .subscribe(Subscription::new(
-            order_history::GROUP,
-            DeliveryMode::Competing,
-            &order_history::EVENTS,
+        .subscribe(order_history::consumer().bind(
             Arc::new(OrderHistoryProjection {
                 repository: history_repo.clone(),
             }),
@@ -158,6 +155,11 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     })
     .with_task(relay)
     .with_task(key_refresh))
+}
+
+/// The consumer groups this context runs, with the contract types each handles.
+pub fn consumers() -> Vec<bus::Declaration> {
+    vec![order_history::consumer().declaration()]
 }
 
 /// The context's OpenAPI fragment.

@@ -10,7 +10,7 @@ mod infrastructure;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{DeliveryMode, RetryPolicy, SharedBus, SqlDeadLetters, Subscription};
+use bus::{RetryPolicy, SharedBus, SqlDeadLetters};
 use kernel::db::Database;
 use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
@@ -83,10 +83,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     });
     let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));
     deps.bus
-        .subscribe(Subscription::new(
-            projection::GROUP,
-            DeliveryMode::Competing,
-            &projection::EVENTS,
+        .subscribe(projection::consumer().bind(
             Arc::new(ProductFeed {
                 products: carts_repo.clone(),
             }),
@@ -94,13 +91,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         ))
         .await?;
     deps.bus
-        .subscribe(Subscription::new(
-            saga::GROUP,
-            DeliveryMode::Competing,
-            &saga::EVENTS,
-            saga.clone(),
-            dead_letters,
-        ))
+        .subscribe(saga::consumer().bind(saga.clone(), dead_letters))
         .await?;
 
     let sweeper = saga.clone();
@@ -138,6 +129,14 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     })
     .with_task(relay)
     .with_task(sweep))
+}
+
+/// The consumer groups this context runs, with the contract types each handles.
+pub fn consumers() -> Vec<bus::Declaration> {
+    vec![
+        projection::consumer().declaration(),
+        saga::consumer().declaration(),
+    ]
 }
 
 /// The context's OpenAPI fragment.

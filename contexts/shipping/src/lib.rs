@@ -9,7 +9,7 @@ mod infrastructure;
 
 use std::sync::Arc;
 
-use bus::{DeliveryMode, SharedBus, SqlDeadLetters, Subscription};
+use bus::{SharedBus, SqlDeadLetters};
 use kernel::db::Database;
 use kernel::module::ContextModule;
 use kernel::SystemClock;
@@ -47,10 +47,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         carriers: deps.settings.carriers,
     });
     deps.bus
-        .subscribe(Subscription::new(
-            shipments::GROUP,
-            DeliveryMode::Competing,
-            &shipments::EVENTS,
+        .subscribe(shipments::consumer().bind(
             shipments.clone(),
             Arc::new(SqlDeadLetters::new(deps.db.clone())),
         ))
@@ -61,6 +58,11 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         http::configure(cfg);
     })
     .with_task(relay))
+}
+
+/// The consumer groups this context runs, with the contract types each handles.
+pub fn consumers() -> Vec<bus::Declaration> {
+    vec![shipments::consumer().declaration()]
 }
 
 /// The context's OpenAPI fragment.

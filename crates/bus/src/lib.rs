@@ -8,6 +8,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;
 pub mod handler;
@@ -21,6 +22,7 @@ pub mod sqs;
 
 use std::sync::Arc;
 
+pub use consumer::{Consumer, Declaration, EventType, Handles};
 pub use dead_letter::{DeadLetter, DeadLetterStore, SqlDeadLetters, EVERY_GROUP};
 pub use envelope::{Causation, Envelope};
 pub use handler::{dispatch, DeliveryMode, EventHandler, RetryPolicy, Subscription};

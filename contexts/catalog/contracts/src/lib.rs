@@ -108,3 +108,17 @@ pub struct StockReleased {
     pub lines: Vec<StockLine>,
 }
 event!(StockReleased, "catalog.stock_released");
+
+/// Invokes `$callback!(Type)` for every event this context publishes: its published
+/// language, from which the event catalogue (`openapi/asyncapi.json`) is built.
+#[macro_export]
+macro_rules! for_each_event {
+    ($callback:ident) => {
+        $callback!($crate::ProductCreated);
+        $callback!($crate::ProductUpdated);
+        $callback!($crate::ProductArchived);
+        $callback!($crate::StockReserved);
+        $callback!($crate::StockRejected);
+        $callback!($crate::StockReleased);
+    };
+}

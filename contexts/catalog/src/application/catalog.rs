@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bus::{Causation, Envelope, Outbox};
+use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox};
 use catalog_contracts::{
     ProductArchived, ProductCreated, ProductSnapshot, ProductStatus as ContractStatus,
     ProductUpdated,
@@ -328,23 +328,35 @@ pub(crate) struct CacheInvalidation {
 }
 
 pub(crate) const CACHE_GROUP: &str = "catalog.cache";
-pub(crate) const PRODUCT_EVENTS: [&str; 3] = [
-    "catalog.product_created",
-    "catalog.product_updated",
-    "catalog.product_archived",
-];
+
+/// Every instance hears of every product change, to drop what it cached.
+pub(crate) fn cache_consumer() -> Consumer<CacheInvalidation> {
+    Consumer::new(CACHE_GROUP, DeliveryMode::Broadcast)
+        .on::<ProductCreated>()
+        .on::<ProductUpdated>()
+        .on::<ProductArchived>()
+}
 
 #[async_trait::async_trait]
-impl bus::EventHandler for CacheInvalidation {
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let id = envelope
-            .payload
-            .get("product")
-            .and_then(|p| p.get("product_id"))
-            .and_then(|v| v.as_str())
-            .and_then(|s| ProductId::parse(s).ok())
-            .ok_or_else(|| anyhow::anyhow!("product event without product id"))?;
-        self.cache.invalidate(id).await;
+impl Handles<ProductCreated> for CacheInvalidation {
+    async fn handle(&self, event: ProductCreated, _: &Envelope) -> anyhow::Result<()> {
+        self.cache.invalidate(event.product.product_id).await;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ProductUpdated> for CacheInvalidation {
+    async fn handle(&self, event: ProductUpdated, _: &Envelope) -> anyhow::Result<()> {
+        self.cache.invalidate(event.product.product_id).await;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ProductArchived> for CacheInvalidation {
+    async fn handle(&self, event: ProductArchived, _: &Envelope) -> anyhow::Result<()> {
+        self.cache.invalidate(event.product.product_id).await;
         Ok(())
     }
 }

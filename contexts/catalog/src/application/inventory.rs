@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, Envelope, EventHandler, Outbox};
+use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox};
 use catalog_contracts::{ShortLine, StockLine, StockRejected, StockReleased, StockReserved};
 use kernel::id::{OrderId, ProductId};
 use kernel::{Clock, Timestamp};
@@ -19,12 +19,15 @@ use super::CatalogError;
 use crate::domain::StockLevel;
 
 pub(crate) const GROUP: &str = "catalog.inventory";
-pub(crate) const EVENTS: [&str; 4] = [
-    "ordering.order_placed",
-    "ordering.order_paid",
-    "ordering.order_cancelled",
-    "shipping.shipment_dispatched",
-];
+
+/// The saga's stock side: what ordering and shipping tell catalog about an order.
+pub(crate) fn consumer() -> Consumer<Inventory> {
+    Consumer::new(GROUP, DeliveryMode::Competing)
+        .on::<OrderPlaced>()
+        .on::<OrderPaid>()
+        .on::<OrderCancelled>()
+        .on::<ShipmentDispatched>()
+}
 
 pub(crate) struct Inventory {
     pub(crate) repo: Arc<dyn InventoryRepository>,
@@ -117,8 +120,7 @@ impl Inventory {
             })
     }
 
-    async fn on_order_placed(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let event: OrderPlaced = envelope.open()?;
+    async fn on_order_placed(&self, event: OrderPlaced, envelope: &Envelope) -> anyhow::Result<()> {
         let lines = merge(event.lines.iter().map(|l| (l.product_id, l.quantity)));
         let now = self.clock.now();
         let expires_at = now.plus(self.reservation_ttl);
@@ -150,8 +152,11 @@ impl Inventory {
         Ok(())
     }
 
-    async fn on_order_cancelled(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let event: OrderCancelled = envelope.open()?;
+    async fn on_order_cancelled(
+        &self,
+        event: OrderCancelled,
+        envelope: &Envelope,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let cause = Causation::from(envelope);
         let order = event.order_id;
@@ -164,8 +169,7 @@ impl Inventory {
     /// A paid order's reservation is kept until dispatch. One that expired before the payment
     /// was heard of is held again; if its units were sold meanwhile, `stock_rejected` tells
     /// ordering the paid order cannot be served (it cancels and refunds).
-    async fn on_order_paid(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let event: OrderPaid = envelope.open()?;
+    async fn on_order_paid(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
         let now = self.clock.now();
         let cause = Causation::from(envelope);
         let order = event.order_id;
@@ -201,18 +205,30 @@ impl Inventory {
 }
 
 #[async_trait::async_trait]
-impl EventHandler for Inventory {
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        match envelope.event_type.as_str() {
-            "ordering.order_placed" => self.on_order_placed(envelope).await,
-            "ordering.order_cancelled" => self.on_order_cancelled(envelope).await,
-            "ordering.order_paid" => self.on_order_paid(envelope).await,
-            "shipping.shipment_dispatched" => {
-                let event: ShipmentDispatched = envelope.open()?;
-                self.repo.commit(GROUP, envelope, event.order_id).await
-            }
-            _ => Ok(()),
-        }
+impl Handles<OrderPlaced> for Inventory {
+    async fn handle(&self, event: OrderPlaced, envelope: &Envelope) -> anyhow::Result<()> {
+        self.on_order_placed(event, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<OrderPaid> for Inventory {
+    async fn handle(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
+        self.on_order_paid(event, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<OrderCancelled> for Inventory {
+    async fn handle(&self, event: OrderCancelled, envelope: &Envelope) -> anyhow::Result<()> {
+        self.on_order_cancelled(event, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ShipmentDispatched> for Inventory {
+    async fn handle(&self, event: ShipmentDispatched, envelope: &Envelope) -> anyhow::Result<()> {
+        self.repo.commit(GROUP, envelope, event.order_id).await
     }
 }
 

@@ -19,3 +19,12 @@ impl IntegrationEvent for UserRegistered {
     const VERSION: u32 = 1;
     const SOURCE: &'static str = "identity";
 }
+
+/// Invokes `$callback!(Type)` for every event this context publishes: its published
+/// language, from which the event catalogue (`openapi/asyncapi.json`) is built.
+#[macro_export]
+macro_rules! for_each_event {
+    ($callback:ident) => {
+        $callback!($crate::UserRegistered);
+    };
+}

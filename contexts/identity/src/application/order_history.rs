@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use bus::{Envelope, EventHandler};
+use bus::{Consumer, DeliveryMode, Envelope, Handles};
 use kernel::id::UserId;
 use kernel::pagination::{Page, PageRequest};
+use kernel::IntegrationEvent;
 use ordering_contracts::{
     CancellationReason, OrderCancelled, OrderPaid, OrderPlaced, OrderStatus, OrderStatusChanged,
 };
@@ -15,15 +16,17 @@ use crate::domain::{OrderHistoryEntry, OrderProgress};
 
 pub(crate) const GROUP: &str = "identity.order_history";
 
-pub(crate) const EVENTS: [&str; 7] = [
-    "ordering.order_placed",
-    "ordering.order_paid",
-    "ordering.order_cancelled",
-    "ordering.order_status_changed",
-    "shipping.shipment_created",
-    "shipping.shipment_dispatched",
-    "shipping.shipment_delivered",
-];
+/// The customer's view of an order follows what ordering and shipping publish about it.
+pub(crate) fn consumer() -> Consumer<OrderHistoryProjection> {
+    Consumer::new(GROUP, DeliveryMode::Competing)
+        .on::<OrderPlaced>()
+        .on::<OrderPaid>()
+        .on::<OrderCancelled>()
+        .on::<OrderStatusChanged>()
+        .on::<ShipmentCreated>()
+        .on::<ShipmentDispatched>()
+        .on::<ShipmentDelivered>()
+}
 
 fn progress(status: OrderStatus) -> OrderProgress {
     match status {
@@ -48,116 +51,134 @@ pub(crate) struct OrderHistoryProjection {
     pub(crate) repository: Arc<dyn OrderHistoryRepository>,
 }
 
-impl OrderHistoryProjection {
-    /// What an envelope says about an order, or `None` for an event this projection ignores.
-    fn update(envelope: &Envelope) -> anyhow::Result<Option<OrderHistoryUpdate>> {
-        let status = |order_id,
-                      customer_id,
-                      progress: OrderProgress,
-                      total,
-                      placed_at,
-                      reason: Option<String>,
-                      at| {
-            OrderHistoryUpdate::Status(OrderHistoryChange {
-                entry: OrderHistoryEntry {
-                    order_id,
-                    customer_id,
-                    status: progress.as_str().to_owned(),
-                    total,
-                    placed_at,
-                    cancellation_reason: reason,
-                    tracking_number: None,
-                    updated_at: at,
-                },
-                progress,
-            })
-        };
-        let update = match envelope.event_type.as_str() {
-            "ordering.order_placed" => {
-                let e: OrderPlaced = envelope.open()?;
-                status(
-                    e.order_id,
-                    e.customer_id,
-                    OrderProgress::Pending,
-                    e.total,
-                    e.placed_at,
-                    None,
-                    e.placed_at,
-                )
-            }
-            "ordering.order_paid" => {
-                let e: OrderPaid = envelope.open()?;
-                // A paid event may arrive before the placed one; placed_at is then the payment time
-                // until the status-changed event with the real one arrives.
-                status(
-                    e.order_id,
-                    e.customer_id,
-                    OrderProgress::Paid,
-                    e.total,
-                    e.paid_at,
-                    None,
-                    e.paid_at,
-                )
-            }
-            "ordering.order_status_changed" => {
-                let e: OrderStatusChanged = envelope.open()?;
-                let mut update = status(
-                    e.order_id,
-                    e.customer_id,
-                    progress(e.status),
-                    e.total,
-                    e.placed_at,
-                    e.cancellation_reason.map(reason),
-                    e.changed_at,
-                );
-                if let OrderHistoryUpdate::Status(change) = &mut update {
-                    change.entry.tracking_number = e.tracking_number;
-                }
-                update
-            }
-            "ordering.order_cancelled" => {
-                let e: OrderCancelled = envelope.open()?;
-                OrderHistoryUpdate::Cancelled {
-                    order_id: e.order_id,
-                    customer_id: e.customer_id,
-                    reason: reason(e.reason),
-                    at: e.cancelled_at,
-                }
-            }
-            "shipping.shipment_created" => {
-                let e: ShipmentCreated = envelope.open()?;
-                OrderHistoryUpdate::Tracking {
-                    order_id: e.order_id,
-                    customer_id: e.customer_id,
-                    tracking_number: e.tracking_number,
-                    at: e.created_at,
-                }
-            }
-            "shipping.shipment_dispatched" => {
-                let e: ShipmentDispatched = envelope.open()?;
-                OrderHistoryUpdate::Shipment {
-                    order_id: e.order_id,
-                    customer_id: e.customer_id,
-                    progress: OrderProgress::Shipped,
-                    tracking_number: e.tracking_number,
-                    at: e.dispatched_at,
-                }
-            }
-            "shipping.shipment_delivered" => {
-                let e: ShipmentDelivered = envelope.open()?;
-                OrderHistoryUpdate::Shipment {
-                    order_id: e.order_id,
-                    customer_id: e.customer_id,
-                    progress: OrderProgress::Delivered,
-                    tracking_number: e.tracking_number,
-                    at: e.delivered_at,
-                }
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(update))
-    }
+/// A status line of the history.
+fn status(
+    order_id: kernel::id::OrderId,
+    customer_id: UserId,
+    progress: OrderProgress,
+    total: kernel::Money,
+    placed_at: kernel::Timestamp,
+    reason: Option<String>,
+    at: kernel::Timestamp,
+) -> OrderHistoryUpdate {
+    OrderHistoryUpdate::Status(OrderHistoryChange {
+        entry: OrderHistoryEntry {
+            order_id,
+            customer_id,
+            status: progress.as_str().to_owned(),
+            total,
+            placed_at,
+            cancellation_reason: reason,
+            tracking_number: None,
+            updated_at: at,
+        },
+        progress,
+    })
+}
 
+/// What an event says about an order, for the history.
+pub(crate) trait Projected {
+    fn update(self) -> OrderHistoryUpdate;
+}
+
+impl Projected for OrderPlaced {
+    fn update(self) -> OrderHistoryUpdate {
+        let e = self;
+        status(
+            e.order_id,
+            e.customer_id,
+            OrderProgress::Pending,
+            e.total,
+            e.placed_at,
+            None,
+            e.placed_at,
+        )
+    }
+}
+
+impl Projected for OrderPaid {
+    fn update(self) -> OrderHistoryUpdate {
+        let e = self;
+        // A paid event may arrive before the placed one; placed_at is then the payment time
+        // until the status-changed event with the real one arrives.
+        status(
+            e.order_id,
+            e.customer_id,
+            OrderProgress::Paid,
+            e.total,
+            e.paid_at,
+            None,
+            e.paid_at,
+        )
+    }
+}
+
+impl Projected for OrderStatusChanged {
+    fn update(self) -> OrderHistoryUpdate {
+        let e = self;
+        let mut update = status(
+            e.order_id,
+            e.customer_id,
+            progress(e.status),
+            e.total,
+            e.placed_at,
+            e.cancellation_reason.map(reason),
+            e.changed_at,
+        );
+        if let OrderHistoryUpdate::Status(change) = &mut update {
+            change.entry.tracking_number = e.tracking_number;
+        }
+        update
+    }
+}
+
+impl Projected for OrderCancelled {
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Cancelled {
+            order_id: self.order_id,
+            customer_id: self.customer_id,
+            reason: reason(self.reason),
+            at: self.cancelled_at,
+        }
+    }
+}
+
+impl Projected for ShipmentCreated {
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Tracking {
+            order_id: self.order_id,
+            customer_id: self.customer_id,
+            tracking_number: self.tracking_number,
+            at: self.created_at,
+        }
+    }
+}
+
+impl Projected for ShipmentDispatched {
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Shipment {
+            order_id: self.order_id,
+            customer_id: self.customer_id,
+            progress: OrderProgress::Shipped,
+            tracking_number: self.tracking_number,
+            at: self.dispatched_at,
+        }
+    }
+}
+
+impl Projected for ShipmentDelivered {
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Shipment {
+            order_id: self.order_id,
+            customer_id: self.customer_id,
+            progress: OrderProgress::Delivered,
+            tracking_number: self.tracking_number,
+            at: self.delivered_at,
+        }
+    }
+}
+
+impl OrderHistoryProjection {
     pub(crate) async fn for_customer(
         &self,
         customer: UserId,
@@ -168,11 +189,8 @@ impl OrderHistoryProjection {
 }
 
 #[async_trait::async_trait]
-impl EventHandler for OrderHistoryProjection {
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        if let Some(update) = Self::update(envelope)? {
-            self.repository.apply(GROUP, envelope, update).await?;
-        }
-        Ok(())
+impl<E: IntegrationEvent + Projected> Handles<E> for OrderHistoryProjection {
+    async fn handle(&self, event: E, envelope: &Envelope) -> anyhow::Result<()> {
+        self.repository.apply(GROUP, envelope, event.update()).await
     }
 }

@@ -1,6 +1,6 @@
 use anyhow::Context as _;
 use bus::Envelope;
-use kernel::db::{Backend, Database};
+use kernel::db::Database;
 use kernel::id::{OrderId, UserId};
 use kernel::pagination::{Page, PageRequest};
 use kernel::{Currency, Money, Timestamp};
@@ -43,13 +43,11 @@ impl SqlOrderHistory {
         .bind(at.as_micros())
         .execute(&mut *tx)
         .await?;
-        let lock = match self.db.backend() {
-            Backend::Postgres => " for update",
-            Backend::Sqlite => "",
-        };
-        let rank: i64 = sqlx::query_scalar(&format!(
-            "select status_rank from order_history where order_id = $1{lock}"
-        ))
+        // A no-op update takes the row's write lock on every backend (no `for update`
+        // dialect), so two events of one order are applied one after the other.
+        let rank: i64 = sqlx::query_scalar(
+            "update order_history set status_rank = status_rank where order_id = $1 returning status_rank",
+        )
         .bind(order.to_string())
         .fetch_one(&mut *tx)
         .await?;

@@ -101,3 +101,15 @@ pub struct OrderStatusChanged {
     pub changed_at: Timestamp,
 }
 event!(OrderStatusChanged, "ordering.order_status_changed");
+
+/// Invokes `$callback!(Type)` for every event this context publishes: its published
+/// language, from which the event catalogue (`openapi/asyncapi.json`) is built.
+#[macro_export]
+macro_rules! for_each_event {
+    ($callback:ident) => {
+        $callback!($crate::OrderPlaced);
+        $callback!($crate::OrderPaid);
+        $callback!($crate::OrderCancelled);
+        $callback!($crate::OrderStatusChanged);
+    };
+}

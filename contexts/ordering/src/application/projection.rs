@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bus::{Envelope, EventHandler};
+use bus::{Consumer, DeliveryMode, Envelope, Handles};
 use catalog_contracts::{
     ProductArchived, ProductCreated, ProductSnapshot, ProductStatus, ProductUpdated,
 };
@@ -10,11 +10,14 @@ use catalog_contracts::{
 use super::ports::{KnownProduct, ProductProjection};
 
 pub(crate) const GROUP: &str = "ordering.products";
-pub(crate) const EVENTS: [&str; 3] = [
-    "catalog.product_created",
-    "catalog.product_updated",
-    "catalog.product_archived",
-];
+
+/// Ordering keeps its own copy of what it sells from catalog's product events.
+pub(crate) fn consumer() -> Consumer<ProductFeed> {
+    Consumer::new(GROUP, DeliveryMode::Competing)
+        .on::<ProductCreated>()
+        .on::<ProductUpdated>()
+        .on::<ProductArchived>()
+}
 
 pub(crate) struct ProductFeed {
     pub(crate) products: Arc<dyn ProductProjection>,
@@ -31,17 +34,31 @@ fn known(p: ProductSnapshot) -> KnownProduct {
     }
 }
 
-#[async_trait::async_trait]
-impl EventHandler for ProductFeed {
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let snapshot = match envelope.event_type.as_str() {
-            "catalog.product_created" => envelope.open::<ProductCreated>()?.product,
-            "catalog.product_updated" => envelope.open::<ProductUpdated>()?.product,
-            "catalog.product_archived" => envelope.open::<ProductArchived>()?.product,
-            _ => return Ok(()),
-        };
+impl ProductFeed {
+    async fn keep(&self, snapshot: ProductSnapshot, envelope: &Envelope) -> anyhow::Result<()> {
         self.products
             .upsert(GROUP, envelope, &known(snapshot))
             .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ProductCreated> for ProductFeed {
+    async fn handle(&self, event: ProductCreated, envelope: &Envelope) -> anyhow::Result<()> {
+        self.keep(event.product, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ProductUpdated> for ProductFeed {
+    async fn handle(&self, event: ProductUpdated, envelope: &Envelope) -> anyhow::Result<()> {
+        self.keep(event.product, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ProductArchived> for ProductFeed {
+    async fn handle(&self, event: ProductArchived, envelope: &Envelope) -> anyhow::Result<()> {
+        self.keep(event.product, envelope).await
     }
 }

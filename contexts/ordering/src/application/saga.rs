@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, Envelope, EventHandler, Outbox, RetryPolicy};
+use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox, RetryPolicy};
 use catalog_contracts::{ReleaseReason, StockRejected, StockReleased, StockReserved};
 use kernel::id::OrderId;
 use kernel::{Clock, Timestamp};
@@ -30,15 +30,18 @@ use crate::domain::{
 };
 
 pub(crate) const GROUP: &str = "ordering.saga";
-pub(crate) const EVENTS: [&str; 7] = [
-    "catalog.stock_reserved",
-    "catalog.stock_rejected",
-    "catalog.stock_released",
-    "shipping.shipment_created",
-    "shipping.shipment_dispatched",
-    "shipping.shipment_delivered",
-    "shipping.shipment_cancelled",
-];
+
+/// The saga hears catalog's answers about stock and shipping's about the parcel.
+pub(crate) fn consumer() -> Consumer<Saga> {
+    Consumer::new(GROUP, DeliveryMode::Competing)
+        .on::<StockReserved>()
+        .on::<StockRejected>()
+        .on::<StockReleased>()
+        .on::<ShipmentCreated>()
+        .on::<ShipmentDispatched>()
+        .on::<ShipmentDelivered>()
+        .on::<ShipmentCancelled>()
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Timeouts {
@@ -209,8 +212,11 @@ impl Saga {
         Ok(applied)
     }
 
-    async fn on_stock_reserved(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let event: StockReserved = envelope.open()?;
+    async fn on_stock_reserved(
+        &self,
+        event: StockReserved,
+        envelope: &Envelope,
+    ) -> anyhow::Result<()> {
         let deadline = self.now().plus(self.timeouts.payment);
         let order_id = event.order_id;
         let decide = move |o: &Order| {
@@ -585,97 +591,127 @@ impl Saga {
 }
 
 #[async_trait::async_trait]
-impl EventHandler for Saga {
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
+impl Handles<StockReserved> for Saga {
+    async fn handle(&self, e: StockReserved, envelope: &Envelope) -> anyhow::Result<()> {
+        self.on_stock_reserved(e, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<StockRejected> for Saga {
+    async fn handle(&self, e: StockRejected, envelope: &Envelope) -> anyhow::Result<()> {
         let inbox = Some((GROUP, envelope));
         let cause = Causation::from(envelope);
-        match envelope.event_type.as_str() {
-            "catalog.stock_reserved" => return self.on_stock_reserved(envelope).await,
-            "catalog.stock_rejected" => {
-                let e: StockRejected = envelope.open()?;
-                // Pending: no stock to reserve. Paid or confirmed: the reservation expired
-                // before catalog heard of the payment and the units were sold meanwhile; the
-                // order cannot be served, so it is cancelled and refunded.
-                let decide = |o: &Order| {
-                    matches!(
-                        o.status,
-                        OrderStatus::Pending | OrderStatus::Paid | OrderStatus::Confirmed
-                    )
-                    .then(|| cancel(CancellationReason::OutOfStock))
-                };
-                self.apply(inbox, e.order_id, &cause, &decide).await?;
-                self.process_refund(e.order_id, &cause).await?;
-            }
-            "catalog.stock_released" => {
-                let e: StockReleased = envelope.open()?;
-                if e.reason == ReleaseReason::ReservationExpired {
-                    // Only an unpaid order is cancelled. A paid one keeps going: catalog holds
-                    // its units again when the payment reaches it (or says they are gone).
-                    let decide = |o: &Order| match o.status {
-                        OrderStatus::Pending | OrderStatus::StockReserved => {
-                            Some(cancel(CancellationReason::ReservationExpired))
-                        }
-                        OrderStatus::Cancelled => None,
-                        _ => Some(note("stock reservation expired after payment: held again")),
-                    };
-                    self.apply(inbox, e.order_id, &cause, &decide).await?;
-                    self.process_refund(e.order_id, &cause).await?;
+        // Pending: no stock to reserve. Paid or confirmed: the reservation expired
+        // before catalog heard of the payment and the units were sold meanwhile; the
+        // order cannot be served, so it is cancelled and refunded.
+        let decide = |o: &Order| {
+            matches!(
+                o.status,
+                OrderStatus::Pending | OrderStatus::Paid | OrderStatus::Confirmed
+            )
+            .then(|| cancel(CancellationReason::OutOfStock))
+        };
+        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        self.process_refund(e.order_id, &cause).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<StockReleased> for Saga {
+    async fn handle(&self, e: StockReleased, envelope: &Envelope) -> anyhow::Result<()> {
+        let inbox = Some((GROUP, envelope));
+        let cause = Causation::from(envelope);
+        if e.reason == ReleaseReason::ReservationExpired {
+            // Only an unpaid order is cancelled. A paid one keeps going: catalog holds
+            // its units again when the payment reaches it (or says they are gone).
+            let decide = |o: &Order| match o.status {
+                OrderStatus::Pending | OrderStatus::StockReserved => {
+                    Some(cancel(CancellationReason::ReservationExpired))
                 }
-            }
-            "shipping.shipment_created" => {
-                let e: ShipmentCreated = envelope.open()?;
-                let decide = move |o: &Order| {
-                    let mut change = Change {
-                        shipment: Some((e.shipment_id, e.tracking_number.clone())),
-                        ..Change::default()
-                    };
-                    if o.status.may_move_to(OrderStatus::Confirmed) {
-                        change.status = Some(OrderStatus::Confirmed);
-                        change.deadline = Some(None);
-                    }
-                    Some(change)
-                };
-                self.apply(inbox, e.order_id, &cause, &decide).await?;
-            }
-            "shipping.shipment_dispatched" => {
-                let e: ShipmentDispatched = envelope.open()?;
-                let decide = |o: &Order| {
-                    if o.status.may_move_to(OrderStatus::Shipped) {
-                        Some(Change {
-                            status: Some(OrderStatus::Shipped),
-                            deadline: Some(None),
-                            ..Change::default()
-                        })
-                    } else if o.status == OrderStatus::Cancelled {
-                        // The carrier took the parcel before the cancellation reached shipping:
-                        // the order stays cancelled (and refunded); a person arranges the return.
-                        Some(note("dispatched after cancellation: return needed"))
-                    } else {
-                        None
-                    }
-                };
-                self.apply(inbox, e.order_id, &cause, &decide).await?;
-            }
-            "shipping.shipment_delivered" => {
-                let e: ShipmentDelivered = envelope.open()?;
-                let decide = |o: &Order| {
-                    o.status
-                        .may_move_to(OrderStatus::Delivered)
-                        .then(|| Change {
-                            status: Some(OrderStatus::Delivered),
-                            deadline: Some(None),
-                            ..Change::default()
-                        })
-                };
-                self.apply(inbox, e.order_id, &cause, &decide).await?;
-            }
-            "shipping.shipment_cancelled" => {
-                let e: ShipmentCancelled = envelope.open()?;
-                let decide = |_: &Order| Some(note("shipment cancelled"));
-                self.apply(inbox, e.order_id, &cause, &decide).await?;
-            }
-            _ => {}
+                OrderStatus::Cancelled => None,
+                _ => Some(note("stock reservation expired after payment: held again")),
+            };
+            self.apply(inbox, e.order_id, &cause, &decide).await?;
+            self.process_refund(e.order_id, &cause).await?;
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ShipmentCreated> for Saga {
+    async fn handle(&self, e: ShipmentCreated, envelope: &Envelope) -> anyhow::Result<()> {
+        let inbox = Some((GROUP, envelope));
+        let cause = Causation::from(envelope);
+        let decide = move |o: &Order| {
+            let mut change = Change {
+                shipment: Some((e.shipment_id, e.tracking_number.clone())),
+                ..Change::default()
+            };
+            if o.status.may_move_to(OrderStatus::Confirmed) {
+                change.status = Some(OrderStatus::Confirmed);
+                change.deadline = Some(None);
+            }
+            Some(change)
+        };
+        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ShipmentDispatched> for Saga {
+    async fn handle(&self, e: ShipmentDispatched, envelope: &Envelope) -> anyhow::Result<()> {
+        let inbox = Some((GROUP, envelope));
+        let cause = Causation::from(envelope);
+        let decide = |o: &Order| {
+            if o.status.may_move_to(OrderStatus::Shipped) {
+                Some(Change {
+                    status: Some(OrderStatus::Shipped),
+                    deadline: Some(None),
+                    ..Change::default()
+                })
+            } else if o.status == OrderStatus::Cancelled {
+                // The carrier took the parcel before the cancellation reached shipping:
+                // the order stays cancelled (and refunded); a person arranges the return.
+                Some(note("dispatched after cancellation: return needed"))
+            } else {
+                None
+            }
+        };
+        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ShipmentDelivered> for Saga {
+    async fn handle(&self, e: ShipmentDelivered, envelope: &Envelope) -> anyhow::Result<()> {
+        let inbox = Some((GROUP, envelope));
+        let cause = Causation::from(envelope);
+        let decide = |o: &Order| {
+            o.status
+                .may_move_to(OrderStatus::Delivered)
+                .then(|| Change {
+                    status: Some(OrderStatus::Delivered),
+                    deadline: Some(None),
+                    ..Change::default()
+                })
+        };
+        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<ShipmentCancelled> for Saga {
+    async fn handle(&self, e: ShipmentCancelled, envelope: &Envelope) -> anyhow::Result<()> {
+        let inbox = Some((GROUP, envelope));
+        let cause = Causation::from(envelope);
+        let decide = |_: &Order| Some(note("shipment cancelled"));
+        self.apply(inbox, e.order_id, &cause, &decide).await?;
         Ok(())
     }
 }

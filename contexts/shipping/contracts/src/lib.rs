@@ -65,3 +65,15 @@ pub struct ShipmentCancelled {
     pub cancelled_at: Timestamp,
 }
 event!(ShipmentCancelled, "shipping.shipment_cancelled");
+
+/// Invokes `$callback!(Type)` for every event this context publishes: its published
+/// language, from which the event catalogue (`openapi/asyncapi.json`) is built.
+#[macro_export]
+macro_rules! for_each_event {
+    ($callback:ident) => {
+        $callback!($crate::ShipmentCreated);
+        $callback!($crate::ShipmentDispatched);
+        $callback!($crate::ShipmentDelivered);
+        $callback!($crate::ShipmentCancelled);
+    };
+}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bus::{Causation, Envelope, EventHandler, Outbox};
+use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox};
 use kernel::auth::AuthUser;
 use kernel::id::{OrderId, ShipmentId};
 use kernel::pagination::{Page, PageRequest};
@@ -19,7 +19,13 @@ use super::ShippingError;
 use crate::domain::{CarrierEvent, ShipmentStatus, TrackingNumber};
 
 pub(crate) const GROUP: &str = "shipping.shipments";
-pub(crate) const EVENTS: [&str; 2] = ["ordering.order_paid", "ordering.order_cancelled"];
+
+/// A paid order gets a shipment; a cancelled one loses it.
+pub(crate) fn consumer() -> Consumer<Shipments> {
+    Consumer::new(GROUP, DeliveryMode::Competing)
+        .on::<OrderPaid>()
+        .on::<OrderCancelled>()
+}
 
 pub(crate) struct Shipments {
     pub(crate) repo: Arc<dyn ShipmentRepository>,
@@ -94,8 +100,7 @@ impl Shipments {
             .unwrap_or_else(|| "EMP".to_owned())
     }
 
-    async fn on_order_paid(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let event: OrderPaid = envelope.open()?;
+    async fn on_order_paid(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
         let now = self.clock.now();
         let carrier = self.carrier_for(event.order_id);
         let digits: [u8; 10] = std::array::from_fn(|_| rand::thread_rng().gen_range(0..10));
@@ -132,8 +137,11 @@ impl Shipments {
         Ok(())
     }
 
-    async fn on_order_cancelled(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        let event: OrderCancelled = envelope.open()?;
+    async fn on_order_cancelled(
+        &self,
+        event: OrderCancelled,
+        envelope: &Envelope,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let cause = Causation::from(envelope);
         let events = move |s: &Shipment| event_for(s, now, &cause);
@@ -232,12 +240,15 @@ impl Shipments {
 }
 
 #[async_trait::async_trait]
-impl EventHandler for Shipments {
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        match envelope.event_type.as_str() {
-            "ordering.order_paid" => self.on_order_paid(envelope).await,
-            "ordering.order_cancelled" => self.on_order_cancelled(envelope).await,
-            _ => Ok(()),
-        }
+impl Handles<OrderPaid> for Shipments {
+    async fn handle(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
+        self.on_order_paid(event, envelope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handles<OrderCancelled> for Shipments {
+    async fn handle(&self, event: OrderCancelled, envelope: &Envelope) -> anyhow::Result<()> {
+        self.on_order_cancelled(event, envelope).await
     }
 }
