@@ -10,7 +10,7 @@ mod infrastructure;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, SharedBus, SqlDeadLetters};
+use bus::{Causation, SharedBus};
 use kernel::db::Database;
 use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
@@ -38,24 +38,22 @@ pub struct Deps {
     pub settings: Settings,
 }
 
-fn parts(deps: &Deps, outbox: bus::Outbox, cache: Arc<ReadCache>) -> (Catalog, Arc<Inventory>) {
+fn parts(deps: &Deps, store: bus::Store, cache: Arc<ReadCache>) -> (Catalog, Arc<Inventory>) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let catalog = Catalog {
         repo: Arc::new(SqlCatalog {
             db: deps.db.clone(),
-            outbox: outbox.clone(),
         }),
         cache,
         clock: clock.clone(),
-        outbox: outbox.clone(),
+        store: store.clone(),
     };
     let inventory = Arc::new(Inventory {
         repo: Arc::new(SqlInventory {
             db: deps.db.clone(),
-            outbox: outbox.clone(),
         }),
         clock,
-        outbox,
+        store,
         reservation_ttl: deps.settings.reservation_ttl,
     });
     (catalog, inventory)
@@ -63,19 +61,18 @@ fn parts(deps: &Deps, outbox: bus::Outbox, cache: Arc<ReadCache>) -> (Catalog, A
 
 /// Builds the context: subscriptions, routes, the relay and the reservation-expiry sweep.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
-    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let (store, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
     let cache = Arc::new(ReadCache::new());
-    let (catalog, inventory) = parts(&deps, outbox, cache.clone());
-    let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));
+    let (catalog, inventory) = parts(&deps, store.clone(), cache.clone());
     deps.bus
-        .subscribe(inventory::consumer().bind(inventory.clone(), dead_letters.clone()))
+        .subscribe(inventory::consumer().bind(inventory.clone(), &store))
         .await?;
     deps.bus
         .subscribe(catalog_app::cache_consumer().bind(
             Arc::new(CacheInvalidation {
                 cache: cache.clone(),
             }),
-            dead_letters,
+            &store,
         ))
         .await?;
 
@@ -117,7 +114,8 @@ pub async fn seed(db: Database, bus: SharedBus) -> anyhow::Result<usize> {
             reservation_ttl: Duration::from_secs(900),
         },
     };
-    let (catalog, inventory) = parts(&deps, bus::Outbox::new(), Arc::new(ReadCache::new()));
+    let store = bus::Store::new(deps.db.clone(), bus::Outbox::new());
+    let (catalog, inventory) = parts(&deps, store, Arc::new(ReadCache::new()));
     application::seed::run(&catalog, &inventory, &Causation::system()).await
 }
 

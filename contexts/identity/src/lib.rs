@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{SharedBus, SqlDeadLetters};
+use bus::SharedBus;
 use kernel::auth::LocalKeys;
 use kernel::db::Database;
 use kernel::module::ContextModule;
@@ -63,7 +63,7 @@ pub struct Deps {
 /// Builds the context: keys published, admin ensured, projection subscribed, routes, tasks.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let (store, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
     let signer = Arc::new(TokenSigner::load(
         deps.settings.private_key_pem.as_deref(),
         &deps.settings.data_dir,
@@ -76,7 +76,6 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
 
     let users = Arc::new(SqlUserRepository {
         db: deps.db.clone(),
-        outbox: outbox.clone(),
     });
     let hasher = Arc::new(Argon2idHasher::new(
         deps.settings.hash_threads,
@@ -97,7 +96,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         hasher: hasher.clone(),
         throttle: throttle.clone(),
         clock: clock.clone(),
-        outbox,
+        store: store.clone(),
     };
     if let Some((email, password)) = &deps.settings.bootstrap_admin {
         accounts.ensure_admin(email, password).await?;
@@ -120,7 +119,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             Arc::new(OrderHistoryProjection {
                 repository: history_repo.clone(),
             }),
-            Arc::new(SqlDeadLetters::new(deps.db.clone())),
+            &store,
         ))
         .await?;
 

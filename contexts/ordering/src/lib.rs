@@ -10,7 +10,7 @@ mod infrastructure;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{RetryPolicy, SharedBus, SqlDeadLetters};
+use bus::{RetryPolicy, SharedBus};
 use kernel::db::Database;
 use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
@@ -51,13 +51,13 @@ pub struct Deps {
 /// Builds the context: subscriptions, routes, the relay and the saga's timeout sweeper.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let (store, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
     let carts_repo = Arc::new(SqlCarts {
         db: deps.db.clone(),
     });
     let orders = Arc::new(SqlOrders {
         db: deps.db.clone(),
-        outbox: outbox.clone(),
+        store: store.clone(),
     });
     let saga = Arc::new(Saga {
         orders: orders.clone(),
@@ -66,7 +66,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             fault_rate: deps.settings.payment_fault_rate,
         }),
         clock: clock.clone(),
-        outbox: outbox.clone(),
+        store: store.clone(),
         timeouts: Timeouts {
             stock: Duration::from_secs(30),
             stock_give_up: deps.settings.reservation_ttl + Duration::from_secs(60),
@@ -81,17 +81,16 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             ..RetryPolicy::default()
         },
     });
-    let dead_letters = Arc::new(SqlDeadLetters::new(deps.db.clone()));
     deps.bus
         .subscribe(projection::consumer().bind(
             Arc::new(ProductFeed {
                 products: carts_repo.clone(),
             }),
-            dead_letters.clone(),
+            &store,
         ))
         .await?;
     deps.bus
-        .subscribe(saga::consumer().bind(saga.clone(), dead_letters))
+        .subscribe(saga::consumer().bind(saga.clone(), &store))
         .await?;
 
     let sweeper = saga.clone();
@@ -119,7 +118,6 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             orders,
             saga,
             clock,
-            outbox,
             stock_timeout: Duration::from_secs(30),
         }),
     });

@@ -9,7 +9,7 @@ mod infrastructure;
 
 use std::sync::Arc;
 
-use bus::{SharedBus, SqlDeadLetters};
+use bus::SharedBus;
 use kernel::db::Database;
 use kernel::module::ContextModule;
 use kernel::SystemClock;
@@ -36,21 +36,17 @@ pub struct Deps {
 
 /// Builds the context: subscriptions, routes and the relay.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
-    let (outbox, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
+    let (store, relay) = bus::messaging(NAME, deps.db.clone(), deps.bus.clone());
     let shipments = Arc::new(Shipments {
         repo: Arc::new(SqlShipments {
             db: deps.db.clone(),
-            outbox: outbox.clone(),
         }),
         clock: Arc::new(SystemClock),
-        outbox,
+        store: store.clone(),
         carriers: deps.settings.carriers,
     });
     deps.bus
-        .subscribe(shipments::consumer().bind(
-            shipments.clone(),
-            Arc::new(SqlDeadLetters::new(deps.db.clone())),
-        ))
+        .subscribe(shipments::consumer().bind(shipments.clone(), &store))
         .await?;
     let state = actix_web::web::Data::new(http::State { shipments });
     Ok(ContextModule::new(NAME, move |cfg| {

@@ -3,6 +3,11 @@
 //! each. The declaration is made without a handler instance, so the event catalogue
 //! (AsyncAPI) and the broker topology are derived from the very list that `bind` subscribes
 //! with: event names come from the contract (`E::NAME`), never from a string in a context.
+//!
+//! A handler that changes state implements [`HandlesOnce<E>`] and is declared with
+//! `once::<E>()`: the bus begins the unit of work, records the envelope in the group's inbox
+//! (a duplicate stops there), runs the handler on it, and commits the change with the
+//! events it published.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,15 +15,24 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use kernel::IntegrationEvent;
 
-use crate::dead_letter::DeadLetterStore;
-use crate::envelope::Envelope;
+use crate::dead_letter::{DeadLetterStore, SqlDeadLetters};
+use crate::envelope::{Causation, Envelope};
 use crate::handler::{DeliveryMode, EventHandler, Subscription};
+use crate::unit_of_work::{Store, UnitOfWork};
 
 /// Handles one contract type, opened from its envelope (which carries the id the inbox
 /// deduplicates on and the causation of what the handler publishes).
 #[async_trait::async_trait]
 pub trait Handles<E: IntegrationEvent>: Send + Sync + 'static {
     async fn handle(&self, event: E, envelope: &Envelope) -> anyhow::Result<()>;
+}
+
+/// Handles one contract type once per consumer group, inside a unit of work that already
+/// holds the envelope's inbox record. The handler may commit early (to call something
+/// outside the database afterwards); otherwise the bus commits when it returns `Ok`.
+#[async_trait::async_trait]
+pub trait HandlesOnce<E: IntegrationEvent>: Send + Sync + 'static {
+    async fn handle_once(&self, event: E, work: &mut UnitOfWork) -> anyhow::Result<()>;
 }
 
 /// One contract type, as a catalogue names it.
@@ -54,9 +68,19 @@ impl Declaration {
     }
 }
 
-type Route<H> = for<'a> fn(&'a H, &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>>;
+/// What a route needs besides the handler: the group (for the inbox) and the store.
+struct Ctx<'a> {
+    group: &'static str,
+    store: &'a Store,
+}
 
-fn route<'a, E, H>(handler: &'a H, envelope: &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>>
+type Route<H> = for<'a> fn(&'a H, &'a Envelope, Ctx<'a>) -> BoxFuture<'a, anyhow::Result<()>>;
+
+fn route<'a, E, H>(
+    handler: &'a H,
+    envelope: &'a Envelope,
+    _: Ctx<'a>,
+) -> BoxFuture<'a, anyhow::Result<()>>
 where
     E: IntegrationEvent,
     H: Handles<E>,
@@ -64,6 +88,27 @@ where
     Box::pin(async move {
         let event: E = envelope.open()?;
         <H as Handles<E>>::handle(handler, event, envelope).await
+    })
+}
+
+fn route_once<'a, E, H>(
+    handler: &'a H,
+    envelope: &'a Envelope,
+    ctx: Ctx<'a>,
+) -> BoxFuture<'a, anyhow::Result<()>>
+where
+    E: IntegrationEvent,
+    H: HandlesOnce<E>,
+{
+    Box::pin(async move {
+        let event: E = envelope.open()?;
+        let mut work = ctx.store.begin(Causation::from(envelope)).await?;
+        if !crate::inbox::first_delivery(work.conn()?, ctx.group, envelope).await? {
+            // Handled before: the transaction is dropped, nothing happens again.
+            return Ok(());
+        }
+        <H as HandlesOnce<E>>::handle_once(handler, event, &mut work).await?;
+        work.commit().await
     })
 }
 
@@ -99,6 +144,22 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         self
     }
 
+    /// Adds a contract type this group handles once, in a unit of work (see
+    /// [`HandlesOnce`]).
+    pub fn once<E: IntegrationEvent>(mut self) -> Self
+    where
+        H: HandlesOnce<E>,
+    {
+        debug_assert!(
+            self.routes.iter().all(|(t, _)| t.name != E::NAME),
+            "{} declared twice in {}",
+            E::NAME,
+            self.group
+        );
+        self.routes.push((EventType::of::<E>(), route_once::<E, H>));
+        self
+    }
+
     pub fn declaration(&self) -> Declaration {
         Declaration {
             group: self.group,
@@ -107,12 +168,26 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         }
     }
 
-    /// The subscription that runs `handler` for the declared types.
-    pub fn bind(self, handler: Arc<H>, dead_letters: Arc<dyn DeadLetterStore>) -> Subscription {
+    /// The subscription that runs `handler` for the declared types, in units of work of
+    /// `store`, dead-lettering to the store's database.
+    pub fn bind(self, handler: Arc<H>, store: &Store) -> Subscription {
+        let dead_letters: Arc<dyn DeadLetterStore> =
+            Arc::new(SqlDeadLetters::new(store.db().clone()));
+        self.bind_with(handler, store, dead_letters)
+    }
+
+    /// As [`Consumer::bind`], with another dead-letter store.
+    pub fn bind_with(
+        self,
+        handler: Arc<H>,
+        store: &Store,
+        dead_letters: Arc<dyn DeadLetterStore>,
+    ) -> Subscription {
         let names: Vec<&str> = self.routes.iter().map(|(t, _)| t.name).collect();
         let router = Router {
             group: self.group,
             handler,
+            store: store.clone(),
             routes: self.routes.iter().map(|(t, r)| (t.name, *r)).collect(),
         };
         Subscription::new(
@@ -129,6 +204,7 @@ impl<H: Send + Sync + 'static> Consumer<H> {
 struct Router<H> {
     group: &'static str,
     handler: Arc<H>,
+    store: Store,
     routes: HashMap<&'static str, Route<H>>,
 }
 
@@ -136,7 +212,13 @@ struct Router<H> {
 impl<H: Send + Sync + 'static> EventHandler for Router<H> {
     async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
         match self.routes.get(envelope.event_type.as_str()) {
-            Some(route) => route(&self.handler, envelope).await,
+            Some(route) => {
+                let ctx = Ctx {
+                    group: self.group,
+                    store: &self.store,
+                };
+                route(&self.handler, envelope, ctx).await
+            }
             None => {
                 // Queues are built from the same declarations, so this is a binding left by
                 // an older release: acknowledged, but counted and logged, never silent.
@@ -190,26 +272,21 @@ mod tests {
         const SOURCE: &'static str = "test";
     }
 
-    /// The router never dead-letters (dispatch does); nothing is stored here.
-    struct NoDeadLetters;
+    async fn store(dir: &std::path::Path) -> Store {
+        let db = kernel::db::Database::connect(&kernel::db::DatabaseTarget::Sqlite {
+            path: dir.join("consumer.db"),
+        })
+        .await
+        .unwrap();
+        crate::conformance::prepare(&db).await.unwrap();
+        Store::new(db, crate::Outbox::new())
+    }
 
-    #[async_trait::async_trait]
-    impl DeadLetterStore for NoDeadLetters {
-        async fn put(&self, _: &str, _: &Envelope, _: &str, _: u32) -> anyhow::Result<()> {
-            panic!("the router does not dead-letter")
-        }
-        async fn list(
-            &self,
-            _: &kernel::pagination::PageRequest,
-        ) -> anyhow::Result<kernel::pagination::Page<crate::DeadLetter>> {
-            panic!("not listed")
-        }
-        async fn get(&self, _: uuid::Uuid) -> anyhow::Result<Option<crate::DeadLetter>> {
-            Ok(None)
-        }
-        async fn mark_replayed(&self, _: uuid::Uuid, _: Timestamp) -> anyhow::Result<()> {
-            Ok(())
-        }
+    async fn count(store: &Store, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(store.db().pool())
+            .await
+            .unwrap()
     }
 
     #[derive(Default)]
@@ -265,9 +342,9 @@ mod tests {
 
     #[tokio::test]
     async fn each_type_reaches_its_own_handler_opened() {
+        let dir = tempfile::tempdir().unwrap();
         let seen = Arc::new(Seen::default());
-        let dead = Arc::new(NoDeadLetters);
-        let sub = consumer().bind(seen.clone(), dead);
+        let sub = consumer().bind(seen.clone(), &store(dir.path()).await);
         assert_eq!(sub.event_types, vec!["test.left", "test.right"]);
         sub.handler
             .handle(&wrap(&Right { word: "x".into() }))
@@ -281,8 +358,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_payload_that_does_not_fit_its_type_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
         let seen = Arc::new(Seen::default());
-        let sub = consumer().bind(seen.clone(), Arc::new(NoDeadLetters));
+        let sub = consumer().bind(seen.clone(), &store(dir.path()).await);
         let mut bad = wrap(&Left { n: 1 });
         bad.payload = serde_json::json!({"n": "not a number"});
         assert!(sub.handler.handle(&bad).await.is_err());
@@ -290,5 +368,61 @@ mod tests {
         newer.version = 9;
         assert!(sub.handler.handle(&newer).await.is_err());
         assert!(seen.0.lock().unwrap().is_empty());
+    }
+
+    /// Writes an effect row and publishes an event; fails when told to, after writing.
+    struct Effect {
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl HandlesOnce<Left> for Effect {
+        async fn handle_once(&self, event: Left, work: &mut UnitOfWork) -> anyhow::Result<()> {
+            sqlx::query(
+                "insert into conformance_effect (consumer_group, envelope_id, instance) values ('g', $1, 'i')",
+            )
+            .bind(event.n.to_string())
+            .execute(work.conn()?)
+            .await?;
+            work.publish(
+                &Right {
+                    word: "done".into(),
+                },
+                Timestamp::now(),
+            )?;
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                anyhow::bail!("failed after writing");
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn once_records_the_inbox_the_effect_and_the_events_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let effect = Arc::new(Effect {
+            fail: std::sync::atomic::AtomicBool::new(true),
+        });
+        let sub = Consumer::new("test.once", DeliveryMode::Competing)
+            .once::<Left>()
+            .bind(effect.clone(), &store);
+        let envelope = wrap(&Left { n: 3 });
+        // A failure rolls everything back, the inbox record too: the retry runs again.
+        assert!(sub.handler.handle(&envelope).await.is_err());
+        for table in ["conformance_effect", "outbox", "inbox"] {
+            let n = count(&store, &format!("select count(*) from {table}")).await;
+            assert_eq!(n, 0, "{table} after a failure");
+        }
+        effect
+            .fail
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        sub.handler.handle(&envelope).await.unwrap();
+        // A duplicate is stopped by the inbox before the handler.
+        sub.handler.handle(&envelope).await.unwrap();
+        for table in ["conformance_effect", "outbox", "inbox"] {
+            let n = count(&store, &format!("select count(*) from {table}")).await;
+            assert_eq!(n, 1, "{table} after a success and a duplicate");
+        }
     }
 }

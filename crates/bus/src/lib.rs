@@ -19,15 +19,17 @@ pub mod outbox;
 pub mod rabbitmq;
 #[cfg(feature = "sqs")]
 pub mod sqs;
+pub mod unit_of_work;
 
 use std::sync::Arc;
 
-pub use consumer::{Consumer, Declaration, EventType, Handles};
+pub use consumer::{Consumer, Declaration, EventType, Handles, HandlesOnce};
 pub use dead_letter::{DeadLetter, DeadLetterStore, SqlDeadLetters, EVERY_GROUP};
 pub use envelope::{Causation, Envelope};
 pub use handler::{dispatch, DeliveryMode, EventHandler, RetryPolicy, Subscription};
 pub use memory::MemoryBus;
 pub use outbox::{Outbox, Relay};
+pub use unit_of_work::{Store, UnitOfWork};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -72,15 +74,16 @@ pub trait EventBus: Send + Sync + 'static {
 
 pub type SharedBus = Arc<dyn EventBus>;
 
-/// A context's messaging: its outbox, and the relay task that drains it onto the bus.
+/// A context's messaging: its store (units of work over its database and outbox), and the
+/// relay task that drains the outbox onto the bus.
 pub fn messaging(
     context: &'static str,
     db: kernel::db::Database,
     bus: SharedBus,
-) -> (Outbox, kernel::module::BackgroundTask) {
+) -> (Store, kernel::module::BackgroundTask) {
     let outbox = Outbox::new();
-    let relay = Relay::new(context, db, bus, outbox.clone());
+    let relay = Relay::new(context, db.clone(), bus, outbox.clone());
     let task: kernel::module::BackgroundTask =
         Box::new(move |shutdown| Box::pin(relay.run(shutdown)));
-    (outbox, task)
+    (Store::new(db, outbox), task)
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox};
+use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Store};
 use catalog_contracts::{
     ProductArchived, ProductCreated, ProductSnapshot, ProductStatus as ContractStatus,
     ProductUpdated,
@@ -24,7 +24,7 @@ pub(crate) struct Catalog {
     pub(crate) repo: Arc<dyn CatalogRepository>,
     pub(crate) cache: Arc<ReadCache>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: Outbox,
+    pub(crate) store: Store,
 }
 
 pub(crate) struct NewCategory {
@@ -146,14 +146,6 @@ impl Catalog {
         Ok(())
     }
 
-    fn envelope<E: kernel::IntegrationEvent>(
-        &self,
-        event: &E,
-        cause: &Causation,
-    ) -> anyhow::Result<Envelope> {
-        Envelope::wrap(event, self.clock.now(), cause)
-    }
-
     pub(crate) async fn create_product(
         &self,
         new: NewProduct,
@@ -190,17 +182,18 @@ impl Catalog {
             created_at: now,
             updated_at: now,
         };
-        let event = self.envelope(
+        let mut work = self.store.begin(cause.clone()).await?;
+        self.repo
+            .create_product(&mut work, &product)
+            .await
+            .map_err(save_error)?;
+        work.publish(
             &ProductCreated {
                 product: snapshot(&product),
             },
-            cause,
+            now,
         )?;
-        self.repo
-            .create_product(&product, &[event])
-            .await
-            .map_err(save_error)?;
-        self.outbox.wake();
+        work.commit().await?;
         self.cache.invalidate(product.id).await;
         Ok(product)
     }
@@ -286,12 +279,13 @@ impl Catalog {
     ) -> Result<Product, CatalogError> {
         next.revision = expected_revision + 1;
         next.updated_at = self.clock.now();
-        let envelope = self.envelope(&event(snapshot(&next)), cause)?;
+        let mut work = self.store.begin(cause.clone()).await?;
         self.repo
-            .update_product(&next, expected_revision, &[envelope])
+            .update_product(&mut work, &next, expected_revision)
             .await
             .map_err(save_error)?;
-        self.outbox.wake();
+        work.publish(&event(snapshot(&next)), next.updated_at)?;
+        work.commit().await?;
         self.cache.invalidate(next.id).await;
         Ok(next)
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox};
+use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, Store, UnitOfWork};
 use catalog_contracts::{ShortLine, StockLine, StockRejected, StockReleased, StockReserved};
 use kernel::id::{OrderId, ProductId};
 use kernel::{Clock, Timestamp};
@@ -23,16 +23,16 @@ pub(crate) const GROUP: &str = "catalog.inventory";
 /// The saga's stock side: what ordering and shipping tell catalog about an order.
 pub(crate) fn consumer() -> Consumer<Inventory> {
     Consumer::new(GROUP, DeliveryMode::Competing)
-        .on::<OrderPlaced>()
-        .on::<OrderPaid>()
-        .on::<OrderCancelled>()
-        .on::<ShipmentDispatched>()
+        .once::<OrderPlaced>()
+        .once::<OrderPaid>()
+        .once::<OrderCancelled>()
+        .once::<ShipmentDispatched>()
 }
 
 pub(crate) struct Inventory {
     pub(crate) repo: Arc<dyn InventoryRepository>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: Outbox,
+    pub(crate) store: Store,
     pub(crate) reservation_ttl: Duration,
 }
 
@@ -55,41 +55,32 @@ fn merge(lines: impl IntoIterator<Item = (ProductId, u32)>) -> Vec<StockLine> {
         .collect()
 }
 
-fn release_event(
+/// `stock_released` for a reservation that was given back; nothing otherwise.
+fn publish_release(
+    work: &mut UnitOfWork,
     order: OrderId,
-    outcome: &ReleaseOutcome,
+    outcome: ReleaseOutcome,
     now: Timestamp,
-    cause: &Causation,
-) -> anyhow::Result<Vec<Envelope>> {
+) -> anyhow::Result<()> {
     match outcome {
-        ReleaseOutcome::Released { lines, reason } => Ok(vec![Envelope::wrap(
+        ReleaseOutcome::Released { lines, reason } => work.publish(
             &StockReleased {
                 order_id: order,
-                reason: *reason,
-                lines: lines.clone(),
+                reason,
+                lines,
             },
             now,
-            cause,
-        )?]),
-        ReleaseOutcome::Nothing => Ok(vec![]),
+        ),
+        ReleaseOutcome::Nothing => Ok(()),
     }
 }
 
 /// `stock_rejected`: the order's lines that cannot be held.
-fn rejected(
-    order: OrderId,
-    short_lines: &[ShortLine],
-    now: Timestamp,
-    cause: &Causation,
-) -> anyhow::Result<Envelope> {
-    Envelope::wrap(
-        &StockRejected {
-            order_id: order,
-            short_lines: short_lines.to_vec(),
-        },
-        now,
-        cause,
-    )
+fn rejected(order: OrderId, short_lines: Vec<ShortLine>) -> StockRejected {
+    StockRejected {
+        order_id: order,
+        short_lines,
+    }
 }
 
 impl Inventory {
@@ -120,115 +111,109 @@ impl Inventory {
             })
     }
 
-    async fn on_order_placed(&self, event: OrderPlaced, envelope: &Envelope) -> anyhow::Result<()> {
+    async fn on_order_placed(
+        &self,
+        event: OrderPlaced,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
         let lines = merge(event.lines.iter().map(|l| (l.product_id, l.quantity)));
         let now = self.clock.now();
         let expires_at = now.plus(self.reservation_ttl);
-        let cause = Causation::from(envelope);
         let order = event.order_id;
-        let events = move |outcome: &ReserveOutcome| -> anyhow::Result<Vec<Envelope>> {
-            Ok(match outcome {
-                ReserveOutcome::Reserved { lines, expires_at } => vec![Envelope::wrap(
-                    &StockReserved {
-                        order_id: order,
-                        lines: lines.clone(),
-                        expires_at: *expires_at,
-                    },
-                    now,
-                    &cause,
-                )?],
-                ReserveOutcome::Rejected { short_lines } => {
-                    vec![rejected(order, short_lines, now, &cause)?]
-                }
-                ReserveOutcome::AlreadyClosed | ReserveOutcome::Duplicate => vec![],
-            })
-        };
-        let outcome = self
-            .repo
-            .reserve(GROUP, envelope, order, &lines, expires_at, &events)
-            .await?;
+        let outcome = self.repo.reserve(work, order, &lines, expires_at).await?;
         tracing::info!(order_id = %order, outcome = ?outcome, "reservation");
-        self.outbox.wake();
-        Ok(())
+        match outcome {
+            ReserveOutcome::Reserved { lines, expires_at } => work.publish(
+                &StockReserved {
+                    order_id: order,
+                    lines,
+                    expires_at,
+                },
+                now,
+            ),
+            ReserveOutcome::Rejected { short_lines } => {
+                work.publish(&rejected(order, short_lines), now)
+            }
+            ReserveOutcome::AlreadyClosed => Ok(()),
+        }
     }
 
     async fn on_order_cancelled(
         &self,
         event: OrderCancelled,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let cause = Causation::from(envelope);
-        let order = event.order_id;
-        let events = move |outcome: &ReleaseOutcome| release_event(order, outcome, now, &cause);
-        self.repo.release(GROUP, envelope, order, &events).await?;
-        self.outbox.wake();
-        Ok(())
+        let outcome = self.repo.release(work, event.order_id).await?;
+        publish_release(work, event.order_id, outcome, self.clock.now())
     }
 
     /// A paid order's reservation is kept until dispatch. One that expired before the payment
     /// was heard of is held again; if its units were sold meanwhile, `stock_rejected` tells
     /// ordering the paid order cannot be served (it cancels and refunds).
-    async fn on_order_paid(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let cause = Causation::from(envelope);
+    async fn on_order_paid(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let order = event.order_id;
-        let events = move |outcome: &PaidOutcome| -> anyhow::Result<Vec<Envelope>> {
-            Ok(match outcome {
-                PaidOutcome::Short { short_lines } => {
-                    vec![rejected(order, short_lines, now, &cause)?]
-                }
-                PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => vec![],
-            })
-        };
-        let outcome = self.repo.mark_paid(GROUP, envelope, order, &events).await?;
-        if matches!(outcome, PaidOutcome::Short { .. }) {
-            self.outbox.wake();
+        match self.repo.mark_paid(work, order).await? {
+            PaidOutcome::Short { short_lines } => {
+                work.publish(&rejected(order, short_lines), self.clock.now())
+            }
+            PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => Ok(()),
         }
-        Ok(())
     }
 
-    /// Releases reservations whose order was never paid in time.
+    /// Releases reservations whose order was never paid in time, each in its own unit of
+    /// work; returns how many.
     pub(crate) async fn expire_due(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
-        let cause = Causation::system();
-        let events = move |(order, outcome): &(OrderId, ReleaseOutcome)| {
-            release_event(*order, outcome, now, &cause)
-        };
-        let n = self.repo.expire_due(now, 100, &events).await?;
-        if n > 0 {
-            tracing::info!(expired = n, "reservations expired");
-            self.outbox.wake();
+        let mut expired = 0;
+        for order in self.repo.due(now, 100).await? {
+            let mut work = self.store.begin(Causation::system()).await?;
+            let outcome = self.repo.expire(&mut work, order, now).await?;
+            if outcome != ReleaseOutcome::Nothing {
+                expired += 1;
+            }
+            publish_release(&mut work, order, outcome, now)?;
+            work.commit().await?;
         }
-        Ok(n)
+        if expired > 0 {
+            tracing::info!(expired, "reservations expired");
+        }
+        Ok(expired)
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<OrderPlaced> for Inventory {
-    async fn handle(&self, event: OrderPlaced, envelope: &Envelope) -> anyhow::Result<()> {
-        self.on_order_placed(event, envelope).await
+impl HandlesOnce<OrderPlaced> for Inventory {
+    async fn handle_once(&self, event: OrderPlaced, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        self.on_order_placed(event, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<OrderPaid> for Inventory {
-    async fn handle(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
-        self.on_order_paid(event, envelope).await
+impl HandlesOnce<OrderPaid> for Inventory {
+    async fn handle_once(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        self.on_order_paid(event, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<OrderCancelled> for Inventory {
-    async fn handle(&self, event: OrderCancelled, envelope: &Envelope) -> anyhow::Result<()> {
-        self.on_order_cancelled(event, envelope).await
+impl HandlesOnce<OrderCancelled> for Inventory {
+    async fn handle_once(
+        &self,
+        event: OrderCancelled,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        self.on_order_cancelled(event, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ShipmentDispatched> for Inventory {
-    async fn handle(&self, event: ShipmentDispatched, envelope: &Envelope) -> anyhow::Result<()> {
-        self.repo.commit(GROUP, envelope, event.order_id).await
+impl HandlesOnce<ShipmentDispatched> for Inventory {
+    async fn handle_once(
+        &self,
+        event: ShipmentDispatched,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        self.repo.commit(work, event.order_id).await
     }
 }
 

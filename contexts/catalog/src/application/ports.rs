@@ -1,6 +1,6 @@
 //! Ports: persistence of the catalog and of inventory.
 
-use bus::Envelope;
+use bus::UnitOfWork;
 use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
 use kernel::id::{CategoryId, OrderId, ProductId};
 use kernel::pagination::{Page, PageRequest};
@@ -51,15 +51,18 @@ pub(crate) trait CatalogRepository: Send + Sync {
     async fn category(&self, id: CategoryId) -> anyhow::Result<Option<Category>>;
     async fn category_by_slug(&self, slug: &Slug) -> anyhow::Result<Option<Category>>;
     async fn categories(&self, page: &PageRequest) -> anyhow::Result<Page<Category>>;
-    /// Stores a new product (with zero stock) and its events.
-    async fn create_product(&self, product: &Product, events: &[Envelope])
-        -> Result<(), SaveError>;
+    /// Stores a new product (with zero stock).
+    async fn create_product(
+        &self,
+        work: &mut UnitOfWork,
+        product: &Product,
+    ) -> Result<(), SaveError>;
     /// Stores `product` if the stored revision is still `expected_revision`.
     async fn update_product(
         &self,
+        work: &mut UnitOfWork,
         product: &Product,
         expected_revision: i64,
-        events: &[Envelope],
     ) -> Result<(), SaveError>;
     async fn product(&self, id: ProductId) -> anyhow::Result<Option<Product>>;
     async fn products(&self, query: &ProductQuery) -> anyhow::Result<Page<Product>>;
@@ -77,8 +80,6 @@ pub(crate) enum ReserveOutcome {
     },
     /// The order was cancelled before its reservation was asked for: nothing to do.
     AlreadyClosed,
-    /// The envelope was handled before.
-    Duplicate,
 }
 
 /// What became of a release or commit.
@@ -104,9 +105,6 @@ pub(crate) enum PaidOutcome {
     Nothing,
 }
 
-/// Builds the events an outcome publishes, in the adapter's transaction.
-pub(crate) type EventsFor<'a, T> = &'a (dyn Fn(&T) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
-
 #[async_trait::async_trait]
 pub(crate) trait InventoryRepository: Send + Sync {
     async fn stock(&self, product: ProductId) -> anyhow::Result<Option<StockLevel>>;
@@ -117,43 +115,36 @@ pub(crate) trait InventoryRepository: Send + Sync {
         on_hand: i64,
         now: Timestamp,
     ) -> Result<StockLevel, SetStockError>;
-    /// Reserves every line or none, atomically, once per envelope.
+    /// Reserves every line or none, atomically.
     async fn reserve(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
         lines: &[StockLine],
         expires_at: Timestamp,
-        events: EventsFor<'_, ReserveOutcome>,
     ) -> anyhow::Result<ReserveOutcome>;
     /// Gives held units back (cancellation); a tombstone stops a later reservation.
     async fn release(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
-        events: EventsFor<'_, ReleaseOutcome>,
     ) -> anyhow::Result<ReleaseOutcome>;
     /// The order is paid: its reservation no longer expires (one that expired first is
     /// held again if its units are still free).
-    async fn mark_paid(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        order: OrderId,
-        events: EventsFor<'_, PaidOutcome>,
-    ) -> anyhow::Result<PaidOutcome>;
+    async fn mark_paid(&self, work: &mut UnitOfWork, order: OrderId)
+        -> anyhow::Result<PaidOutcome>;
     /// The goods left: reserved units leave on_hand too. A dispatch whose reservation was
     /// already given back (expired or released) still takes its units off on_hand.
-    async fn commit(&self, group: &str, envelope: &Envelope, order: OrderId) -> anyhow::Result<()>;
-    /// Releases held reservations past their expiry; returns how many.
-    async fn expire_due(
+    async fn commit(&self, work: &mut UnitOfWork, order: OrderId) -> anyhow::Result<()>;
+    /// Orders whose held reservation is past its expiry, oldest first.
+    async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
+    /// Releases the order's reservation if it is still held and unpaid.
+    async fn expire(
         &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
         now: Timestamp,
-        limit: i64,
-        events: EventsFor<'_, (OrderId, ReleaseOutcome)>,
-    ) -> anyhow::Result<usize>;
+    ) -> anyhow::Result<ReleaseOutcome>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 use anyhow::Context as _;
-use bus::{Envelope, Outbox};
+use bus::UnitOfWork;
 use kernel::db::{is_unique_violation, Database};
 use kernel::id::{CategoryId, ProductId};
 use kernel::pagination::{Page, PageRequest};
@@ -12,7 +12,6 @@ use crate::domain::{CategoryName, Description, Product, ProductName, ProductStat
 
 pub(crate) struct SqlCatalog {
     pub(crate) db: Database,
-    pub(crate) outbox: Outbox,
 }
 
 const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at";
@@ -132,8 +131,8 @@ impl CatalogRepository for SqlCatalog {
         Ok(page.finish(items, |c| vec![c.slug.as_ref().to_owned()]))
     }
 
-    async fn create_product(&self, p: &Product, events: &[Envelope]) -> Result<(), SaveError> {
-        let mut tx = self.db.begin().await?;
+    async fn create_product(&self, work: &mut UnitOfWork, p: &Product) -> Result<(), SaveError> {
+        let tx = work.conn()?;
         sqlx::query(&format!(
             "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
@@ -160,18 +159,16 @@ impl CatalogRepository for SqlCatalog {
         .execute(&mut *tx)
         .await
         .context("cannot create stock row")?;
-        self.outbox.enqueue(&mut tx, events).await?;
-        tx.commit().await.context("cannot commit product")?;
         Ok(())
     }
 
     async fn update_product(
         &self,
+        work: &mut UnitOfWork,
         p: &Product,
         expected_revision: i64,
-        events: &[Envelope],
     ) -> Result<(), SaveError> {
-        let mut tx = self.db.begin().await?;
+        let tx = work.conn()?;
         let done = sqlx::query(
             "update product set sku = $1, name = $2, description = $3, price_amount = $4, currency = $5, category_id = $6, \
              status = $7, revision = $8, updated_at = $9, search_text = $10 where product_id = $11 and revision = $12",
@@ -194,8 +191,6 @@ impl CatalogRepository for SqlCatalog {
         if done.rows_affected() != 1 {
             return Err(SaveError::Stale);
         }
-        self.outbox.enqueue(&mut tx, events).await?;
-        tx.commit().await.context("cannot commit product")?;
         Ok(())
     }
 

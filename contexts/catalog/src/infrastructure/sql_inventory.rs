@@ -3,7 +3,7 @@
 //! never oversell; rows are locked in product-id order, so they cannot deadlock.
 
 use anyhow::Context as _;
-use bus::{Envelope, Outbox};
+use bus::UnitOfWork;
 use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
 use kernel::db::Database;
 use kernel::id::{OrderId, ProductId};
@@ -11,13 +11,12 @@ use kernel::Timestamp;
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{
-    EventsFor, InventoryRepository, PaidOutcome, ReleaseOutcome, ReserveOutcome, SetStockError,
+    InventoryRepository, PaidOutcome, ReleaseOutcome, ReserveOutcome, SetStockError,
 };
 use crate::domain::StockLevel;
 
 pub(crate) struct SqlInventory {
     pub(crate) db: Database,
-    pub(crate) outbox: Outbox,
 }
 
 async fn reservation_status(
@@ -220,99 +219,65 @@ async fn take_off_given_back(
     Ok(())
 }
 
-impl SqlInventory {
-    /// Tries to hold every line in one transaction; `Ok(None)` when a line is short (the
-    /// transaction is rolled back, nothing is held).
-    async fn try_hold(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        order: OrderId,
-        lines: &[StockLine],
-        expires_at: Timestamp,
-        events: EventsFor<'_, ReserveOutcome>,
-    ) -> anyhow::Result<Option<ReserveOutcome>> {
-        let now = Timestamp::now();
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(Some(ReserveOutcome::Duplicate));
-        }
-        if reservation_status(&mut tx, order).await?.is_some() {
-            // Cancelled before it was reserved (a tombstone), or reserved under another envelope.
-            tx.commit().await?;
-            return Ok(Some(ReserveOutcome::AlreadyClosed));
-        }
-        if !hold_lines(&mut tx, lines, now).await? {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, 'held', $2, $3, $3)")
-            .bind(order.to_string())
-            .bind(expires_at.as_micros())
-            .bind(now.as_micros())
-            .execute(&mut *tx)
-            .await?;
-        for line in lines {
-            sqlx::query(
-                "insert into reservation_line (order_id, product_id, quantity) values ($1, $2, $3)",
-            )
-            .bind(order.to_string())
-            .bind(line.product_id.to_string())
-            .bind(i64::from(line.quantity))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let outcome = ReserveOutcome::Reserved {
-            lines: lines.to_vec(),
-            expires_at,
-        };
-        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
-        tx.commit().await.context("cannot commit reservation")?;
-        Ok(Some(outcome))
+/// Tries to hold every line, inside a savepoint; `Ok(None)` when a line is short (the
+/// savepoint is rolled back, nothing is held).
+async fn try_hold(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    lines: &[StockLine],
+    expires_at: Timestamp,
+) -> anyhow::Result<Option<ReserveOutcome>> {
+    let now = Timestamp::now();
+    if reservation_status(conn, order).await?.is_some() {
+        // Cancelled before it was reserved (a tombstone), or reserved under another envelope.
+        return Ok(Some(ReserveOutcome::AlreadyClosed));
     }
+    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+    if !hold_lines(&mut savepoint, lines, now).await? {
+        savepoint.rollback().await?;
+        return Ok(None);
+    }
+    savepoint.commit().await?;
+    sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, 'held', $2, $3, $3)")
+        .bind(order.to_string())
+        .bind(expires_at.as_micros())
+        .bind(now.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    for line in lines {
+        sqlx::query(
+            "insert into reservation_line (order_id, product_id, quantity) values ($1, $2, $3)",
+        )
+        .bind(order.to_string())
+        .bind(line.product_id.to_string())
+        .bind(i64::from(line.quantity))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Some(ReserveOutcome::Reserved {
+        lines: lines.to_vec(),
+        expires_at,
+    }))
+}
 
-    async fn reject(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        order: OrderId,
-        lines: &[StockLine],
-        events: EventsFor<'_, ReserveOutcome>,
-    ) -> anyhow::Result<Option<ReserveOutcome>> {
-        let now = Timestamp::now();
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(Some(ReserveOutcome::Duplicate));
-        }
-        let short_lines = short_of(&mut tx, lines).await?;
-        if short_lines.is_empty() {
-            // Stock came back between the attempt and now: try again.
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'rejected', $2, $2)")
-            .bind(order.to_string())
-            .bind(now.as_micros())
-            .execute(&mut *tx)
-            .await?;
-        let outcome = ReserveOutcome::Rejected { short_lines };
-        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
-        tx.commit().await.context("cannot commit rejection")?;
-        Ok(Some(outcome))
+/// Records the order as rejected with what is short; `Ok(None)` when nothing is short any
+/// more (stock came back since the hold failed).
+async fn reject(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    lines: &[StockLine],
+) -> anyhow::Result<Option<ReserveOutcome>> {
+    let now = Timestamp::now();
+    let short_lines = short_of(conn, lines).await?;
+    if short_lines.is_empty() {
+        return Ok(None);
     }
-
-    /// A transaction in which this envelope is recorded as handled; `None` for a duplicate.
-    async fn once(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-    ) -> anyhow::Result<Option<sqlx::Transaction<'static, sqlx::Any>>> {
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(None);
-        }
-        Ok(Some(tx))
-    }
+    sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'rejected', $2, $2)")
+        .bind(order.to_string())
+        .bind(now.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(ReserveOutcome::Rejected { short_lines }))
 }
 
 #[async_trait::async_trait]
@@ -356,21 +321,17 @@ impl InventoryRepository for SqlInventory {
 
     async fn reserve(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
         lines: &[StockLine],
         expires_at: Timestamp,
-        events: EventsFor<'_, ReserveOutcome>,
     ) -> anyhow::Result<ReserveOutcome> {
+        let conn = work.conn()?;
         for _ in 0..5 {
-            if let Some(outcome) = self
-                .try_hold(group, envelope, order, lines, expires_at, events)
-                .await?
-            {
+            if let Some(outcome) = try_hold(conn, order, lines, expires_at).await? {
                 return Ok(outcome);
             }
-            if let Some(outcome) = self.reject(group, envelope, order, lines, events).await? {
+            if let Some(outcome) = reject(conn, order, lines).await? {
                 return Ok(outcome);
             }
         }
@@ -379,86 +340,65 @@ impl InventoryRepository for SqlInventory {
 
     async fn release(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
-        events: EventsFor<'_, ReleaseOutcome>,
     ) -> anyhow::Result<ReleaseOutcome> {
-        let Some(mut tx) = self.once(group, envelope).await? else {
-            return Ok(ReleaseOutcome::Nothing);
-        };
+        let tx = work.conn()?;
         let now = Timestamp::now();
-        if reservation_status(&mut tx, order).await?.is_none() {
+        if reservation_status(tx, order).await?.is_none() {
             // Cancelled before the reservation request arrived: leave a tombstone.
             sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'cancelled', $2, $2)")
                 .bind(order.to_string())
                 .bind(now.as_micros())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             return Ok(ReleaseOutcome::Nothing);
         }
-        let outcome = match close(&mut tx, order, Open::Any, "released", false, now).await? {
-            Some(lines) => ReleaseOutcome::Released {
-                lines,
-                reason: ReleaseReason::Cancelled,
+        Ok(
+            match close(tx, order, Open::Any, "released", false, now).await? {
+                Some(lines) => ReleaseOutcome::Released {
+                    lines,
+                    reason: ReleaseReason::Cancelled,
+                },
+                None => ReleaseOutcome::Nothing,
             },
-            None => ReleaseOutcome::Nothing,
-        };
-        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
-        tx.commit().await.context("cannot commit release")?;
-        Ok(outcome)
+        )
     }
 
     async fn mark_paid(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
-        events: EventsFor<'_, PaidOutcome>,
     ) -> anyhow::Result<PaidOutcome> {
-        let Some(mut tx) = self.once(group, envelope).await? else {
-            return Ok(PaidOutcome::Nothing);
-        };
+        let tx = work.conn()?;
         let now = Timestamp::now();
         let kept = sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'held'")
             .bind(now.as_micros())
             .bind(order.to_string())
             .execute(&mut *tx)
             .await?;
-        let outcome = if kept.rows_affected() == 1 {
+        Ok(if kept.rows_affected() == 1 {
             PaidOutcome::Kept
-        } else if reservation_status(&mut tx, order).await?.as_deref() == Some("expired") {
-            hold_again(&mut tx, order, now).await?
+        } else if reservation_status(tx, order).await?.as_deref() == Some("expired") {
+            hold_again(tx, order, now).await?
         } else {
             PaidOutcome::Nothing
-        };
-        self.outbox.enqueue(&mut tx, &events(&outcome)?).await?;
-        tx.commit().await.context("cannot commit payment")?;
-        Ok(outcome)
+        })
     }
 
-    async fn commit(&self, group: &str, envelope: &Envelope, order: OrderId) -> anyhow::Result<()> {
-        let Some(mut tx) = self.once(group, envelope).await? else {
-            return Ok(());
-        };
+    async fn commit(&self, work: &mut UnitOfWork, order: OrderId) -> anyhow::Result<()> {
+        let tx = work.conn()?;
         let now = Timestamp::now();
-        if close(&mut tx, order, Open::Any, "committed", true, now)
+        if close(tx, order, Open::Any, "committed", true, now)
             .await?
             .is_none()
         {
-            take_off_given_back(&mut tx, order, now).await?;
+            take_off_given_back(tx, order, now).await?;
         }
-        tx.commit().await.context("cannot commit dispatch")?;
         Ok(())
     }
 
-    async fn expire_due(
-        &self,
-        now: Timestamp,
-        limit: i64,
-        events: EventsFor<'_, (OrderId, ReleaseOutcome)>,
-    ) -> anyhow::Result<usize> {
+    async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
         let due: Vec<String> = sqlx::query_scalar(
             "select order_id from reservation where status = 'held' and expires_at < $1 order by expires_at limit $2",
         )
@@ -466,22 +406,24 @@ impl InventoryRepository for SqlInventory {
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        let mut expired = 0;
-        for raw in due {
-            let order = OrderId::parse(&raw)?;
-            let mut tx = self.db.begin().await?;
-            if let Some(lines) = close(&mut tx, order, Open::Unpaid, "expired", false, now).await? {
-                let outcome = ReleaseOutcome::Released {
+        due.iter().map(|raw| Ok(OrderId::parse(raw)?)).collect()
+    }
+
+    async fn expire(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        now: Timestamp,
+    ) -> anyhow::Result<ReleaseOutcome> {
+        let tx = work.conn()?;
+        Ok(
+            match close(tx, order, Open::Unpaid, "expired", false, now).await? {
+                Some(lines) => ReleaseOutcome::Released {
                     lines,
                     reason: ReleaseReason::ReservationExpired,
-                };
-                self.outbox
-                    .enqueue(&mut tx, &events(&(order, outcome))?)
-                    .await?;
-                expired += 1;
-            }
-            tx.commit().await?;
-        }
-        Ok(expired)
+                },
+                None => ReleaseOutcome::Nothing,
+            },
+        )
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bus::{Causation, Envelope};
+use bus::Causation;
 use identity_contracts::UserRegistered;
 use kernel::address::PostalAddress;
 use kernel::auth::Role;
@@ -26,7 +26,7 @@ pub(crate) struct Accounts {
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) throttle: Arc<dyn LoginThrottle>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: bus::Outbox,
+    pub(crate) store: bus::Store,
 }
 
 pub(crate) struct SignUp {
@@ -105,10 +105,11 @@ impl Accounts {
             name: user.name.as_ref().to_owned(),
             registered_at: now,
         };
-        let envelope = Envelope::wrap(&event, now, cause)?;
-        match self.users.create(&user, &[envelope]).await {
+        let mut work = self.store.begin(cause.clone()).await?;
+        match self.users.create(&mut work, &user).await {
             Ok(()) => {
-                self.outbox.wake();
+                work.publish(&event, now)?;
+                work.commit().await?;
                 Ok(user)
             }
             Err(SaveUserError::EmailTaken) => Err(IdentityError::EmailTaken),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bus::{Consumer, DeliveryMode, Envelope, Handles};
+use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
 use kernel::id::UserId;
 use kernel::pagination::{Page, PageRequest};
 use kernel::IntegrationEvent;
@@ -19,13 +19,13 @@ pub(crate) const GROUP: &str = "identity.order_history";
 /// The customer's view of an order follows what ordering and shipping publish about it.
 pub(crate) fn consumer() -> Consumer<OrderHistoryProjection> {
     Consumer::new(GROUP, DeliveryMode::Competing)
-        .on::<OrderPlaced>()
-        .on::<OrderPaid>()
-        .on::<OrderCancelled>()
-        .on::<OrderStatusChanged>()
-        .on::<ShipmentCreated>()
-        .on::<ShipmentDispatched>()
-        .on::<ShipmentDelivered>()
+        .once::<OrderPlaced>()
+        .once::<OrderPaid>()
+        .once::<OrderCancelled>()
+        .once::<OrderStatusChanged>()
+        .once::<ShipmentCreated>()
+        .once::<ShipmentDispatched>()
+        .once::<ShipmentDelivered>()
 }
 
 fn progress(status: OrderStatus) -> OrderProgress {
@@ -189,8 +189,8 @@ impl OrderHistoryProjection {
 }
 
 #[async_trait::async_trait]
-impl<E: IntegrationEvent + Projected> Handles<E> for OrderHistoryProjection {
-    async fn handle(&self, event: E, envelope: &Envelope) -> anyhow::Result<()> {
-        self.repository.apply(GROUP, envelope, event.update()).await
+impl<E: IntegrationEvent + Projected> HandlesOnce<E> for OrderHistoryProjection {
+    async fn handle_once(&self, event: E, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        self.repository.apply(work, event.update()).await
     }
 }

@@ -1,6 +1,6 @@
 //! Ports: what the use cases need from the outside world.
 
-use bus::Envelope;
+use bus::UnitOfWork;
 use kernel::address::PostalAddress;
 use kernel::id::UserId;
 use kernel::pagination::{Page, PageRequest};
@@ -19,7 +19,7 @@ pub(crate) enum SaveUserError {
 #[async_trait::async_trait]
 pub(crate) trait UserRepository: Send + Sync {
     /// Stores a new user and the events it causes, in one transaction.
-    async fn create(&self, user: &User, events: &[Envelope]) -> Result<(), SaveUserError>;
+    async fn create(&self, work: &mut UnitOfWork, user: &User) -> Result<(), SaveUserError>;
     async fn by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>>;
     async fn by_id(&self, id: UserId) -> anyhow::Result<Option<User>>;
     async fn update_profile(
@@ -118,13 +118,8 @@ pub(crate) struct OrderHistoryChange {
 
 #[async_trait::async_trait]
 pub(crate) trait OrderHistoryRepository: Send + Sync {
-    /// Applies a change once per (group, envelope), moving the status forward only.
-    async fn apply(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        change: OrderHistoryUpdate,
-    ) -> anyhow::Result<()>;
+    /// Applies a change in the unit of work, moving the status forward only.
+    async fn apply(&self, work: &mut UnitOfWork, change: OrderHistoryUpdate) -> anyhow::Result<()>;
     async fn for_customer(
         &self,
         customer: UserId,

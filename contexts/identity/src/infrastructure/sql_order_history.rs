@@ -1,5 +1,5 @@
 use anyhow::Context as _;
-use bus::Envelope;
+use bus::UnitOfWork;
 use kernel::db::Database;
 use kernel::id::{OrderId, UserId};
 use kernel::pagination::{Page, PageRequest};
@@ -88,16 +88,8 @@ impl SqlOrderHistory {
 
 #[async_trait::async_trait]
 impl OrderHistoryRepository for SqlOrderHistory {
-    async fn apply(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        update: OrderHistoryUpdate,
-    ) -> anyhow::Result<()> {
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(());
-        }
+    async fn apply(&self, work: &mut UnitOfWork, update: OrderHistoryUpdate) -> anyhow::Result<()> {
+        let tx = work.conn()?;
         let (order, customer, at) = match &update {
             OrderHistoryUpdate::Status(c) => {
                 (c.entry.order_id, c.entry.customer_id, c.entry.updated_at)
@@ -127,7 +119,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
                 .fetch_one(&mut *tx)
                 .await?
                 == 0;
-        let current = self.lock_row(&mut tx, order, customer, at).await?;
+        let current = self.lock_row(&mut *tx, order, customer, at).await?;
         match update {
             OrderHistoryUpdate::Status(change) => {
                 let e = &change.entry;
@@ -144,7 +136,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
                 .execute(&mut *tx)
                 .await?;
                 self.advance(
-                    &mut tx,
+                    &mut *tx,
                     order,
                     (current, fresh),
                     change.progress,
@@ -155,7 +147,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
             }
             OrderHistoryUpdate::Cancelled { reason, .. } => {
                 self.advance(
-                    &mut tx,
+                    &mut *tx,
                     order,
                     (current, fresh),
                     OrderProgress::Cancelled,
@@ -173,7 +165,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     .execute(&mut *tx)
                     .await?;
                 self.advance(
-                    &mut tx,
+                    &mut *tx,
                     order,
                     (current, fresh),
                     OrderProgress::Confirmed,
@@ -192,11 +184,10 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     .bind(order.to_string())
                     .execute(&mut *tx)
                     .await?;
-                self.advance(&mut tx, order, (current, fresh), progress, None, at)
+                self.advance(&mut *tx, order, (current, fresh), progress, None, at)
                     .await?;
             }
         }
-        tx.commit().await.context("cannot commit order history")?;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 use anyhow::Context as _;
-use bus::{Envelope, Outbox};
+use bus::UnitOfWork;
 use kernel::address::PostalAddress;
 use kernel::auth::Role;
 use kernel::db::{is_unique_violation, Database};
@@ -13,7 +13,6 @@ use crate::domain::{Roles, User, UserName};
 
 pub(crate) struct SqlUserRepository {
     pub(crate) db: Database,
-    pub(crate) outbox: Outbox,
 }
 
 const COLUMNS: &str =
@@ -40,8 +39,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<User> {
 
 #[async_trait::async_trait]
 impl UserRepository for SqlUserRepository {
-    async fn create(&self, user: &User, events: &[Envelope]) -> Result<(), SaveUserError> {
-        let mut tx = self.db.begin().await?;
+    async fn create(&self, work: &mut UnitOfWork, user: &User) -> Result<(), SaveUserError> {
+        let tx = work.conn()?;
         let inserted = sqlx::query(
             "insert into user_account (user_id, email, name, password_hash, roles, created_at, updated_at) \
              values ($1, $2, $3, $4, $5, $6, $6)",
@@ -60,8 +59,6 @@ impl UserRepository for SqlUserRepository {
                 other.context("cannot insert user")?;
             }
         }
-        self.outbox.enqueue(&mut tx, events).await?;
-        tx.commit().await.context("cannot commit user")?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bus::{Causation, Envelope, Outbox};
+use bus::{Causation, Envelope};
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, UserId};
 use kernel::pagination::{Page, PageRequest};
@@ -21,7 +21,6 @@ pub(crate) struct Checkout {
     pub(crate) orders: Arc<dyn OrderRepository>,
     pub(crate) saga: Arc<Saga>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: Outbox,
     /// How long to wait for the stock answer before asking again.
     pub(crate) stock_timeout: Duration,
 }
@@ -90,7 +89,6 @@ impl Checkout {
         };
         match self.orders.checkout(&new, &events).await? {
             CheckoutOutcome::Placed(order) => {
-                self.outbox.wake();
                 tracing::info!(order_id = %order.id, total = %order.total, "order placed");
                 Ok((*order, true))
             }

@@ -1,7 +1,7 @@
 //! Ports: persistence of carts, orders and payments, the product projection, and the
 //! payment gateway.
 
-use bus::Envelope;
+use bus::{Envelope, UnitOfWork};
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
 use kernel::pagination::{Page, PageRequest};
 use kernel::{Money, Timestamp};
@@ -28,13 +28,8 @@ pub(crate) struct CartLine {
 
 #[async_trait::async_trait]
 pub(crate) trait ProductProjection: Send + Sync {
-    /// Stores the snapshot if it is newer than what is known, once per envelope.
-    async fn upsert(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        product: &KnownProduct,
-    ) -> anyhow::Result<()>;
+    /// Stores the snapshot if it is newer than what is known.
+    async fn upsert(&self, work: &mut UnitOfWork, product: &KnownProduct) -> anyhow::Result<()>;
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>>;
 }
 
@@ -127,7 +122,6 @@ pub(crate) struct PaymentUpdate {
 pub(crate) enum Applied {
     Changed(Box<Order>),
     Unchanged(Box<Order>),
-    Duplicate,
     Missing,
 }
 
@@ -145,12 +139,11 @@ pub(crate) trait OrderRepository: Send + Sync {
         order: &NewOrder,
         events: EventsFor<'_, Order>,
     ) -> anyhow::Result<CheckoutOutcome>;
-    /// Reads the order, lets `decide` choose a change, and applies it with its events if the
-    /// order did not move meanwhile (retrying on a concurrent change). With `inbox`, the
-    /// envelope is recorded in the same transaction and a duplicate is skipped.
+    /// Reads the order, lets `decide` choose a change, and applies it in `work` with its
+    /// events if the order did not move meanwhile (deciding again on a concurrent change).
     async fn apply(
         &self,
-        inbox: Option<(&str, &Envelope)>,
+        work: &mut UnitOfWork,
         order: OrderId,
         decide: Decide<'_>,
         events: EventsForChange<'_>,

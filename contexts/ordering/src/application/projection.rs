@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bus::{Consumer, DeliveryMode, Envelope, Handles};
+use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
 use catalog_contracts::{
     ProductArchived, ProductCreated, ProductSnapshot, ProductStatus, ProductUpdated,
 };
@@ -14,9 +14,9 @@ pub(crate) const GROUP: &str = "ordering.products";
 /// Ordering keeps its own copy of what it sells from catalog's product events.
 pub(crate) fn consumer() -> Consumer<ProductFeed> {
     Consumer::new(GROUP, DeliveryMode::Competing)
-        .on::<ProductCreated>()
-        .on::<ProductUpdated>()
-        .on::<ProductArchived>()
+        .once::<ProductCreated>()
+        .once::<ProductUpdated>()
+        .once::<ProductArchived>()
 }
 
 pub(crate) struct ProductFeed {
@@ -35,30 +35,40 @@ fn known(p: ProductSnapshot) -> KnownProduct {
 }
 
 impl ProductFeed {
-    async fn keep(&self, snapshot: ProductSnapshot, envelope: &Envelope) -> anyhow::Result<()> {
-        self.products
-            .upsert(GROUP, envelope, &known(snapshot))
-            .await
+    async fn keep(&self, snapshot: ProductSnapshot, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        self.products.upsert(work, &known(snapshot)).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ProductCreated> for ProductFeed {
-    async fn handle(&self, event: ProductCreated, envelope: &Envelope) -> anyhow::Result<()> {
-        self.keep(event.product, envelope).await
+impl HandlesOnce<ProductCreated> for ProductFeed {
+    async fn handle_once(
+        &self,
+        event: ProductCreated,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        self.keep(event.product, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ProductUpdated> for ProductFeed {
-    async fn handle(&self, event: ProductUpdated, envelope: &Envelope) -> anyhow::Result<()> {
-        self.keep(event.product, envelope).await
+impl HandlesOnce<ProductUpdated> for ProductFeed {
+    async fn handle_once(
+        &self,
+        event: ProductUpdated,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        self.keep(event.product, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ProductArchived> for ProductFeed {
-    async fn handle(&self, event: ProductArchived, envelope: &Envelope) -> anyhow::Result<()> {
-        self.keep(event.product, envelope).await
+impl HandlesOnce<ProductArchived> for ProductFeed {
+    async fn handle_once(
+        &self,
+        event: ProductArchived,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        self.keep(event.product, work).await
     }
 }

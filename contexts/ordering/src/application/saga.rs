@@ -12,7 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox, RetryPolicy};
+use bus::{
+    Causation, Consumer, DeliveryMode, Envelope, HandlesOnce, RetryPolicy, Store, UnitOfWork,
+};
 use catalog_contracts::{ReleaseReason, StockRejected, StockReleased, StockReserved};
 use kernel::id::OrderId;
 use kernel::{Clock, Timestamp};
@@ -34,13 +36,13 @@ pub(crate) const GROUP: &str = "ordering.saga";
 /// The saga hears catalog's answers about stock and shipping's about the parcel.
 pub(crate) fn consumer() -> Consumer<Saga> {
     Consumer::new(GROUP, DeliveryMode::Competing)
-        .on::<StockReserved>()
-        .on::<StockRejected>()
-        .on::<StockReleased>()
-        .on::<ShipmentCreated>()
-        .on::<ShipmentDispatched>()
-        .on::<ShipmentDelivered>()
-        .on::<ShipmentCancelled>()
+        .once::<StockReserved>()
+        .once::<StockRejected>()
+        .once::<StockReleased>()
+        .once::<ShipmentCreated>()
+        .once::<ShipmentDispatched>()
+        .once::<ShipmentDelivered>()
+        .once::<ShipmentCancelled>()
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +64,7 @@ pub(crate) struct Saga {
     pub(crate) orders: Arc<dyn OrderRepository>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: Outbox,
+    pub(crate) store: Store,
     pub(crate) timeouts: Timeouts,
     pub(crate) gateway_retry: RetryPolicy,
 }
@@ -194,28 +196,39 @@ impl Saga {
         self.clock.now()
     }
 
-    /// Applies a decision with the standard status events; wakes the relay on a change.
+    /// Applies a decision in `work`, with the standard status events.
     async fn apply(
         &self,
-        inbox: Option<(&str, &Envelope)>,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        decide: &(dyn Fn(&Order) -> Option<Change> + Send + Sync),
+    ) -> anyhow::Result<Applied> {
+        let cause = work.cause().clone();
+        let events = move |before: &Order, after: &Order| status_events(before, after, &cause);
+        let applied = self.orders.apply(work, order, decide, &events).await?;
+        if let Applied::Changed(o) = &applied {
+            tracing::info!(order_id = %o.id, status = o.status.as_str(), "order updated");
+        }
+        Ok(applied)
+    }
+
+    /// Applies a decision in a unit of work of its own, committed before it returns.
+    async fn apply_now(
+        &self,
         order: OrderId,
         cause: &Causation,
         decide: &(dyn Fn(&Order) -> Option<Change> + Send + Sync),
     ) -> anyhow::Result<Applied> {
-        let cause = cause.clone();
-        let events = move |before: &Order, after: &Order| status_events(before, after, &cause);
-        let applied = self.orders.apply(inbox, order, decide, &events).await?;
-        if let Applied::Changed(o) = &applied {
-            tracing::info!(order_id = %o.id, status = o.status.as_str(), "order updated");
-            self.outbox.wake();
-        }
+        let mut work = self.store.begin(cause.clone()).await?;
+        let applied = self.apply(&mut work, order, decide).await?;
+        work.commit().await?;
         Ok(applied)
     }
 
     async fn on_stock_reserved(
         &self,
         event: StockReserved,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
         let deadline = self.now().plus(self.timeouts.payment);
         let order_id = event.order_id;
@@ -232,17 +245,11 @@ impl Saga {
                 ..Change::default()
             })
         };
-        let applied = self
-            .apply(
-                Some((GROUP, envelope)),
-                order_id,
-                &Causation::from(envelope),
-                &decide,
-            )
-            .await?;
+        let applied = self.apply(work, order_id, &decide).await?;
+        // The gateway is called outside the transaction: the reservation is recorded first.
+        work.commit().await?;
         if matches!(applied, Applied::Changed(_)) {
-            self.process_payment(order_id, &Causation::from(envelope))
-                .await?;
+            self.process_payment(order_id, work.cause()).await?;
         }
         Ok(())
     }
@@ -276,7 +283,7 @@ impl Saga {
                         ..Change::default()
                     })
             };
-            self.apply(None, order_id, cause, &decide).await?;
+            self.apply_now(order_id, cause, &decide).await?;
             return Ok(());
         }
         let max = self.gateway_retry.max_attempts.max(1);
@@ -350,7 +357,7 @@ impl Saga {
             change.payment_update = Some(update);
             Some(change)
         };
-        self.apply(None, order_id, cause, &decide).await?;
+        self.apply_now(order_id, cause, &decide).await?;
         self.process_refund(order_id, cause).await
     }
 
@@ -373,7 +380,7 @@ impl Saga {
                 ..Change::default()
             })
         };
-        self.apply(None, order_id, cause, &decide).await?;
+        self.apply_now(order_id, cause, &decide).await?;
         let Some(order) = self.orders.get(order_id).await? else {
             return Ok(());
         };
@@ -443,7 +450,7 @@ impl Saga {
                 },
             })
         };
-        self.apply(None, order_id, cause, &decide).await?;
+        self.apply_now(order_id, cause, &decide).await?;
         Ok(())
     }
 
@@ -457,7 +464,7 @@ impl Saga {
                 .ok()
                 .map(|()| cancel(CancellationReason::CustomerCancelled))
         };
-        match self.apply(None, order_id, cause, &decide).await? {
+        match self.apply_now(order_id, cause, &decide).await? {
             Applied::Changed(order) => {
                 self.process_refund(order_id, cause).await?;
                 let order = self.orders.get(order_id).await?.unwrap_or(*order);
@@ -470,7 +477,7 @@ impl Saga {
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "the order cannot be cancelled now".to_owned()),
             )),
-            Applied::Missing | Applied::Duplicate => Err(OrderingError::OrderNotFound),
+            Applied::Missing => Err(OrderingError::OrderNotFound),
         }
     }
 
@@ -522,7 +529,7 @@ impl Saga {
                     (o.status == OrderStatus::Pending)
                         .then(|| cancel(CancellationReason::ReservationExpired))
                 };
-                self.apply(None, order_id, &cause, &decide).await?;
+                self.apply_now(order_id, &cause, &decide).await?;
             }
             OrderStatus::Pending => self.announce_again(&order, true).await?,
             OrderStatus::StockReserved => {
@@ -533,7 +540,7 @@ impl Saga {
                         ..Change::default()
                     })
                 };
-                self.apply(None, order_id, &cause, &decide).await?;
+                self.apply_now(order_id, &cause, &decide).await?;
                 self.process_payment(order_id, &cause).await?;
             }
             OrderStatus::Paid => self.announce_again(&order, false).await?,
@@ -544,7 +551,7 @@ impl Saga {
                         ..Change::default()
                     })
                 };
-                self.apply(None, order_id, &cause, &decide).await?;
+                self.apply_now(order_id, &cause, &decide).await?;
             }
         }
         Ok(())
@@ -582,26 +589,29 @@ impl Saga {
                 Envelope::wrap(&paid_event(after), after.updated_at, &cause)?
             }])
         };
-        if let Applied::Changed(_) = self.orders.apply(None, order.id, &decide, &events).await? {
+        let mut work = self.store.begin(Causation::system()).await?;
+        let applied = self
+            .orders
+            .apply(&mut work, order.id, &decide, &events)
+            .await?;
+        work.commit().await?;
+        if let Applied::Changed(_) = applied {
             tracing::warn!(order_id = %order.id, status = status.as_str(), "waiting state timed out; announced again");
-            self.outbox.wake();
         }
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<StockReserved> for Saga {
-    async fn handle(&self, e: StockReserved, envelope: &Envelope) -> anyhow::Result<()> {
-        self.on_stock_reserved(e, envelope).await
+impl HandlesOnce<StockReserved> for Saga {
+    async fn handle_once(&self, e: StockReserved, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        self.on_stock_reserved(e, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<StockRejected> for Saga {
-    async fn handle(&self, e: StockRejected, envelope: &Envelope) -> anyhow::Result<()> {
-        let inbox = Some((GROUP, envelope));
-        let cause = Causation::from(envelope);
+impl HandlesOnce<StockRejected> for Saga {
+    async fn handle_once(&self, e: StockRejected, work: &mut UnitOfWork) -> anyhow::Result<()> {
         // Pending: no stock to reserve. Paid or confirmed: the reservation expired
         // before catalog heard of the payment and the units were sold meanwhile; the
         // order cannot be served, so it is cancelled and refunded.
@@ -612,17 +622,17 @@ impl Handles<StockRejected> for Saga {
             )
             .then(|| cancel(CancellationReason::OutOfStock))
         };
-        self.apply(inbox, e.order_id, &cause, &decide).await?;
-        self.process_refund(e.order_id, &cause).await?;
+        self.apply(work, e.order_id, &decide).await?;
+        // The refund calls the gateway, outside the transaction.
+        work.commit().await?;
+        self.process_refund(e.order_id, work.cause()).await?;
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<StockReleased> for Saga {
-    async fn handle(&self, e: StockReleased, envelope: &Envelope) -> anyhow::Result<()> {
-        let inbox = Some((GROUP, envelope));
-        let cause = Causation::from(envelope);
+impl HandlesOnce<StockReleased> for Saga {
+    async fn handle_once(&self, e: StockReleased, work: &mut UnitOfWork) -> anyhow::Result<()> {
         if e.reason == ReleaseReason::ReservationExpired {
             // Only an unpaid order is cancelled. A paid one keeps going: catalog holds
             // its units again when the payment reaches it (or says they are gone).
@@ -633,18 +643,17 @@ impl Handles<StockReleased> for Saga {
                 OrderStatus::Cancelled => None,
                 _ => Some(note("stock reservation expired after payment: held again")),
             };
-            self.apply(inbox, e.order_id, &cause, &decide).await?;
-            self.process_refund(e.order_id, &cause).await?;
+            self.apply(work, e.order_id, &decide).await?;
+            work.commit().await?;
+            self.process_refund(e.order_id, work.cause()).await?;
         }
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ShipmentCreated> for Saga {
-    async fn handle(&self, e: ShipmentCreated, envelope: &Envelope) -> anyhow::Result<()> {
-        let inbox = Some((GROUP, envelope));
-        let cause = Causation::from(envelope);
+impl HandlesOnce<ShipmentCreated> for Saga {
+    async fn handle_once(&self, e: ShipmentCreated, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let decide = move |o: &Order| {
             let mut change = Change {
                 shipment: Some((e.shipment_id, e.tracking_number.clone())),
@@ -656,16 +665,18 @@ impl Handles<ShipmentCreated> for Saga {
             }
             Some(change)
         };
-        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ShipmentDispatched> for Saga {
-    async fn handle(&self, e: ShipmentDispatched, envelope: &Envelope) -> anyhow::Result<()> {
-        let inbox = Some((GROUP, envelope));
-        let cause = Causation::from(envelope);
+impl HandlesOnce<ShipmentDispatched> for Saga {
+    async fn handle_once(
+        &self,
+        e: ShipmentDispatched,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
         let decide = |o: &Order| {
             if o.status.may_move_to(OrderStatus::Shipped) {
                 Some(Change {
@@ -681,16 +692,14 @@ impl Handles<ShipmentDispatched> for Saga {
                 None
             }
         };
-        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ShipmentDelivered> for Saga {
-    async fn handle(&self, e: ShipmentDelivered, envelope: &Envelope) -> anyhow::Result<()> {
-        let inbox = Some((GROUP, envelope));
-        let cause = Causation::from(envelope);
+impl HandlesOnce<ShipmentDelivered> for Saga {
+    async fn handle_once(&self, e: ShipmentDelivered, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let decide = |o: &Order| {
             o.status
                 .may_move_to(OrderStatus::Delivered)
@@ -700,18 +709,16 @@ impl Handles<ShipmentDelivered> for Saga {
                     ..Change::default()
                 })
         };
-        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<ShipmentCancelled> for Saga {
-    async fn handle(&self, e: ShipmentCancelled, envelope: &Envelope) -> anyhow::Result<()> {
-        let inbox = Some((GROUP, envelope));
-        let cause = Causation::from(envelope);
+impl HandlesOnce<ShipmentCancelled> for Saga {
+    async fn handle_once(&self, e: ShipmentCancelled, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let decide = |_: &Order| Some(note("shipment cancelled"));
-        self.apply(inbox, e.order_id, &cause, &decide).await?;
+        self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 use anyhow::Context as _;
-use bus::Envelope;
+use bus::UnitOfWork;
 use kernel::db::Database;
 use kernel::id::{ProductId, UserId};
 use kernel::{Currency, Money, Timestamp};
@@ -34,16 +34,8 @@ pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
 
 #[async_trait::async_trait]
 impl ProductProjection for SqlCarts {
-    async fn upsert(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        p: &KnownProduct,
-    ) -> anyhow::Result<()> {
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(());
-        }
+    async fn upsert(&self, work: &mut UnitOfWork, p: &KnownProduct) -> anyhow::Result<()> {
+        let tx = work.conn()?;
         // Newest revision wins, whatever order the events arrive in.
         sqlx::query(
             "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at) \
@@ -64,7 +56,6 @@ impl ProductProjection for SqlCarts {
         .execute(&mut *tx)
         .await
         .context("cannot store product")?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -1,8 +1,9 @@
-//! Orders, lines, status history and payments. Every saga step is one transaction: inbox
-//! record, the order's move (guarded by its version), payment rows, history and outbox.
+//! Orders, lines, status history and payments. Every saga step runs in the unit of work it
+//! is given: the order's move (guarded by its version), payment rows and history, with the
+//! inbox record and the events the bus adds to the same transaction.
 
 use anyhow::Context as _;
-use bus::{Envelope, Outbox};
+use bus::{Causation, Store, UnitOfWork};
 use kernel::address::PostalAddress;
 use kernel::db::{is_unique_violation, Database};
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
@@ -22,7 +23,8 @@ use super::sql_carts::product_from_row;
 
 pub(crate) struct SqlOrders {
     pub(crate) db: Database,
-    pub(crate) outbox: Outbox,
+    /// Checkout's own unit of work (its events come wrapped by the caller).
+    pub(crate) store: Store,
 }
 
 fn money(amount: i64, currency: &str) -> anyhow::Result<Money> {
@@ -183,9 +185,10 @@ impl SqlOrders {
         new: &NewOrder,
         events: EventsFor<'_, Order>,
     ) -> anyhow::Result<CheckoutOutcome> {
-        let mut tx = self.db.begin().await?;
+        let mut work = self.store.begin(Causation::system()).await?;
+        let tx = work.conn()?;
         if let Some((key, _)) = &new.idempotency {
-            if let Some(replay) = self.replayed(&mut tx, new.customer_id, key).await? {
+            if let Some(replay) = self.replayed(&mut *tx, new.customer_id, key).await? {
                 return Ok(replay);
             }
         }
@@ -201,7 +204,7 @@ impl SqlOrders {
             // A concurrent checkout with the same key may have claimed the cart and committed
             // while this one waited on its rows: that order is this request's answer.
             if let Some((key, _)) = &new.idempotency {
-                if let Some(replay) = self.replayed(&mut tx, new.customer_id, key).await? {
+                if let Some(replay) = self.replayed(&mut *tx, new.customer_id, key).await? {
                     return Ok(replay);
                 }
             }
@@ -294,12 +297,12 @@ impl SqlOrders {
             note: None,
             at: new.now,
         };
-        add_history(&mut tx, new.id, 1, &entry).await?;
-        let order = load(&mut tx, new.id)
+        add_history(&mut *tx, new.id, 1, &entry).await?;
+        let order = load(&mut *tx, new.id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
-        self.outbox.enqueue(&mut tx, &events(&order)?).await?;
-        tx.commit().await.context("cannot commit order")?;
+        work.publish_all(events(&order)?);
+        work.commit().await.context("cannot commit order")?;
         Ok(CheckoutOutcome::Placed(Box::new(order)))
     }
 }
@@ -333,24 +336,17 @@ impl OrderRepository for SqlOrders {
 
     async fn apply(
         &self,
-        inbox: Option<(&str, &Envelope)>,
+        work: &mut UnitOfWork,
         order_id: OrderId,
         decide: Decide<'_>,
         events: EventsForChange<'_>,
     ) -> anyhow::Result<Applied> {
         for _ in 0..10 {
-            let mut tx = self.db.begin().await?;
-            if let Some((group, envelope)) = inbox {
-                if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-                    return Ok(Applied::Duplicate);
-                }
-            }
-            let Some(before) = load(&mut tx, order_id).await? else {
-                tx.commit().await?;
+            let tx = work.conn()?;
+            let Some(before) = load(&mut *tx, order_id).await? else {
                 return Ok(Applied::Missing);
             };
             let Some(change) = decide(&before) else {
-                tx.commit().await?;
                 return Ok(Applied::Unchanged(Box::new(before)));
             };
             let now = Timestamp::now().max(before.updated_at);
@@ -359,7 +355,6 @@ impl OrderRepository for SqlOrders {
                 .filter(|s| *s != before.status && before.status.may_move_to(*s));
             if change.status.is_some() && status.is_none() && change.status != Some(before.status) {
                 // The decision asked for a move the state machine forbids: nothing happens.
-                tx.commit().await?;
                 return Ok(Applied::Unchanged(Box::new(before)));
             }
             let new_status = status.unwrap_or(before.status);
@@ -392,8 +387,8 @@ impl OrderRepository for SqlOrders {
             .await
             .context("cannot update order")?;
             if moved.rows_affected() != 1 {
-                // Moved by someone else since we read it: decide again on the new state.
-                tx.rollback().await?;
+                // Moved by someone else since we read it (PostgreSQL): decide again on the
+                // new state, which this transaction now reads.
                 continue;
             }
             if status.is_some() || change.note.is_some() {
@@ -407,7 +402,7 @@ impl OrderRepository for SqlOrders {
                     note: change.note.clone(),
                     at: now,
                 };
-                add_history(&mut tx, order_id, before.history.len() + 1, &entry).await?;
+                add_history(&mut *tx, order_id, before.history.len() + 1, &entry).await?;
             }
             if let Some(p) = &change.new_payment {
                 sqlx::query(
@@ -438,13 +433,10 @@ impl OrderRepository for SqlOrders {
                 .execute(&mut *tx)
                 .await?;
             }
-            let after = load(&mut tx, order_id)
+            let after = load(&mut *tx, order_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
-            self.outbox
-                .enqueue(&mut tx, &events(&before, &after)?)
-                .await?;
-            tx.commit().await.context("cannot commit order change")?;
+            work.publish_all(events(&before, &after)?);
             return Ok(Applied::Changed(Box::new(after)));
         }
         anyhow::bail!("order {order_id} kept changing; giving up this attempt")

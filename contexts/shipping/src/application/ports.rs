@@ -1,6 +1,6 @@
 //! Ports: shipment persistence.
 
-use bus::Envelope;
+use bus::UnitOfWork;
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, ShipmentId, UserId};
 use kernel::pagination::{Page, PageRequest};
@@ -38,7 +38,6 @@ pub(crate) enum CreateOutcome {
     Exists,
     /// The order was cancelled first.
     OrderCancelled,
-    Duplicate,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +47,6 @@ pub(crate) enum CancelOutcome {
     AlreadyDispatched(Box<Shipment>),
     /// No shipment yet; a later paid event will create none.
     NoShipment,
-    Duplicate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,35 +59,29 @@ pub(crate) enum RecordError {
     Unexpected(#[from] anyhow::Error),
 }
 
-pub(crate) type EventsFor<'a, T> = &'a (dyn Fn(&T) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
-
 #[async_trait::async_trait]
 pub(crate) trait ShipmentRepository: Send + Sync {
     /// Creates the order's only shipment, once per envelope; a unique order id makes a
     /// second one impossible even under concurrent duplicates.
     async fn create(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         shipment: &Shipment,
-        events: EventsFor<'_, Shipment>,
     ) -> anyhow::Result<CreateOutcome>;
     async fn cancel_for_order(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
         now: Timestamp,
-        events: EventsFor<'_, Shipment>,
     ) -> anyhow::Result<CancelOutcome>;
     /// Applies a carrier event by statement (the status must still be the one read).
     async fn record(
         &self,
+        work: &mut UnitOfWork,
         id: ShipmentId,
         event: CarrierEvent,
         location: Option<&str>,
         occurred_at: Timestamp,
-        events: EventsFor<'_, Shipment>,
     ) -> Result<Shipment, RecordError>;
     async fn get(&self, id: ShipmentId) -> anyhow::Result<Option<Shipment>>;
     async fn by_tracking_number(&self, tracking_number: &str) -> anyhow::Result<Option<Shipment>>;

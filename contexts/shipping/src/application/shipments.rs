@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Outbox};
+use bus::{Causation, Consumer, DeliveryMode, Envelope, HandlesOnce, Store, UnitOfWork};
 use kernel::auth::AuthUser;
 use kernel::id::{OrderId, ShipmentId};
 use kernel::pagination::{Page, PageRequest};
@@ -23,14 +23,14 @@ pub(crate) const GROUP: &str = "shipping.shipments";
 /// A paid order gets a shipment; a cancelled one loses it.
 pub(crate) fn consumer() -> Consumer<Shipments> {
     Consumer::new(GROUP, DeliveryMode::Competing)
-        .on::<OrderPaid>()
-        .on::<OrderCancelled>()
+        .once::<OrderPaid>()
+        .once::<OrderCancelled>()
 }
 
 pub(crate) struct Shipments {
     pub(crate) repo: Arc<dyn ShipmentRepository>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: Outbox,
+    pub(crate) store: Store,
     pub(crate) carriers: Vec<String>,
 }
 
@@ -100,7 +100,7 @@ impl Shipments {
             .unwrap_or_else(|| "EMP".to_owned())
     }
 
-    async fn on_order_paid(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
+    async fn on_order_paid(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let now = self.clock.now();
         let carrier = self.carrier_for(event.order_id);
         let digits: [u8; 10] = std::array::from_fn(|_| rand::thread_rng().gen_range(0..10));
@@ -124,15 +124,10 @@ impl Shipments {
             updated_at: now,
             events: vec![],
         };
-        let cause = Causation::from(envelope);
-        let events = move |s: &Shipment| event_for(s, now, &cause);
-        let outcome = self
-            .repo
-            .create(GROUP, envelope, &shipment, &events)
-            .await?;
-        if let CreateOutcome::Created(s) = &outcome {
+        if let CreateOutcome::Created(s) = self.repo.create(work, &shipment).await? {
             tracing::info!(shipment_id = %s.id, order_id = %s.order_id, tracking = %s.tracking_number, "shipment created");
-            self.outbox.wake();
+            let events = event_for(&s, now, work.cause())?;
+            work.publish_all(events);
         }
         Ok(())
     }
@@ -140,26 +135,25 @@ impl Shipments {
     async fn on_order_cancelled(
         &self,
         event: OrderCancelled,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let cause = Causation::from(envelope);
-        let events = move |s: &Shipment| event_for(s, now, &cause);
         match self
             .repo
-            .cancel_for_order(GROUP, envelope, event.order_id, now, &events)
+            .cancel_for_order(work, event.order_id, now)
             .await?
         {
             CancelOutcome::Cancelled(s) => {
                 tracing::info!(shipment_id = %s.id, "shipment cancelled");
-                self.outbox.wake();
+                let events = event_for(&s, now, work.cause())?;
+                work.publish_all(events);
             }
             CancelOutcome::AlreadyDispatched(s) => {
                 // The dispatch won the race. Nothing here pretends otherwise: the shipment stays
                 // dispatched and ordering, hearing of the dispatch, flags the order for a return.
                 tracing::warn!(shipment_id = %s.id, order_id = %s.order_id, "cancellation arrived after dispatch; shipment not cancelled");
             }
-            CancelOutcome::NoShipment | CancelOutcome::Duplicate => {}
+            CancelOutcome::NoShipment => {}
         }
         Ok(())
     }
@@ -192,18 +186,19 @@ impl Shipments {
                 "must be at most 200 characters without control characters",
             )]));
         }
-        let cause = cause.clone();
-        let events = move |s: &Shipment| event_for(s, now, &cause);
+        let mut work = self.store.begin(cause.clone()).await?;
         let shipment = self
             .repo
-            .record(id, event, location.as_deref(), occurred_at, &events)
+            .record(&mut work, id, event, location.as_deref(), occurred_at)
             .await
             .map_err(|e| match e {
                 RecordError::NotFound => ShippingError::NotFound,
                 RecordError::Transition(t) => ShippingError::Transition(t),
                 RecordError::Unexpected(e) => ShippingError::Unexpected(e),
             })?;
-        self.outbox.wake();
+        let events = event_for(&shipment, now, work.cause())?;
+        work.publish_all(events);
+        work.commit().await?;
         Ok(shipment)
     }
 
@@ -240,15 +235,19 @@ impl Shipments {
 }
 
 #[async_trait::async_trait]
-impl Handles<OrderPaid> for Shipments {
-    async fn handle(&self, event: OrderPaid, envelope: &Envelope) -> anyhow::Result<()> {
-        self.on_order_paid(event, envelope).await
+impl HandlesOnce<OrderPaid> for Shipments {
+    async fn handle_once(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        self.on_order_paid(event, work).await
     }
 }
 
 #[async_trait::async_trait]
-impl Handles<OrderCancelled> for Shipments {
-    async fn handle(&self, event: OrderCancelled, envelope: &Envelope) -> anyhow::Result<()> {
-        self.on_order_cancelled(event, envelope).await
+impl HandlesOnce<OrderCancelled> for Shipments {
+    async fn handle_once(
+        &self,
+        event: OrderCancelled,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        self.on_order_cancelled(event, work).await
     }
 }

@@ -1,5 +1,5 @@
 use anyhow::Context as _;
-use bus::{Envelope, Outbox};
+use bus::UnitOfWork;
 use kernel::db::{is_unique_violation, Database};
 use kernel::id::{OrderId, ShipmentId, UserId};
 use kernel::pagination::{Page, PageRequest};
@@ -8,14 +8,12 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{
-    CancelOutcome, CreateOutcome, EventsFor, RecordError, Shipment, ShipmentRepository,
-    TrackingEvent,
+    CancelOutcome, CreateOutcome, RecordError, Shipment, ShipmentRepository, TrackingEvent,
 };
 use crate::domain::{CarrierEvent, ShipmentStatus};
 
 pub(crate) struct SqlShipments {
     pub(crate) db: Database,
-    pub(crate) outbox: Outbox,
 }
 
 const COLUMNS: &str = "shipment_id, order_id, customer_id, carrier, tracking_number, status, shipping_address, lines, created_at, updated_at";
@@ -120,25 +118,15 @@ impl SqlShipments {
 
 #[async_trait::async_trait]
 impl ShipmentRepository for SqlShipments {
-    async fn create(
-        &self,
-        group: &str,
-        envelope: &Envelope,
-        s: &Shipment,
-        events: EventsFor<'_, Shipment>,
-    ) -> anyhow::Result<CreateOutcome> {
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(CreateOutcome::Duplicate);
-        }
-        lock_order(&mut tx, s.order_id).await?;
+    async fn create(&self, work: &mut UnitOfWork, s: &Shipment) -> anyhow::Result<CreateOutcome> {
+        let tx = work.conn()?;
+        lock_order(&mut *tx, s.order_id).await?;
         let cancelled: Option<i64> =
             sqlx::query_scalar("select 1 from cancelled_order where order_id = $1")
                 .bind(s.order_id.to_string())
                 .fetch_optional(&mut *tx)
                 .await?;
         if cancelled.is_some() {
-            tx.commit().await?;
             return Ok(CreateOutcome::OrderCancelled);
         }
         let inserted = sqlx::query(&format!(
@@ -163,33 +151,25 @@ impl ShipmentRepository for SqlShipments {
             Err(e) => return Err(e).context("cannot create shipment"),
         };
         if !inserted {
-            tx.commit().await?;
             return Ok(CreateOutcome::Exists);
         }
-        self.outbox.enqueue(&mut tx, &events(s)?).await?;
-        tx.commit().await.context("cannot commit shipment")?;
         Ok(CreateOutcome::Created(Box::new(s.clone())))
     }
 
     async fn cancel_for_order(
         &self,
-        group: &str,
-        envelope: &Envelope,
+        work: &mut UnitOfWork,
         order: OrderId,
         now: Timestamp,
-        events: EventsFor<'_, Shipment>,
     ) -> anyhow::Result<CancelOutcome> {
-        let mut tx = self.db.begin().await?;
-        if !bus::inbox::first_delivery(&mut tx, group, envelope).await? {
-            return Ok(CancelOutcome::Duplicate);
-        }
-        lock_order(&mut tx, order).await?;
+        let tx = work.conn()?;
+        lock_order(&mut *tx, order).await?;
         sqlx::query("insert into cancelled_order (order_id, cancelled_at) values ($1, $2) on conflict (order_id) do nothing")
             .bind(order.to_string())
             .bind(now.as_micros())
             .execute(&mut *tx)
             .await?;
-        let outcome = match self.one(&mut tx, "order_id", order.to_string()).await? {
+        let outcome = match self.one(&mut *tx, "order_id", order.to_string()).await? {
             None => CancelOutcome::NoShipment,
             Some(s) if s.status == ShipmentStatus::Cancelled => CancelOutcome::NoShipment,
             Some(s) => match s.status.cancel() {
@@ -203,12 +183,11 @@ impl ShipmentRepository for SqlShipments {
                         .execute(&mut *tx)
                         .await?;
                     let current = self
-                        .one(&mut tx, "order_id", order.to_string())
+                        .one(&mut *tx, "order_id", order.to_string())
                         .await?
                         .unwrap_or(s);
                     if moved.rows_affected() == 1 {
-                        add_event(&mut tx, current.id, "cancelled", None, now).await?;
-                        self.outbox.enqueue(&mut tx, &events(&current)?).await?;
+                        add_event(&mut *tx, current.id, "cancelled", None, now).await?;
                         CancelOutcome::Cancelled(Box::new(current))
                     } else {
                         CancelOutcome::AlreadyDispatched(Box::new(current))
@@ -216,21 +195,20 @@ impl ShipmentRepository for SqlShipments {
                 }
             },
         };
-        tx.commit().await.context("cannot commit cancellation")?;
         Ok(outcome)
     }
 
     async fn record(
         &self,
+        work: &mut UnitOfWork,
         id: ShipmentId,
         event: CarrierEvent,
         location: Option<&str>,
         occurred_at: Timestamp,
-        events: EventsFor<'_, Shipment>,
     ) -> Result<Shipment, RecordError> {
-        let mut tx = self.db.begin().await?;
+        let tx = work.conn()?;
         let current = self
-            .one(&mut tx, "shipment_id", id.to_string())
+            .one(&mut *tx, "shipment_id", id.to_string())
             .await?
             .ok_or(RecordError::NotFound)?;
         let next = current.status.apply(event)?;
@@ -251,13 +229,11 @@ impl ShipmentRepository for SqlShipments {
                 },
             ));
         }
-        add_event(&mut tx, id, event.as_str(), location, occurred_at).await?;
+        add_event(&mut *tx, id, event.as_str(), location, occurred_at).await?;
         let updated = self
-            .one(&mut tx, "shipment_id", id.to_string())
+            .one(&mut *tx, "shipment_id", id.to_string())
             .await?
             .ok_or(RecordError::NotFound)?;
-        self.outbox.enqueue(&mut tx, &events(&updated)?).await?;
-        tx.commit().await.context("cannot commit carrier event")?;
         Ok(updated)
     }
 

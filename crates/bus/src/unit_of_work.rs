@@ -1,0 +1,178 @@
+//! The unit of work: one transaction of a context, the events it publishes written to the
+//! outbox in that same transaction, and the relay woken once it has committed. Consumers
+//! that change state get theirs from the bus with the envelope already recorded in the
+//! inbox ([`crate::HandlesOnce`]), so no context writes inbox or outbox SQL or wakes the
+//! relay by hand.
+
+use anyhow::Context as _;
+use kernel::db::Database;
+use kernel::{IntegrationEvent, Timestamp};
+use sqlx::{Any, AnyConnection, Transaction};
+
+use crate::envelope::{Causation, Envelope};
+use crate::outbox::Outbox;
+
+/// A context's transactional store: its database and its outbox.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+    outbox: Outbox,
+}
+
+impl Store {
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Begins a unit of work whose events carry `cause`.
+    pub async fn begin(&self, cause: Causation) -> anyhow::Result<UnitOfWork> {
+        Ok(UnitOfWork {
+            tx: Some(self.db.begin().await?),
+            events: Vec::new(),
+            outbox: self.outbox.clone(),
+            cause,
+        })
+    }
+}
+
+/// An open transaction and the events to publish when it commits. Dropped without
+/// [`UnitOfWork::commit`], it rolls back and publishes nothing.
+pub struct UnitOfWork {
+    tx: Option<Transaction<'static, Any>>,
+    events: Vec<Envelope>,
+    outbox: Outbox,
+    cause: Causation,
+}
+
+impl std::fmt::Debug for UnitOfWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitOfWork")
+            .field("open", &self.tx.is_some())
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+impl UnitOfWork {
+    /// The transaction's connection; an error once the unit has committed.
+    pub fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
+        match self.tx.as_mut() {
+            Some(tx) => Ok(&mut *tx),
+            None => anyhow::bail!("the unit of work has already committed"),
+        }
+    }
+
+    /// What the events of this unit are caused by.
+    pub fn cause(&self) -> &Causation {
+        &self.cause
+    }
+
+    /// Publishes `event` when (and only if) the unit commits.
+    pub fn publish<E: IntegrationEvent>(
+        &mut self,
+        event: &E,
+        occurred_at: Timestamp,
+    ) -> anyhow::Result<()> {
+        let envelope = Envelope::wrap(event, occurred_at, &self.cause)?;
+        self.events.push(envelope);
+        Ok(())
+    }
+
+    /// Publishes ready-made envelopes when the unit commits.
+    pub fn publish_all(&mut self, envelopes: impl IntoIterator<Item = Envelope>) {
+        self.events.extend(envelopes);
+    }
+
+    /// Writes the events to the outbox, commits, and wakes the relay if there were any.
+    /// Committing twice is a no-op; work after the first commit needs a new unit.
+    pub async fn commit(&mut self) -> anyhow::Result<()> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(());
+        };
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            self.outbox.enqueue(&mut tx, &events).await?;
+        }
+        tx.commit().await.context("cannot commit")?;
+        if !events.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Noted {
+        n: u32,
+    }
+    impl IntegrationEvent for Noted {
+        const NAME: &'static str = "test.noted";
+        const VERSION: u32 = 1;
+        const SOURCE: &'static str = "test";
+    }
+
+    async fn store(dir: &std::path::Path) -> Store {
+        let db = Database::connect(&kernel::db::DatabaseTarget::Sqlite {
+            path: dir.join("uow.db"),
+        })
+        .await
+        .unwrap();
+        crate::conformance::prepare(&db).await.unwrap();
+        sqlx::raw_sql("create table note (n integer not null)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        Store::new(db, Outbox::new())
+    }
+
+    async fn count(store: &Store, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(store.db().pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_change_and_its_events_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let mut work = store.begin(Causation::system()).await.unwrap();
+        sqlx::query("insert into note (n) values (1)")
+            .execute(work.conn().unwrap())
+            .await
+            .unwrap();
+        work.publish(&Noted { n: 1 }, Timestamp::now()).unwrap();
+        work.commit().await.unwrap();
+        assert!(work.conn().is_err(), "no work after the commit");
+        work.commit().await.unwrap();
+        assert_eq!(count(&store, "select count(*) from note").await, 1);
+        assert_eq!(count(&store, "select count(*) from outbox").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_unit_dropped_before_commit_writes_and_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        {
+            let mut work = store.begin(Causation::system()).await.unwrap();
+            sqlx::query("insert into note (n) values (1)")
+                .execute(work.conn().unwrap())
+                .await
+                .unwrap();
+            work.publish(&Noted { n: 1 }, Timestamp::now()).unwrap();
+        }
+        assert_eq!(count(&store, "select count(*) from note").await, 0);
+        assert_eq!(count(&store, "select count(*) from outbox").await, 0);
+    }
+}
