@@ -12,6 +12,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev &
 # 1. Dependency layer: the manifests with empty sources.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/kernel/Cargo.toml crates/kernel/
+COPY crates/platform/Cargo.toml crates/platform/
 COPY crates/bus/Cargo.toml crates/bus/
 COPY contexts/identity/Cargo.toml contexts/identity/
 COPY contexts/identity/contracts/Cargo.toml contexts/identity/contracts/
@@ -21,7 +22,7 @@ COPY contexts/ordering/Cargo.toml contexts/ordering/
 COPY contexts/ordering/contracts/Cargo.toml contexts/ordering/contracts/
 COPY contexts/shipping/Cargo.toml contexts/shipping/
 COPY contexts/shipping/contracts/Cargo.toml contexts/shipping/contracts/
-RUN for d in crates/kernel crates/bus contexts/identity contexts/identity/contracts contexts/catalog \
+RUN for d in crates/kernel crates/platform crates/bus contexts/identity contexts/identity/contracts contexts/catalog \
         contexts/catalog/contracts contexts/ordering contexts/ordering/contracts contexts/shipping \
         contexts/shipping/contracts; do mkdir -p $d/src && echo "" > $d/src/lib.rs; done \
     && mkdir -p src && echo "fn main() {}" > src/main.rs && echo "" > src/lib.rs \

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use bus::{MemoryBus, SharedBus};
-use kernel::db::Database;
-use kernel::http::{configure_extractors, request_middleware, BodyLimit, BodyTimeout};
+use platform::db::Database;
+use platform::http::{configure_extractors, request_middleware, BodyLimit, BodyTimeout};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -208,7 +208,7 @@ async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
 /// Connection limits every listener applies (the processes and the gateway): headers must
 /// arrive within the header timeout (else 408), idle keep-alive connections close, the
 /// number of open connections is bounded, and a closing connection gets a second to go.
-/// A body's own deadline is applied where it is read (`kernel::http::BodyTimeout`).
+/// A body's own deadline is applied where it is read (`platform::http::BodyTimeout`).
 macro_rules! with_connection_limits {
     ($server:expr, $config:expr) => {{
         let config: &$crate::config::Config = $config;

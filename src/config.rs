@@ -80,7 +80,7 @@ pub struct Config {
     pub rate_limit_burst: u32,
     pub cors_origins: Vec<String>,
     /// Proxies whose `X-Forwarded-For` names the client (the gateway, a load balancer).
-    pub trusted_proxies: kernel::client_ip::TrustedProxies,
+    pub trusted_proxies: platform::client_ip::TrustedProxies,
     pub body_limit: usize,
     pub otlp_endpoint: Option<String>,
     pub bootstrap_admin: Option<(String, String)>,
@@ -152,8 +152,8 @@ impl Config {
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
             cors_origins: Vec::new(),
-            trusted_proxies: kernel::client_ip::TrustedProxies::default(),
-            body_limit: kernel::http::DEFAULT_BODY_LIMIT,
+            trusted_proxies: platform::client_ip::TrustedProxies::default(),
+            body_limit: platform::http::DEFAULT_BODY_LIMIT,
             otlp_endpoint: None,
             bootstrap_admin: None,
             reservation_ttl: Duration::from_secs(15 * 60),
@@ -166,7 +166,7 @@ impl Config {
             password_hash_queue: 64,
             transient_retry: Duration::from_secs(15 * 60),
             header_timeout: Duration::from_secs(5),
-            body_timeout: kernel::http::DEFAULT_BODY_TIMEOUT,
+            body_timeout: platform::http::DEFAULT_BODY_TIMEOUT,
             keep_alive: Duration::from_secs(15),
             max_connections: 10_000,
             upstream_timeout: Duration::from_secs(30),
@@ -358,7 +358,7 @@ impl Config {
             }
         }
         if let Some(v) = get("EMPORIUM_TRUSTED_PROXIES") {
-            match kernel::client_ip::TrustedProxies::parse(&v) {
+            match platform::client_ip::TrustedProxies::parse(&v) {
                 Ok(t) => c.trusted_proxies = t,
                 Err(e) => errors.push(format!("EMPORIUM_TRUSTED_PROXIES: {e}")),
             }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use bus::SharedBus;
-use kernel::auth::{KeySource, LocalKeys, RemoteJwks, TokenVerifier};
-use kernel::db::{Database, DatabaseTarget};
-use kernel::module::ContextModule;
+use platform::auth::{KeySource, LocalKeys, RemoteJwks, TokenVerifier};
+use platform::db::{Database, DatabaseTarget};
+use platform::module::ContextModule;
 use sqlx::migrate::Migrator;
 
 use crate::config::{Config, ContextName};

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use kernel::client_ip::{TrustedProxies, FORWARDED_FOR};
-use kernel::error::ApiError;
-use kernel::http::{request_middleware, RequestContext, REQUEST_ID};
+use platform::client_ip::{TrustedProxies, FORWARDED_FOR};
+use platform::error::ApiError;
+use platform::http::{request_middleware, RequestContext, REQUEST_ID};
 
 use crate::app::{bind_ops, with_connection_limits};
 use crate::config::{Config, ContextName};
@@ -72,7 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     .wrap(actix_web::middleware::from_fn(request_middleware))
                     .app_data(ops_access.clone())
                     .app_data(upstreams.clone())
-                    .configure(kernel::http::configure_extractors)
+                    .configure(platform::http::configure_extractors)
                     .service(web::resource("/health/live").route(web::get().to(|| async {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
                     })))
@@ -140,7 +140,7 @@ async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": body}))
     } else {
         HttpResponse::ServiceUnavailable()
-            .content_type(kernel::error::PROBLEM_JSON)
+            .content_type(platform::error::PROBLEM_JSON)
             .json(serde_json::json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "code": "not_ready", "checks": body}))
     }
 }
@@ -184,8 +184,8 @@ async fn forward(
             "the path has dot segments or encoded separators",
         ));
     }
-    kernel::http::check_declared_length(&req, up.body_limit)?;
-    let body = kernel::http::read_body(&mut payload, up.body_limit, up.body_timeout).await?;
+    platform::http::check_declared_length(&req, up.body_limit)?;
+    let body = platform::http::read_body(&mut payload, up.body_limit, up.body_timeout).await?;
     let query = req.query_string();
     let url = if query.is_empty() {
         format!("{base}{}", req.path())
@@ -252,12 +252,12 @@ async fn list_dead_letters(
     up: web::Data<Upstreams>,
     req: HttpRequest,
     ctx: RequestContext,
-    query: web::Query<kernel::pagination::PageQuery>,
+    query: web::Query<platform::pagination::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = kernel::pagination::PageRequest::from_query(
+    let page = platform::pagination::PageRequest::from_query(
         query.limit,
         query.cursor.as_deref(),
-        &[kernel::pagination::Part::Id],
+        &[platform::pagination::Part::Id],
     )?;
     let calls = up.processes().into_iter().map(|base| {
         let url = format!("{base}{}?{}", req.path(), req.query_string());
@@ -274,7 +274,7 @@ async fn list_dead_letters(
         let bytes = actix_web::body::to_bytes(response.into_body())
             .await
             .map_err(|_| ApiError::internal(anyhow::anyhow!("unreadable upstream page")))?;
-        let part: kernel::pagination::Page<serde_json::Value> = serde_json::from_slice(&bytes)
+        let part: platform::pagination::Page<serde_json::Value> = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream page: {e}")))?;
         more |= part.next_cursor.is_some();
         items.extend(part.items);
@@ -287,11 +287,11 @@ async fn list_dead_letters(
     let next_cursor = if more {
         items
             .last()
-            .map(|last| kernel::pagination::Cursor::new(vec![id(last)]).encode())
+            .map(|last| platform::pagination::Cursor::new(vec![id(last)]).encode())
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(kernel::pagination::Page { items, next_cursor }))
+    Ok(HttpResponse::Ok().json(platform::pagination::Page { items, next_cursor }))
 }
 
 /// A dead letter lives in one process: the first that does not answer 404 replays it.
@@ -326,7 +326,7 @@ async fn proxy(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| kernel::http::status_problem(StatusCode::METHOD_NOT_ALLOWED))?;
+        .map_err(|_| platform::http::status_problem(StatusCode::METHOD_NOT_ALLOWED))?;
     let mut outgoing = up.client.request(method, &url).body(body);
     let named_in_connection = connection_tokens(
         req.headers()

@@ -10,8 +10,8 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
-use kernel::client_ip::TrustedProxies;
-use kernel::error::ApiError;
+use platform::client_ip::TrustedProxies;
+use platform::error::ApiError;
 
 use crate::config::Config;
 

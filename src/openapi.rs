@@ -13,7 +13,7 @@ use utoipa::Modify;
         license(name = "Apache-2.0")
     ),
     paths(crate::ops::live, crate::ops::ready, crate::ops::metrics, crate::ops::list_dead_letters, crate::ops::replay_dead_letter),
-    components(schemas(kernel::error::ProblemBody, kernel::error::FieldError)),
+    components(schemas(platform::error::ProblemBody, kernel::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "operations", description = "Health and operations"))
 )]
@@ -44,7 +44,7 @@ fn add_common_responses(openapi: &mut OpenApi) {
         ResponseBuilder::new()
             .description(description)
             .content(
-                kernel::error::PROBLEM_JSON,
+                platform::error::PROBLEM_JSON,
                 ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name("Problem")))
                     .build(),

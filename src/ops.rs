@@ -6,11 +6,11 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::{DeadLetter, DeadLetterStore, SharedBus, SqlDeadLetters};
-use kernel::auth::{AdminUser, KeySource};
-use kernel::db::Database;
-use kernel::error::{ApiError, PROBLEM_JSON};
-use kernel::pagination::{Page, PageQuery, PageRequest, Part};
 use kernel::Timestamp;
+use platform::auth::{AdminUser, KeySource};
+use platform::db::Database;
+use platform::error::{ApiError, PROBLEM_JSON};
+use platform::pagination::{Page, PageQuery, PageRequest, Part};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -64,8 +64,8 @@ pub(crate) async fn live() -> HttpResponse {
     security((), ("metrics_token" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
-        (status = 404, description = "Not on this listener, or without the metrics token", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 503, description = "Metrics are not available in this process", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+        (status = 404, description = "Not on this listener, or without the metrics token", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 503, description = "Metrics are not available in this process", content_type = "application/problem+json", body = platform::error::ProblemBody)
     )
 )]
 pub(crate) async fn metrics(
@@ -80,7 +80,7 @@ pub(crate) async fn metrics(
 
 /// Refreshes the figures `/metrics` shows that cost a query (outbox backlog, open dead
 /// letters), every few seconds, so a scrape does no database work.
-pub fn figures_task(databases: Vec<(ContextName, Database)>) -> kernel::module::BackgroundTask {
+pub fn figures_task(databases: Vec<(ContextName, Database)>) -> platform::module::BackgroundTask {
     Box::new(move |mut shutdown| {
         Box::pin(async move {
             loop {
@@ -170,7 +170,7 @@ pub async fn ops_listener_guard(
     get, path = "/health/ready", tag = "operations", operation_id = "health_ready",
     responses(
         (status = 200, description = "Ready to serve"),
-        (status = 503, description = "A dependency is down", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+        (status = 503, description = "A dependency is down", content_type = "application/problem+json", body = platform::error::ProblemBody)
     )
 )]
 pub(crate) async fn ready(state: web::Data<OpsState>) -> HttpResponse {
@@ -254,10 +254,10 @@ impl From<DeadLetter> for DeadLetterResponse {
         (status = 200, description = "A page of dead letters", body = Page<DeadLetterResponse>, links(
             ("ReplayDeadLetter" = (operation_id = "replay_dead_letter", parameters(("id" = "$response.body#/items/0/id"))))
         )),
-        (status = 400, description = "Bad cursor", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 422, description = "Bad limit", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+        (status = 400, description = "Bad cursor", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 422, description = "Bad limit", content_type = "application/problem+json", body = platform::error::ProblemBody)
     )
 )]
 pub(crate) async fn list_dead_letters(
@@ -283,11 +283,11 @@ pub(crate) async fn list_dead_letters(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Replayed", body = DeadLetterResponse),
-        (status = 400, description = "Bad id", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 404, description = "No such dead letter", content_type = "application/problem+json", body = kernel::error::ProblemBody),
-        (status = 409, description = "Already replayed, or the handler failed again", content_type = "application/problem+json", body = kernel::error::ProblemBody)
+        (status = 400, description = "Bad id", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 404, description = "No such dead letter", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 409, description = "Already replayed, or the handler failed again", content_type = "application/problem+json", body = platform::error::ProblemBody)
     )
 )]
 pub(crate) async fn replay_dead_letter(

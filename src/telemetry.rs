@@ -37,7 +37,7 @@ pub fn init(format: LogFormat, otlp: Option<(&str, &str)>) -> anyhow::Result<Tel
             use opentelemetry::trace::TracerProvider as _;
             let provider = otlp::provider(endpoint, service)?;
             let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("emporium"));
-            kernel::trace_context::install(Box::new(otlp::Otel));
+            platform::trace_context::install(Box::new(otlp::Otel));
             (Some(layer), Some(provider))
         }
         None => (None, None),
@@ -118,7 +118,7 @@ mod otlp {
     /// W3C trace context through the OpenTelemetry layer.
     pub(super) struct Otel;
 
-    impl kernel::trace_context::TraceContext for Otel {
+    impl platform::trace_context::TraceContext for Otel {
         fn adopt(&self, span: &tracing::Span, traceparent: &str) {
             let mut carrier = std::collections::HashMap::new();
             carrier.insert("traceparent".to_owned(), traceparent.to_owned());
@@ -172,9 +172,9 @@ pub fn metrics() -> Option<&'static metrics_exporter_prometheus::PrometheusHandl
 }
 
 /// The Prometheus text page of this process (503 problem when no recorder is installed).
-pub fn metrics_page() -> Result<actix_web::HttpResponse, kernel::error::ApiError> {
+pub fn metrics_page() -> Result<actix_web::HttpResponse, platform::error::ApiError> {
     let handle = metrics().ok_or_else(|| {
-        kernel::error::ApiError::new(
+        platform::error::ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "metrics_unavailable",
             "metrics are not recorded in this process",

@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 
 const CONTEXTS: [&str; 4] = ["identity", "catalog", "ordering", "shipping"];
 
-/// Rule 1: a context depends on kernel, bus and `*-contracts` crates (plus libraries), never
-/// on another context or the root package; a contracts crate depends on kernel and serde only.
+/// Rule 1: a context depends on kernel, platform, bus and `*-contracts` crates (plus
+/// libraries), never on another context or the root package; a contracts crate depends on
+/// kernel and serde only.
 fn dependency_violations(metadata: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let workspace: Vec<String> = metadata["packages"]
@@ -45,7 +46,8 @@ fn dependency_violations(metadata: &Value) -> Vec<String> {
         if CONTEXTS.contains(&name) {
             for dep in &deps {
                 let internal = workspace.iter().any(|w| w == dep);
-                let allowed = *dep == "kernel" || *dep == "bus" || dep.ends_with("-contracts");
+                let allowed =
+                    ["kernel", "platform", "bus"].contains(dep) || dep.ends_with("-contracts");
                 if internal && !allowed {
                     out.push(format!("context {name} depends on {dep}"));
                 }
@@ -67,6 +69,34 @@ fn dependency_violations(metadata: &Value) -> Vec<String> {
             }
         }
     }
+    out
+}
+
+/// Crates the published language must not pull in, however indirectly: a web framework, a
+/// database driver, an HTTP client, a broker client, or the workspace's runtime crates.
+const NOT_IN_CONTRACTS: [&str; 9] = [
+    "actix-web",
+    "actix-http",
+    "sqlx",
+    "sqlx-core",
+    "reqwest",
+    "lapin",
+    "tokio",
+    "platform",
+    "bus",
+];
+
+/// Rule 3: over the whole dependency closure of a contracts crate (the `cargo tree` lines
+/// `name vX.Y.Z ...`), none of `NOT_IN_CONTRACTS`.
+fn closure_violations(krate: &str, tree: &str) -> Vec<String> {
+    let mut out: Vec<String> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| NOT_IN_CONTRACTS.contains(name))
+        .map(|name| format!("{krate} depends on {name}"))
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -156,6 +186,51 @@ fn the_dependency_rule_catches_a_context_depending_on_another() {
             "context ordering depends on emporium".to_owned(),
             "contracts crate catalog-contracts depends on sqlx".to_owned(),
             "contracts crate catalog-contracts optionally depends on actix-web".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn contracts_crates_pull_in_no_framework_driver_or_client() {
+    for ctx in CONTEXTS {
+        let krate = format!("{ctx}-contracts");
+        let output = std::process::Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "--offline",
+                "-p",
+                &krate,
+                "-e",
+                "normal",
+                "--all-features",
+            ])
+            .args(["--prefix", "none", "--format", "{p}"])
+            .current_dir(root())
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let tree = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            tree.contains("kernel v"),
+            "{krate} speaks the kernel's types"
+        );
+        let violations = closure_violations(&krate, &tree);
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}
+
+#[test]
+fn the_closure_rule_catches_an_indirect_framework() {
+    let tree = "catalog-contracts v0.1.0 (/w)\nkernel v0.1.0 (/w)\nactix-web v4.18.1\nserde v1.0.0\nsqlx v0.8.6\nactix-web v4.18.1\n";
+    assert_eq!(
+        closure_violations("catalog-contracts", tree),
+        vec![
+            "catalog-contracts depends on actix-web".to_owned(),
+            "catalog-contracts depends on sqlx".to_owned(),
         ]
     );
 }

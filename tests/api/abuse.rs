@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use kernel::testing::TestBackend;
+use platform::testing::TestBackend;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,7 +27,7 @@ async fn log_in_from(app: &TestApp, email: &str, password: &str, client: &str) -
 async fn behind_proxy(app: &TestApp) -> TestApp {
     app.second_instance_with(|c| {
         c.trusted_proxies =
-            kernel::client_ip::TrustedProxies::parse("127.0.0.1").unwrap_or_default();
+            platform::client_ip::TrustedProxies::parse("127.0.0.1").unwrap_or_default();
     })
     .await
 }

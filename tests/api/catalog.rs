@@ -598,7 +598,7 @@ mod reservation_expiry {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_sqlite() {
-        let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, short_ttl)
+        let app = crate::helpers::spawn_app_with(platform::testing::TestBackend::Sqlite, short_ttl)
             .await
             .unwrap();
         story(app).await;
@@ -607,7 +607,8 @@ mod reservation_expiry {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_postgres() {
         let Some(app) =
-            crate::helpers::spawn_app_with(kernel::testing::TestBackend::Postgres, short_ttl).await
+            crate::helpers::spawn_app_with(platform::testing::TestBackend::Postgres, short_ttl)
+                .await
         else {
             return;
         };

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use emporium::config::{Config, ContextName};
-use kernel::testing::{fresh_postgres_database, postgres_url, TestBackend};
+use platform::testing::{fresh_postgres_database, postgres_url, TestBackend};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -788,7 +788,7 @@ async fn r8_checkouts_survive_a_failing_payment_gateway() {
 // R2: RabbitMQ unreachable 10 s in every 30 s while shoppers check out across the processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r2_the_split_checkout_survives_broker_outages() {
-    let Some(url) = kernel::testing::amqp_url() else {
+    let Some(url) = platform::testing::amqp_url() else {
         return;
     };
     let real = authority(&url, 5672);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kernel::testing::{postgres_url, TestBackend};
+use platform::testing::{postgres_url, TestBackend};
 use serde_json::json;
 
 use crate::fault_proxy::{FaultProxy, Mode};

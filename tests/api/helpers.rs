@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bus::{MemoryBus, SharedBus};
 use emporium::config::{Config, ContextName};
 use emporium::Application;
-use kernel::testing::{fresh_postgres_database, postgres_url, TestBackend};
+use platform::testing::{fresh_postgres_database, postgres_url, TestBackend};
 use serde_json::Value;
 
 pub struct TestApp {
@@ -130,7 +130,7 @@ pub async fn spawn_app_with(
 impl TestApp {
     /// A pool on one context's own database (in-process deployments), for tests that read
     /// or damage rows directly.
-    pub async fn database(&self, ctx: ContextName) -> kernel::db::Database {
+    pub async fn database(&self, ctx: ContextName) -> platform::db::Database {
         // A split deployment: the context's own process knows its database.
         let own = match &self.host {
             Host::Split(d) => d
@@ -146,12 +146,12 @@ impl TestApp {
                 .map(str::to_owned),
             Host::InProcess { .. } => None,
         };
-        let target = kernel::db::DatabaseTarget::resolve(
+        let target = platform::db::DatabaseTarget::resolve(
             ctx.as_str(),
             &self.config.data_dir,
             own.as_deref().or(self.config.database_url_for(ctx)),
         );
-        kernel::db::Database::connect(&target)
+        platform::db::Database::connect(&target)
             .await
             .unwrap_or_else(|e| panic!("cannot open {} database: {e:#}", ctx.as_str()))
     }
@@ -349,13 +349,13 @@ macro_rules! topologies {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() {
-                let app = $crate::helpers::spawn_app(kernel::testing::TestBackend::Sqlite).await.expect("sqlite app");
+                let app = $crate::helpers::spawn_app(platform::testing::TestBackend::Sqlite).await.expect("sqlite app");
                 story(app).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
-                let Some(app) = $crate::helpers::spawn_app(kernel::testing::TestBackend::Postgres).await else {
+                let Some(app) = $crate::helpers::spawn_app(platform::testing::TestBackend::Postgres).await else {
                     return;
                 };
                 story(app).await;
@@ -513,9 +513,9 @@ impl bus::DeadLetterStore for NoDeadLetters {
     }
     async fn list(
         &self,
-        _: &kernel::pagination::PageRequest,
-    ) -> anyhow::Result<kernel::pagination::Page<bus::DeadLetter>> {
-        Ok(kernel::pagination::Page {
+        _: &platform::pagination::PageRequest,
+    ) -> anyhow::Result<platform::pagination::Page<bus::DeadLetter>> {
+        Ok(platform::pagination::Page {
             items: vec![],
             next_cursor: None,
         })

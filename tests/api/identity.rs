@@ -609,7 +609,7 @@ both_backends!(
         let proxied = app
             .second_instance_with(|c| {
                 c.trusted_proxies =
-                    kernel::client_ip::TrustedProxies::parse("127.0.0.1").unwrap_or_default();
+                    platform::client_ip::TrustedProxies::parse("127.0.0.1").unwrap_or_default();
             })
             .await;
         let c = proxied.customer().await;

@@ -395,7 +395,7 @@ fn operations() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_answers_each_kind_of_caller_as_the_matrix_says() {
-    let app = spawn_app(kernel::testing::TestBackend::Sqlite)
+    let app = spawn_app(platform::testing::TestBackend::Sqlite)
         .await
         .expect("sqlite app");
     let admin = app.admin().await;
@@ -471,7 +471,7 @@ async fn every_operation_answers_each_kind_of_caller_as_the_matrix_says() {
 // Mass assignment: what only the server or an admin may set cannot be smuggled into a body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_a_client_must_not_set_are_refused_or_ignored() {
-    let app = spawn_app(kernel::testing::TestBackend::Sqlite)
+    let app = spawn_app(platform::testing::TestBackend::Sqlite)
         .await
         .expect("sqlite app");
     let admin = app.admin().await;

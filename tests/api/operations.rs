@@ -71,7 +71,7 @@ both_backends!(dead_letters_need_an_admin, |app| {
 
 #[tokio::test]
 async fn openapi_is_served_and_matches_the_committed_file() {
-    let app = crate::helpers::spawn_app(kernel::testing::TestBackend::Sqlite)
+    let app = crate::helpers::spawn_app(platform::testing::TestBackend::Sqlite)
         .await
         .unwrap();
     let served = app.get("/openapi.json", None).await;
@@ -129,7 +129,7 @@ async fn the_event_catalogue_matches_the_committed_file() {
 
 #[tokio::test]
 async fn interactive_docs_are_served_offline_from_the_binary() {
-    let app = crate::helpers::spawn_app(kernel::testing::TestBackend::Sqlite)
+    let app = crate::helpers::spawn_app(platform::testing::TestBackend::Sqlite)
         .await
         .unwrap();
     let redirect = app.get("/docs", None).await;
@@ -166,7 +166,7 @@ async fn interactive_docs_are_served_offline_from_the_binary() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413() {
-    let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, |c| {
+    let app = crate::helpers::spawn_app_with(platform::testing::TestBackend::Sqlite, |c| {
         c.body_limit = 4096
     })
     .await
@@ -188,7 +188,7 @@ async fn bodies_over_the_limit_are_413() {
 
 #[tokio::test]
 async fn each_client_address_is_rate_limited_with_retry_after() {
-    let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, |c| {
+    let app = crate::helpers::spawn_app_with(platform::testing::TestBackend::Sqlite, |c| {
         c.rate_limit = true;
         c.rate_limit_per_second = 1;
         c.rate_limit_burst = 5;
@@ -212,7 +212,7 @@ async fn each_client_address_is_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
-    let app = crate::helpers::spawn_app_with(kernel::testing::TestBackend::Sqlite, |c| {
+    let app = crate::helpers::spawn_app_with(platform::testing::TestBackend::Sqlite, |c| {
         c.cors_origins = vec!["https://shop.example".to_owned()];
     })
     .await

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use emporium::config::{Config, ContextName};
-use kernel::testing::TestBackend;
+use platform::testing::TestBackend;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, TestApp};

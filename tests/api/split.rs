@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use emporium::config::{Config, ContextName};
-use kernel::testing::{fresh_postgres_database, postgres_url, TestBackend};
+use platform::testing::{fresh_postgres_database, postgres_url, TestBackend};
 
 use crate::helpers::{Host, TestApp, BOOTSTRAP_ADMIN};
 
@@ -261,7 +261,7 @@ async fn broker_env(
 ) -> Option<(Vec<(&'static str, String)>, bus::SharedBus)> {
     match broker {
         Broker::Rabbitmq => {
-            let amqp = kernel::testing::amqp_url()?;
+            let amqp = platform::testing::amqp_url()?;
             let mut rabbit = bus::rabbitmq::RabbitConfig::new(amqp.clone());
             rabbit.namespace = namespace.to_owned();
             rabbit.queue_expires = Some(Duration::from_secs(QUEUE_EXPIRES_SECS));
@@ -283,7 +283,7 @@ async fn broker_env(
         }
         #[cfg(feature = "sqs")]
         Broker::Sqs => {
-            let endpoint = kernel::testing::sqs_endpoint()?;
+            let endpoint = platform::testing::sqs_endpoint()?;
             let mut sqs = bus::sqs::SqsConfig::new(namespace);
             sqs.endpoint = Some(endpoint.clone());
             sqs.region = Some("us-east-1".to_owned());

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Causation, SharedBus};
-use kernel::db::Database;
-use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
+use platform::db::Database;
+use platform::module::ContextModule;
 use sqlx::migrate::Migrator;
 
 use application::cache::ReadCache;
@@ -79,7 +79,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let sweep_every = (deps.settings.reservation_ttl / 4)
         .clamp(Duration::from_millis(200), Duration::from_secs(30));
     let sweeper = inventory.clone();
-    let expiry: kernel::module::BackgroundTask = Box::new(move |mut shutdown| {
+    let expiry: platform::module::BackgroundTask = Box::new(move |mut shutdown| {
         Box::pin(async move {
             loop {
                 tokio::select! {

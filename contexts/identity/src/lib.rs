@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::SharedBus;
-use kernel::auth::LocalKeys;
-use kernel::db::Database;
-use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
+use platform::auth::LocalKeys;
+use platform::db::Database;
+use platform::module::ContextModule;
 use sqlx::migrate::Migrator;
 
 use application::accounts::Accounts;
@@ -134,7 +134,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     });
     // Retired keys leave the in-process key set once their tokens have expired.
     let (keys, db) = (deps.keys.clone(), deps.db.clone());
-    let key_refresh: kernel::module::BackgroundTask = Box::new(move |mut shutdown| {
+    let key_refresh: platform::module::BackgroundTask = Box::new(move |mut shutdown| {
         Box::pin(async move {
             loop {
                 tokio::select! {

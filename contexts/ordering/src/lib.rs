@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{RetryPolicy, SharedBus};
-use kernel::db::Database;
-use kernel::module::ContextModule;
 use kernel::{Clock, SystemClock};
+use platform::db::Database;
+use platform::module::ContextModule;
 use sqlx::migrate::Migrator;
 
 use application::cart::Carts;
@@ -95,7 +95,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
 
     let sweeper = saga.clone();
     let every = deps.settings.sweep_every;
-    let sweep: kernel::module::BackgroundTask = Box::new(move |mut shutdown| {
+    let sweep: platform::module::BackgroundTask = Box::new(move |mut shutdown| {
         Box::pin(async move {
             loop {
                 tokio::select! {

@@ -10,9 +10,9 @@ mod infrastructure;
 use std::sync::Arc;
 
 use bus::SharedBus;
-use kernel::db::Database;
-use kernel::module::ContextModule;
 use kernel::SystemClock;
+use platform::db::Database;
+use platform::module::ContextModule;
 use sqlx::migrate::Migrator;
 
 use application::shipments::{self, Shipments};

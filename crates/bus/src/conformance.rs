@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kernel::db::Database;
-use kernel::pagination::PageRequest;
 use kernel::{IntegrationEvent, Timestamp};
+use platform::db::Database;
+use platform::pagination::PageRequest;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -378,7 +378,7 @@ impl DeadLetterStore for BrokenStore {
     async fn list(
         &self,
         _: &PageRequest,
-    ) -> anyhow::Result<kernel::pagination::Page<crate::DeadLetter>> {
+    ) -> anyhow::Result<platform::pagination::Page<crate::DeadLetter>> {
         anyhow::bail!("the dead-letter database is down")
     }
     async fn get(&self, _: uuid::Uuid) -> anyhow::Result<Option<crate::DeadLetter>> {
@@ -631,10 +631,10 @@ pub async fn two_relays_publish_each_event_once(factory: &dyn BusFactory, db: Da
 /// The suite's database in a test: SQLite in `dir`, or PostgreSQL (`None` when it is not
 /// configured outside CI).
 pub async fn database(
-    backend: kernel::testing::TestBackend,
+    backend: platform::testing::TestBackend,
     dir: &std::path::Path,
 ) -> Option<Database> {
-    let target = kernel::testing::test_target(backend, dir, "conformance").await?;
+    let target = platform::testing::test_target(backend, dir, "conformance").await?;
     let db = Database::connect(&target).await.ok()?;
     prepare(&db).await.ok()?;
     Some(db)
@@ -664,7 +664,7 @@ macro_rules! conformance_suite {
             async fn on_sqlite() {
                 let Some(factory) = $factory else { return };
                 let Ok(dir) = tempfile::tempdir() else { panic!("no temp dir") };
-                let Some(db) = $crate::conformance::database(kernel::testing::TestBackend::Sqlite, dir.path()).await else {
+                let Some(db) = $crate::conformance::database(platform::testing::TestBackend::Sqlite, dir.path()).await else {
                     panic!("no SQLite database");
                 };
                 $crate::conformance::$name(&factory, db).await;
@@ -674,7 +674,7 @@ macro_rules! conformance_suite {
             async fn on_postgres() {
                 let Some(factory) = $factory else { return };
                 let Ok(dir) = tempfile::tempdir() else { panic!("no temp dir") };
-                let Some(db) = $crate::conformance::database(kernel::testing::TestBackend::Postgres, dir.path()).await else {
+                let Some(db) = $crate::conformance::database(platform::testing::TestBackend::Postgres, dir.path()).await else {
                     return;
                 };
                 $crate::conformance::$name(&factory, db).await;

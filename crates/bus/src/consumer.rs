@@ -273,7 +273,7 @@ mod tests {
     }
 
     async fn store(dir: &std::path::Path) -> Store {
-        let db = kernel::db::Database::connect(&kernel::db::DatabaseTarget::Sqlite {
+        let db = platform::db::Database::connect(&platform::db::DatabaseTarget::Sqlite {
             path: dir.join("consumer.db"),
         })
         .await

@@ -3,9 +3,9 @@
 //! database (table `dead_letter`).
 
 use anyhow::Context as _;
-use kernel::db::Database;
-use kernel::pagination::{Page, PageRequest};
 use kernel::Timestamp;
+use platform::db::Database;
+use platform::pagination::{Page, PageRequest};
 use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;

@@ -1,7 +1,7 @@
 //! The envelope every event travels in.
 
-use kernel::http::RequestContext;
 use kernel::{IntegrationEvent, Timestamp};
+use platform::http::RequestContext;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -39,7 +39,7 @@ fn transient_retry_limit() -> Duration {
 
 /// Two kinds of failure, two policies. A *deterministic* failure (bad payload, a rule that
 /// rejects the event) is tried `max_attempts` times, then dead-lettered. A *transient* one
-/// (`kernel::fault::is_transient`: a database or broker unreachable, a pool timeout, a
+/// (`platform::fault::is_transient`: a database or broker unreachable, a pool timeout, a
 /// serialization failure) does not count as an attempt: it is retried with exponential
 /// backoff and jitter, up to `transient_max_backoff` apart, for `transient_for` (default: the
 /// process-wide limit), so an outage of minutes dead-letters and cancels nothing.
@@ -157,7 +157,7 @@ pub async fn dispatch(sub: &Subscription, envelope: &Envelope) -> anyhow::Result
     let span = tracing::info_span!("handle event", group = %sub.group, event_type = %envelope.event_type, event_id = %envelope.id, correlation_id = %envelope.correlation_id);
     // The handling continues the trace of whatever published the event.
     if let Some(parent) = &envelope.traceparent {
-        kernel::trace_context::adopt(&span, parent);
+        platform::trace_context::adopt(&span, parent);
     }
     dispatch_in_span(sub, envelope).instrument(span).await
 }
@@ -176,7 +176,7 @@ async fn dispatch_in_span(sub: &Subscription, envelope: &Envelope) -> anyhow::Re
             }
             Err(e) => e,
         };
-        let transient = kernel::fault::is_transient(&error);
+        let transient = platform::fault::is_transient(&error);
         if transient && started.elapsed() < sub.retry.transient_limit() {
             transient_failures += 1;
             // Logged on the first failure and then sparingly, not once per retry.

@@ -78,12 +78,12 @@ pub type SharedBus = Arc<dyn EventBus>;
 /// relay task that drains the outbox onto the bus.
 pub fn messaging(
     context: &'static str,
-    db: kernel::db::Database,
+    db: platform::db::Database,
     bus: SharedBus,
-) -> (Store, kernel::module::BackgroundTask) {
+) -> (Store, platform::module::BackgroundTask) {
     let outbox = Outbox::new();
     let relay = Relay::new(context, db.clone(), bus, outbox.clone());
-    let task: kernel::module::BackgroundTask =
+    let task: platform::module::BackgroundTask =
         Box::new(move |shutdown| Box::pin(relay.run(shutdown)));
     (Store::new(db, outbox), task)
 }

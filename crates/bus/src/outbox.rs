@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kernel::db::{Backend, Database};
 use kernel::Timestamp;
+use platform::db::{Backend, Database};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::{watch, Notify};
 
@@ -351,7 +351,7 @@ mod backoff_tests {
         assert!(refused
             .as_ref()
             .is_some_and(|e| e.downcast_ref::<EventTooLarge>().is_some()));
-        assert!(refused.is_some_and(|e| !kernel::fault::is_transient(&e)));
+        assert!(refused.is_some_and(|e| !platform::fault::is_transient(&e)));
     }
 
     #[test]

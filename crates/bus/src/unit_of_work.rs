@@ -5,8 +5,8 @@
 //! relay by hand.
 
 use anyhow::Context as _;
-use kernel::db::Database;
 use kernel::{IntegrationEvent, Timestamp};
+use platform::db::Database;
 use sqlx::{Any, AnyConnection, Transaction};
 
 use crate::envelope::{Causation, Envelope};
@@ -123,7 +123,7 @@ mod tests {
     }
 
     async fn store(dir: &std::path::Path) -> Store {
-        let db = Database::connect(&kernel::db::DatabaseTarget::Sqlite {
+        let db = Database::connect(&platform::db::DatabaseTarget::Sqlite {
             path: dir.join("uow.db"),
         })
         .await

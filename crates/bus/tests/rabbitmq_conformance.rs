@@ -15,8 +15,8 @@ use std::time::Duration;
 use bus::conformance::{self, BusFactory};
 use bus::rabbitmq::{RabbitBus, RabbitConfig};
 use bus::EventBus;
-use kernel::db::Database;
-use kernel::testing::TestBackend;
+use platform::db::Database;
+use platform::testing::TestBackend;
 
 /// Instances are new connections to one broker; a crash loses nothing the broker holds.
 struct Rabbit {
@@ -43,11 +43,11 @@ async fn database(backend: TestBackend, dir: &tempfile::TempDir) -> Option<Datab
     conformance::database(backend, dir.path()).await
 }
 
-bus::conformance_suite!(kernel::testing::amqp_url().map(rabbit));
+bus::conformance_suite!(platform::testing::amqp_url().map(rabbit));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_event_is_a_failed_publish() {
-    let Some(url) = kernel::testing::amqp_url() else {
+    let Some(url) = platform::testing::amqp_url() else {
         return;
     };
     let bus = RabbitBus::connect(rabbit(url).config).await.unwrap();
@@ -115,7 +115,7 @@ async fn wait_for(what: &str, secs: u64, check: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_parking_queue_keeps_the_newest_events() {
-    let Some(url) = kernel::testing::amqp_url() else {
+    let Some(url) = platform::testing::amqp_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -188,7 +188,7 @@ impl Outage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bus_reconnects_and_resumes_consuming_after_the_broker_goes_away() {
-    let Some(url) = kernel::testing::amqp_url() else {
+    let Some(url) = platform::testing::amqp_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -263,7 +263,7 @@ fn split_amqp_url(url: &str) -> (std::net::SocketAddr, String, String) {
 /// Runs `deploy/rabbitmq-users.sh` (the deployment's own script) against the test broker's
 /// management API; `None` when the API is not configured outside CI.
 fn context_users(namespace: &str, prefix: &str) -> Option<()> {
-    let api = kernel::testing::service_url("EMPORIUM_TEST_RABBITMQ_API")?;
+    let api = platform::testing::service_url("EMPORIUM_TEST_RABBITMQ_API")?;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../deploy/rabbitmq-users.sh"
@@ -302,7 +302,7 @@ fn remove_users(prefix: &str) {
 // context's, even to a bound queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_user_may_publish_only_its_own_event_types() {
-    let Some(url) = kernel::testing::amqp_url() else {
+    let Some(url) = platform::testing::amqp_url() else {
         return;
     };
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
@@ -347,7 +347,7 @@ async fn a_context_user_may_publish_only_its_own_event_types() {
 // be written) is collected from `<ns>.dead-letter` as a dead letter of its group, and replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_broker_dead_letters_is_collected_and_replayable() {
-    let Some(url) = kernel::testing::amqp_url() else {
+    let Some(url) = platform::testing::amqp_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -46,11 +46,11 @@ fn config(endpoint: String) -> SqsConfig {
     config
 }
 
-bus::conformance_suite!(kernel::testing::sqs_endpoint().map(|e| Sqs { config: config(e) }));
+bus::conformance_suite!(platform::testing::sqs_endpoint().map(|e| Sqs { config: config(e) }));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_published_before_its_consumer_starts_waits_in_its_queue() {
-    let Some(endpoint) = kernel::testing::sqs_endpoint() else {
+    let Some(endpoint) = platform::testing::sqs_endpoint() else {
         return;
     };
     let mut config = config(endpoint);
@@ -69,7 +69,7 @@ async fn an_event_published_before_its_consumer_starts_waits_in_its_queue() {
     assert!(publisher.ready().await);
 
     let dir = tempfile::tempdir().unwrap();
-    let db = conformance::database(kernel::testing::TestBackend::Sqlite, dir.path())
+    let db = conformance::database(platform::testing::TestBackend::Sqlite, dir.path())
         .await
         .unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -133,11 +133,11 @@ fn resource_names_fit_sqs_rules() {
 // could not be written) is collected as a dead letter for every group, and replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_sqs_dead_letters_is_collected_and_replayable() {
-    let Some(endpoint) = kernel::testing::sqs_endpoint() else {
+    let Some(endpoint) = platform::testing::sqs_endpoint() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let Some(db) = conformance::database(kernel::testing::TestBackend::Sqlite, dir.path()).await
+    let Some(db) = conformance::database(platform::testing::TestBackend::Sqlite, dir.path()).await
     else {
         panic!("no SQLite database");
     };

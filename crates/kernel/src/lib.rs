@@ -1,29 +1,21 @@
-//! The shared kernel: value types every context speaks (ids, money, email, time, pages), the
-//! problem+json error, database access for both backends, request plumbing and token checks.
+//! The shared kernel: the value types every context and every published event speaks (ids,
+//! money, email, addresses, time, the clock, `IntegrationEvent`). It depends on no web
+//! framework, database driver or HTTP client, so the `*-contracts` crates can be used by an
+//! outside consumer; the runtime plumbing is the `platform` crate's.
 
 pub mod address;
-pub mod auth;
-pub mod client_ip;
 pub mod clock;
-pub mod db;
 pub mod email;
 pub mod error;
 pub mod event;
-pub mod fault;
-pub mod http;
 pub mod id;
-pub mod module;
 pub mod money;
-pub mod pagination;
 pub mod schema;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 pub mod time;
-pub mod trace_context;
 
 pub use clock::{Clock, SystemClock};
 pub use email::EmailAddress;
-pub use error::{ApiError, FieldError};
+pub use error::FieldError;
 pub use event::IntegrationEvent;
 pub use money::{Currency, Money, MoneyError};
 pub use time::Timestamp;

@@ -91,7 +91,7 @@ pub fn currency_schema() -> utoipa::openapi::schema::Object {
 
 #[derive(Deserialize)]
 struct RawMoney {
-    #[serde(deserialize_with = "crate::http::whole_number")]
+    #[serde(deserialize_with = "crate::schema::whole_number")]
     amount: i64,
     currency: String,
 }

@@ -31,6 +31,26 @@ pub fn trimmed_code_pattern(core: &str) -> String {
 }
 
 /// The rule `text_pattern` states, as the contexts apply it.
+/// An integer field that also takes a number written with a zero fraction (`2.0`): JSON
+/// Schema calls that an integer, so a client validating against the description may send it.
+/// A fraction, or a value outside `i64`, is refused.
+pub fn whole_number<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match <serde_json::Number as serde::Deserialize>::deserialize(deserializer)? {
+        n if n.is_i64() => n
+            .as_i64()
+            .ok_or_else(|| serde::de::Error::custom("not a whole number")),
+        n => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (-9.0e18..=9.0e18).contains(&f) => Ok(f as i64),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid type: {n} is not a whole number in range"
+            ))),
+        },
+    }
+}
+
 #[cfg(test)]
 fn text_ok(raw: &str, max: usize) -> bool {
     let t = raw.trim();

@@ -10,8 +10,8 @@ use catalog_contracts::{
 };
 use kernel::error::FieldError;
 use kernel::id::{CategoryId, ProductId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Clock, Money};
+use platform::pagination::{Page, PageRequest};
 
 use super::cache::ReadCache;
 use super::ports::{CatalogRepository, Category, ProductQuery, SaveError};

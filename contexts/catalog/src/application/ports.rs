@@ -3,8 +3,8 @@
 use bus::UnitOfWork;
 use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
 use kernel::id::{CategoryId, OrderId, ProductId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::Timestamp;
+use platform::pagination::{Page, PageRequest};
 
 use crate::domain::{CategoryName, Product, Slug, StockLevel};
 

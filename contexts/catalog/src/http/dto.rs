@@ -122,14 +122,14 @@ pub(crate) struct UpdateProductRequest {
     #[schema(schema_with = kernel::schema::text_200_or_null)]
     pub(crate) name: Option<String>,
     /// Text, or `null` to remove.
-    #[serde(default, deserialize_with = "kernel::http::present")]
+    #[serde(default, deserialize_with = "platform::http::present")]
     #[schema(value_type = Option<String>, max_length = 5000)]
     #[validate(custom(function = "description_length"))]
     pub(crate) description: Option<Option<String>>,
     #[schema(schema_with = price_or_null_schema)]
     pub(crate) price: Option<Money>,
     /// A category, or `null` to remove.
-    #[serde(default, deserialize_with = "kernel::http::present")]
+    #[serde(default, deserialize_with = "platform::http::present")]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub(crate) category_id: Option<Option<uuid::Uuid>>,
 }
@@ -198,7 +198,7 @@ pub(crate) struct ProductListQuery {
 pub(crate) struct SetStockRequest {
     #[validate(range(min = 0, max = 1_000_000_000))]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
-    #[serde(deserialize_with = "kernel::http::whole_number")]
+    #[serde(deserialize_with = "kernel::schema::whole_number")]
     pub(crate) on_hand: i64,
 }
 

@@ -8,11 +8,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::Causation;
-use kernel::auth::AdminUser;
-use kernel::error::{ApiError, ProblemBody};
-use kernel::http::{RequestContext, ValidJson};
 use kernel::id::{CategoryId, ProductId};
-use kernel::pagination::{Page, PageQuery, PageRequest, Part};
+use platform::auth::AdminUser;
+use platform::error::{ApiError, ProblemBody};
+use platform::http::{RequestContext, ValidJson};
+use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cache::{Cached, ReadCache};
 use crate::application::catalog::{Catalog, NewCategory, NewProduct, ProductChange};

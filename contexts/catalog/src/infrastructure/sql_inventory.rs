@@ -5,9 +5,9 @@
 use anyhow::Context as _;
 use bus::UnitOfWork;
 use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
-use kernel::db::Database;
 use kernel::id::{OrderId, ProductId};
 use kernel::Timestamp;
+use platform::db::Database;
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use bus::Causation;
 use identity_contracts::UserRegistered;
 use kernel::address::PostalAddress;
-use kernel::auth::Role;
 use kernel::error::FieldError;
 use kernel::id::UserId;
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Clock, EmailAddress};
+use platform::auth::Role;
+use platform::pagination::{Page, PageRequest};
 
 use super::ports::{
     LoginThrottle, PasswordHasher, RoleChange, SaveUserError, ThrottleKey, UserRepository,

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
 use kernel::id::UserId;
-use kernel::pagination::{Page, PageRequest};
 use kernel::IntegrationEvent;
 use ordering_contracts::{
     CancellationReason, OrderCancelled, OrderPaid, OrderPlaced, OrderStatus, OrderStatusChanged,
 };
+use platform::pagination::{Page, PageRequest};
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
 
 use super::ports::{OrderHistoryChange, OrderHistoryRepository, OrderHistoryUpdate};

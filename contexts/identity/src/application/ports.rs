@@ -3,8 +3,8 @@
 use bus::UnitOfWork;
 use kernel::address::PostalAddress;
 use kernel::id::UserId;
-use kernel::pagination::{Page, PageRequest};
 use kernel::{EmailAddress, Timestamp};
+use platform::pagination::{Page, PageRequest};
 
 use crate::domain::{OrderHistoryEntry, OrderProgress, Password, Roles, User, UserName};
 

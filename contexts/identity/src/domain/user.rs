@@ -1,7 +1,7 @@
 use kernel::address::PostalAddress;
-use kernel::auth::Role;
 use kernel::id::UserId;
 use kernel::{EmailAddress, Timestamp};
+use platform::auth::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum UserNameError {

@@ -1,8 +1,8 @@
 //! Request and response bodies.
 
 use kernel::address::AddressBody;
-use kernel::auth::Role;
 use kernel::{Money, Timestamp};
+use platform::auth::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -83,7 +83,7 @@ pub(crate) struct UpdateMeRequest {
     #[schema(schema_with = kernel::schema::text_100_or_null)]
     pub(crate) name: Option<String>,
     /// An address to store, or `null` to remove it.
-    #[serde(default, deserialize_with = "kernel::http::present")]
+    #[serde(default, deserialize_with = "platform::http::present")]
     #[schema(value_type = Option<AddressBody>)]
     #[validate(nested)]
     pub(crate) default_shipping_address: Option<Option<AddressBody>>,

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use kernel::auth::{AdminUser, AuthUser};
-use kernel::db::Database;
-use kernel::error::{ApiError, ProblemBody};
-use kernel::http::{RequestContext, ValidJson};
 use kernel::id::UserId;
-use kernel::pagination::{Page, PageQuery, PageRequest, Part};
+use platform::auth::{AdminUser, AuthUser};
+use platform::db::Database;
+use platform::error::{ApiError, ProblemBody};
+use platform::http::{RequestContext, ValidJson};
+use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::accounts::{Accounts, ProfileChange, SignUp};
 use crate::application::order_history::OrderHistoryProjection;
@@ -160,7 +160,7 @@ pub(crate) async fn sign_up(
                 email: body.email,
                 password: body.password,
                 name: body.name,
-                client: kernel::client_ip::client_ip(&req).map(|ip| ip.to_string()),
+                client: platform::client_ip::client_ip(&req).map(|ip| ip.to_string()),
             },
             &(&ctx).into(),
         )
@@ -188,7 +188,7 @@ pub(crate) async fn log_in(
     req: HttpRequest,
     body: ValidJson<LogInRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = kernel::client_ip::client_ip(&req).map(|ip| ip.to_string());
+    let ip = platform::client_ip::client_ip(&req).map(|ip| ip.to_string());
     let pair = state
         .sessions
         .log_in(&body.email, &body.password, ip.as_deref())

@@ -12,10 +12,10 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use kernel::auth::{AccessClaims, AUDIENCE, ISSUER};
-use kernel::db::Database;
 use kernel::id::UserId;
 use kernel::{Clock, Timestamp};
+use platform::auth::{AccessClaims, AUDIENCE, ISSUER};
+use platform::db::Database;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 

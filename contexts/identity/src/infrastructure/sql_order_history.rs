@@ -1,9 +1,9 @@
 use anyhow::Context as _;
 use bus::UnitOfWork;
-use kernel::db::Database;
 use kernel::id::{OrderId, UserId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Currency, Money, Timestamp};
+use platform::db::Database;
+use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{OrderHistoryRepository, OrderHistoryUpdate};

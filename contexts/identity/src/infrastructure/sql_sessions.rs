@@ -1,7 +1,7 @@
 use anyhow::Context as _;
-use kernel::db::Database;
 use kernel::id::UserId;
 use kernel::Timestamp;
+use platform::db::Database;
 use sqlx::Row;
 
 use crate::application::ports::{Rotation, SessionRepository, StoredRefreshToken};

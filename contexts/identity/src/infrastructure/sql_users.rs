@@ -1,11 +1,11 @@
 use anyhow::Context as _;
 use bus::UnitOfWork;
 use kernel::address::PostalAddress;
-use kernel::auth::Role;
-use kernel::db::{is_unique_violation, Database};
 use kernel::id::UserId;
-use kernel::pagination::{Page, PageRequest};
 use kernel::{EmailAddress, Timestamp};
+use platform::auth::Role;
+use platform::db::{is_unique_violation, Database};
+use platform::pagination::{Page, PageRequest};
 use sqlx::Row;
 
 use crate::application::ports::{RoleChange, SaveUserError, UserRepository};

@@ -8,8 +8,8 @@ use base64::Engine;
 use bus::{Causation, Envelope};
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, UserId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Clock, FieldError};
+use platform::pagination::{Page, PageRequest};
 use sha2::{Digest, Sha256};
 
 use super::ports::{CheckoutOutcome, NewOrder, OrderRepository};

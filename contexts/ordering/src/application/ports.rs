@@ -3,8 +3,8 @@
 
 use bus::{Envelope, UnitOfWork};
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Money, Timestamp};
+use platform::pagination::{Page, PageRequest};
 
 use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus};
 

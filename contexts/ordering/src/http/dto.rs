@@ -16,7 +16,7 @@ pub(crate) struct AddCartItemRequest {
     pub(crate) product_id: uuid::Uuid,
     /// 1..=99 (added to what the cart holds).
     #[schema(minimum = 1, maximum = 99)]
-    #[serde(deserialize_with = "kernel::http::whole_number")]
+    #[serde(deserialize_with = "kernel::schema::whole_number")]
     pub(crate) quantity: i64,
 }
 
@@ -26,7 +26,7 @@ pub(crate) struct AddCartItemRequest {
 pub(crate) struct SetQuantityRequest {
     /// 1..=99.
     #[schema(minimum = 1, maximum = 99)]
-    #[serde(deserialize_with = "kernel::http::whole_number")]
+    #[serde(deserialize_with = "kernel::schema::whole_number")]
     pub(crate) quantity: i64,
 }
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::Causation;
-use kernel::auth::AuthUser;
-use kernel::error::{ApiError, ProblemBody};
-use kernel::http::{RequestContext, ValidJson};
 use kernel::id::{OrderId, ProductId};
-use kernel::pagination::{Page, PageQuery, PageRequest, Part};
+use platform::auth::AuthUser;
+use platform::error::{ApiError, ProblemBody};
+use platform::http::{RequestContext, ValidJson};
+use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cart::Carts;
 use crate::application::checkout::{check_idempotency_key, Checkout, PlaceOrder};

@@ -3,8 +3,8 @@
 //! gateway it remembers idempotency keys (in its own table), so a repeated key replays the
 //! first outcome and never charges twice.
 
-use kernel::db::Database;
 use kernel::{Money, Timestamp};
+use platform::db::Database;
 
 use crate::application::ports::{GatewayError, PaymentGateway};
 

@@ -1,8 +1,8 @@
 use anyhow::Context as _;
 use bus::UnitOfWork;
-use kernel::db::Database;
 use kernel::id::{ProductId, UserId};
 use kernel::{Currency, Money, Timestamp};
+use platform::db::Database;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 

@@ -5,10 +5,10 @@
 use anyhow::Context as _;
 use bus::{Causation, Store, UnitOfWork};
 use kernel::address::PostalAddress;
-use kernel::db::{is_unique_violation, Database};
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Currency, Money, Timestamp};
+use platform::db::{is_unique_violation, Database};
+use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{

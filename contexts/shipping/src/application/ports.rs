@@ -3,8 +3,8 @@
 use bus::UnitOfWork;
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, ShipmentId, UserId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::Timestamp;
+use platform::pagination::{Page, PageRequest};
 use shipping_contracts::ShippedLine;
 
 use crate::domain::{CarrierEvent, ShipmentStatus, TransitionError};

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use bus::{Causation, Consumer, DeliveryMode, Envelope, HandlesOnce, Store, UnitOfWork};
-use kernel::auth::AuthUser;
 use kernel::id::{OrderId, ShipmentId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::{Clock, FieldError, Timestamp};
 use ordering_contracts::{OrderCancelled, OrderPaid};
+use platform::auth::AuthUser;
+use platform::pagination::{Page, PageRequest};
 use rand::Rng;
 use shipping_contracts::{
     ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched, ShippedLine,

@@ -1,9 +1,9 @@
 use anyhow::Context as _;
 use bus::UnitOfWork;
-use kernel::db::{is_unique_violation, Database};
 use kernel::id::{OrderId, ShipmentId, UserId};
-use kernel::pagination::{Page, PageRequest};
 use kernel::Timestamp;
+use platform::db::{is_unique_violation, Database};
+use platform::pagination::{Page, PageRequest};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 

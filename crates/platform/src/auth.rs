@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::id::UserId;
+use kernel::id::UserId;
 
 pub const ISSUER: &str = "emporium";
 pub const AUDIENCE: &str = "emporium-api";

@@ -422,25 +422,7 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
-/// An integer field that also takes a number written with a zero fraction (`2.0`): JSON
-/// Schema calls that an integer, so a client validating against the description may send it.
-/// A fraction, or a value outside `i64`, is refused.
-pub fn whole_number<'de, D>(deserializer: D) -> Result<i64, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    match <serde_json::Number as serde::Deserialize>::deserialize(deserializer)? {
-        n if n.is_i64() => n
-            .as_i64()
-            .ok_or_else(|| serde::de::Error::custom("not a whole number")),
-        n => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && (-9.0e18..=9.0e18).contains(&f) => Ok(f as i64),
-            _ => Err(serde::de::Error::custom(format!(
-                "invalid type: {n} is not a whole number in range"
-            ))),
-        },
-    }
-}
+pub use kernel::schema::whole_number;
 
 /// Deserialises JSON, telling malformed documents (400) from wrong fields (422).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
