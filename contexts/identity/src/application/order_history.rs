@@ -12,7 +12,7 @@ use platform::pagination::{Page, PageRequest};
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
 
 use super::ports::{OrderHistoryChange, OrderHistoryRepository, OrderHistoryUpdate};
-use crate::domain::{OrderHistoryEntry, OrderProgress};
+use crate::domain::OrderHistoryEntry;
 
 pub(crate) const GROUP: &str = "identity.order_history";
 
@@ -26,18 +26,6 @@ pub(crate) fn consumer() -> Consumer<OrderHistoryProjection> {
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
         .once::<ShipmentDelivered>()
-}
-
-fn progress(status: OrderStatus) -> OrderProgress {
-    match status {
-        OrderStatus::Pending => OrderProgress::Pending,
-        OrderStatus::StockReserved => OrderProgress::StockReserved,
-        OrderStatus::Paid => OrderProgress::Paid,
-        OrderStatus::Confirmed => OrderProgress::Confirmed,
-        OrderStatus::Shipped => OrderProgress::Shipped,
-        OrderStatus::Delivered => OrderProgress::Delivered,
-        OrderStatus::Cancelled => OrderProgress::Cancelled,
-    }
 }
 
 fn reason(reason: CancellationReason) -> String {
@@ -55,7 +43,7 @@ pub(crate) struct OrderHistoryProjection {
 fn status(
     order_id: kernel::id::OrderId,
     customer_id: UserId,
-    progress: OrderProgress,
+    progress: OrderStatus,
     total: kernel::Money,
     placed_at: kernel::Timestamp,
     reason: Option<String>,
@@ -65,7 +53,7 @@ fn status(
         entry: OrderHistoryEntry {
             order_id,
             customer_id,
-            status: progress.as_str().to_owned(),
+            status: progress,
             total,
             placed_at,
             cancellation_reason: reason,
@@ -87,7 +75,7 @@ impl Projected for OrderPlaced {
         status(
             e.order_id,
             e.customer_id,
-            OrderProgress::Pending,
+            OrderStatus::Pending,
             e.total,
             e.placed_at,
             None,
@@ -104,7 +92,7 @@ impl Projected for OrderPaid {
         status(
             e.order_id,
             e.customer_id,
-            OrderProgress::Paid,
+            OrderStatus::Paid,
             e.total,
             e.paid_at,
             None,
@@ -119,7 +107,7 @@ impl Projected for OrderStatusChanged {
         let mut update = status(
             e.order_id,
             e.customer_id,
-            progress(e.status),
+            e.status,
             e.total,
             e.placed_at,
             e.cancellation_reason.map(reason),
@@ -159,7 +147,7 @@ impl Projected for ShipmentDispatched {
         OrderHistoryUpdate::Shipment {
             order_id: self.order_id,
             customer_id: self.customer_id,
-            progress: OrderProgress::Shipped,
+            progress: OrderStatus::Shipped,
             tracking_number: self.tracking_number,
             at: self.dispatched_at,
         }
@@ -171,7 +159,7 @@ impl Projected for ShipmentDelivered {
         OrderHistoryUpdate::Shipment {
             order_id: self.order_id,
             customer_id: self.customer_id,
-            progress: OrderProgress::Delivered,
+            progress: OrderStatus::Delivered,
             tracking_number: self.tracking_number,
             at: self.delivered_at,
         }

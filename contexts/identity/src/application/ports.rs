@@ -6,7 +6,7 @@ use kernel::id::UserId;
 use kernel::{EmailAddress, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
-use crate::domain::{OrderHistoryEntry, OrderProgress, Password, Roles, User, UserName};
+use crate::domain::{OrderHistoryEntry, OrderStatus, Password, Roles, User, UserName};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SaveUserError {
@@ -113,7 +113,7 @@ pub(crate) trait AccessTokenIssuer: Send + Sync {
 #[derive(Debug, Clone)]
 pub(crate) struct OrderHistoryChange {
     pub(crate) entry: OrderHistoryEntry,
-    pub(crate) progress: OrderProgress,
+    pub(crate) progress: OrderStatus,
 }
 
 #[async_trait::async_trait]
@@ -150,7 +150,7 @@ pub(crate) enum OrderHistoryUpdate {
     Shipment {
         order_id: kernel::id::OrderId,
         customer_id: UserId,
-        progress: OrderProgress,
+        progress: OrderStatus,
         tracking_number: String,
         at: Timestamp,
     },

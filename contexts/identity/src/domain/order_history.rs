@@ -1,44 +1,41 @@
 use kernel::id::{OrderId, UserId};
 use kernel::{Money, Timestamp};
 
+/// The order's status, in ordering's published vocabulary.
+pub(crate) use ordering_contracts::OrderStatus;
+
 /// How far an order has come; later stages never give way to earlier ones, so events that
 /// arrive out of order cannot move the history backwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum OrderProgress {
-    Pending = 0,
-    StockReserved = 1,
-    Paid = 2,
-    Confirmed = 3,
-    Shipped = 4,
-    Delivered = 5,
-    Cancelled = 6,
+pub(crate) trait Progress {
+    /// 0 (pending) to 6 (cancelled), in checkout order.
+    fn rank(&self) -> i64;
+    /// A cancelled order stays cancelled; a delivered one cannot be cancelled.
+    fn may_move_to(&self, next: OrderStatus) -> bool;
 }
 
-impl OrderProgress {
-    pub(crate) fn as_str(&self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::StockReserved => "stock_reserved",
-            Self::Paid => "paid",
-            Self::Confirmed => "confirmed",
-            Self::Shipped => "shipped",
-            Self::Delivered => "delivered",
-            Self::Cancelled => "cancelled",
-        }
+impl Progress for OrderStatus {
+    fn rank(&self) -> i64 {
+        OrderStatus::ALL
+            .iter()
+            .position(|s| s == self)
+            .map_or(6, |i| i as i64)
     }
 
-    pub(crate) fn rank(&self) -> i64 {
-        *self as i64
-    }
-
-    /// A cancelled order stays cancelled; a delivered one cannot be cancelled.
-    pub(crate) fn may_move_to(&self, next: OrderProgress) -> bool {
+    fn may_move_to(&self, next: OrderStatus) -> bool {
         match (self, next) {
-            (Self::Cancelled, _) => false,
-            (Self::Delivered, Self::Cancelled) => false,
-            (current, next) => next > *current,
+            (OrderStatus::Cancelled, _) => false,
+            (OrderStatus::Delivered, OrderStatus::Cancelled) => false,
+            (current, next) => next.rank() > current.rank(),
         }
     }
+}
+
+/// The status of a stored rank (`Progress::rank`).
+pub(crate) fn status_of_rank(rank: i64) -> OrderStatus {
+    usize::try_from(rank)
+        .ok()
+        .and_then(|i| OrderStatus::ALL.get(i).copied())
+        .unwrap_or(OrderStatus::Cancelled)
 }
 
 /// One line of a customer's order history.
@@ -46,7 +43,7 @@ impl OrderProgress {
 pub(crate) struct OrderHistoryEntry {
     pub(crate) order_id: OrderId,
     pub(crate) customer_id: UserId,
-    pub(crate) status: String,
+    pub(crate) status: OrderStatus,
     pub(crate) total: Money,
     pub(crate) placed_at: Timestamp,
     pub(crate) cancellation_reason: Option<String>,
@@ -56,7 +53,17 @@ pub(crate) struct OrderHistoryEntry {
 
 #[cfg(test)]
 mod tests {
-    use super::OrderProgress::*;
+    use super::OrderStatus::*;
+    use super::{status_of_rank, OrderStatus, Progress};
+
+    #[test]
+    fn ranks_follow_the_checkout_and_read_back() {
+        let ranks: Vec<i64> = OrderStatus::ALL.iter().map(Progress::rank).collect();
+        assert_eq!(ranks, vec![0, 1, 2, 3, 4, 5, 6]);
+        for s in OrderStatus::ALL {
+            assert_eq!(status_of_rank(s.rank()), s);
+        }
+    }
 
     #[test]
     fn progress_only_moves_forward_and_cancellation_is_final() {

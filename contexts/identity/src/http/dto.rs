@@ -100,8 +100,7 @@ pub(crate) struct SetRolesRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OrderHistoryItem {
     pub(crate) order_id: uuid::Uuid,
-    /// pending, stock_reserved, paid, confirmed, shipped, delivered or cancelled.
-    pub(crate) status: String,
+    pub(crate) status: ordering_contracts::OrderStatus,
     pub(crate) total: Money,
     pub(crate) placed_at: Timestamp,
     pub(crate) cancellation_reason: Option<String>,

@@ -7,22 +7,10 @@ use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{OrderHistoryRepository, OrderHistoryUpdate};
-use crate::domain::{OrderHistoryEntry, OrderProgress};
+use crate::domain::{status_of_rank, OrderHistoryEntry, OrderStatus, Progress};
 
 pub(crate) struct SqlOrderHistory {
     pub(crate) db: Database,
-}
-
-fn progress_from_rank(rank: i64) -> OrderProgress {
-    match rank {
-        0 => OrderProgress::Pending,
-        1 => OrderProgress::StockReserved,
-        2 => OrderProgress::Paid,
-        3 => OrderProgress::Confirmed,
-        4 => OrderProgress::Shipped,
-        5 => OrderProgress::Delivered,
-        _ => OrderProgress::Cancelled,
-    }
 }
 
 impl SqlOrderHistory {
@@ -33,7 +21,7 @@ impl SqlOrderHistory {
         order: OrderId,
         customer: UserId,
         at: Timestamp,
-    ) -> anyhow::Result<OrderProgress> {
+    ) -> anyhow::Result<OrderStatus> {
         sqlx::query(
             "insert into order_history (order_id, customer_id, status, status_rank, updated_at) values ($1, $2, 'pending', -1, $3) \
              on conflict (order_id) do nothing",
@@ -52,9 +40,9 @@ impl SqlOrderHistory {
         .fetch_one(&mut *tx)
         .await?;
         Ok(if rank < 0 {
-            OrderProgress::Pending
+            OrderStatus::Pending
         } else {
-            progress_from_rank(rank)
+            status_of_rank(rank)
         })
     }
 
@@ -63,8 +51,8 @@ impl SqlOrderHistory {
         &self,
         tx: &mut AnyConnection,
         order: OrderId,
-        from: (OrderProgress, bool),
-        next: OrderProgress,
+        from: (OrderStatus, bool),
+        next: OrderStatus,
         reason: Option<&str>,
         at: Timestamp,
     ) -> anyhow::Result<()> {
@@ -150,7 +138,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     &mut *tx,
                     order,
                     (current, fresh),
-                    OrderProgress::Cancelled,
+                    OrderStatus::Cancelled,
                     Some(&reason),
                     at,
                 )
@@ -168,7 +156,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     &mut *tx,
                     order,
                     (current, fresh),
-                    OrderProgress::Confirmed,
+                    OrderStatus::Confirmed,
                     None,
                     at,
                 )
@@ -234,7 +222,11 @@ impl OrderHistoryRepository for SqlOrderHistory {
             entries.push(OrderHistoryEntry {
                 order_id: OrderId::parse(&order_id)?,
                 customer_id: UserId::parse(&customer_id)?,
-                status: row.try_get("status")?,
+                status: {
+                    let raw: String = row.try_get("status")?;
+                    OrderStatus::parse(&raw)
+                        .ok_or_else(|| anyhow::anyhow!("unknown order status {raw:?}"))?
+                },
                 total: Money::new(amount, Currency::parse(&currency)?)?,
                 placed_at: Timestamp::from_micros(row.try_get("placed_at")?),
                 cancellation_reason: row.try_get("cancellation_reason")?,

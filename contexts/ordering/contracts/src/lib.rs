@@ -38,6 +38,36 @@ pub enum OrderStatus {
     Cancelled,
 }
 
+impl OrderStatus {
+    /// Every status, in the order of the checkout (`cancelled` last).
+    pub const ALL: [OrderStatus; 7] = [
+        Self::Pending,
+        Self::StockReserved,
+        Self::Paid,
+        Self::Confirmed,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
+    /// The wire name (as serialised).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::StockReserved => "stock_reserved",
+            Self::Paid => "paid",
+            Self::Confirmed => "confirmed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -112,4 +142,22 @@ macro_rules! for_each_event {
         $callback!($crate::OrderCancelled);
         $callback!($crate::OrderStatusChanged);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus;
+
+    #[test]
+    fn a_status_reads_back_as_it_is_written_and_serialised() {
+        for status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_value(status).ok();
+            assert_eq!(
+                json.as_ref().and_then(|v| v.as_str()),
+                Some(status.as_str())
+            );
+        }
+        assert_eq!(OrderStatus::parse("shipped_twice"), None);
+    }
 }

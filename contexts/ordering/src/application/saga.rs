@@ -28,7 +28,7 @@ use super::ports::{
 };
 use super::OrderingError;
 use crate::domain::{
-    retry_delay, CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus,
+    retry_delay, CancellationReason, Lifecycle, Order, OrderStatus, PaymentKind, PaymentStatus,
 };
 
 pub(crate) const GROUP: &str = "ordering.saga";
@@ -67,18 +67,6 @@ pub(crate) struct Saga {
     pub(crate) store: Store,
     pub(crate) timeouts: Timeouts,
     pub(crate) gateway_retry: RetryPolicy,
-}
-
-fn contract_status(s: OrderStatus) -> contract::OrderStatus {
-    match s {
-        OrderStatus::Pending => contract::OrderStatus::Pending,
-        OrderStatus::StockReserved => contract::OrderStatus::StockReserved,
-        OrderStatus::Paid => contract::OrderStatus::Paid,
-        OrderStatus::Confirmed => contract::OrderStatus::Confirmed,
-        OrderStatus::Shipped => contract::OrderStatus::Shipped,
-        OrderStatus::Delivered => contract::OrderStatus::Delivered,
-        OrderStatus::Cancelled => contract::OrderStatus::Cancelled,
-    }
 }
 
 fn contract_reason(r: CancellationReason) -> contract::CancellationReason {
@@ -131,7 +119,7 @@ pub(crate) fn status_changed(order: &Order) -> contract::OrderStatusChanged {
     contract::OrderStatusChanged {
         order_id: order.id,
         customer_id: order.customer_id,
-        status: contract_status(order.status),
+        status: order.status,
         total: order.total,
         placed_at: order.placed_at,
         cancellation_reason: order.cancellation_reason.map(contract_reason),

@@ -4,17 +4,9 @@ use kernel::{Money, Timestamp};
 
 use super::payment::{Payment, PaymentKind, PaymentStatus};
 
-/// `pending -> stock_reserved -> paid -> confirmed -> shipped -> delivered`, or `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum OrderStatus {
-    Pending,
-    StockReserved,
-    Paid,
-    Confirmed,
-    Shipped,
-    Delivered,
-    Cancelled,
-}
+/// `pending -> stock_reserved -> paid -> confirmed -> shipped -> delivered`, or `cancelled`:
+/// the one status vocabulary, published in `ordering-contracts`.
+pub(crate) use ordering_contracts::OrderStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CancellationReason {
@@ -25,37 +17,16 @@ pub(crate) enum CancellationReason {
     ReservationExpired,
 }
 
-impl OrderStatus {
-    pub(crate) fn as_str(&self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::StockReserved => "stock_reserved",
-            Self::Paid => "paid",
-            Self::Confirmed => "confirmed",
-            Self::Shipped => "shipped",
-            Self::Delivered => "delivered",
-            Self::Cancelled => "cancelled",
-        }
-    }
+/// The saga's rules over the status vocabulary.
+pub(crate) trait Lifecycle {
+    fn may_move_to(&self, next: OrderStatus) -> bool;
+}
 
-    pub(crate) fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::StockReserved,
-            Self::Paid,
-            Self::Confirmed,
-            Self::Shipped,
-            Self::Delivered,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-    }
-
+impl Lifecycle for OrderStatus {
     /// Whether the saga may move an order from `self` to `next`. Fulfilment only moves
     /// forward (events may arrive out of order: a dispatch can overtake the confirmation);
     /// cancellation is possible until the goods leave.
-    pub(crate) fn may_move_to(&self, next: OrderStatus) -> bool {
+    fn may_move_to(&self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
@@ -178,6 +149,7 @@ impl Order {
 
 #[cfg(test)]
 mod tests {
+    use super::Lifecycle;
     use super::OrderStatus::*;
 
     #[test]

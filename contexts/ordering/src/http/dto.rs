@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::application::cart::PricedCart;
-use crate::domain::{Order, Payment};
+use crate::domain::{Order, OrderStatus, Payment};
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -144,7 +144,7 @@ pub(crate) struct ShipmentRef {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StatusEntryResponse {
-    pub(crate) status: &'static str,
+    pub(crate) status: OrderStatus,
     pub(crate) reason: Option<&'static str>,
     pub(crate) note: Option<String>,
     pub(crate) at: Timestamp,
@@ -153,8 +153,7 @@ pub(crate) struct StatusEntryResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OrderResponse {
     pub(crate) id: uuid::Uuid,
-    /// pending, stock_reserved, paid, confirmed, shipped, delivered or cancelled.
-    pub(crate) status: &'static str,
+    pub(crate) status: OrderStatus,
     /// out_of_stock, payment_declined, payment_unavailable, customer_cancelled or reservation_expired.
     pub(crate) cancellation_reason: Option<&'static str>,
     pub(crate) lines: Vec<OrderLineResponse>,
@@ -171,7 +170,7 @@ impl From<Order> for OrderResponse {
     fn from(o: Order) -> Self {
         Self {
             id: o.id.as_uuid(),
-            status: o.status.as_str(),
+            status: o.status,
             cancellation_reason: o.cancellation_reason.map(|r| r.as_str()),
             lines: o
                 .lines
@@ -196,7 +195,7 @@ impl From<Order> for OrderResponse {
                 .history
                 .iter()
                 .map(|h| StatusEntryResponse {
-                    status: h.status.as_str(),
+                    status: h.status,
                     reason: h.reason.map(|r| r.as_str()),
                     note: h.note.clone(),
                     at: h.at,

@@ -15,8 +15,8 @@ use crate::application::ports::{
     Applied, CheckoutOutcome, Decide, EventsFor, EventsForChange, NewOrder, OrderRepository,
 };
 use crate::domain::{
-    retry_delay, CancellationReason, Order, OrderLine, OrderStatus, Payment, PaymentKind,
-    PaymentStatus, StatusEntry,
+    retry_delay, CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, Payment,
+    PaymentKind, PaymentStatus, StatusEntry,
 };
 
 use super::sql_carts::product_from_row;
