@@ -3,7 +3,9 @@
 mod order;
 mod payment;
 
-pub(crate) use order::{CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, StatusEntry};
+pub(crate) use order::{
+    CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, StatusEntry,
+};
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
 
 /// A cart or order line quantity: 1..=99.

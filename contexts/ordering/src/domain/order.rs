@@ -109,7 +109,73 @@ pub(crate) enum CancelError {
     AlreadyFinal(&'static str),
 }
 
+/// A move the saga asks of an order (the order part of its decision).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Move<'a> {
+    pub(crate) status: Option<OrderStatus>,
+    /// Kept only when the move cancels the order.
+    pub(crate) reason: Option<CancellationReason>,
+    pub(crate) note: Option<&'a str>,
+    /// `Some(None)` clears the deadline.
+    pub(crate) deadline: Option<Option<Timestamp>>,
+    pub(crate) shipment: Option<(ShipmentId, &'a str)>,
+}
+
+/// The order's state after an allowed move, and the history line it writes (if any).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Moved {
+    pub(crate) status: OrderStatus,
+    pub(crate) cancellation_reason: Option<CancellationReason>,
+    pub(crate) deadline_at: Option<Timestamp>,
+    pub(crate) shipment_id: Option<ShipmentId>,
+    pub(crate) tracking_number: Option<String>,
+    pub(crate) entry: Option<StatusEntry>,
+    pub(crate) at: Timestamp,
+}
+
 impl Order {
+    /// Applies a move at `now` (never before the order's last change). `None` when the
+    /// state machine forbids the status it asks for: then nothing changes at all.
+    pub(crate) fn apply(&self, m: Move<'_>, now: Timestamp) -> Option<Moved> {
+        let at = now.max(self.updated_at);
+        let status = m
+            .status
+            .filter(|s| *s != self.status && self.status.may_move_to(*s));
+        if m.status.is_some() && status.is_none() && m.status != Some(self.status) {
+            return None;
+        }
+        let cancelled_now = status == Some(OrderStatus::Cancelled);
+        let cancellation_reason = if cancelled_now {
+            m.reason
+        } else {
+            self.cancellation_reason
+        };
+        let (shipment_id, tracking_number) = match m.shipment {
+            Some((id, number)) => (Some(id), Some(number.to_owned())),
+            None => (self.shipment_id, self.tracking_number.clone()),
+        };
+        let new_status = status.unwrap_or(self.status);
+        let entry = (status.is_some() || m.note.is_some()).then(|| StatusEntry {
+            status: new_status,
+            reason: if cancelled_now {
+                cancellation_reason
+            } else {
+                None
+            },
+            note: m.note.map(str::to_owned),
+            at,
+        });
+        Some(Moved {
+            status: new_status,
+            cancellation_reason,
+            deadline_at: m.deadline.unwrap_or(self.deadline_at),
+            shipment_id,
+            tracking_number,
+            entry,
+            at,
+        })
+    }
+
     /// The authorised charge, if any.
     pub(crate) fn authorized_charge(&self) -> Option<&Payment> {
         self.payments
@@ -151,6 +217,120 @@ impl Order {
 mod tests {
     use super::Lifecycle;
     use super::OrderStatus::*;
+    use super::*;
+
+    fn order(status: OrderStatus) -> Order {
+        let at = Timestamp::from_micros(1_000_000);
+        Order {
+            id: OrderId::new(),
+            customer_id: UserId::new(),
+            status,
+            cancellation_reason: None,
+            lines: vec![],
+            total: Money::new(
+                1_000,
+                kernel::Currency::parse("EUR").unwrap_or_else(|e| panic!("{e}")),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+            shipping_address: PostalAddress {
+                name: "A".into(),
+                line1: "1 Road".into(),
+                line2: None,
+                city: "Town".into(),
+                postal_code: "1000".into(),
+                country: "BE".into(),
+            },
+            payment_token: "tok_ok".into(),
+            shipment_id: None,
+            tracking_number: None,
+            placed_at: at,
+            updated_at: at,
+            deadline_at: Some(at),
+            version: 1,
+            history: vec![],
+            payments: vec![],
+        }
+    }
+
+    #[test]
+    fn a_forbidden_move_changes_nothing() {
+        let shipped = order(Shipped);
+        let cancel = Move {
+            status: Some(Cancelled),
+            reason: Some(CancellationReason::CustomerCancelled),
+            ..Move::default()
+        };
+        assert_eq!(
+            shipped.apply(cancel, Timestamp::from_micros(2_000_000)),
+            None
+        );
+        let back = Move {
+            status: Some(Pending),
+            ..Move::default()
+        };
+        assert_eq!(
+            order(Paid).apply(back, Timestamp::from_micros(2_000_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cancellation_keeps_its_reason_and_writes_history() {
+        let moved = order(StockReserved)
+            .apply(
+                Move {
+                    status: Some(Cancelled),
+                    reason: Some(CancellationReason::PaymentDeclined),
+                    deadline: Some(None),
+                    ..Move::default()
+                },
+                Timestamp::from_micros(3_000_000),
+            )
+            .unwrap_or_else(|| panic!("allowed"));
+        assert_eq!(moved.status, Cancelled);
+        assert_eq!(
+            moved.cancellation_reason,
+            Some(CancellationReason::PaymentDeclined)
+        );
+        assert_eq!(moved.deadline_at, None);
+        let entry = moved.entry.unwrap_or_else(|| panic!("history"));
+        assert_eq!(entry.reason, Some(CancellationReason::PaymentDeclined));
+        assert_eq!(entry.at, Timestamp::from_micros(3_000_000));
+    }
+
+    #[test]
+    fn a_reason_without_a_cancellation_is_ignored_and_a_note_alone_is_history() {
+        let moved = order(Paid)
+            .apply(
+                Move {
+                    reason: Some(CancellationReason::OutOfStock),
+                    note: Some("payment announced again"),
+                    shipment: Some((ShipmentId::new(), "EMP0123456789")),
+                    ..Move::default()
+                },
+                Timestamp::from_micros(500_000),
+            )
+            .unwrap_or_else(|| panic!("allowed"));
+        assert_eq!(moved.status, Paid);
+        assert_eq!(moved.cancellation_reason, None);
+        assert_eq!(moved.tracking_number.as_deref(), Some("EMP0123456789"));
+        // Time never runs backwards on an order.
+        assert_eq!(moved.at, Timestamp::from_micros(1_000_000));
+        let entry = moved.entry.unwrap_or_else(|| panic!("history"));
+        assert_eq!((entry.status, entry.reason), (Paid, None));
+        assert_eq!(entry.note.as_deref(), Some("payment announced again"));
+        // Asking for the status it already has is no move, and no history either.
+        let same = order(Paid)
+            .apply(
+                Move {
+                    status: Some(Paid),
+                    ..Move::default()
+                },
+                Timestamp::from_micros(2_000_000),
+            )
+            .unwrap_or_else(|| panic!("allowed"));
+        assert_eq!((same.status, same.entry), (Paid, None));
+    }
 
     #[test]
     fn fulfilment_moves_forward_and_cancellation_stops_at_dispatch() {

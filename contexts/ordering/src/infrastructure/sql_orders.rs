@@ -15,8 +15,8 @@ use crate::application::ports::{
     Applied, CheckoutOutcome, Decide, EventsFor, EventsForChange, NewOrder, OrderRepository,
 };
 use crate::domain::{
-    retry_delay, CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, Payment,
-    PaymentKind, PaymentStatus, StatusEntry,
+    retry_delay, CancellationReason, Move, Order, OrderLine, OrderStatus, Payment, PaymentKind,
+    PaymentStatus, StatusEntry,
 };
 
 use super::sql_carts::product_from_row;
@@ -349,37 +349,27 @@ impl OrderRepository for SqlOrders {
             let Some(change) = decide(&before) else {
                 return Ok(Applied::Unchanged(Box::new(before)));
             };
-            let now = Timestamp::now().max(before.updated_at);
-            let status = change
-                .status
-                .filter(|s| *s != before.status && before.status.may_move_to(*s));
-            if change.status.is_some() && status.is_none() && change.status != Some(before.status) {
+            let requested = Move {
+                status: change.status,
+                reason: change.reason,
+                note: change.note.as_deref(),
+                deadline: change.deadline,
+                shipment: change.shipment.as_ref().map(|(id, n)| (*id, n.as_str())),
+            };
+            let Some(next) = before.apply(requested, Timestamp::now()) else {
                 // The decision asked for a move the state machine forbids: nothing happens.
                 return Ok(Applied::Unchanged(Box::new(before)));
-            }
-            let new_status = status.unwrap_or(before.status);
-            let reason = if status == Some(OrderStatus::Cancelled) {
-                change.reason
-            } else {
-                before.cancellation_reason
             };
-            let deadline = match change.deadline {
-                Some(d) => d,
-                None => before.deadline_at,
-            };
-            let (shipment_id, tracking) = match &change.shipment {
-                Some((id, number)) => (Some(*id), Some(number.clone())),
-                None => (before.shipment_id, before.tracking_number.clone()),
-            };
+            let now = next.at;
             let moved = sqlx::query(
                 "update customer_order set status = $1, cancellation_reason = $2, deadline_at = $3, shipment_id = $4, \
                  tracking_number = $5, updated_at = $6, version = version + 1 where order_id = $7 and version = $8",
             )
-            .bind(new_status.as_str())
-            .bind(reason.map(|r| r.as_str()))
-            .bind(deadline.map(|d| d.as_micros()))
-            .bind(shipment_id.map(|s| s.to_string()))
-            .bind(tracking)
+            .bind(next.status.as_str())
+            .bind(next.cancellation_reason.map(|r| r.as_str()))
+            .bind(next.deadline_at.map(|d| d.as_micros()))
+            .bind(next.shipment_id.map(|s| s.to_string()))
+            .bind(next.tracking_number.as_deref())
             .bind(now.as_micros())
             .bind(order_id.to_string())
             .bind(before.version)
@@ -391,18 +381,8 @@ impl OrderRepository for SqlOrders {
                 // new state, which this transaction now reads.
                 continue;
             }
-            if status.is_some() || change.note.is_some() {
-                let entry = StatusEntry {
-                    status: new_status,
-                    reason: if status == Some(OrderStatus::Cancelled) {
-                        reason
-                    } else {
-                        None
-                    },
-                    note: change.note.clone(),
-                    at: now,
-                };
-                add_history(&mut *tx, order_id, before.history.len() + 1, &entry).await?;
+            if let Some(entry) = &next.entry {
+                add_history(&mut *tx, order_id, before.history.len() + 1, entry).await?;
             }
             if let Some(p) = &change.new_payment {
                 sqlx::query(
