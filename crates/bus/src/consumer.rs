@@ -130,33 +130,30 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     }
 
     /// Adds a contract type this group handles.
-    pub fn on<E: IntegrationEvent>(mut self) -> Self
+    pub fn on<E: IntegrationEvent>(self) -> Self
     where
         H: Handles<E>,
     {
-        debug_assert!(
-            self.routes.iter().all(|(t, _)| t.name != E::NAME),
-            "{} declared twice in {}",
-            E::NAME,
-            self.group
-        );
-        self.routes.push((EventType::of::<E>(), route::<E, H>));
-        self
+        self.with_route(EventType::of::<E>(), route::<E, H>)
     }
 
     /// Adds a contract type this group handles once, in a unit of work (see
     /// [`HandlesOnce`]).
-    pub fn once<E: IntegrationEvent>(mut self) -> Self
+    pub fn once<E: IntegrationEvent>(self) -> Self
     where
         H: HandlesOnce<E>,
     {
+        self.with_route(EventType::of::<E>(), route_once::<E, H>)
+    }
+
+    fn with_route(mut self, event: EventType, route: Route<H>) -> Self {
         debug_assert!(
-            self.routes.iter().all(|(t, _)| t.name != E::NAME),
+            self.routes.iter().all(|(t, _)| t.name != event.name),
             "{} declared twice in {}",
-            E::NAME,
+            event.name,
             self.group
         );
-        self.routes.push((EventType::of::<E>(), route_once::<E, H>));
+        self.routes.push((event, route));
         self
     }
 
@@ -272,22 +269,7 @@ mod tests {
         const SOURCE: &'static str = "test";
     }
 
-    async fn store(dir: &std::path::Path) -> Store {
-        let db = platform::db::Database::connect(&platform::db::DatabaseTarget::Sqlite {
-            path: dir.join("consumer.db"),
-        })
-        .await
-        .unwrap();
-        crate::conformance::prepare(&db).await.unwrap();
-        Store::new(db, crate::Outbox::new())
-    }
-
-    async fn count(store: &Store, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(store.db().pool())
-            .await
-            .unwrap()
-    }
+    use crate::unit_of_work::tests::{count, store};
 
     #[derive(Default)]
     struct Seen(Mutex<Vec<String>>);

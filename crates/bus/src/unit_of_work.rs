@@ -107,7 +107,7 @@ impl UnitOfWork {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
@@ -122,7 +122,8 @@ mod tests {
         const SOURCE: &'static str = "test";
     }
 
-    async fn store(dir: &std::path::Path) -> Store {
+    /// A SQLite store with the messaging tables, the conformance effect table and `note`.
+    pub(crate) async fn store(dir: &std::path::Path) -> Store {
         let db = Database::connect(&platform::db::DatabaseTarget::Sqlite {
             path: dir.join("uow.db"),
         })
@@ -136,23 +137,29 @@ mod tests {
         Store::new(db, Outbox::new())
     }
 
-    async fn count(store: &Store, sql: &str) -> i64 {
+    pub(crate) async fn count(store: &Store, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(store.db().pool())
             .await
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn the_change_and_its_events_commit_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path()).await;
+    /// A unit with a note written and an event published, not committed.
+    async fn noted(store: &Store) -> UnitOfWork {
         let mut work = store.begin(Causation::system()).await.unwrap();
         sqlx::query("insert into note (n) values (1)")
             .execute(work.conn().unwrap())
             .await
             .unwrap();
         work.publish(&Noted { n: 1 }, Timestamp::now()).unwrap();
+        work
+    }
+
+    #[tokio::test]
+    async fn the_change_and_its_events_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let mut work = noted(&store).await;
         work.commit().await.unwrap();
         assert!(work.conn().is_err(), "no work after the commit");
         work.commit().await.unwrap();
@@ -164,14 +171,7 @@ mod tests {
     async fn a_unit_dropped_before_commit_writes_and_publishes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        {
-            let mut work = store.begin(Causation::system()).await.unwrap();
-            sqlx::query("insert into note (n) values (1)")
-                .execute(work.conn().unwrap())
-                .await
-                .unwrap();
-            work.publish(&Noted { n: 1 }, Timestamp::now()).unwrap();
-        }
+        drop(noted(&store).await);
         assert_eq!(count(&store, "select count(*) from note").await, 0);
         assert_eq!(count(&store, "select count(*) from outbox").await, 0);
     }

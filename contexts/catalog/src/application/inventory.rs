@@ -111,55 +111,6 @@ impl Inventory {
             })
     }
 
-    async fn on_order_placed(
-        &self,
-        event: OrderPlaced,
-        work: &mut UnitOfWork,
-    ) -> anyhow::Result<()> {
-        let lines = merge(event.lines.iter().map(|l| (l.product_id, l.quantity)));
-        let now = self.clock.now();
-        let expires_at = now.plus(self.reservation_ttl);
-        let order = event.order_id;
-        let outcome = self.repo.reserve(work, order, &lines, expires_at).await?;
-        tracing::info!(order_id = %order, outcome = ?outcome, "reservation");
-        match outcome {
-            ReserveOutcome::Reserved { lines, expires_at } => work.publish(
-                &StockReserved {
-                    order_id: order,
-                    lines,
-                    expires_at,
-                },
-                now,
-            ),
-            ReserveOutcome::Rejected { short_lines } => {
-                work.publish(&rejected(order, short_lines), now)
-            }
-            ReserveOutcome::AlreadyClosed => Ok(()),
-        }
-    }
-
-    async fn on_order_cancelled(
-        &self,
-        event: OrderCancelled,
-        work: &mut UnitOfWork,
-    ) -> anyhow::Result<()> {
-        let outcome = self.repo.release(work, event.order_id).await?;
-        publish_release(work, event.order_id, outcome, self.clock.now())
-    }
-
-    /// A paid order's reservation is kept until dispatch. One that expired before the payment
-    /// was heard of is held again; if its units were sold meanwhile, `stock_rejected` tells
-    /// ordering the paid order cannot be served (it cancels and refunds).
-    async fn on_order_paid(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        let order = event.order_id;
-        match self.repo.mark_paid(work, order).await? {
-            PaidOutcome::Short { short_lines } => {
-                work.publish(&rejected(order, short_lines), self.clock.now())
-            }
-            PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => Ok(()),
-        }
-    }
-
     /// Releases reservations whose order was never paid in time, each in its own unit of
     /// work; returns how many.
     pub(crate) async fn expire_due(&self) -> anyhow::Result<usize> {
@@ -184,14 +135,42 @@ impl Inventory {
 #[async_trait::async_trait]
 impl HandlesOnce<OrderPlaced> for Inventory {
     async fn handle_once(&self, event: OrderPlaced, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        self.on_order_placed(event, work).await
+        let lines = merge(event.lines.iter().map(|l| (l.product_id, l.quantity)));
+        let now = self.clock.now();
+        let expires_at = now.plus(self.reservation_ttl);
+        let order = event.order_id;
+        let outcome = self.repo.reserve(work, order, &lines, expires_at).await?;
+        tracing::info!(order_id = %order, outcome = ?outcome, "reservation");
+        match outcome {
+            ReserveOutcome::Reserved { lines, expires_at } => work.publish(
+                &StockReserved {
+                    order_id: order,
+                    lines,
+                    expires_at,
+                },
+                now,
+            ),
+            ReserveOutcome::Rejected { short_lines } => {
+                work.publish(&rejected(order, short_lines), now)
+            }
+            ReserveOutcome::AlreadyClosed => Ok(()),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl HandlesOnce<OrderPaid> for Inventory {
+    /// A paid order's reservation is kept until dispatch. One that expired before the payment
+    /// was heard of is held again; if its units were sold meanwhile, `stock_rejected` tells
+    /// ordering the paid order cannot be served (it cancels and refunds).
     async fn handle_once(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        self.on_order_paid(event, work).await
+        let order = event.order_id;
+        match self.repo.mark_paid(work, order).await? {
+            PaidOutcome::Short { short_lines } => {
+                work.publish(&rejected(order, short_lines), self.clock.now())
+            }
+            PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => Ok(()),
+        }
     }
 }
 
@@ -202,7 +181,8 @@ impl HandlesOnce<OrderCancelled> for Inventory {
         event: OrderCancelled,
         work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
-        self.on_order_cancelled(event, work).await
+        let outcome = self.repo.release(work, event.order_id).await?;
+        publish_release(work, event.order_id, outcome, self.clock.now())
     }
 }
 

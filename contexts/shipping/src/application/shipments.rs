@@ -100,64 +100,6 @@ impl Shipments {
             .unwrap_or_else(|| "EMP".to_owned())
     }
 
-    async fn on_order_paid(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let carrier = self.carrier_for(event.order_id);
-        let digits: [u8; 10] = std::array::from_fn(|_| rand::thread_rng().gen_range(0..10));
-        let shipment = Shipment {
-            id: ShipmentId::new(),
-            order_id: event.order_id,
-            customer_id: event.customer_id,
-            tracking_number: TrackingNumber::new(&carrier, digits).as_ref().to_owned(),
-            carrier,
-            status: ShipmentStatus::Pending,
-            address: event.shipping_address,
-            lines: event
-                .lines
-                .iter()
-                .map(|l| ShippedLine {
-                    product_id: l.product_id,
-                    quantity: l.quantity,
-                })
-                .collect(),
-            created_at: now,
-            updated_at: now,
-            events: vec![],
-        };
-        if let CreateOutcome::Created(s) = self.repo.create(work, &shipment).await? {
-            tracing::info!(shipment_id = %s.id, order_id = %s.order_id, tracking = %s.tracking_number, "shipment created");
-            let events = event_for(&s, now, work.cause())?;
-            work.publish_all(events);
-        }
-        Ok(())
-    }
-
-    async fn on_order_cancelled(
-        &self,
-        event: OrderCancelled,
-        work: &mut UnitOfWork,
-    ) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        match self
-            .repo
-            .cancel_for_order(work, event.order_id, now)
-            .await?
-        {
-            CancelOutcome::Cancelled(s) => {
-                tracing::info!(shipment_id = %s.id, "shipment cancelled");
-                let events = event_for(&s, now, work.cause())?;
-                work.publish_all(events);
-            }
-            CancelOutcome::AlreadyDispatched(s) => {
-                // The dispatch won the race. Nothing here pretends otherwise: the shipment stays
-                // dispatched and ordering, hearing of the dispatch, flags the order for a return.
-                tracing::warn!(shipment_id = %s.id, order_id = %s.order_id, "cancellation arrived after dispatch; shipment not cancelled");
-            }
-            CancelOutcome::NoShipment => {}
-        }
-        Ok(())
-    }
-
     pub(crate) async fn record_carrier_event(
         &self,
         id: ShipmentId,
@@ -237,7 +179,35 @@ impl Shipments {
 #[async_trait::async_trait]
 impl HandlesOnce<OrderPaid> for Shipments {
     async fn handle_once(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        self.on_order_paid(event, work).await
+        let now = self.clock.now();
+        let carrier = self.carrier_for(event.order_id);
+        let digits: [u8; 10] = std::array::from_fn(|_| rand::thread_rng().gen_range(0..10));
+        let shipment = Shipment {
+            id: ShipmentId::new(),
+            order_id: event.order_id,
+            customer_id: event.customer_id,
+            tracking_number: TrackingNumber::new(&carrier, digits).as_ref().to_owned(),
+            carrier,
+            status: ShipmentStatus::Pending,
+            address: event.shipping_address,
+            lines: event
+                .lines
+                .iter()
+                .map(|l| ShippedLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                })
+                .collect(),
+            created_at: now,
+            updated_at: now,
+            events: vec![],
+        };
+        if let CreateOutcome::Created(s) = self.repo.create(work, &shipment).await? {
+            tracing::info!(shipment_id = %s.id, order_id = %s.order_id, tracking = %s.tracking_number, "shipment created");
+            let events = event_for(&s, now, work.cause())?;
+            work.publish_all(events);
+        }
+        Ok(())
     }
 }
 
@@ -248,6 +218,24 @@ impl HandlesOnce<OrderCancelled> for Shipments {
         event: OrderCancelled,
         work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
-        self.on_order_cancelled(event, work).await
+        let now = self.clock.now();
+        match self
+            .repo
+            .cancel_for_order(work, event.order_id, now)
+            .await?
+        {
+            CancelOutcome::Cancelled(s) => {
+                tracing::info!(shipment_id = %s.id, "shipment cancelled");
+                let events = event_for(&s, now, work.cause())?;
+                work.publish_all(events);
+            }
+            CancelOutcome::AlreadyDispatched(s) => {
+                // The dispatch won the race. Nothing here pretends otherwise: the shipment stays
+                // dispatched and ordering, hearing of the dispatch, flags the order for a return.
+                tracing::warn!(shipment_id = %s.id, order_id = %s.order_id, "cancellation arrived after dispatch; shipment not cancelled");
+            }
+            CancelOutcome::NoShipment => {}
+        }
+        Ok(())
     }
 }
