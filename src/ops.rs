@@ -306,17 +306,7 @@ pub(crate) async fn replay_dead_letter(
                 "this dead letter was replayed already",
             ));
         }
-        // A letter the broker parked without naming its group goes to every group again;
-        // their inboxes skip it where it was handled.
-        let replayed = if dead.consumer_group == bus::EVERY_GROUP {
-            state.bus.publish(&dead.envelope).await
-        } else {
-            state
-                .bus
-                .redeliver(&dead.consumer_group, &dead.envelope)
-                .await
-        };
-        if let Err(e) = replayed {
+        if let Err(e) = bus::replay(&*state.bus, &dead.consumer_group, &dead.envelope).await {
             return Err(ApiError::conflict(
                 "replay_failed",
                 format!("the handler failed again: {e}"),

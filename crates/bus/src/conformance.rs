@@ -433,13 +433,9 @@ pub async fn broker_dead_letters_are_collected_and_replayable(
     assert!(handled_before >= 3, "{handled_before}");
 
     calls.store(1000, Ordering::SeqCst);
-    if dead.consumer_group == crate::EVERY_GROUP {
-        bus.publish(&dead.envelope).await.unwrap();
-    } else {
-        bus.redeliver(&dead.consumer_group, &dead.envelope)
-            .await
-            .unwrap();
-    }
+    crate::replay(&*bus, &dead.consumer_group, &dead.envelope)
+        .await
+        .unwrap();
     eventually("the replay has its effect", 30, || async {
         effects(&db, "conf-broker-dlq").await == 1
     })

@@ -74,6 +74,17 @@ pub trait EventBus: Send + Sync + 'static {
 
 pub type SharedBus = Arc<dyn EventBus>;
 
+/// Replays a dead letter of `group`: redelivered to that group, or, for a letter the broker
+/// parked without naming its group (`EVERY_GROUP`), published to every group again, whose
+/// inboxes skip it where it was handled.
+pub async fn replay(bus: &dyn EventBus, group: &str, envelope: &Envelope) -> Result<(), BusError> {
+    if group == EVERY_GROUP {
+        bus.publish(envelope).await
+    } else {
+        bus.redeliver(group, envelope).await
+    }
+}
+
 /// A context's messaging: its store (units of work over its database and outbox), and the
 /// relay task that drains the outbox onto the bus.
 pub fn messaging(
