@@ -247,6 +247,48 @@ mod tests {
         }
     }
 
+    /// The event types a contracts crate's source declares: each `event!(Type, ...)` line
+    /// and each hand-written `impl IntegrationEvent for Type`.
+    fn declared_in(source: &str) -> BTreeSet<String> {
+        source
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("event!(")
+                    .and_then(|rest| rest.split(',').next())
+                    .or_else(|| {
+                        l.strip_prefix("impl IntegrationEvent for ")
+                            .and_then(|rest| rest.split_whitespace().next())
+                    })
+                    // The `event!` macro's own `impl ... for $ty` is not a declaration.
+                    .filter(|name| !name.starts_with('$'))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// Every event type a contracts crate declares is in its `for_each_event!` list, so none
+    /// is left out of the catalogue (and the broker topology) by omission.
+    #[test]
+    fn every_declared_event_is_in_the_catalogue() {
+        let sources = [
+            include_str!("../contexts/identity/contracts/src/lib.rs"),
+            include_str!("../contexts/catalog/contracts/src/lib.rs"),
+            include_str!("../contexts/ordering/contracts/src/lib.rs"),
+            include_str!("../contexts/shipping/contracts/src/lib.rs"),
+        ];
+        let declared: BTreeSet<String> = sources.iter().flat_map(|s| declared_in(s)).collect();
+        let listed: BTreeSet<String> = catalogue().iter().map(|e| e.title.clone()).collect();
+        assert_eq!(declared, listed);
+    }
+
+    #[test]
+    fn the_declaration_scan_finds_both_forms() {
+        let source = "event!(ProductCreated, \"catalog.product_created\");\nimpl IntegrationEvent for UserRegistered {\n        impl IntegrationEvent for $ty {\n// event!(Commented, \"x\")\n";
+        let found: Vec<String> = declared_in(source).into_iter().collect();
+        assert_eq!(found, vec!["ProductCreated", "UserRegistered"]);
+    }
+
     #[test]
     fn groups_and_event_types_are_unique() {
         let declarations = consumers();
