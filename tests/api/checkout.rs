@@ -149,16 +149,9 @@ every_topology!(a_declined_payment_cancels_and_releases_stock, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "DECL", 500, 3).await;
     let c = app.customer().await;
-    app.add_to_cart(&c.access_token, &p, 2)
-        .await
-        .assert_status(200);
     let id = app
-        .checkout(&c.access_token, "tok_declined", None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .place_order(&c.access_token, &p, 2, "tok_declined")
+        .await;
     let order = app.order_reaches(&c.access_token, &id, "cancelled").await;
     assert_eq!(order["cancellation_reason"], "payment_declined");
     assert_eq!(payments(&order, "charge")[0]["status"], "declined");
@@ -174,16 +167,9 @@ every_topology!(an_unavailable_gateway_is_retried_then_cancels, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "UNAV", 500, 3).await;
     let c = app.customer().await;
-    app.add_to_cart(&c.access_token, &p, 1)
-        .await
-        .assert_status(200);
     let id = app
-        .checkout(&c.access_token, "tok_unavailable", None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .place_order(&c.access_token, &p, 1, "tok_unavailable")
+        .await;
     let order = app.order_reaches(&c.access_token, &id, "cancelled").await;
     assert_eq!(order["cancellation_reason"], "payment_unavailable");
     let charge = &payments(&order, "charge")[0];
@@ -201,13 +187,7 @@ every_topology!(an_order_without_stock_is_cancelled_out_of_stock, |app| {
     let admin = app.admin().await;
     let p = app.sellable(&admin.access_token, "RARE", 500, 1).await;
     let c = app.customer().await;
-    app.add_to_cart(&c.access_token, &p, 2)
-        .await
-        .assert_status(200);
-    let id = app.checkout(&c.access_token, "tok_visa", None).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.place_order(&c.access_token, &p, 2, "tok_visa").await;
     let order = app.order_reaches(&c.access_token, &id, "cancelled").await;
     assert_eq!(order["cancellation_reason"], "out_of_stock");
     assert!(
@@ -227,13 +207,7 @@ every_topology!(
         let admin = app.admin().await;
         let p = app.sellable(&admin.access_token, "CANC", 700, 4).await;
         let c = app.customer().await;
-        app.add_to_cart(&c.access_token, &p, 3)
-            .await
-            .assert_status(200);
-        let id = app.checkout(&c.access_token, "tok_visa", None).await.body["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = app.place_order(&c.access_token, &p, 3, "tok_visa").await;
         let confirmed = app.order_reaches(&c.access_token, &id, "confirmed").await;
         let shipment_id = confirmed["shipment"]["id"].as_str().unwrap().to_owned();
 
@@ -305,13 +279,7 @@ every_topology!(
         let admin = app.admin().await;
         let p = app.sellable(&admin.access_token, "QUICK", 700, 4).await;
         let c = app.customer().await;
-        app.add_to_cart(&c.access_token, &p, 1)
-            .await
-            .assert_status(200);
-        let id = app.checkout(&c.access_token, "tok_visa", None).await.body["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = app.place_order(&c.access_token, &p, 1, "tok_visa").await;
         // Whatever stage the saga reached, cancelling before dispatch ends with no charge kept.
         let res = app
             .post(
@@ -477,13 +445,7 @@ every_topology!(customers_cannot_see_or_cancel_each_others_orders, |app| {
     let p = app.sellable(&admin.access_token, "OWN", 300, 10).await;
     let ada = app.customer().await;
     let bob = app.customer().await;
-    app.add_to_cart(&ada.access_token, &p, 1)
-        .await
-        .assert_status(200);
-    let id = app.checkout(&ada.access_token, "tok_visa", None).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.place_order(&ada.access_token, &p, 1, "tok_visa").await;
     app.get(
         &format!("/api/v1/ordering/orders/{id}"),
         Some(&bob.access_token),
@@ -526,13 +488,7 @@ every_topology!(
         let admin = app.admin().await;
         let p = app.sellable(&admin.access_token, "DUP", 300, 10).await;
         let c = app.customer().await;
-        app.add_to_cart(&c.access_token, &p, 1)
-            .await
-            .assert_status(200);
-        let id = app.checkout(&c.access_token, "tok_visa", None).await.body["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = app.place_order(&c.access_token, &p, 1, "tok_visa").await;
         let order = app.order_reaches(&c.access_token, &id, "confirmed").await;
         let shipment_id = order["shipment"]["id"].as_str().unwrap();
         app.post(
@@ -605,13 +561,7 @@ every_topology!(an_expired_reservation_cancels_only_an_unpaid_order, |app| {
         )
         .unwrap()
     };
-    app.add_to_cart(&c.access_token, &p, 1)
-        .await
-        .assert_status(200);
-    let paid = app.checkout(&c.access_token, "tok_visa", None).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let paid = app.place_order(&c.access_token, &p, 1, "tok_visa").await;
     app.order_reaches(&c.access_token, &paid, "confirmed").await;
     app.bus.publish(&expired(&paid)).await.unwrap();
     let order = app
@@ -636,16 +586,9 @@ every_topology!(an_expired_reservation_cancels_only_an_unpaid_order, |app| {
     assert!(payments(&order, "refund").is_empty(), "{order}");
 
     // An order still waiting for its payment (the gateway does not answer) is cancelled.
-    app.add_to_cart(&c.access_token, &p, 1)
-        .await
-        .assert_status(200);
     let unpaid = app
-        .checkout(&c.access_token, "tok_unavailable", None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .place_order(&c.access_token, &p, 1, "tok_unavailable")
+        .await;
     app.order_reaches(&c.access_token, &unpaid, "stock_reserved")
         .await;
     app.bus.publish(&expired(&unpaid)).await.unwrap();

@@ -666,6 +666,26 @@ impl TestApp {
     }
 
     /// Waits until the order reaches `status`; returns it.
+    /// Puts `quantity` of `product` in the cart and checks out with `payment_token`; the
+    /// new order's id.
+    pub async fn place_order(
+        &self,
+        token: &str,
+        product: &str,
+        quantity: i64,
+        payment_token: &str,
+    ) -> String {
+        self.add_to_cart(token, product, quantity)
+            .await
+            .assert_status(200);
+        let placed = self.checkout(token, payment_token, None).await;
+        placed.assert_status(202);
+        placed.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no order id: {}", placed.body))
+            .to_owned()
+    }
+
     pub async fn order_reaches(&self, token: &str, order: &str, status: &str) -> Value {
         let path = format!("/api/v1/ordering/orders/{order}");
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);

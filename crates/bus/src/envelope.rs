@@ -91,8 +91,4 @@ impl Envelope {
         );
         Ok(serde_json::from_value(self.payload.clone())?)
     }
-
-    pub fn is<E: IntegrationEvent>(&self) -> bool {
-        self.event_type == E::NAME
-    }
 }

@@ -238,17 +238,3 @@ fn handled(sub: &Subscription, envelope: &Envelope, outcome: &'static str) {
 pub async fn dispatch_once(sub: &Subscription, envelope: &Envelope) -> anyhow::Result<()> {
     sub.handler.handle(envelope).await
 }
-
-/// A handler from an async closure.
-pub struct FnHandler<F>(pub F);
-
-#[async_trait::async_trait]
-impl<F, Fut> EventHandler for FnHandler<F>
-where
-    F: Fn(Envelope) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        (self.0)(envelope.clone()).await
-    }
-}
