@@ -55,10 +55,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let carts_repo = Arc::new(SqlCarts {
         db: deps.db.clone(),
     });
-    let orders = Arc::new(SqlOrders {
-        db: deps.db.clone(),
-        store: store.clone(),
-    });
+    let orders = Arc::new(SqlOrders::new(deps.db.clone(), store.clone()));
     let saga = Arc::new(Saga {
         orders: orders.clone(),
         gateway: Arc::new(SimulatedPaymentGateway {

@@ -33,6 +33,7 @@ impl Store {
         Ok(UnitOfWork {
             tx: Some(self.db.begin().await?),
             events: Vec::new(),
+            committed: Vec::new(),
             outbox: self.outbox.clone(),
             cause,
         })
@@ -44,6 +45,8 @@ impl Store {
 pub struct UnitOfWork {
     tx: Option<Transaction<'static, Any>>,
     events: Vec<Envelope>,
+    /// Run once the transaction has committed, in order (dropped on rollback).
+    committed: Vec<Box<dyn FnOnce() + Send>>,
     outbox: Outbox,
     cause: Causation,
 }
@@ -87,6 +90,12 @@ impl UnitOfWork {
         self.events.extend(envelopes);
     }
 
+    /// Runs `then` once the unit has committed, and never if it does not: for what may only
+    /// know of committed state, such as a cache of what was read.
+    pub fn after_commit(&mut self, then: impl FnOnce() + Send + 'static) {
+        self.committed.push(Box::new(then));
+    }
+
     /// Writes the events to the outbox, commits, and wakes the relay if there were any.
     /// Committing twice is a no-op; work after the first commit needs a new unit.
     pub async fn commit(&mut self) -> anyhow::Result<()> {
@@ -100,6 +109,9 @@ impl UnitOfWork {
         tx.commit().await.context("cannot commit")?;
         if !events.is_empty() {
             self.outbox.wake();
+        }
+        for then in std::mem::take(&mut self.committed) {
+            then();
         }
         Ok(())
     }
@@ -165,6 +177,29 @@ pub(crate) mod tests {
         work.commit().await.unwrap();
         assert_eq!(count(&store, "select count(*) from note").await, 1);
         assert_eq!(count(&store, "select count(*) from outbox").await, 1);
+    }
+
+    #[tokio::test]
+    async fn after_commit_runs_only_once_the_unit_has_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hook = |ran: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+            let ran = ran.clone();
+            move || {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        let mut dropped = noted(&store).await;
+        dropped.after_commit(hook(&ran));
+        drop(dropped);
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let mut work = noted(&store).await;
+        work.after_commit(hook(&ran));
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
+        work.commit().await.unwrap();
+        work.commit().await.unwrap();
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

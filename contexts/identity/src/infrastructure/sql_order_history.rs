@@ -14,23 +14,28 @@ pub(crate) struct SqlOrderHistory {
 }
 
 impl SqlOrderHistory {
-    /// Makes sure the row exists and locks it; returns its current progress.
+    /// Makes sure the row exists and locks it; returns its current progress, and whether
+    /// this event created it.
     async fn lock_row(
         &self,
         tx: &mut AnyConnection,
         order: OrderId,
         customer: UserId,
         at: Timestamp,
-    ) -> anyhow::Result<OrderStatus> {
-        sqlx::query(
+    ) -> anyhow::Result<(OrderStatus, bool)> {
+        // A row this transaction inserts is locked by the insert.
+        let created: Option<String> = sqlx::query_scalar(
             "insert into order_history (order_id, customer_id, status, status_rank, updated_at) values ($1, $2, 'pending', -1, $3) \
-             on conflict (order_id) do nothing",
+             on conflict (order_id) do nothing returning order_id",
         )
         .bind(order.to_string())
         .bind(customer.to_string())
         .bind(at.as_micros())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        if created.is_some() {
+            return Ok((OrderStatus::Pending, true));
+        }
         // A no-op update takes the row's write lock on every backend (no `for update`
         // dialect), so two events of one order are applied one after the other.
         let rank: i64 = sqlx::query_scalar(
@@ -39,37 +44,77 @@ impl SqlOrderHistory {
         .bind(order.to_string())
         .fetch_one(&mut *tx)
         .await?;
-        Ok(if rank < 0 {
-            OrderStatus::Pending
-        } else {
-            status_of_rank(rank)
-        })
+        Ok((
+            if rank < 0 {
+                OrderStatus::Pending
+            } else {
+                status_of_rank(rank)
+            },
+            false,
+        ))
     }
+}
 
-    /// Moves the status to `next` if the row is new or `next` is further along.
-    async fn advance(
-        &self,
-        tx: &mut AnyConnection,
-        order: OrderId,
-        from: (OrderStatus, bool),
-        next: OrderStatus,
-        reason: Option<&str>,
-        at: Timestamp,
-    ) -> anyhow::Result<()> {
-        let (current, fresh_row) = from;
-        if fresh_row || current.may_move_to(next) {
-            sqlx::query(
-                "update order_history set status = $1, status_rank = $2, cancellation_reason = coalesce($3, cancellation_reason), updated_at = $4 \
-                 where order_id = $5",
-            )
-            .bind(next.as_str())
-            .bind(next.rank())
-            .bind(reason)
-            .bind(at.as_micros())
-            .bind(order.to_string())
-            .execute(&mut *tx)
-            .await?;
+/// One `update order_history` statement: the fields an event carries and, when the order
+/// moves on, its new status.
+struct RowUpdate<'a> {
+    /// `total_amount = $, currency = $, placed_at = earliest of the two`.
+    totals: Option<(Money, Timestamp)>,
+    tracking_number: Option<&'a str>,
+    /// `(status, reason, at)` when the status moves.
+    status: Option<(OrderStatus, Option<&'a str>, Timestamp)>,
+}
+
+impl RowUpdate<'_> {
+    async fn execute(&self, tx: &mut AnyConnection, order: OrderId) -> anyhow::Result<()> {
+        let mut sets = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if self.totals.is_some() {
+            let (amount, currency, placed) = (next(), next(), next());
+            sets.push(format!(
+                "total_amount = {amount}, currency = {currency}, \
+                 placed_at = case when placed_at is null or placed_at > {placed} then {placed} else placed_at end"
+            ));
         }
+        if self.tracking_number.is_some() {
+            sets.push(format!("tracking_number = {}", next()));
+        }
+        if self.status.is_some() {
+            let (status, rank, reason, at) = (next(), next(), next(), next());
+            sets.push(format!(
+                "status = {status}, status_rank = {rank}, cancellation_reason = coalesce({reason}, cancellation_reason), updated_at = {at}"
+            ));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "update order_history set {} where order_id = {}",
+            sets.join(", "),
+            next()
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some((total, placed)) = &self.totals {
+            query = query
+                .bind(total.amount())
+                .bind(total.currency().as_str().to_owned())
+                .bind(placed.as_micros());
+        }
+        if let Some(number) = self.tracking_number {
+            query = query.bind(number);
+        }
+        if let Some((status, reason, at)) = &self.status {
+            query = query
+                .bind(status.as_str())
+                .bind(status.rank())
+                .bind(*reason)
+                .bind(at.as_micros());
+        }
+        query.bind(order.to_string()).execute(&mut *tx).await?;
         Ok(())
     }
 }
@@ -101,82 +146,53 @@ impl OrderHistoryRepository for SqlOrderHistory {
                 ..
             } => (*order_id, *customer_id, *at),
         };
-        let fresh: bool =
-            sqlx::query_scalar::<_, i64>("select count(*) from order_history where order_id = $1")
-                .bind(order.to_string())
-                .fetch_one(&mut *tx)
-                .await?
-                == 0;
-        let current = self.lock_row(&mut *tx, order, customer, at).await?;
-        match update {
+        let (current, fresh) = self.lock_row(&mut *tx, order, customer, at).await?;
+        // A new row takes the event's status whatever it is; a known one only moves forward.
+        let moving = |next: OrderStatus| fresh || current.may_move_to(next);
+        let row = match &update {
             OrderHistoryUpdate::Status(change) => {
                 let e = &change.entry;
-                sqlx::query(
-                    "update order_history set total_amount = $1, currency = $2, \
-                     placed_at = case when placed_at is null or placed_at > $3 then $3 else placed_at end, \
-                     tracking_number = coalesce($4, tracking_number) where order_id = $5",
-                )
-                .bind(e.total.amount())
-                .bind(e.total.currency().as_str())
-                .bind(e.placed_at.as_micros())
-                .bind(e.tracking_number.as_deref())
-                .bind(order.to_string())
-                .execute(&mut *tx)
-                .await?;
-                self.advance(
-                    &mut *tx,
-                    order,
-                    (current, fresh),
-                    change.progress,
-                    e.cancellation_reason.as_deref(),
-                    at,
-                )
-                .await?;
+                RowUpdate {
+                    totals: Some((e.total, e.placed_at)),
+                    tracking_number: e.tracking_number.as_deref(),
+                    status: moving(change.progress).then_some((
+                        change.progress,
+                        e.cancellation_reason.as_deref(),
+                        at,
+                    )),
+                }
             }
-            OrderHistoryUpdate::Cancelled { reason, .. } => {
-                self.advance(
-                    &mut *tx,
-                    order,
-                    (current, fresh),
+            OrderHistoryUpdate::Cancelled { reason, .. } => RowUpdate {
+                totals: None,
+                tracking_number: None,
+                status: moving(OrderStatus::Cancelled).then_some((
                     OrderStatus::Cancelled,
-                    Some(&reason),
+                    Some(reason.as_str()),
                     at,
-                )
-                .await?;
-            }
+                )),
+            },
             OrderHistoryUpdate::Tracking {
                 tracking_number, ..
-            } => {
-                sqlx::query("update order_history set tracking_number = $1 where order_id = $2")
-                    .bind(tracking_number)
-                    .bind(order.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                self.advance(
-                    &mut *tx,
-                    order,
-                    (current, fresh),
+            } => RowUpdate {
+                totals: None,
+                tracking_number: Some(tracking_number),
+                status: moving(OrderStatus::Confirmed).then_some((
                     OrderStatus::Confirmed,
                     None,
                     at,
-                )
-                .await?;
-            }
+                )),
+            },
             OrderHistoryUpdate::Shipment {
                 progress,
                 tracking_number,
                 ..
-            } => {
-                sqlx::query("update order_history set tracking_number = $1 where order_id = $2")
-                    .bind(tracking_number)
-                    .bind(order.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                self.advance(&mut *tx, order, (current, fresh), progress, None, at)
-                    .await?;
-            }
-        }
-        Ok(())
+            } => RowUpdate {
+                totals: None,
+                tracking_number: Some(tracking_number),
+                status: moving(*progress).then_some((*progress, None, at)),
+            },
+        };
+        row.execute(&mut *tx, order).await
     }
 
     async fn for_customer(

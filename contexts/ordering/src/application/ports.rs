@@ -6,7 +6,7 @@ use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
 use kernel::{Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
-use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus};
+use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, Settlement};
 
 /// A product as ordering knows it (from catalog events).
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +98,7 @@ pub(crate) struct Change {
     pub(crate) deadline: Option<Option<Timestamp>>,
     pub(crate) shipment: Option<(ShipmentId, String)>,
     pub(crate) new_payment: Option<NewPayment>,
-    pub(crate) payment_update: Option<PaymentUpdate>,
+    pub(crate) payment_update: Option<Settlement>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,15 +107,6 @@ pub(crate) struct NewPayment {
     pub(crate) kind: PaymentKind,
     pub(crate) amount: Money,
     pub(crate) idempotency_key: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct PaymentUpdate {
-    pub(crate) id: uuid::Uuid,
-    pub(crate) status: PaymentStatus,
-    pub(crate) reference: Option<String>,
-    pub(crate) error: Option<String>,
-    pub(crate) attempts: i64,
 }
 
 #[derive(Debug)]

@@ -23,12 +23,11 @@ use shipping_contracts::{
     ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
 };
 
-use super::ports::{
-    Applied, Change, GatewayError, NewPayment, OrderRepository, PaymentGateway, PaymentUpdate,
-};
+use super::ports::{Applied, Change, GatewayError, NewPayment, OrderRepository, PaymentGateway};
 use super::OrderingError;
 use crate::domain::{
     retry_delay, CancellationReason, Lifecycle, Order, OrderStatus, PaymentKind, PaymentStatus,
+    Settlement,
 };
 
 pub(crate) const GROUP: &str = "ordering.saga";
@@ -261,7 +260,7 @@ impl Saga {
                 o.pending_charge()
                     .is_some_and(|p| p.id == charge.id)
                     .then(|| Change {
-                        payment_update: Some(PaymentUpdate {
+                        payment_update: Some(Settlement {
                             id: charge.id,
                             status: PaymentStatus::Failed,
                             reference: None,
@@ -318,7 +317,7 @@ impl Saga {
                     (PaymentStatus::Failed, None, Some(why.clone()))
                 }
             };
-            let update = PaymentUpdate {
+            let update = Settlement {
                 id: charge.id,
                 status,
                 reference,
@@ -412,7 +411,7 @@ impl Saga {
                 .is_some_and(|r| r.id == refund.id && r.status == PaymentStatus::Pending);
             pending.then(|| match &outcome {
                 Ok(reference) => Change {
-                    payment_update: Some(PaymentUpdate {
+                    payment_update: Some(Settlement {
                         id: refund.id,
                         status: PaymentStatus::Refunded,
                         reference: Some(reference.clone()),
@@ -424,7 +423,7 @@ impl Saga {
                 // Stays pending: the sweeper tries again after a growing wait, and the
                 // order's history says so.
                 Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) => Change {
-                    payment_update: Some(PaymentUpdate {
+                    payment_update: Some(Settlement {
                         id: refund.id,
                         status: PaymentStatus::Pending,
                         reference: None,

@@ -4,7 +4,7 @@ mod order;
 mod payment;
 
 pub(crate) use order::{
-    CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, StatusEntry,
+    CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, Settlement, StatusEntry,
 };
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
 

@@ -101,6 +101,16 @@ pub(crate) struct Order {
     pub(crate) payments: Vec<Payment>,
 }
 
+/// The gateway's answer for one payment, as the saga records it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Settlement {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) status: PaymentStatus,
+    pub(crate) reference: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) attempts: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum CancelError {
     #[error("the order has left the warehouse and can no longer be cancelled")]
@@ -174,6 +184,47 @@ impl Order {
             entry,
             at,
         })
+    }
+
+    /// The order as it reads once `moved` is stored: the new state, one version on, with its
+    /// history line appended.
+    pub(crate) fn moved(&self, m: &Moved) -> Order {
+        let mut after = self.clone();
+        after.status = m.status;
+        after.cancellation_reason = m.cancellation_reason;
+        after.deadline_at = m.deadline_at;
+        after.shipment_id = m.shipment_id;
+        after.tracking_number.clone_from(&m.tracking_number);
+        after.updated_at = m.at;
+        after.version = self.version + 1;
+        if let Some(entry) = &m.entry {
+            after.history.push(entry.clone());
+        }
+        after
+    }
+
+    /// Records a new payment (kept in creation order).
+    pub(crate) fn add_payment(&mut self, payment: Payment) {
+        self.payments.push(payment);
+        self.payments.sort_by(|a, b| {
+            (a.created_at, a.id.to_string()).cmp(&(b.created_at, b.id.to_string()))
+        });
+    }
+
+    /// Records the gateway's answer on one of the order's payments; `false` when the order has
+    /// no payment with that id. A missing reference keeps the one already known.
+    pub(crate) fn settle_payment(&mut self, settled: &Settlement, at: Timestamp) -> bool {
+        let Some(p) = self.payments.iter_mut().find(|p| p.id == settled.id) else {
+            return false;
+        };
+        p.status = settled.status;
+        if settled.reference.is_some() {
+            p.gateway_reference.clone_from(&settled.reference);
+        }
+        p.last_error.clone_from(&settled.error);
+        p.attempts = settled.attempts;
+        p.updated_at = at;
+        true
     }
 
     /// The authorised charge, if any.

@@ -2,6 +2,8 @@
 //! is given: the order's move (guarded by its version), payment rows and history, with the
 //! inbox record and the events the bus adds to the same transaction.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use bus::{Causation, Store, UnitOfWork};
 use kernel::address::PostalAddress;
@@ -22,9 +24,52 @@ use crate::domain::{
 use super::sql_carts::product_from_row;
 
 pub(crate) struct SqlOrders {
-    pub(crate) db: Database,
+    db: Database,
     /// Checkout's own unit of work (its events come wrapped by the caller).
-    pub(crate) store: Store,
+    store: Store,
+    /// Orders as last read, each at its version. A version is never written twice, so an
+    /// entry whose version is the row's current one is exactly what the tables hold: a read
+    /// checks the version (one indexed lookup) instead of reading four tables. Only states
+    /// read from the database go in, never one a transaction has not committed yet.
+    read: moka::sync::Cache<OrderId, Arc<Order>>,
+}
+
+/// Orders kept by `SqlOrders::read`: a few MiB at most.
+const ORDERS_KEPT: u64 = 4096;
+
+impl SqlOrders {
+    pub(crate) fn new(db: Database, store: Store) -> Self {
+        Self {
+            db,
+            store,
+            read: moka::sync::Cache::new(ORDERS_KEPT),
+        }
+    }
+
+    /// The order as committed (or as `conn`'s transaction sees it, before it changes it).
+    async fn current(
+        &self,
+        conn: &mut AnyConnection,
+        id: OrderId,
+    ) -> anyhow::Result<Option<Order>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from customer_order where order_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await
+                .context("cannot read order")?;
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        if let Some(known) = self.read.get(&id).filter(|o| o.version == version) {
+            return Ok(Some(Order::clone(&known)));
+        }
+        let order = load(conn, id).await?;
+        if let Some(o) = &order {
+            self.read.insert(id, Arc::new(o.clone()));
+        }
+        Ok(order)
+    }
 }
 
 fn money(amount: i64, currency: &str) -> anyhow::Result<Money> {
@@ -298,10 +343,28 @@ impl SqlOrders {
             at: new.now,
         };
         add_history(&mut *tx, new.id, 1, &entry).await?;
-        let order = load(&mut *tx, new.id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+        let order = Order {
+            id: new.id,
+            customer_id: new.customer_id,
+            status: OrderStatus::Pending,
+            cancellation_reason: None,
+            lines,
+            total,
+            shipping_address: new.shipping_address.clone(),
+            payment_token: new.payment_token.clone(),
+            shipment_id: None,
+            tracking_number: None,
+            placed_at: new.now,
+            updated_at: new.now,
+            deadline_at: Some(new.deadline),
+            version: 1,
+            history: vec![entry],
+            payments: vec![],
+        };
         work.publish_all(events(&order)?);
+        let (read, known) = (self.read.clone(), Arc::new(order.clone()));
+        let id = new.id;
+        work.after_commit(move || read.insert(id, known));
         work.commit().await.context("cannot commit order")?;
         Ok(CheckoutOutcome::Placed(Box::new(order)))
     }
@@ -343,7 +406,7 @@ impl OrderRepository for SqlOrders {
     ) -> anyhow::Result<Applied> {
         for _ in 0..10 {
             let tx = work.conn()?;
-            let Some(before) = load(&mut *tx, order_id).await? else {
+            let Some(before) = self.current(&mut *tx, order_id).await? else {
                 return Ok(Applied::Missing);
             };
             let Some(change) = decide(&before) else {
@@ -384,8 +447,12 @@ impl OrderRepository for SqlOrders {
             if let Some(entry) = &next.entry {
                 add_history(&mut *tx, order_id, before.history.len() + 1, entry).await?;
             }
+            let mut after = before.moved(&next);
+            // What the statements below change is applied to `after` as they succeed; when
+            // one finds the row other than expected, the order is read back instead.
+            let mut exact = true;
             if let Some(p) = &change.new_payment {
-                sqlx::query(
+                let inserted = sqlx::query(
                     "insert into payment (payment_id, order_id, kind, status, amount, currency, idempotency_key, attempts, created_at, updated_at) \
                      values ($1, $2, $3, 'pending', $4, $5, $6, 0, $7, $7) on conflict (idempotency_key) do nothing",
                 )
@@ -398,9 +465,25 @@ impl OrderRepository for SqlOrders {
                 .bind(now.as_micros())
                 .execute(&mut *tx)
                 .await?;
+                if inserted.rows_affected() == 1 {
+                    after.add_payment(Payment {
+                        id: p.id,
+                        kind: p.kind,
+                        status: PaymentStatus::Pending,
+                        amount: p.amount,
+                        idempotency_key: p.idempotency_key.clone(),
+                        gateway_reference: None,
+                        attempts: 0,
+                        last_error: None,
+                        created_at: now,
+                        updated_at: now,
+                    });
+                } else {
+                    exact = false;
+                }
             }
             if let Some(u) = &change.payment_update {
-                sqlx::query(
+                let updated = sqlx::query(
                     "update payment set status = $1, gateway_reference = coalesce($2, gateway_reference), last_error = $3, attempts = $4, updated_at = $5 \
                      where payment_id = $6",
                 )
@@ -412,11 +495,16 @@ impl OrderRepository for SqlOrders {
                 .bind(u.id.to_string())
                 .execute(&mut *tx)
                 .await?;
+                exact &= updated.rows_affected() == 1 && after.settle_payment(u, now);
             }
-            let after = load(&mut *tx, order_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+            if !exact {
+                after = load(&mut *tx, order_id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+            }
             work.publish_all(events(&before, &after)?);
+            let (read, known) = (self.read.clone(), Arc::new(after.clone()));
+            work.after_commit(move || read.insert(order_id, known));
             return Ok(Applied::Changed(Box::new(after)));
         }
         anyhow::bail!("order {order_id} kept changing; giving up this attempt")
@@ -424,7 +512,7 @@ impl OrderRepository for SqlOrders {
 
     async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>> {
         let mut conn = self.db.pool().acquire().await?;
-        load(&mut conn, id).await
+        self.current(&mut conn, id).await
     }
 
     async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>> {
@@ -445,7 +533,7 @@ impl OrderRepository for SqlOrders {
         let mut conn = self.db.pool().acquire().await?;
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(o) = load(&mut conn, OrderId::parse(&id)?).await? {
+            if let Some(o) = self.current(&mut conn, OrderId::parse(&id)?).await? {
                 orders.push(o);
             }
         }
