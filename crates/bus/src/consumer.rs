@@ -76,6 +76,10 @@ struct Ctx<'a> {
 
 type Route<H> = for<'a> fn(&'a H, &'a Envelope, Ctx<'a>) -> BoxFuture<'a, anyhow::Result<()>>;
 
+/// A `once` route's work inside a unit the caller has opened and recorded in the inbox.
+type Step<H> =
+    for<'a> fn(&'a H, &'a Envelope, &'a mut UnitOfWork) -> BoxFuture<'a, anyhow::Result<()>>;
+
 fn route<'a, E, H>(
     handler: &'a H,
     envelope: &'a Envelope,
@@ -101,14 +105,28 @@ where
     H: HandlesOnce<E>,
 {
     Box::pin(async move {
-        let event: E = envelope.open()?;
         let mut work = ctx.store.begin(Causation::from(envelope)).await?;
         if !crate::inbox::first_delivery(work.conn()?, ctx.group, envelope).await? {
             // Handled before: the transaction is dropped, nothing happens again.
             return Ok(());
         }
-        <H as HandlesOnce<E>>::handle_once(handler, event, &mut work).await?;
+        step_once::<E, H>(handler, envelope, &mut work).await?;
         work.commit().await
+    })
+}
+
+fn step_once<'a, E, H>(
+    handler: &'a H,
+    envelope: &'a Envelope,
+    work: &'a mut UnitOfWork,
+) -> BoxFuture<'a, anyhow::Result<()>>
+where
+    E: IntegrationEvent,
+    H: HandlesOnce<E>,
+{
+    Box::pin(async move {
+        let event: E = envelope.open()?;
+        <H as HandlesOnce<E>>::handle_once(handler, event, work).await
     })
 }
 
@@ -117,7 +135,8 @@ where
 pub struct Consumer<H> {
     group: &'static str,
     mode: DeliveryMode,
-    routes: Vec<(EventType, Route<H>)>,
+    routes: Vec<(EventType, Route<H>, Option<Step<H>>)>,
+    batched: bool,
 }
 
 impl<H: Send + Sync + 'static> Consumer<H> {
@@ -126,7 +145,18 @@ impl<H: Send + Sync + 'static> Consumer<H> {
             group,
             mode,
             routes: Vec::new(),
+            batched: false,
         }
+    }
+
+    /// Lets the bus hand this group several envelopes in one unit of work, committed once
+    /// (the in-process bus does, for what one relay pass publishes). For groups whose
+    /// `once` handlers do all their work in the unit they are given, never committing it
+    /// early nor calling out of the database. A batch that fails is rolled back whole and
+    /// its envelopes are delivered one by one, each with its own retries and dead letter.
+    pub fn in_batches(mut self) -> Self {
+        self.batched = true;
+        self
     }
 
     /// Adds a contract type this group handles.
@@ -134,7 +164,7 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     where
         H: Handles<E>,
     {
-        self.with_route(EventType::of::<E>(), route::<E, H>)
+        self.with_route(EventType::of::<E>(), route::<E, H>, None)
     }
 
     /// Adds a contract type this group handles once, in a unit of work (see
@@ -143,17 +173,21 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     where
         H: HandlesOnce<E>,
     {
-        self.with_route(EventType::of::<E>(), route_once::<E, H>)
+        self.with_route(
+            EventType::of::<E>(),
+            route_once::<E, H>,
+            Some(step_once::<E, H>),
+        )
     }
 
-    fn with_route(mut self, event: EventType, route: Route<H>) -> Self {
+    fn with_route(mut self, event: EventType, route: Route<H>, step: Option<Step<H>>) -> Self {
         debug_assert!(
-            self.routes.iter().all(|(t, _)| t.name != event.name),
+            self.routes.iter().all(|(t, _, _)| t.name != event.name),
             "{} declared twice in {}",
             event.name,
             self.group
         );
-        self.routes.push((event, route));
+        self.routes.push((event, route, step));
         self
     }
 
@@ -161,7 +195,7 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         Declaration {
             group: self.group,
             mode: self.mode,
-            events: self.routes.iter().map(|(t, _)| *t).collect(),
+            events: self.routes.iter().map(|(t, _, _)| *t).collect(),
         }
     }
 
@@ -180,12 +214,20 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         store: &Store,
         dead_letters: Arc<dyn DeadLetterStore>,
     ) -> Subscription {
-        let names: Vec<&str> = self.routes.iter().map(|(t, _)| t.name).collect();
+        let names: Vec<&str> = self.routes.iter().map(|(t, _, _)| t.name).collect();
         let router = Router {
             group: self.group,
             handler,
             store: store.clone(),
-            routes: self.routes.iter().map(|(t, r)| (t.name, *r)).collect(),
+            routes: self.routes.iter().map(|(t, r, _)| (t.name, *r)).collect(),
+            steps: if self.batched {
+                self.routes
+                    .iter()
+                    .filter_map(|(t, _, step)| step.map(|s| (t.name, s)))
+                    .collect()
+            } else {
+                HashMap::new()
+            },
         };
         Subscription::new(
             self.group,
@@ -203,6 +245,8 @@ struct Router<H> {
     handler: Arc<H>,
     store: Store,
     routes: HashMap<&'static str, Route<H>>,
+    /// The `once` steps a batch may run in one unit (empty unless the group is batched).
+    steps: HashMap<&'static str, Step<H>>,
 }
 
 #[async_trait::async_trait]
@@ -229,6 +273,29 @@ impl<H: Send + Sync + 'static> EventHandler for Router<H> {
                 Ok(())
             }
         }
+    }
+
+    async fn handle_batch(&self, envelopes: &[&Envelope]) -> anyhow::Result<bool> {
+        let mut steps = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            match self.steps.get(envelope.event_type.as_str()) {
+                Some(step) => steps.push(*step),
+                None => return Ok(false),
+            }
+        }
+        let Some(first) = envelopes.first() else {
+            return Ok(true);
+        };
+        let mut work = self.store.begin(Causation::from(*first)).await?;
+        for (envelope, step) in envelopes.iter().zip(steps) {
+            // What a handler publishes is caused by its own envelope.
+            work.caused_by(Causation::from(*envelope));
+            if crate::inbox::first_delivery(work.conn()?, self.group, envelope).await? {
+                step(&self.handler, envelope, &mut work).await?;
+            }
+        }
+        work.commit().await?;
+        Ok(true)
     }
 }
 

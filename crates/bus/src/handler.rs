@@ -12,6 +12,12 @@ use crate::envelope::Envelope;
 #[async_trait::async_trait]
 pub trait EventHandler: Send + Sync + 'static {
     async fn handle(&self, envelope: &Envelope) -> anyhow::Result<()>;
+
+    /// Handles several envelopes in one transaction, all or none. `Ok(false)` when this
+    /// handler takes them one at a time (the default): nothing was done.
+    async fn handle_batch(&self, _envelopes: &[&Envelope]) -> anyhow::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// How a consumer group shares events among its running instances.
@@ -103,6 +109,9 @@ pub struct Subscription {
     pub handler: Arc<dyn EventHandler>,
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub retry: RetryPolicy,
+    /// Held while a batch runs: two batches of one group (from two relays) never hold row
+    /// locks at the same time, so they cannot deadlock on each other.
+    batch_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -130,6 +139,7 @@ impl Subscription {
             handler,
             dead_letters,
             retry: RetryPolicy::default(),
+            batch_turn: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -210,6 +220,41 @@ async fn dispatch_in_span(sub: &Subscription, envelope: &Envelope) -> anyhow::Re
             error,
         });
     }
+}
+
+/// Delivers several envelopes to one subscription: in one transaction when its handler
+/// takes batches, and otherwise, or when that batch fails (it is then rolled back whole),
+/// one by one through [`dispatch`], with their retries and dead letters.
+pub async fn dispatch_batch(
+    sub: &Subscription,
+    envelopes: &[&Envelope],
+) -> Vec<anyhow::Result<Outcome>> {
+    if envelopes.len() > 1 {
+        let span =
+            tracing::info_span!("handle events", group = %sub.group, events = envelopes.len());
+        let batched = {
+            let _turn = sub.batch_turn.lock().await;
+            sub.handler.handle_batch(envelopes).instrument(span).await
+        };
+        match batched {
+            Ok(true) => {
+                for envelope in envelopes {
+                    handled(sub, envelope, "handled");
+                }
+                return envelopes
+                    .iter()
+                    .map(|_| Ok(Outcome::Handled { attempts: 1 }))
+                    .collect();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("emporium_event_batches_split_total", "group" => sub.group.clone())
+                    .increment(1);
+                tracing::debug!(group = %sub.group, error = %format!("{e:#}"), "batch failed, delivering one by one");
+            }
+        }
+    }
+    futures::future::join_all(envelopes.iter().map(|e| dispatch(sub, e))).await
 }
 
 /// The subscription of `group` among an adapter's own, if this process runs that group.

@@ -48,6 +48,13 @@ pub trait EventBus: Send + Sync + 'static {
     /// group has handled or dead-lettered it; a broker: it confirmed the message).
     async fn publish(&self, envelope: &Envelope) -> Result<(), BusError>;
 
+    /// Publishes several envelopes, with a result for each (the relay's pass). By default
+    /// one `publish` each, concurrently; the memory adapter hands a group that takes
+    /// batches its share in one transaction.
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Vec<Result<(), BusError>> {
+        futures::future::join_all(envelopes.iter().map(|e| self.publish(e))).await
+    }
+
     /// Registers a handler for a consumer group.
     async fn subscribe(&self, subscription: Subscription) -> Result<(), BusError>;
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::envelope::Envelope;
-use crate::handler::{dispatch, dispatch_once, DeliveryMode, Subscription};
+use crate::handler::{dispatch, dispatch_batch, dispatch_once, DeliveryMode, Subscription};
 use crate::{BusError, EventBus};
 
 struct Group {
@@ -70,6 +70,36 @@ impl EventBus for MemoryBus {
             result?;
         }
         Ok(())
+    }
+
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Vec<Result<(), BusError>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return envelopes.iter().map(|_| Err(BusError::Closed)).collect();
+        }
+        // Each subscription's share of the batch, in publication order.
+        let mut shares: Vec<(Arc<Subscription>, Vec<usize>)> = Vec::new();
+        for (i, envelope) in envelopes.iter().enumerate() {
+            for sub in self.targets(&envelope.event_type) {
+                match shares.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &sub)) {
+                    Some((_, share)) => share.push(i),
+                    None => shares.push((sub, vec![i])),
+                }
+            }
+        }
+        let delivered = futures::future::join_all(shares.iter().map(|(sub, share)| async move {
+            let mine: Vec<&Envelope> = share.iter().map(|&i| &envelopes[i]).collect();
+            (share, dispatch_batch(sub, &mine).await)
+        }))
+        .await;
+        let mut results: Vec<Result<(), BusError>> = envelopes.iter().map(|_| Ok(())).collect();
+        for (share, outcomes) in delivered {
+            for (&i, outcome) in share.iter().zip(outcomes) {
+                if let Err(e) = outcome {
+                    results[i] = Err(e.into());
+                }
+            }
+        }
+        results
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<(), BusError> {

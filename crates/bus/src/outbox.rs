@@ -37,25 +37,41 @@ impl Outbox {
         }
     }
 
-    /// Writes the envelopes inside the caller's transaction.
+    /// Writes the envelopes inside the caller's transaction, in one statement per hundred.
     pub async fn enqueue(
         &self,
         conn: &mut AnyConnection,
         envelopes: &[Envelope],
     ) -> anyhow::Result<()> {
-        for envelope in envelopes {
+        let now = Timestamp::now().as_micros();
+        for chunk in envelopes.chunks(100) {
             // Refused here, in the producer's transaction, rather than looping in the relay.
-            let encoded = encode(envelope)?;
-            sqlx::query(
-                "insert into outbox (outbox_id, event_type, envelope, created_at, attempts) values ($1, $2, $3, $4, 0)",
-            )
-            .bind(envelope.id.to_string())
-            .bind(&envelope.event_type)
-            .bind(encoded)
-            .bind(Timestamp::now().as_micros())
-            .execute(&mut *conn)
-            .await
-            .context("cannot write outbox")?;
+            let encoded = chunk
+                .iter()
+                .map(encode)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = i * 4;
+                    format!("(${}, ${}, ${}, ${}, 0)", n + 1, n + 2, n + 3, n + 4)
+                })
+                .collect();
+            let sql = format!(
+                "insert into outbox (outbox_id, event_type, envelope, created_at, attempts) values {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (envelope, encoded) in chunk.iter().zip(encoded) {
+                query = query
+                    .bind(envelope.id.to_string())
+                    .bind(envelope.event_type.clone())
+                    .bind(encoded)
+                    .bind(now);
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .context("cannot write outbox")?;
         }
         Ok(())
     }
@@ -199,12 +215,8 @@ impl Relay {
             }
         }
         batch.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let results = futures::future::join_all(
-            batch
-                .iter()
-                .map(|(_, _, env, _)| async move { self.bus.publish(env).await }),
-        )
-        .await;
+        let envelopes: Vec<Envelope> = batch.iter().map(|(_, _, env, _)| env.clone()).collect();
+        let results = self.bus.publish_batch(&envelopes).await;
         let mut sent = Vec::new();
         for ((_, id, env, attempts), result) in batch.iter().zip(results) {
             match result {

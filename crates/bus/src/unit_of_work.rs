@@ -74,6 +74,12 @@ impl UnitOfWork {
         &self.cause
     }
 
+    /// Sets what the events published from now on are caused by (a unit that handles
+    /// several envelopes, one after the other).
+    pub(crate) fn caused_by(&mut self, cause: Causation) {
+        self.cause = cause;
+    }
+
     /// Publishes `event` when (and only if) the unit commits.
     pub fn publish<E: IntegrationEvent>(
         &mut self,

@@ -23,6 +23,7 @@ pub(crate) const GROUP: &str = "catalog.inventory";
 /// The saga's stock side: what ordering and shipping tell catalog about an order.
 pub(crate) fn consumer() -> Consumer<Inventory> {
     Consumer::new(GROUP, DeliveryMode::Competing)
+        .in_batches()
         .once::<OrderPlaced>()
         .once::<OrderPaid>()
         .once::<OrderCancelled>()

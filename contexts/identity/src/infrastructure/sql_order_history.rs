@@ -23,35 +23,23 @@ impl SqlOrderHistory {
         customer: UserId,
         at: Timestamp,
     ) -> anyhow::Result<(OrderStatus, bool)> {
-        // A row this transaction inserts is locked by the insert.
-        let created: Option<String> = sqlx::query_scalar(
+        // Creates the row, or takes its write lock with a no-op update (no `for update`
+        // dialect needed), so two events of one order are applied one after the other. A
+        // rank below zero is a row this event created: every event gives it a status.
+        let rank: i64 = sqlx::query_scalar(
             "insert into order_history (order_id, customer_id, status, status_rank, updated_at) values ($1, $2, 'pending', -1, $3) \
-             on conflict (order_id) do nothing returning order_id",
+             on conflict (order_id) do update set status_rank = order_history.status_rank returning status_rank",
         )
         .bind(order.to_string())
         .bind(customer.to_string())
         .bind(at.as_micros())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if created.is_some() {
-            return Ok((OrderStatus::Pending, true));
-        }
-        // A no-op update takes the row's write lock on every backend (no `for update`
-        // dialect), so two events of one order are applied one after the other.
-        let rank: i64 = sqlx::query_scalar(
-            "update order_history set status_rank = status_rank where order_id = $1 returning status_rank",
-        )
-        .bind(order.to_string())
         .fetch_one(&mut *tx)
         .await?;
-        Ok((
-            if rank < 0 {
-                OrderStatus::Pending
-            } else {
-                status_of_rank(rank)
-            },
-            false,
-        ))
+        Ok(if rank < 0 {
+            (OrderStatus::Pending, true)
+        } else {
+            (status_of_rank(rank), false)
+        })
     }
 }
 
@@ -127,13 +115,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
             OrderHistoryUpdate::Status(c) => {
                 (c.entry.order_id, c.entry.customer_id, c.entry.updated_at)
             }
-            OrderHistoryUpdate::Cancelled {
-                order_id,
-                customer_id,
-                at,
-                ..
-            }
-            | OrderHistoryUpdate::Tracking {
+            OrderHistoryUpdate::Tracking {
                 order_id,
                 customer_id,
                 at,
@@ -162,15 +144,6 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     )),
                 }
             }
-            OrderHistoryUpdate::Cancelled { reason, .. } => RowUpdate {
-                totals: None,
-                tracking_number: None,
-                status: moving(OrderStatus::Cancelled).then_some((
-                    OrderStatus::Cancelled,
-                    Some(reason.as_str()),
-                    at,
-                )),
-            },
             OrderHistoryUpdate::Tracking {
                 tracking_number, ..
             } => RowUpdate {

@@ -14,6 +14,7 @@ pub(crate) const GROUP: &str = "ordering.products";
 /// Ordering keeps its own copy of what it sells from catalog's product events.
 pub(crate) fn consumer() -> Consumer<ProductFeed> {
     Consumer::new(GROUP, DeliveryMode::Competing)
+        .in_batches()
         .once::<ProductCreated>()
         .once::<ProductUpdated>()
         .once::<ProductArchived>()

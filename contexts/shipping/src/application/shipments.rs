@@ -23,6 +23,7 @@ pub(crate) const GROUP: &str = "shipping.shipments";
 /// A paid order gets a shipment; a cancelled one loses it.
 pub(crate) fn consumer() -> Consumer<Shipments> {
     Consumer::new(GROUP, DeliveryMode::Competing)
+        .in_batches()
         .once::<OrderPaid>()
         .once::<OrderCancelled>()
 }
