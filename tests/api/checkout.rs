@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::every_topology;
+use crate::{both_backends, every_topology};
 use crate::helpers::TestApp;
 
 fn statuses(order: &Value) -> Vec<String> {
@@ -662,6 +662,37 @@ every_topology!(
     thirty_concurrent_checkouts_for_ten_units_confirm_exactly_ten,
     |app| {
         stock_race(&app).await;
+        app.stop().await;
+    }
+);
+
+// Each instance keeps the orders it read, checked against the row's version on every read:
+// what one instance changes, another shows at once, without waiting for any event.
+both_backends!(
+    an_order_changed_on_one_instance_reads_changed_on_another,
+    |app| {
+        let other = app.second_instance().await;
+        let admin = app.admin().await;
+        let p = app
+            .sellable(&admin.access_token, "TWO-ORDERS", 300, 10)
+            .await;
+        let ada = app.customer().await;
+        let id = app.place_order(&ada.access_token, &p, 1, "tok_visa").await;
+        let path = format!("/api/v1/ordering/orders/{id}");
+        let seen = app.order_reaches(&ada.access_token, &id, "confirmed").await;
+        // Both instances have read the confirmed order.
+        assert_eq!(other.get(&path, Some(&ada.access_token)).await.body, seen);
+        app.post(
+            &format!("{path}/cancel"),
+            Some(&ada.access_token),
+            &json!({}),
+        )
+        .await
+        .assert_status(200);
+        let there = other.get(&path, Some(&ada.access_token)).await;
+        there.assert_status(200);
+        assert_eq!(there.body["status"], "cancelled", "{}", there.body);
+        other.stop().await;
         app.stop().await;
     }
 );

@@ -665,7 +665,6 @@ impl TestApp {
         .await
     }
 
-    /// Waits until the order reaches `status`; returns it.
     /// Puts `quantity` of `product` in the cart and checks out with `payment_token`; the
     /// new order's id.
     pub async fn place_order(
@@ -686,6 +685,7 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Waits until the order reaches `status`; returns it.
     pub async fn order_reaches(&self, token: &str, order: &str, status: &str) -> Value {
         let path = format!("/api/v1/ordering/orders/{order}");
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);

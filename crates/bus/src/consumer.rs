@@ -474,4 +474,111 @@ mod tests {
             assert_eq!(n, 1, "{table} after a success and a duplicate");
         }
     }
+
+    /// Writes an effect row and publishes an event; refuses `n == 13` after writing.
+    struct Picky;
+
+    #[async_trait::async_trait]
+    impl HandlesOnce<Left> for Picky {
+        async fn handle_once(&self, event: Left, work: &mut UnitOfWork) -> anyhow::Result<()> {
+            sqlx::query(
+                "insert into conformance_effect (consumer_group, envelope_id, instance) values ('g', $1, 'i')",
+            )
+            .bind(event.n.to_string())
+            .execute(work.conn()?)
+            .await?;
+            work.publish(
+                &Right {
+                    word: event.n.to_string(),
+                },
+                Timestamp::now(),
+            )?;
+            anyhow::ensure!(event.n != 13, "13 is refused");
+            Ok(())
+        }
+    }
+
+    async fn causes(store: &Store) -> Vec<String> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("select envelope from outbox order by created_at, outbox_id")
+                .fetch_all(store.db().pool())
+                .await
+                .unwrap();
+        rows.iter()
+            .map(|raw| {
+                serde_json::from_str::<Envelope>(raw)
+                    .unwrap()
+                    .causation_id
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batched_group_handles_a_batch_in_one_unit_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let mut sub = Consumer::new("test.batched", DeliveryMode::Competing)
+            .in_batches()
+            .once::<Left>()
+            .bind(Arc::new(Picky), &store);
+        sub.retry.max_attempts = 1;
+        let (one, two) = (wrap(&Left { n: 1 }), wrap(&Left { n: 2 }));
+        // A duplicate within the batch is stopped by the inbox, as across batches.
+        assert!(sub.handler.handle_batch(&[&one, &two, &one]).await.unwrap());
+        assert_eq!(
+            count(&store, "select count(*) from conformance_effect").await,
+            2
+        );
+        assert_eq!(count(&store, "select count(*) from inbox").await, 2);
+        // Each event published is caused by the envelope its handler was given.
+        assert_eq!(
+            causes(&store).await,
+            vec![one.id.to_string(), two.id.to_string()]
+        );
+
+        // One refusal rolls the whole batch back...
+        let (four, bad) = (wrap(&Left { n: 4 }), wrap(&Left { n: 13 }));
+        assert!(sub.handler.handle_batch(&[&four, &bad]).await.is_err());
+        assert_eq!(
+            count(&store, "select count(*) from conformance_effect").await,
+            2
+        );
+        // ...and the bus then delivers its envelopes one by one: the good one is handled,
+        // the refused one dead-lettered.
+        let outcomes = crate::handler::dispatch_batch(&sub, &[&four, &bad]).await;
+        assert!(matches!(
+            outcomes[0],
+            Ok(crate::handler::Outcome::Handled { .. })
+        ));
+        assert!(matches!(
+            outcomes[1],
+            Ok(crate::handler::Outcome::DeadLettered { .. })
+        ));
+        assert_eq!(
+            count(&store, "select count(*) from conformance_effect").await,
+            3
+        );
+        assert_eq!(count(&store, "select count(*) from dead_letter").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_group_not_declared_in_batches_takes_envelopes_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let sub = Consumer::new("test.single", DeliveryMode::Competing)
+            .once::<Left>()
+            .bind(Arc::new(Picky), &store);
+        let (one, two) = (wrap(&Left { n: 1 }), wrap(&Left { n: 2 }));
+        assert!(!sub.handler.handle_batch(&[&one, &two]).await.unwrap());
+        assert_eq!(count(&store, "select count(*) from inbox").await, 0);
+        let outcomes = crate::handler::dispatch_batch(&sub, &[&one, &two]).await;
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(crate::handler::Outcome::Handled { .. }))));
+        assert_eq!(
+            count(&store, "select count(*) from conformance_effect").await,
+            2
+        );
+    }
 }
