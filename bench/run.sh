@@ -8,6 +8,9 @@
 #   5. flood: 400 sign-ups at once, /health/live probed meanwhile, resident memory before/after
 # Resident memory (VmRSS, and the peak VmHWM) is reported after start, after 50 log-ins and
 # after the reads. Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|flood|all]
+#   bench/run.sh compare OTHER_BINARY [ROUNDS]: PostgreSQL checkouts with another build of the
+#   server (e.g. the previous release) and this one, alternating, ROUNDS (3) each; the medians
+#   and their ratio. Alternating keeps the machine's drift out of the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/emporium-target}"
@@ -32,7 +35,7 @@ start() { # backend, [taskset cpu list]
   [ -n "${2:-}" ] && pin=(taskset -c "$2")
   EMPORIUM_DATA_DIR=$data EMPORIUM_LISTEN=127.0.0.1:$PORT EMPORIUM_RATE_LIMIT=off RUST_LOG=warn \
     EMPORIUM_DATABASE_URL=$url EMPORIUM_BOOTSTRAP_ADMIN_EMAIL=$BENCH_ADMIN_EMAIL EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD=$BENCH_ADMIN_PASSWORD \
-    "${pin[@]}" "$BIN/emporium" serve > "$out/server-$1.log" 2>&1 &
+    "${pin[@]}" "${SERVER_BIN:-$BIN/emporium}" serve > "$out/server-$1.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -fs "$BENCH_URL/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "bench: server did not start"; cat "$out/server-$1.log"; exit 1
@@ -76,6 +79,26 @@ stop_split() { for p in "${SPLIT_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 
 
 rps() { wrk -t2 -c64 -d10s "$@" | awk '/Requests\/sec/ {print $2}'; }
 
+if [ "$mode" = compare ]; then
+  other=${2:?usage: bench/run.sh compare OTHER_BINARY [ROUNDS]}
+  rounds=${3:-3}
+  : > "$out/compare.txt"
+  for _ in $(seq 1 "$rounds"); do
+    for build in other this; do
+      if [ $build = other ]; then SERVER_BIN=$other; else SERVER_BIN=$BIN/emporium; fi
+      start postgres
+      eval "$("$BIN/emporium-bench" setup)"
+      BENCH_SECONDS=${BENCH_SECONDS:-20} "$BIN/emporium-bench" checkout | sed "s/^/$build /" | tee -a "$out/compare.txt"
+      stop
+    done
+  done
+  unset SERVER_BIN
+  median() { grep "^$1 " "$out/compare.txt" | grep -o '[0-9.]* orders/s' | cut -d' ' -f1 | sort -n \
+    | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+  a=$(median other); b=$(median this)
+  awk -v a="$a" -v b="$b" 'BEGIN { printf "median orders/s: other %s, this %s = %.2fx\n", a, b, b / a }'
+  exit 0
+fi
 if [ "$mode" = all ] || [ "$mode" = sqlite ]; then
   start sqlite
   echo "memory (sqlite monolith, release build):"

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::{both_backends, every_topology};
 use crate::helpers::TestApp;
+use crate::{both_backends, every_topology};
 
 fn statuses(order: &Value) -> Vec<String> {
     order["status_history"]

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
 use kernel::id::UserId;
 use kernel::IntegrationEvent;
-use ordering_contracts::{CancellationReason, OrderStatus, OrderStatusChanged};
+use ordering_contracts::{
+    CancellationReason, OrderCancelled, OrderPaid, OrderPlaced, OrderStatus, OrderStatusChanged,
+};
 use platform::pagination::{Page, PageRequest};
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
 
@@ -15,12 +17,12 @@ use crate::domain::OrderHistoryEntry;
 pub(crate) const GROUP: &str = "identity.order_history";
 
 /// The customer's view of an order follows what ordering and shipping publish about it.
-/// Ordering announces every status move with `order_status_changed`, in the same
-/// transaction as its `order_placed`, `order_paid` or `order_cancelled`, and with the same
-/// facts: the history takes that one and leaves the others to the contexts that act on them.
 pub(crate) fn consumer() -> Consumer<OrderHistoryProjection> {
     Consumer::new(GROUP, DeliveryMode::Competing)
         .in_batches()
+        .once::<OrderPlaced>()
+        .once::<OrderPaid>()
+        .once::<OrderCancelled>()
         .once::<OrderStatusChanged>()
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
@@ -68,6 +70,38 @@ pub(crate) trait Projected {
     fn update(self) -> OrderHistoryUpdate;
 }
 
+impl Projected for OrderPlaced {
+    fn update(self) -> OrderHistoryUpdate {
+        let e = self;
+        status(
+            e.order_id,
+            e.customer_id,
+            OrderStatus::Pending,
+            e.total,
+            e.placed_at,
+            None,
+            e.placed_at,
+        )
+    }
+}
+
+impl Projected for OrderPaid {
+    fn update(self) -> OrderHistoryUpdate {
+        let e = self;
+        // A paid event may arrive before the placed one; placed_at is then the payment time
+        // until the status-changed event with the real one arrives.
+        status(
+            e.order_id,
+            e.customer_id,
+            OrderStatus::Paid,
+            e.total,
+            e.paid_at,
+            None,
+            e.paid_at,
+        )
+    }
+}
+
 impl Projected for OrderStatusChanged {
     fn update(self) -> OrderHistoryUpdate {
         let e = self;
@@ -84,6 +118,17 @@ impl Projected for OrderStatusChanged {
             change.entry.tracking_number = e.tracking_number;
         }
         update
+    }
+}
+
+impl Projected for OrderCancelled {
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Cancelled {
+            order_id: self.order_id,
+            customer_id: self.customer_id,
+            reason: reason(self.reason),
+            at: self.cancelled_at,
+        }
     }
 }
 

@@ -132,6 +132,13 @@ pub(crate) trait OrderHistoryRepository: Send + Sync {
 pub(crate) enum OrderHistoryUpdate {
     /// Full knowledge of the order at a status (ordering events).
     Status(OrderHistoryChange),
+    /// Cancelled, with the reason (the amount and dates come from other events).
+    Cancelled {
+        order_id: kernel::id::OrderId,
+        customer_id: UserId,
+        reason: String,
+        at: Timestamp,
+    },
     /// Only a tracking number (shipment created).
     Tracking {
         order_id: kernel::id::OrderId,

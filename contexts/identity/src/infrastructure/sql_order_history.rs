@@ -115,7 +115,13 @@ impl OrderHistoryRepository for SqlOrderHistory {
             OrderHistoryUpdate::Status(c) => {
                 (c.entry.order_id, c.entry.customer_id, c.entry.updated_at)
             }
-            OrderHistoryUpdate::Tracking {
+            OrderHistoryUpdate::Cancelled {
+                order_id,
+                customer_id,
+                at,
+                ..
+            }
+            | OrderHistoryUpdate::Tracking {
                 order_id,
                 customer_id,
                 at,
@@ -144,6 +150,15 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     )),
                 }
             }
+            OrderHistoryUpdate::Cancelled { reason, .. } => RowUpdate {
+                totals: None,
+                tracking_number: None,
+                status: moving(OrderStatus::Cancelled).then_some((
+                    OrderStatus::Cancelled,
+                    Some(reason.as_str()),
+                    at,
+                )),
+            },
             OrderHistoryUpdate::Tracking {
                 tracking_number, ..
             } => RowUpdate {

@@ -114,7 +114,7 @@ impl Checkout {
         admin: bool,
         id: OrderId,
     ) -> Result<Order, OrderingError> {
-        match self.orders.get(id).await? {
+        match self.orders.view(id).await? {
             Some(order) if admin || order.customer_id == caller => Ok(order),
             _ => Err(OrderingError::OrderNotFound),
         }

@@ -139,7 +139,12 @@ pub(crate) trait OrderRepository: Send + Sync {
         decide: Decide<'_>,
         events: EventsForChange<'_>,
     ) -> anyhow::Result<Applied>;
+    /// The order as its tables hold it: what decisions are made on.
     async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>>;
+    /// The order to show: the same as `get` as long as every change goes through this
+    /// repository (which bumps the order's version), read more cheaply.
+    async fn view(&self, id: OrderId) -> anyhow::Result<Option<Order>>;
+    /// The customer's orders to show, newest first (as `view`).
     async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>>;
     /// Orders in a waiting state whose deadline has passed.
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;

@@ -31,6 +31,9 @@ pub(crate) struct SqlOrders {
     /// entry whose version is the row's current one is exactly what the tables hold: a read
     /// checks the version (one indexed lookup) instead of reading four tables. Only states
     /// read from the database go in, never one a transaction has not committed yet.
+    /// Decisions (the saga's, a cancellation's) are made on what the tables hold, never on a
+    /// kept copy, so a change made behind the repository's back (by hand, without a version
+    /// bump) can only make a shown order lag until its next change.
     read: moka::sync::Cache<OrderId, Arc<Order>>,
 }
 
@@ -46,7 +49,7 @@ impl SqlOrders {
         }
     }
 
-    /// The order as committed (or as `conn`'s transaction sees it, before it changes it).
+    /// The committed order, from `read` when it holds the current version.
     async fn current(
         &self,
         conn: &mut AnyConnection,
@@ -406,7 +409,7 @@ impl OrderRepository for SqlOrders {
     ) -> anyhow::Result<Applied> {
         for _ in 0..10 {
             let tx = work.conn()?;
-            let Some(before) = self.current(&mut *tx, order_id).await? else {
+            let Some(before) = load(&mut *tx, order_id).await? else {
                 return Ok(Applied::Missing);
             };
             let Some(change) = decide(&before) else {
@@ -511,6 +514,11 @@ impl OrderRepository for SqlOrders {
     }
 
     async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>> {
+        let mut conn = self.db.pool().acquire().await?;
+        load(&mut conn, id).await
+    }
+
+    async fn view(&self, id: OrderId) -> anyhow::Result<Option<Order>> {
         let mut conn = self.db.pool().acquire().await?;
         self.current(&mut conn, id).await
     }
