@@ -6,17 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, Store, UnitOfWork};
-use catalog_contracts::{ShortLine, StockLine, StockRejected, StockReleased, StockReserved};
+use catalog_contracts::{ShortLine, StockLine, StockRejected, StockReserved};
 use kernel::id::{OrderId, ProductId};
 use kernel::{Clock, Timestamp};
 use ordering_contracts::{OrderCancelled, OrderPaid, OrderPlaced};
 use shipping_contracts::ShipmentDispatched;
 
-use super::ports::{
-    InventoryRepository, PaidOutcome, ReleaseOutcome, ReserveOutcome, SetStockError,
-};
+use super::ports::{InventoryRepository, MoveOutcome, ReserveOutcome, SetStockError};
 use super::CatalogError;
-use crate::domain::StockLevel;
+use crate::domain::{Reservation, StockLevel};
 
 pub(crate) const GROUP: &str = "catalog.inventory";
 
@@ -56,23 +54,25 @@ fn merge(lines: impl IntoIterator<Item = (ProductId, u32)>) -> Vec<StockLine> {
         .collect()
 }
 
-/// `stock_released` for a reservation that was given back; nothing otherwise.
-fn publish_release(
+/// Publishes what a stored move causes (`stock_released` when units were given back);
+/// `true` when the reservation moved.
+fn publish_moved(
     work: &mut UnitOfWork,
-    order: OrderId,
-    outcome: ReleaseOutcome,
+    moved: Option<MoveOutcome>,
     now: Timestamp,
-) -> anyhow::Result<()> {
-    match outcome {
-        ReleaseOutcome::Released { lines, reason } => work.publish(
-            &StockReleased {
-                order_id: order,
-                reason,
-                lines,
-            },
-            now,
-        ),
-        ReleaseOutcome::Nothing => Ok(()),
+) -> anyhow::Result<bool> {
+    match moved {
+        Some(MoveOutcome::Moved(transition)) => {
+            if let Some(event) = transition.event {
+                work.publish(&event, now)?;
+            }
+            Ok(true)
+        }
+        Some(MoveOutcome::Short(short_lines)) => Err(anyhow::anyhow!(
+            "a move other than a payment found {} short lines",
+            short_lines.len()
+        )),
+        Some(MoveOutcome::Unchanged(_)) | None => Ok(false),
     }
 }
 
@@ -119,11 +119,13 @@ impl Inventory {
         let mut expired = 0;
         for order in self.repo.due(now, 100).await? {
             let mut work = self.store.begin(Causation::system()).await?;
-            let outcome = self.repo.expire(&mut work, order, now).await?;
-            if outcome != ReleaseOutcome::Nothing {
+            let moved = self
+                .repo
+                .change(&mut work, order, Reservation::expire, now)
+                .await?;
+            if publish_moved(&mut work, moved, now)? {
                 expired += 1;
             }
-            publish_release(&mut work, order, outcome, now)?;
             work.commit().await?;
         }
         if expired > 0 {
@@ -166,11 +168,12 @@ impl HandlesOnce<OrderPaid> for Inventory {
     /// ordering the paid order cannot be served (it cancels and refunds).
     async fn handle_once(&self, event: OrderPaid, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let order = event.order_id;
-        match self.repo.mark_paid(work, order).await? {
-            PaidOutcome::Short { short_lines } => {
-                work.publish(&rejected(order, short_lines), self.clock.now())
+        let now = self.clock.now();
+        match self.repo.change(work, order, Reservation::pay, now).await? {
+            Some(MoveOutcome::Short(short_lines)) => {
+                work.publish(&rejected(order, short_lines), now)
             }
-            PaidOutcome::Kept | PaidOutcome::HeldAgain | PaidOutcome::Nothing => Ok(()),
+            Some(MoveOutcome::Moved(_) | MoveOutcome::Unchanged(_)) | None => Ok(()),
         }
     }
 }
@@ -182,8 +185,16 @@ impl HandlesOnce<OrderCancelled> for Inventory {
         event: OrderCancelled,
         work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
-        let outcome = self.repo.release(work, event.order_id).await?;
-        publish_release(work, event.order_id, outcome, self.clock.now())
+        let (order, now) = (event.order_id, self.clock.now());
+        match self
+            .repo
+            .change(work, order, Reservation::cancel, now)
+            .await?
+        {
+            // Cancelled before the reservation request arrived: a tombstone stops it.
+            None => self.repo.tombstone(work, order, now).await,
+            moved => publish_moved(work, moved, now).map(|_| ()),
+        }
     }
 }
 
@@ -194,7 +205,22 @@ impl HandlesOnce<ShipmentDispatched> for Inventory {
         event: ShipmentDispatched,
         work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
-        self.repo.commit(work, event.order_id).await
+        let (order, now) = (event.order_id, self.clock.now());
+        match self
+            .repo
+            .change(work, order, Reservation::dispatch, now)
+            .await?
+        {
+            Some(MoveOutcome::Moved(_)) => Ok(()),
+            other => {
+                let status = match other {
+                    Some(MoveOutcome::Unchanged(s)) => Some(s.as_str()),
+                    _ => None,
+                };
+                tracing::warn!(order_id = %order, status = ?status, "dispatch of an order without a reservation to take off stock");
+                Ok(())
+            }
+        }
     }
 }
 

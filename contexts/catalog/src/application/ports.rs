@@ -1,12 +1,14 @@
 //! Ports: persistence of the catalog and of inventory.
 
 use bus::UnitOfWork;
-use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
+use catalog_contracts::{ShortLine, StockLine};
 use kernel::id::{CategoryId, OrderId, ProductId};
 use kernel::Timestamp;
 use platform::pagination::{Page, PageRequest};
 
-use crate::domain::{CategoryName, Product, Slug, StockLevel};
+use crate::domain::{
+    CategoryName, Product, Reservation, ReservationStatus, Slug, StockLevel, Transition,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Category {
@@ -82,27 +84,18 @@ pub(crate) enum ReserveOutcome {
     AlreadyClosed,
 }
 
-/// What became of a release or commit.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ReleaseOutcome {
-    Released {
-        lines: Vec<StockLine>,
-        reason: ReleaseReason,
-    },
-    Nothing,
-}
+/// Chooses a move of a reservation from its state (one of `Reservation`'s transitions).
+pub(crate) type DecideMove = fn(&Reservation) -> Option<Transition>;
 
-/// What a payment did to an order's reservation.
+/// What a decided move did to an order's reservation.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum PaidOutcome {
-    /// Held, now kept until dispatch or cancellation (never expires).
-    Kept,
-    /// It had expired before the payment was heard of; its units were free and are held again.
-    HeldAgain,
-    /// It had expired and its units were sold meanwhile: the paid order cannot be served.
-    Short { short_lines: Vec<ShortLine> },
-    /// Nothing open or expired (released, committed, duplicate delivery).
-    Nothing,
+pub(crate) enum MoveOutcome {
+    /// Stored, with its stock move; the transition carries the event it causes.
+    Moved(Transition),
+    /// The reservation's status allows no such move (a duplicate, a late event).
+    Unchanged(ReservationStatus),
+    /// Its units were to be held again and some were sold meanwhile: nothing changed.
+    Short(Vec<ShortLine>),
 }
 
 #[async_trait::async_trait]
@@ -123,28 +116,26 @@ pub(crate) trait InventoryRepository: Send + Sync {
         lines: &[StockLine],
         expires_at: Timestamp,
     ) -> anyhow::Result<ReserveOutcome>;
-    /// Gives held units back (cancellation); a tombstone stops a later reservation.
-    async fn release(
+    /// Lets `decide` choose a move of the order's reservation and stores it with its stock
+    /// move, deciding again if the reservation moved meanwhile; `None` when the order has no
+    /// reservation.
+    async fn change(
         &self,
         work: &mut UnitOfWork,
         order: OrderId,
-    ) -> anyhow::Result<ReleaseOutcome>;
-    /// The order is paid: its reservation no longer expires (one that expired first is
-    /// held again if its units are still free).
-    async fn mark_paid(&self, work: &mut UnitOfWork, order: OrderId)
-        -> anyhow::Result<PaidOutcome>;
-    /// The goods left: reserved units leave on_hand too. A dispatch whose reservation was
-    /// already given back (expired or released) still takes its units off on_hand.
-    async fn commit(&self, work: &mut UnitOfWork, order: OrderId) -> anyhow::Result<()>;
-    /// Orders whose held reservation is past its expiry, oldest first.
-    async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
-    /// Releases the order's reservation if it is still held and unpaid.
-    async fn expire(
+        decide: DecideMove,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<MoveOutcome>>;
+    /// Records that the order was cancelled before its reservation was asked for, so a late
+    /// request holds nothing.
+    async fn tombstone(
         &self,
         work: &mut UnitOfWork,
         order: OrderId,
         now: Timestamp,
-    ) -> anyhow::Result<ReleaseOutcome>;
+    ) -> anyhow::Result<()>;
+    /// Orders whose held reservation is past its expiry, oldest first.
+    async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,11 @@
-//! Catalog's domain: categories, products and stock levels. Pure: no I/O.
+//! Catalog's domain: categories, products, stock levels and reservations. Pure: no I/O.
 
 mod category;
 mod product;
+mod reservation;
 mod stock;
 
 pub(crate) use category::{CategoryName, Slug};
 pub(crate) use product::{Description, Product, ProductName, ProductStatus, Sku, MAX_PRICE};
+pub(crate) use reservation::{Reservation, ReservationStatus, StockMove, Transition};
 pub(crate) use stock::StockLevel;

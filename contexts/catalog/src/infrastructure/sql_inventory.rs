@@ -4,96 +4,81 @@
 
 use anyhow::Context as _;
 use bus::UnitOfWork;
-use catalog_contracts::{ReleaseReason, ShortLine, StockLine};
+use catalog_contracts::{ShortLine, StockLine};
 use kernel::id::{OrderId, ProductId};
 use kernel::Timestamp;
 use platform::db::Database;
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{
-    InventoryRepository, PaidOutcome, ReleaseOutcome, ReserveOutcome, SetStockError,
+    DecideMove, InventoryRepository, MoveOutcome, ReserveOutcome, SetStockError,
 };
-use crate::domain::StockLevel;
+use crate::domain::{Reservation, ReservationStatus, StockLevel, StockMove};
 
 pub(crate) struct SqlInventory {
     pub(crate) db: Database,
 }
 
-async fn reservation_status(
-    conn: &mut AnyConnection,
-    order: OrderId,
-) -> anyhow::Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("select status from reservation where order_id = $1")
-            .bind(order.to_string())
-            .fetch_optional(conn)
-            .await?,
-    )
-}
-
-async fn reservation_lines(
-    conn: &mut AnyConnection,
-    order: OrderId,
-) -> anyhow::Result<Vec<StockLine>> {
+/// The order's reservation with its lines (one statement), if there is one.
+async fn load(conn: &mut AnyConnection, order: OrderId) -> anyhow::Result<Option<Reservation>> {
     let rows = sqlx::query(
-        "select product_id, quantity from reservation_line where order_id = $1 order by product_id",
+        "select r.status, l.product_id, l.quantity from reservation r \
+         left join reservation_line l on l.order_id = r.order_id where r.order_id = $1 order by l.product_id",
     )
     .bind(order.to_string())
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let id: String = r.try_get("product_id")?;
-            let q: i64 = r.try_get("quantity")?;
-            Ok(StockLine {
-                product_id: ProductId::parse(&id)?,
-                quantity: u32::try_from(q)?,
-            })
-        })
-        .collect()
-}
-
-/// Which open reservations a close applies to.
-#[derive(Clone, Copy)]
-enum Open {
-    /// Held or paid (cancellation, dispatch).
-    Any,
-    /// Only held, never paid (expiry: a payment that got in first wins).
-    Unpaid,
-}
-
-/// Moves an open reservation to `to` and gives its units back (`consume`: they also leave
-/// on_hand, for a dispatch). Returns the lines, or `None` if it was not open.
-async fn close(
-    conn: &mut AnyConnection,
-    order: OrderId,
-    open: Open,
-    to: &str,
-    consume: bool,
-    now: Timestamp,
-) -> anyhow::Result<Option<Vec<StockLine>>> {
-    let statuses = match open {
-        Open::Any => "('held', 'paid')",
-        Open::Unpaid => "('held')",
-    };
-    let closed = sqlx::query(&format!(
-        "update reservation set status = $1, expires_at = null, updated_at = $2 where order_id = $3 and status in {statuses}"
-    ))
-    .bind(to)
-    .bind(now.as_micros())
-    .bind(order.to_string())
-    .execute(&mut *conn)
-    .await?;
-    if closed.rows_affected() != 1 {
+    .await
+    .context("cannot read reservation")?;
+    let Some(first) = rows.first() else {
         return Ok(None);
-    }
-    let lines = reservation_lines(conn, order).await?;
-    let sql = if consume {
-        "update stock set on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 where product_id = $3"
-    } else {
-        "update stock set reserved = reserved - $1, updated_at = $2 where product_id = $3"
     };
-    for line in &lines {
+    let raw: String = first.try_get("status")?;
+    let status = ReservationStatus::parse(&raw)
+        .ok_or_else(|| anyhow::anyhow!("unknown reservation status {raw:?}"))?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let product: Option<String> = row.try_get("product_id")?;
+        let quantity: Option<i64> = row.try_get("quantity")?;
+        if let (Some(product), Some(quantity)) = (product, quantity) {
+            lines.push(StockLine {
+                product_id: ProductId::parse(&product)?,
+                quantity: u32::try_from(quantity)?,
+            });
+        }
+    }
+    Ok(Some(Reservation {
+        order_id: order,
+        status,
+        lines,
+    }))
+}
+
+/// Applies a transition's stock move to the reservation's lines (in product-id order).
+async fn move_stock(
+    conn: &mut AnyConnection,
+    reservation: &Reservation,
+    stock: StockMove,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let order = reservation.order_id;
+    let sql = match stock {
+        StockMove::GiveBack => {
+            "update stock set reserved = reserved - $1, updated_at = $2 where product_id = $3"
+        }
+        StockMove::Consume => {
+            "update stock set on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 where product_id = $3"
+        }
+        StockMove::TakeOffFree => return take_off_free(conn, reservation, now).await,
+        StockMove::HoldAgain => {
+            if !hold_lines(conn, &reservation.lines, now).await? {
+                // Taken between the check and the hold: let the delivery be tried again.
+                anyhow::bail!("stock changed while holding order {order} again");
+            }
+            tracing::warn!(order_id = %order, "paid after its reservation expired: held again");
+            return Ok(());
+        }
+    };
+    for line in &reservation.lines {
         sqlx::query(sql)
             .bind(i64::from(line.quantity))
             .bind(now.as_micros())
@@ -101,7 +86,7 @@ async fn close(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(Some(lines))
+    Ok(())
 }
 
 /// Units of a product neither held nor gone (0 for an unknown product).
@@ -155,47 +140,17 @@ async fn hold_lines(
     Ok(true)
 }
 
-/// Holds an expired reservation's lines again, all or none (the order was paid after it
-/// expired). A line whose units were taken meanwhile makes it `Short`, and nothing is held.
-async fn hold_again(
-    conn: &mut AnyConnection,
-    order: OrderId,
-    now: Timestamp,
-) -> anyhow::Result<PaidOutcome> {
-    let lines = reservation_lines(conn, order).await?;
-    let short_lines = short_of(conn, &lines).await?;
-    if !short_lines.is_empty() {
-        tracing::warn!(order_id = %order, "paid after its reservation expired, and the stock is gone");
-        return Ok(PaidOutcome::Short { short_lines });
-    }
-    if !hold_lines(conn, &lines, now).await? {
-        // Taken between the check and the hold: let the delivery be tried again.
-        anyhow::bail!("stock changed while holding order {order} again");
-    }
-    sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'expired'")
-        .bind(now.as_micros())
-        .bind(order.to_string())
-        .execute(&mut *conn)
-        .await?;
-    tracing::warn!(order_id = %order, "paid after its reservation expired: held again");
-    Ok(PaidOutcome::HeldAgain)
-}
-
 /// A dispatch of an order whose units were given back (its reservation expired or was
 /// released before the carrier took the parcel): the goods left all the same, so they leave
 /// on_hand, as far as units are not held for other orders; any shortfall is logged for a
 /// stock count.
-async fn take_off_given_back(
+async fn take_off_free(
     conn: &mut AnyConnection,
-    order: OrderId,
+    reservation: &Reservation,
     now: Timestamp,
 ) -> anyhow::Result<()> {
-    let status = reservation_status(conn, order).await?;
-    if !matches!(status.as_deref(), Some("expired" | "released")) {
-        tracing::warn!(order_id = %order, status = ?status, "dispatch of an order without a reservation to take off stock");
-        return Ok(());
-    }
-    for line in reservation_lines(conn, order).await? {
+    let order = reservation.order_id;
+    for line in &reservation.lines {
         let q = i64::from(line.quantity);
         let taken = q.min(free_units(conn, line.product_id).await?).max(0);
         sqlx::query(
@@ -210,11 +165,6 @@ async fn take_off_given_back(
             tracing::warn!(order_id = %order, product_id = %line.product_id, shortfall = q - taken, "dispatched more units than were free: count the stock");
         }
     }
-    sqlx::query("update reservation set status = 'committed', updated_at = $1 where order_id = $2")
-        .bind(now.as_micros())
-        .bind(order.to_string())
-        .execute(&mut *conn)
-        .await?;
     tracing::warn!(order_id = %order, "dispatched after its units were given back: taken off stock");
     Ok(())
 }
@@ -228,7 +178,7 @@ async fn try_hold(
     expires_at: Timestamp,
 ) -> anyhow::Result<Option<ReserveOutcome>> {
     let now = Timestamp::now();
-    if reservation_status(conn, order).await?.is_some() {
+    if load(conn, order).await?.is_some() {
         // Cancelled before it was reserved (a tombstone), or reserved under another envelope.
         return Ok(Some(ReserveOutcome::AlreadyClosed));
     }
@@ -238,8 +188,9 @@ async fn try_hold(
         return Ok(None);
     }
     savepoint.commit().await?;
-    sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, 'held', $2, $3, $3)")
+    sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, $2, $3, $4, $4)")
         .bind(order.to_string())
+        .bind(ReservationStatus::Held.as_str())
         .bind(expires_at.as_micros())
         .bind(now.as_micros())
         .execute(&mut *conn)
@@ -260,6 +211,22 @@ async fn try_hold(
     }))
 }
 
+/// A reservation that holds nothing: rejected, or a tombstone.
+async fn insert_closed(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    status: ReservationStatus,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, $2, $3, $3)")
+        .bind(order.to_string())
+        .bind(status.as_str())
+        .bind(now.as_micros())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records the order as rejected with what is short; `Ok(None)` when nothing is short any
 /// more (stock came back since the hold failed).
 async fn reject(
@@ -272,11 +239,7 @@ async fn reject(
     if short_lines.is_empty() {
         return Ok(None);
     }
-    sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'rejected', $2, $2)")
-        .bind(order.to_string())
-        .bind(now.as_micros())
-        .execute(&mut *conn)
-        .await?;
+    insert_closed(conn, order, ReservationStatus::Rejected, now).await?;
     Ok(Some(ReserveOutcome::Rejected { short_lines }))
 }
 
@@ -338,92 +301,68 @@ impl InventoryRepository for SqlInventory {
         anyhow::bail!("stock kept changing while reserving order {order}")
     }
 
-    async fn release(
+    async fn change(
         &self,
         work: &mut UnitOfWork,
         order: OrderId,
-    ) -> anyhow::Result<ReleaseOutcome> {
-        let tx = work.conn()?;
-        let now = Timestamp::now();
-        if reservation_status(tx, order).await?.is_none() {
-            // Cancelled before the reservation request arrived: leave a tombstone.
-            sqlx::query("insert into reservation (order_id, status, created_at, updated_at) values ($1, 'cancelled', $2, $2)")
-                .bind(order.to_string())
-                .bind(now.as_micros())
-                .execute(&mut *tx)
-                .await?;
-            return Ok(ReleaseOutcome::Nothing);
-        }
-        Ok(
-            match close(tx, order, Open::Any, "released", false, now).await? {
-                Some(lines) => ReleaseOutcome::Released {
-                    lines,
-                    reason: ReleaseReason::Cancelled,
-                },
-                None => ReleaseOutcome::Nothing,
-            },
-        )
-    }
-
-    async fn mark_paid(
-        &self,
-        work: &mut UnitOfWork,
-        order: OrderId,
-    ) -> anyhow::Result<PaidOutcome> {
-        let tx = work.conn()?;
-        let now = Timestamp::now();
-        let kept = sqlx::query("update reservation set status = 'paid', expires_at = null, updated_at = $1 where order_id = $2 and status = 'held'")
+        decide: DecideMove,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<MoveOutcome>> {
+        let conn = work.conn()?;
+        for _ in 0..5 {
+            let Some(reservation) = load(conn, order).await? else {
+                return Ok(None);
+            };
+            let Some(transition) = decide(&reservation) else {
+                return Ok(Some(MoveOutcome::Unchanged(reservation.status)));
+            };
+            if transition.stock == Some(StockMove::HoldAgain) {
+                let short_lines = short_of(conn, &reservation.lines).await?;
+                if !short_lines.is_empty() {
+                    tracing::warn!(order_id = %order, "paid after its reservation expired, and the stock is gone");
+                    return Ok(Some(MoveOutcome::Short(short_lines)));
+                }
+            }
+            // Written only from the status it was decided on: a concurrent move (an expiry
+            // racing a payment) makes it decide again.
+            let moved = sqlx::query(
+                "update reservation set status = $1, expires_at = null, updated_at = $2 where order_id = $3 and status = $4",
+            )
+            .bind(transition.to.as_str())
             .bind(now.as_micros())
             .bind(order.to_string())
-            .execute(&mut *tx)
+            .bind(transition.from.as_str())
+            .execute(&mut *conn)
             .await?;
-        Ok(if kept.rows_affected() == 1 {
-            PaidOutcome::Kept
-        } else if reservation_status(tx, order).await?.as_deref() == Some("expired") {
-            hold_again(tx, order, now).await?
-        } else {
-            PaidOutcome::Nothing
-        })
+            if moved.rows_affected() != 1 {
+                continue;
+            }
+            if let Some(stock) = transition.stock {
+                move_stock(conn, &reservation, stock, now).await?;
+            }
+            return Ok(Some(MoveOutcome::Moved(transition)));
+        }
+        anyhow::bail!("the reservation of order {order} kept changing")
     }
 
-    async fn commit(&self, work: &mut UnitOfWork, order: OrderId) -> anyhow::Result<()> {
-        let tx = work.conn()?;
-        let now = Timestamp::now();
-        if close(tx, order, Open::Any, "committed", true, now)
-            .await?
-            .is_none()
-        {
-            take_off_given_back(tx, order, now).await?;
-        }
-        Ok(())
+    async fn tombstone(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        insert_closed(work.conn()?, order, ReservationStatus::Cancelled, now).await
     }
 
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
         let due: Vec<String> = sqlx::query_scalar(
-            "select order_id from reservation where status = 'held' and expires_at < $1 order by expires_at limit $2",
+            "select order_id from reservation where status = $1 and expires_at < $2 order by expires_at limit $3",
         )
+        .bind(ReservationStatus::Held.as_str())
         .bind(now.as_micros())
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
         due.iter().map(|raw| Ok(OrderId::parse(raw)?)).collect()
-    }
-
-    async fn expire(
-        &self,
-        work: &mut UnitOfWork,
-        order: OrderId,
-        now: Timestamp,
-    ) -> anyhow::Result<ReleaseOutcome> {
-        let tx = work.conn()?;
-        Ok(
-            match close(tx, order, Open::Unpaid, "expired", false, now).await? {
-                Some(lines) => ReleaseOutcome::Released {
-                    lines,
-                    reason: ReleaseReason::ReservationExpired,
-                },
-                None => ReleaseOutcome::Nothing,
-            },
-        )
     }
 }
