@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bus::{Causation, Envelope};
+use bus::Causation;
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, UserId};
 use kernel::{Clock, FieldError};
@@ -13,7 +13,7 @@ use platform::pagination::{Page, PageRequest};
 use sha2::{Digest, Sha256};
 
 use super::ports::{CheckoutOutcome, NewOrder, OrderRepository};
-use super::saga::{self, Saga};
+use super::saga::Saga;
 use super::OrderingError;
 use crate::domain::Order;
 
@@ -81,13 +81,7 @@ impl Checkout {
             now,
             deadline: now.plus(self.stock_timeout),
         };
-        let cause = cause.clone();
-        let events = move |order: &Order| -> anyhow::Result<Vec<Envelope>> {
-            let mut out = vec![Envelope::wrap(&saga::placed_event(order), now, &cause)?];
-            out.push(Envelope::wrap(&saga::status_changed(order), now, &cause)?);
-            Ok(out)
-        };
-        match self.orders.checkout(&new, &events).await? {
+        match self.orders.checkout(&new, cause).await? {
             CheckoutOutcome::Placed(order) => {
                 tracing::info!(order_id = %order.id, total = %order.total, "order placed");
                 Ok((*order, true))

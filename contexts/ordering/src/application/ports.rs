@@ -1,7 +1,7 @@
 //! Ports: persistence of carts, orders and payments, the product projection, and the
 //! payment gateway.
 
-use bus::{Envelope, UnitOfWork};
+use bus::{Causation, UnitOfWork};
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
 use kernel::{Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
@@ -86,8 +86,6 @@ pub(crate) enum CheckoutOutcome {
     Unavailable(String),
 }
 
-pub(crate) type EventsFor<'a, T> = &'a (dyn Fn(&T) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
-
 /// A change the saga makes to an order, decided from its current state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Change {
@@ -99,6 +97,8 @@ pub(crate) struct Change {
     pub(crate) shipment: Option<(ShipmentId, String)>,
     pub(crate) new_payment: Option<NewPayment>,
     pub(crate) payment_update: Option<Settlement>,
+    /// Publish the event of the order's waiting status again (see `Order::announcement`).
+    pub(crate) announce_again: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -118,26 +118,23 @@ pub(crate) enum Applied {
 
 pub(crate) type Decide<'a> = &'a (dyn Fn(&Order) -> Option<Change> + Send + Sync);
 
-/// Events for a change, from the order before and after it.
-pub(crate) type EventsForChange<'a> =
-    &'a (dyn Fn(&Order, &Order) -> anyhow::Result<Vec<Envelope>> + Send + Sync);
-
 #[async_trait::async_trait]
 pub(crate) trait OrderRepository: Send + Sync {
-    /// Claims the cart and places the order with its events, in one transaction.
+    /// Claims the cart and places the order with the events it announces, in one
+    /// transaction caused by `cause`.
     async fn checkout(
         &self,
         order: &NewOrder,
-        events: EventsFor<'_, Order>,
+        cause: &Causation,
     ) -> anyhow::Result<CheckoutOutcome>;
-    /// Reads the order, lets `decide` choose a change, and applies it in `work` with its
-    /// events if the order did not move meanwhile (deciding again on a concurrent change).
+    /// Reads the order, lets `decide` choose a change, and applies it in `work` with the
+    /// events the order announces for it, if the order did not move meanwhile (deciding
+    /// again on a concurrent change).
     async fn apply(
         &self,
         work: &mut UnitOfWork,
         order: OrderId,
         decide: Decide<'_>,
-        events: EventsForChange<'_>,
     ) -> anyhow::Result<Applied>;
     /// The order as its tables hold it: what decisions are made on.
     async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>>;

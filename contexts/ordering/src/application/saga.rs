@@ -12,13 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{
-    Causation, Consumer, DeliveryMode, Envelope, HandlesOnce, RetryPolicy, Store, UnitOfWork,
-};
+use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, RetryPolicy, Store, UnitOfWork};
 use catalog_contracts::{ReleaseReason, StockRejected, StockReleased, StockReserved};
 use kernel::id::OrderId;
 use kernel::{Clock, Timestamp};
-use ordering_contracts as contract;
 use shipping_contracts::{
     ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
 };
@@ -68,100 +65,6 @@ pub(crate) struct Saga {
     pub(crate) gateway_retry: RetryPolicy,
 }
 
-fn contract_reason(r: CancellationReason) -> contract::CancellationReason {
-    match r {
-        CancellationReason::OutOfStock => contract::CancellationReason::OutOfStock,
-        CancellationReason::PaymentDeclined => contract::CancellationReason::PaymentDeclined,
-        CancellationReason::PaymentUnavailable => contract::CancellationReason::PaymentUnavailable,
-        CancellationReason::CustomerCancelled => contract::CancellationReason::CustomerCancelled,
-        CancellationReason::ReservationExpired => contract::CancellationReason::ReservationExpired,
-    }
-}
-
-fn contract_lines(order: &Order) -> Vec<contract::OrderLine> {
-    order
-        .lines
-        .iter()
-        .map(|l| contract::OrderLine {
-            product_id: l.product_id,
-            sku: l.sku.clone(),
-            name: l.name.clone(),
-            quantity: l.quantity,
-            unit_price: l.unit_price,
-        })
-        .collect()
-}
-
-pub(crate) fn placed_event(order: &Order) -> contract::OrderPlaced {
-    contract::OrderPlaced {
-        order_id: order.id,
-        customer_id: order.customer_id,
-        lines: contract_lines(order),
-        total: order.total,
-        shipping_address: order.shipping_address.clone(),
-        placed_at: order.placed_at,
-    }
-}
-
-fn paid_event(order: &Order) -> contract::OrderPaid {
-    contract::OrderPaid {
-        order_id: order.id,
-        customer_id: order.customer_id,
-        lines: contract_lines(order),
-        total: order.total,
-        shipping_address: order.shipping_address.clone(),
-        paid_at: order.updated_at,
-    }
-}
-
-pub(crate) fn status_changed(order: &Order) -> contract::OrderStatusChanged {
-    contract::OrderStatusChanged {
-        order_id: order.id,
-        customer_id: order.customer_id,
-        status: order.status,
-        total: order.total,
-        placed_at: order.placed_at,
-        cancellation_reason: order.cancellation_reason.map(contract_reason),
-        tracking_number: order.tracking_number.clone(),
-        changed_at: order.updated_at,
-    }
-}
-
-/// The events a status move announces: always `order_status_changed`, plus `order_paid` or
-/// `order_cancelled` for those moves.
-fn status_events(
-    before: &Order,
-    after: &Order,
-    cause: &Causation,
-) -> anyhow::Result<Vec<Envelope>> {
-    if before.status == after.status {
-        return Ok(vec![]);
-    }
-    let at = after.updated_at;
-    let mut out = Vec::new();
-    match after.status {
-        OrderStatus::Paid => out.push(Envelope::wrap(&paid_event(after), at, cause)?),
-        OrderStatus::Cancelled => out.push(Envelope::wrap(
-            &contract::OrderCancelled {
-                order_id: after.id,
-                customer_id: after.customer_id,
-                reason: contract_reason(
-                    after
-                        .cancellation_reason
-                        .unwrap_or(CancellationReason::CustomerCancelled),
-                ),
-                refunded: after.authorized_charge().is_some(),
-                cancelled_at: at,
-            },
-            at,
-            cause,
-        )?),
-        _ => {}
-    }
-    out.push(Envelope::wrap(&status_changed(after), at, cause)?);
-    Ok(out)
-}
-
 fn cancel(reason: CancellationReason) -> Change {
     Change {
         status: Some(OrderStatus::Cancelled),
@@ -183,16 +86,14 @@ impl Saga {
         self.clock.now()
     }
 
-    /// Applies a decision in `work`, with the standard status events.
+    /// Applies a decision in `work`, with the events the order announces for it.
     async fn apply(
         &self,
         work: &mut UnitOfWork,
         order: OrderId,
         decide: &(dyn Fn(&Order) -> Option<Change> + Send + Sync),
     ) -> anyhow::Result<Applied> {
-        let cause = work.cause().clone();
-        let events = move |before: &Order, after: &Order| status_events(before, after, &cause);
-        let applied = self.orders.apply(work, order, decide, &events).await?;
+        let applied = self.orders.apply(work, order, decide).await?;
         if let Applied::Changed(o) = &applied {
             tracing::info!(order_id = %o.id, status = o.status.as_str(), "order updated");
         }
@@ -565,22 +466,12 @@ impl Saga {
                     }
                     .to_owned(),
                 ),
+                announce_again: true,
                 ..Change::default()
             })
         };
-        let cause = Causation::system();
-        let events = move |_: &Order, after: &Order| -> anyhow::Result<Vec<Envelope>> {
-            Ok(vec![if placed {
-                Envelope::wrap(&placed_event(after), after.updated_at, &cause)?
-            } else {
-                Envelope::wrap(&paid_event(after), after.updated_at, &cause)?
-            }])
-        };
         let mut work = self.store.begin(Causation::system()).await?;
-        let applied = self
-            .orders
-            .apply(&mut work, order.id, &decide, &events)
-            .await?;
+        let applied = self.orders.apply(&mut work, order.id, &decide).await?;
         work.commit().await?;
         if let Applied::Changed(_) = applied {
             tracing::warn!(order_id = %order.id, status = status.as_str(), "waiting state timed out; announced again");

@@ -1,8 +1,10 @@
 //! Ordering's domain: orders and their state machine, cart quantities, payments. Pure.
 
+mod events;
 mod order;
 mod payment;
 
+pub(crate) use events::OrderEvent;
 pub(crate) use order::{
     CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, Settlement, StatusEntry,
 };

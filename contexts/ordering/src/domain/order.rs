@@ -383,6 +383,108 @@ mod tests {
         assert_eq!((same.status, same.entry), (Paid, None));
     }
 
+    fn with_status(order: &Order, status: OrderStatus) -> Order {
+        let mut after = order.clone();
+        after.status = status;
+        after.updated_at = Timestamp::from_micros(5_000_000);
+        after
+    }
+
+    #[test]
+    fn an_order_announces_its_placing_and_each_status_move() {
+        use crate::domain::OrderEvent;
+        let placed = order(Pending);
+        let events = placed.placed_events();
+        assert!(
+            matches!(&events[..], [OrderEvent::Placed(p), OrderEvent::StatusChanged(s)]
+            if p.order_id == placed.id && s.status == Pending)
+        );
+        // No status move, nothing to announce.
+        assert_eq!(placed.events_since(&placed), vec![]);
+        let reserved = with_status(&placed, StockReserved);
+        assert!(matches!(&reserved.events_since(&placed)[..],
+            [OrderEvent::StatusChanged(s)] if s.status == StockReserved && s.changed_at == reserved.updated_at));
+        let paid = with_status(&reserved, Paid);
+        assert!(matches!(&paid.events_since(&reserved)[..],
+            [OrderEvent::Paid(p), OrderEvent::StatusChanged(s)] if p.paid_at == paid.updated_at && s.status == Paid));
+    }
+
+    #[test]
+    fn a_cancellation_announces_its_reason_and_whether_it_is_refunded() {
+        use crate::domain::OrderEvent;
+        let paid = order(Paid);
+        let mut cancelled = with_status(&paid, Cancelled);
+        cancelled.cancellation_reason = Some(CancellationReason::PaymentDeclined);
+        let events = cancelled.events_since(&paid);
+        assert!(
+            matches!(&events[..], [OrderEvent::Cancelled(c), OrderEvent::StatusChanged(s)]
+            if !c.refunded
+                && c.reason == ordering_contracts::CancellationReason::PaymentDeclined
+                && s.cancellation_reason == Some(ordering_contracts::CancellationReason::PaymentDeclined))
+        );
+        cancelled.payments.push(Payment {
+            id: uuid::Uuid::now_v7(),
+            kind: PaymentKind::Charge,
+            status: PaymentStatus::Authorized,
+            amount: paid.total,
+            idempotency_key: "k".into(),
+            gateway_reference: Some("ref".into()),
+            attempts: 1,
+            last_error: None,
+            created_at: paid.updated_at,
+            updated_at: paid.updated_at,
+        });
+        assert!(
+            matches!(&cancelled.events_since(&paid)[..], [OrderEvent::Cancelled(c), _] if c.refunded)
+        );
+    }
+
+    #[test]
+    fn only_a_waiting_order_announces_itself_again() {
+        use crate::domain::OrderEvent;
+        assert!(matches!(
+            order(Pending).announcement(),
+            Some(OrderEvent::Placed(_))
+        ));
+        assert!(matches!(
+            order(Paid).announcement(),
+            Some(OrderEvent::Paid(_))
+        ));
+        for status in [StockReserved, Confirmed, Shipped, Delivered, Cancelled] {
+            assert_eq!(order(status).announcement(), None, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_stored_move_reads_as_the_order_one_version_on() {
+        let before = order(StockReserved);
+        let moved = before
+            .apply(
+                Move {
+                    status: Some(Paid),
+                    deadline: Some(None),
+                    ..Move::default()
+                },
+                Timestamp::from_micros(4_000_000),
+            )
+            .unwrap_or_else(|| panic!("allowed"));
+        let after = before.moved(&moved);
+        assert_eq!((after.status, after.version), (Paid, before.version + 1));
+        assert_eq!(after.updated_at, Timestamp::from_micros(4_000_000));
+        assert_eq!(after.deadline_at, None);
+        assert_eq!(after.history.len(), before.history.len() + 1);
+        let mut settled = after.clone();
+        let unknown = Settlement {
+            id: uuid::Uuid::now_v7(),
+            status: PaymentStatus::Authorized,
+            reference: Some("ref".into()),
+            error: None,
+            attempts: 1,
+        };
+        assert!(!settled.settle_payment(&unknown, after.updated_at));
+        assert_eq!(settled, after);
+    }
+
     #[test]
     fn fulfilment_moves_forward_and_cancellation_stops_at_dispatch() {
         assert!(Pending.may_move_to(StockReserved));

@@ -13,19 +13,17 @@ use platform::db::{is_unique_violation, Database};
 use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
-use crate::application::ports::{
-    Applied, CheckoutOutcome, Decide, EventsFor, EventsForChange, NewOrder, OrderRepository,
-};
+use crate::application::ports::{Applied, CheckoutOutcome, Decide, NewOrder, OrderRepository};
 use crate::domain::{
-    retry_delay, CancellationReason, Move, Order, OrderLine, OrderStatus, Payment, PaymentKind,
-    PaymentStatus, StatusEntry,
+    retry_delay, CancellationReason, Move, Order, OrderEvent, OrderLine, OrderStatus, Payment,
+    PaymentKind, PaymentStatus, StatusEntry,
 };
 
 use super::sql_carts::product_from_row;
 
 pub(crate) struct SqlOrders {
     db: Database,
-    /// Checkout's own unit of work (its events come wrapped by the caller).
+    /// Where checkout opens its unit of work.
     store: Store,
     /// Orders as last read, each at its version. A version is never written twice, so an
     /// entry whose version is the row's current one is exactly what the tables hold: a read
@@ -231,9 +229,9 @@ impl SqlOrders {
     async fn try_checkout(
         &self,
         new: &NewOrder,
-        events: EventsFor<'_, Order>,
+        cause: &Causation,
     ) -> anyhow::Result<CheckoutOutcome> {
-        let mut work = self.store.begin(Causation::system()).await?;
+        let mut work = self.store.begin(cause.clone()).await?;
         let tx = work.conn()?;
         if let Some((key, _)) = &new.idempotency {
             if let Some(replay) = self.replayed(&mut *tx, new.customer_id, key).await? {
@@ -364,13 +362,26 @@ impl SqlOrders {
             history: vec![entry],
             payments: vec![],
         };
-        work.publish_all(events(&order)?);
+        publish(&mut work, order.placed_events(), order.updated_at)?;
         let (read, known) = (self.read.clone(), Arc::new(order.clone()));
         let id = new.id;
         work.after_commit(move || read.insert(id, known));
         work.commit().await.context("cannot commit order")?;
         Ok(CheckoutOutcome::Placed(Box::new(order)))
     }
+}
+
+/// Publishes what the order announced, when the unit commits.
+fn publish(work: &mut UnitOfWork, events: Vec<OrderEvent>, at: Timestamp) -> anyhow::Result<()> {
+    for event in events {
+        match event {
+            OrderEvent::Placed(e) => work.publish(&e, at)?,
+            OrderEvent::Paid(e) => work.publish(&e, at)?,
+            OrderEvent::Cancelled(e) => work.publish(&e, at)?,
+            OrderEvent::StatusChanged(e) => work.publish(&e, at)?,
+        }
+    }
+    Ok(())
 }
 
 /// Two requests with one Idempotency-Key raced; the loser reads the winner's order.
@@ -380,12 +391,8 @@ struct IdempotencyRace;
 
 #[async_trait::async_trait]
 impl OrderRepository for SqlOrders {
-    async fn checkout(
-        &self,
-        new: &NewOrder,
-        events: EventsFor<'_, Order>,
-    ) -> anyhow::Result<CheckoutOutcome> {
-        match self.try_checkout(new, events).await {
+    async fn checkout(&self, new: &NewOrder, cause: &Causation) -> anyhow::Result<CheckoutOutcome> {
+        match self.try_checkout(new, cause).await {
             Err(e) if e.is::<IdempotencyRace>() => {
                 let (key, _) = new
                     .idempotency
@@ -405,7 +412,6 @@ impl OrderRepository for SqlOrders {
         work: &mut UnitOfWork,
         order_id: OrderId,
         decide: Decide<'_>,
-        events: EventsForChange<'_>,
     ) -> anyhow::Result<Applied> {
         for _ in 0..10 {
             let tx = work.conn()?;
@@ -505,7 +511,11 @@ impl OrderRepository for SqlOrders {
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
             }
-            work.publish_all(events(&before, &after)?);
+            let mut events = after.events_since(&before);
+            if change.announce_again {
+                events.extend(after.announcement());
+            }
+            publish(work, events, after.updated_at)?;
             let (read, known) = (self.read.clone(), Arc::new(after.clone()));
             work.after_commit(move || read.insert(order_id, known));
             return Ok(Applied::Changed(Box::new(after)));

@@ -1,0 +1,121 @@
+//! What an order announces: the events a change of the order causes, decided by the order
+//! itself from its state before and after (and, for a re-announcement, from its status).
+
+use ordering_contracts as contract;
+
+use super::order::{CancellationReason, Order, OrderStatus};
+
+/// One of the events an order publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OrderEvent {
+    Placed(contract::OrderPlaced),
+    Paid(contract::OrderPaid),
+    Cancelled(contract::OrderCancelled),
+    StatusChanged(contract::OrderStatusChanged),
+}
+
+impl CancellationReason {
+    fn published(self) -> contract::CancellationReason {
+        match self {
+            Self::OutOfStock => contract::CancellationReason::OutOfStock,
+            Self::PaymentDeclined => contract::CancellationReason::PaymentDeclined,
+            Self::PaymentUnavailable => contract::CancellationReason::PaymentUnavailable,
+            Self::CustomerCancelled => contract::CancellationReason::CustomerCancelled,
+            Self::ReservationExpired => contract::CancellationReason::ReservationExpired,
+        }
+    }
+}
+
+impl Order {
+    fn published_lines(&self) -> Vec<contract::OrderLine> {
+        self.lines
+            .iter()
+            .map(|l| contract::OrderLine {
+                product_id: l.product_id,
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+            })
+            .collect()
+    }
+
+    fn placed(&self) -> contract::OrderPlaced {
+        contract::OrderPlaced {
+            order_id: self.id,
+            customer_id: self.customer_id,
+            lines: self.published_lines(),
+            total: self.total,
+            shipping_address: self.shipping_address.clone(),
+            placed_at: self.placed_at,
+        }
+    }
+
+    fn paid(&self) -> contract::OrderPaid {
+        contract::OrderPaid {
+            order_id: self.id,
+            customer_id: self.customer_id,
+            lines: self.published_lines(),
+            total: self.total,
+            shipping_address: self.shipping_address.clone(),
+            paid_at: self.updated_at,
+        }
+    }
+
+    fn status_changed(&self) -> contract::OrderStatusChanged {
+        contract::OrderStatusChanged {
+            order_id: self.id,
+            customer_id: self.customer_id,
+            status: self.status,
+            total: self.total,
+            placed_at: self.placed_at,
+            cancellation_reason: self.cancellation_reason.map(CancellationReason::published),
+            tracking_number: self.tracking_number.clone(),
+            changed_at: self.updated_at,
+        }
+    }
+
+    /// A new order announces itself and its first status.
+    pub(crate) fn placed_events(&self) -> Vec<OrderEvent> {
+        vec![
+            OrderEvent::Placed(self.placed()),
+            OrderEvent::StatusChanged(self.status_changed()),
+        ]
+    }
+
+    /// What a change from `before` to `self` announces: nothing unless the status moved;
+    /// then `order_paid` or `order_cancelled` for those moves, and always
+    /// `order_status_changed`.
+    pub(crate) fn events_since(&self, before: &Order) -> Vec<OrderEvent> {
+        if before.status == self.status {
+            return vec![];
+        }
+        let mut out = Vec::with_capacity(2);
+        match self.status {
+            OrderStatus::Paid => out.push(OrderEvent::Paid(self.paid())),
+            OrderStatus::Cancelled => out.push(OrderEvent::Cancelled(contract::OrderCancelled {
+                order_id: self.id,
+                customer_id: self.customer_id,
+                reason: self
+                    .cancellation_reason
+                    .unwrap_or(CancellationReason::CustomerCancelled)
+                    .published(),
+                refunded: self.authorized_charge().is_some(),
+                cancelled_at: self.updated_at,
+            })),
+            _ => {}
+        }
+        out.push(OrderEvent::StatusChanged(self.status_changed()));
+        out
+    }
+
+    /// The event a waiting order publishes again when its wait timed out: `order_placed`
+    /// while it waits for stock, `order_paid` while it waits for its shipment.
+    pub(crate) fn announcement(&self) -> Option<OrderEvent> {
+        match self.status {
+            OrderStatus::Pending => Some(OrderEvent::Placed(self.placed())),
+            OrderStatus::Paid => Some(OrderEvent::Paid(self.paid())),
+            _ => None,
+        }
+    }
+}
