@@ -1,35 +1,12 @@
 //! Ports: shipment persistence.
 
 use bus::UnitOfWork;
-use kernel::address::PostalAddress;
 use kernel::id::{OrderId, ShipmentId, UserId};
 use kernel::Timestamp;
 use platform::pagination::{Page, PageRequest};
-use shipping_contracts::ShippedLine;
 
-use crate::domain::{CarrierEvent, ShipmentStatus, TransitionError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TrackingEvent {
-    pub(crate) event_type: String,
-    pub(crate) location: Option<String>,
-    pub(crate) occurred_at: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Shipment {
-    pub(crate) id: ShipmentId,
-    pub(crate) order_id: OrderId,
-    pub(crate) customer_id: UserId,
-    pub(crate) carrier: String,
-    pub(crate) tracking_number: String,
-    pub(crate) status: ShipmentStatus,
-    pub(crate) address: PostalAddress,
-    pub(crate) lines: Vec<ShippedLine>,
-    pub(crate) created_at: Timestamp,
-    pub(crate) updated_at: Timestamp,
-    pub(crate) events: Vec<TrackingEvent>,
-}
+use crate::domain::{CarrierEvent, TransitionError};
+pub(crate) use crate::domain::{Shipment, TrackingEvent};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CreateOutcome {

@@ -3,20 +3,18 @@
 
 use std::sync::Arc;
 
-use bus::{Causation, Consumer, DeliveryMode, Envelope, HandlesOnce, Store, UnitOfWork};
+use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, Store, UnitOfWork};
 use kernel::id::{OrderId, ShipmentId};
 use kernel::{Clock, FieldError, Timestamp};
 use ordering_contracts::{OrderCancelled, OrderPaid};
 use platform::auth::AuthUser;
 use platform::pagination::{Page, PageRequest};
 use rand::Rng;
-use shipping_contracts::{
-    ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched, ShippedLine,
-};
+use shipping_contracts::ShippedLine;
 
 use super::ports::{CancelOutcome, CreateOutcome, RecordError, Shipment, ShipmentRepository};
 use super::ShippingError;
-use crate::domain::{CarrierEvent, ShipmentStatus, TrackingNumber};
+use crate::domain::{CarrierEvent, ShipmentEvent, ShipmentStatus, TrackingNumber};
 
 pub(crate) const GROUP: &str = "shipping.shipments";
 
@@ -35,61 +33,15 @@ pub(crate) struct Shipments {
     pub(crate) carriers: Vec<String>,
 }
 
-fn event_for(
-    shipment: &Shipment,
-    now: Timestamp,
-    cause: &Causation,
-) -> anyhow::Result<Vec<Envelope>> {
-    let env = match shipment.status {
-        ShipmentStatus::Pending => Envelope::wrap(
-            &ShipmentCreated {
-                shipment_id: shipment.id,
-                order_id: shipment.order_id,
-                customer_id: shipment.customer_id,
-                carrier: shipment.carrier.clone(),
-                tracking_number: shipment.tracking_number.clone(),
-                created_at: shipment.created_at,
-            },
-            now,
-            cause,
-        )?,
-        ShipmentStatus::Dispatched => Envelope::wrap(
-            &ShipmentDispatched {
-                shipment_id: shipment.id,
-                order_id: shipment.order_id,
-                customer_id: shipment.customer_id,
-                tracking_number: shipment.tracking_number.clone(),
-                lines: shipment.lines.clone(),
-                dispatched_at: shipment.updated_at,
-            },
-            now,
-            cause,
-        )?,
-        ShipmentStatus::Delivered => Envelope::wrap(
-            &ShipmentDelivered {
-                shipment_id: shipment.id,
-                order_id: shipment.order_id,
-                customer_id: shipment.customer_id,
-                tracking_number: shipment.tracking_number.clone(),
-                delivered_at: shipment.updated_at,
-            },
-            now,
-            cause,
-        )?,
-        ShipmentStatus::Cancelled => Envelope::wrap(
-            &ShipmentCancelled {
-                shipment_id: shipment.id,
-                order_id: shipment.order_id,
-                customer_id: shipment.customer_id,
-                cancelled_at: shipment.updated_at,
-            },
-            now,
-            cause,
-        )?,
-        // In transit is shown on tracking; nobody else needs to hear of it.
-        ShipmentStatus::InTransit => return Ok(vec![]),
-    };
-    Ok(vec![env])
+/// Publishes what the shipment announces at its status, when the unit commits.
+fn announce(work: &mut UnitOfWork, shipment: &Shipment, now: Timestamp) -> anyhow::Result<()> {
+    match shipment.announcement() {
+        Some(ShipmentEvent::Created(e)) => work.publish(&e, now),
+        Some(ShipmentEvent::Dispatched(e)) => work.publish(&e, now),
+        Some(ShipmentEvent::Delivered(e)) => work.publish(&e, now),
+        Some(ShipmentEvent::Cancelled(e)) => work.publish(&e, now),
+        None => Ok(()),
+    }
 }
 
 impl Shipments {
@@ -139,8 +91,7 @@ impl Shipments {
                 RecordError::Transition(t) => ShippingError::Transition(t),
                 RecordError::Unexpected(e) => ShippingError::Unexpected(e),
             })?;
-        let events = event_for(&shipment, now, work.cause())?;
-        work.publish_all(events);
+        announce(&mut work, &shipment, now)?;
         work.commit().await?;
         Ok(shipment)
     }
@@ -205,8 +156,7 @@ impl HandlesOnce<OrderPaid> for Shipments {
         };
         if let CreateOutcome::Created(s) = self.repo.create(work, &shipment).await? {
             tracing::info!(shipment_id = %s.id, order_id = %s.order_id, tracking = %s.tracking_number, "shipment created");
-            let events = event_for(&s, now, work.cause())?;
-            work.publish_all(events);
+            announce(work, &s, now)?;
         }
         Ok(())
     }
@@ -227,8 +177,7 @@ impl HandlesOnce<OrderCancelled> for Shipments {
         {
             CancelOutcome::Cancelled(s) => {
                 tracing::info!(shipment_id = %s.id, "shipment cancelled");
-                let events = event_for(&s, now, work.cause())?;
-                work.publish_all(events);
+                announce(work, &s, now)?;
             }
             CancelOutcome::AlreadyDispatched(s) => {
                 // The dispatch won the race. Nothing here pretends otherwise: the shipment stays

@@ -1,3 +1,10 @@
+use kernel::address::PostalAddress;
+use kernel::id::{OrderId, ShipmentId, UserId};
+use kernel::Timestamp;
+use shipping_contracts::{
+    ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched, ShippedLine,
+};
+
 /// Where a shipment is: `pending -> dispatched -> in_transit* -> delivered`, or `cancelled`
 /// before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,6 +14,77 @@ pub(crate) enum ShipmentStatus {
     InTransit,
     Delivered,
     Cancelled,
+}
+
+/// A parcel for one order, with what the carrier reported about it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Shipment {
+    pub(crate) id: ShipmentId,
+    pub(crate) order_id: OrderId,
+    pub(crate) customer_id: UserId,
+    pub(crate) carrier: String,
+    pub(crate) tracking_number: String,
+    pub(crate) status: ShipmentStatus,
+    pub(crate) address: PostalAddress,
+    pub(crate) lines: Vec<ShippedLine>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) events: Vec<TrackingEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TrackingEvent {
+    pub(crate) event_type: String,
+    pub(crate) location: Option<String>,
+    pub(crate) occurred_at: Timestamp,
+}
+
+/// One of the events a shipment publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ShipmentEvent {
+    Created(ShipmentCreated),
+    Dispatched(ShipmentDispatched),
+    Delivered(ShipmentDelivered),
+    Cancelled(ShipmentCancelled),
+}
+
+impl Shipment {
+    /// What the shipment announces on reaching its status (created, or moved there). In
+    /// transit is shown on tracking; nobody else needs to hear of it.
+    pub(crate) fn announcement(&self) -> Option<ShipmentEvent> {
+        Some(match self.status {
+            ShipmentStatus::Pending => ShipmentEvent::Created(ShipmentCreated {
+                shipment_id: self.id,
+                order_id: self.order_id,
+                customer_id: self.customer_id,
+                carrier: self.carrier.clone(),
+                tracking_number: self.tracking_number.clone(),
+                created_at: self.created_at,
+            }),
+            ShipmentStatus::Dispatched => ShipmentEvent::Dispatched(ShipmentDispatched {
+                shipment_id: self.id,
+                order_id: self.order_id,
+                customer_id: self.customer_id,
+                tracking_number: self.tracking_number.clone(),
+                lines: self.lines.clone(),
+                dispatched_at: self.updated_at,
+            }),
+            ShipmentStatus::Delivered => ShipmentEvent::Delivered(ShipmentDelivered {
+                shipment_id: self.id,
+                order_id: self.order_id,
+                customer_id: self.customer_id,
+                tracking_number: self.tracking_number.clone(),
+                delivered_at: self.updated_at,
+            }),
+            ShipmentStatus::Cancelled => ShipmentEvent::Cancelled(ShipmentCancelled {
+                shipment_id: self.id,
+                order_id: self.order_id,
+                customer_id: self.customer_id,
+                cancelled_at: self.updated_at,
+            }),
+            ShipmentStatus::InTransit => return None,
+        })
+    }
 }
 
 /// What a carrier reports.
@@ -83,6 +161,50 @@ impl CarrierEvent {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn shipment(status: ShipmentStatus) -> Shipment {
+        Shipment {
+            id: ShipmentId::new(),
+            order_id: OrderId::new(),
+            customer_id: UserId::new(),
+            carrier: "DHL".into(),
+            tracking_number: "DHL0123456789".into(),
+            status,
+            address: PostalAddress {
+                name: "A".into(),
+                line1: "1 Road".into(),
+                line2: None,
+                city: "Town".into(),
+                postal_code: "1000".into(),
+                country: "BE".into(),
+            },
+            lines: vec![],
+            created_at: Timestamp::from_micros(1_000_000),
+            updated_at: Timestamp::from_micros(2_000_000),
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn a_shipment_announces_each_status_others_act_on() {
+        let created = shipment(ShipmentStatus::Pending);
+        assert!(matches!(created.announcement(),
+            Some(ShipmentEvent::Created(e)) if e.order_id == created.order_id
+                && e.tracking_number == created.tracking_number
+                && e.created_at == created.created_at));
+        let dispatched = shipment(ShipmentStatus::Dispatched);
+        assert!(matches!(dispatched.announcement(),
+            Some(ShipmentEvent::Dispatched(e)) if e.dispatched_at == dispatched.updated_at));
+        assert!(matches!(
+            shipment(ShipmentStatus::Delivered).announcement(),
+            Some(ShipmentEvent::Delivered(_))
+        ));
+        assert!(matches!(
+            shipment(ShipmentStatus::Cancelled).announcement(),
+            Some(ShipmentEvent::Cancelled(_))
+        ));
+        assert_eq!(shipment(ShipmentStatus::InTransit).announcement(), None);
+    }
 
     fn is_final(s: ShipmentStatus) -> bool {
         matches!(s, ShipmentStatus::Delivered | ShipmentStatus::Cancelled)
