@@ -419,9 +419,18 @@ mod tests {
         assert!(seen.0.lock().unwrap().is_empty());
     }
 
-    /// Writes an effect row and publishes an event; fails when told to, after writing.
+    /// Writes an effect row and publishes an event; after writing, fails when told to, and
+    /// always refuses `n == 13`.
     struct Effect {
         fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Effect {
+        fn new(fail: bool) -> Arc<Self> {
+            Arc::new(Self {
+                fail: std::sync::atomic::AtomicBool::new(fail),
+            })
+        }
     }
 
     #[async_trait::async_trait]
@@ -435,13 +444,15 @@ mod tests {
             .await?;
             work.publish(
                 &Right {
-                    word: "done".into(),
+                    word: event.n.to_string(),
                 },
                 Timestamp::now(),
             )?;
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                anyhow::bail!("failed after writing");
-            }
+            anyhow::ensure!(
+                !self.fail.load(std::sync::atomic::Ordering::SeqCst),
+                "failed after writing"
+            );
+            anyhow::ensure!(event.n != 13, "13 is refused");
             Ok(())
         }
     }
@@ -450,9 +461,7 @@ mod tests {
     async fn once_records_the_inbox_the_effect_and_the_events_in_one_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        let effect = Arc::new(Effect {
-            fail: std::sync::atomic::AtomicBool::new(true),
-        });
+        let effect = Effect::new(true);
         let sub = Consumer::new("test.once", DeliveryMode::Competing)
             .once::<Left>()
             .bind(effect.clone(), &store);
@@ -472,29 +481,6 @@ mod tests {
         for table in ["conformance_effect", "outbox", "inbox"] {
             let n = count(&store, &format!("select count(*) from {table}")).await;
             assert_eq!(n, 1, "{table} after a success and a duplicate");
-        }
-    }
-
-    /// Writes an effect row and publishes an event; refuses `n == 13` after writing.
-    struct Picky;
-
-    #[async_trait::async_trait]
-    impl HandlesOnce<Left> for Picky {
-        async fn handle_once(&self, event: Left, work: &mut UnitOfWork) -> anyhow::Result<()> {
-            sqlx::query(
-                "insert into conformance_effect (consumer_group, envelope_id, instance) values ('g', $1, 'i')",
-            )
-            .bind(event.n.to_string())
-            .execute(work.conn()?)
-            .await?;
-            work.publish(
-                &Right {
-                    word: event.n.to_string(),
-                },
-                Timestamp::now(),
-            )?;
-            anyhow::ensure!(event.n != 13, "13 is refused");
-            Ok(())
         }
     }
 
@@ -521,7 +507,7 @@ mod tests {
         let mut sub = Consumer::new("test.batched", DeliveryMode::Competing)
             .in_batches()
             .once::<Left>()
-            .bind(Arc::new(Picky), &store);
+            .bind(Effect::new(false), &store);
         sub.retry.max_attempts = 1;
         let (one, two) = (wrap(&Left { n: 1 }), wrap(&Left { n: 2 }));
         // A duplicate within the batch is stopped by the inbox, as across batches.
@@ -568,7 +554,7 @@ mod tests {
         let store = store(dir.path()).await;
         let sub = Consumer::new("test.single", DeliveryMode::Competing)
             .once::<Left>()
-            .bind(Arc::new(Picky), &store);
+            .bind(Effect::new(false), &store);
         let (one, two) = (wrap(&Left { n: 1 }), wrap(&Left { n: 2 }));
         assert!(!sub.handler.handle_batch(&[&one, &two]).await.unwrap());
         assert_eq!(count(&store, "select count(*) from inbox").await, 0);
