@@ -27,8 +27,8 @@ pub(crate) struct SqlOrders {
     store: Store,
     /// Orders as last read, each at its version. A version is never written twice, so an
     /// entry whose version is the row's current one is exactly what the tables hold: a read
-    /// checks the version (one indexed lookup) instead of reading four tables. Only states
-    /// read from the database go in, never one a transaction has not committed yet.
+    /// checks the version (one indexed lookup) instead of reading four tables. Only committed
+    /// states go in: read from the database, or written by a change once its unit committed.
     /// Decisions (the saga's, a cancellation's) are made on what the tables hold, never on a
     /// kept copy, so a change made behind the repository's back (by hand, without a version
     /// bump) can only make a shown order lag until its next change.
