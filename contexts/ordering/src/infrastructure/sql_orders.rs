@@ -95,71 +95,76 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     let shipment: Option<String> = row.try_get("shipment_id")?;
     let deadline: Option<i64> = row.try_get("deadline_at")?;
 
-    let lines = sqlx::query(
-        "select product_id, sku, name, quantity, unit_price_amount, currency from order_line where order_id = $1 order by product_id",
+    // Lines, history and payments in one round trip: one `union all` whose rows say which
+    // table they come from (`part`), in each table's order. Its nulls are typed, as
+    // PostgreSQL types a union's columns from its first branches.
+    let rows = sqlx::query(
+        "select 1 as part, 0 as s1, product_id as s2, product_id as t1, sku as t2, name as t3, currency as t4, \
+                cast(null as text) as t5, cast(null as text) as t6, cast(null as text) as t7, \
+                quantity as i1, unit_price_amount as i2, cast(null as bigint) as i3, cast(null as bigint) as i4 \
+         from order_line where order_id = $1 \
+         union all \
+         select 2, seq, '', status, reason, note, cast(null as text), cast(null as text), cast(null as text), \
+                cast(null as text), occurred_at, cast(null as bigint), cast(null as bigint), cast(null as bigint) \
+         from order_status_history where order_id = $1 \
+         union all \
+         select 3, created_at, payment_id, payment_id, kind, status, currency, idempotency_key, gateway_reference, \
+                last_error, amount, attempts, created_at, updated_at \
+         from payment where order_id = $1 \
+         order by part, s1, s2",
     )
     .bind(id.to_string())
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        let product: String = r.try_get("product_id")?;
-        let quantity: i64 = r.try_get("quantity")?;
-        let currency: String = r.try_get("currency")?;
-        Ok(OrderLine {
-            product_id: ProductId::parse(&product)?,
-            sku: r.try_get("sku")?,
-            name: r.try_get("name")?,
-            quantity: u32::try_from(quantity)?,
-            unit_price: money(r.try_get("unit_price_amount")?, &currency)?,
-        })
-    })
-    .collect::<anyhow::Result<Vec<_>>>()?;
-
-    let history = sqlx::query("select status, reason, note, occurred_at from order_status_history where order_id = $1 order by seq")
-        .bind(id.to_string())
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            let status: String = r.try_get("status")?;
-            let reason: Option<String> = r.try_get("reason")?;
-            Ok(StatusEntry {
-                status: OrderStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
-                reason: reason.as_deref().and_then(CancellationReason::parse),
-                note: r.try_get("note")?,
-                at: Timestamp::from_micros(r.try_get("occurred_at")?),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-
-    let payments = sqlx::query(
-        "select payment_id, kind, status, amount, currency, idempotency_key, gateway_reference, attempts, last_error, created_at, updated_at \
-         from payment where order_id = $1 order by created_at, payment_id",
-    )
-    .bind(id.to_string())
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        let pid: String = r.try_get("payment_id")?;
-        let kind: String = r.try_get("kind")?;
-        let status: String = r.try_get("status")?;
-        let currency: String = r.try_get("currency")?;
-        Ok(Payment {
-            id: uuid::Uuid::parse_str(&pid)?,
-            kind: PaymentKind::parse(&kind).ok_or_else(|| anyhow::anyhow!("unknown payment kind"))?,
-            status: PaymentStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("unknown payment status"))?,
-            amount: money(r.try_get("amount")?, &currency)?,
-            idempotency_key: r.try_get("idempotency_key")?,
-            gateway_reference: r.try_get("gateway_reference")?,
-            attempts: r.try_get("attempts")?,
-            last_error: r.try_get("last_error")?,
-            created_at: Timestamp::from_micros(r.try_get("created_at")?),
-            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
-        })
-    })
-    .collect::<anyhow::Result<Vec<_>>>()?;
+    .await
+    .context("cannot read order lines, history and payments")?;
+    let (mut lines, mut history, mut payments) = (Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let text = |column: &str| -> anyhow::Result<Option<String>> { Ok(r.try_get(column)?) };
+        let required = |column: &str| -> anyhow::Result<String> {
+            text(column)?.ok_or_else(|| anyhow::anyhow!("order row without {column}"))
+        };
+        let number = |column: &str| -> anyhow::Result<i64> {
+            let n: Option<i64> = r.try_get(column)?;
+            n.ok_or_else(|| anyhow::anyhow!("order row without {column}"))
+        };
+        let part: i64 = r.try_get("part")?;
+        match part {
+            1 => lines.push(OrderLine {
+                product_id: ProductId::parse(&required("t1")?)?,
+                sku: required("t2")?,
+                name: required("t3")?,
+                quantity: u32::try_from(number("i1")?)?,
+                unit_price: money(number("i2")?, &required("t4")?)?,
+            }),
+            2 => {
+                let status = required("t1")?;
+                history.push(StatusEntry {
+                    status: OrderStatus::parse(&status)
+                        .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+                    reason: text("t2")?.as_deref().and_then(CancellationReason::parse),
+                    note: text("t3")?,
+                    at: Timestamp::from_micros(number("i1")?),
+                });
+            }
+            _ => {
+                let currency = required("t4")?;
+                payments.push(Payment {
+                    id: uuid::Uuid::parse_str(&required("t1")?)?,
+                    kind: PaymentKind::parse(&required("t2")?)
+                        .ok_or_else(|| anyhow::anyhow!("unknown payment kind"))?,
+                    status: PaymentStatus::parse(&required("t3")?)
+                        .ok_or_else(|| anyhow::anyhow!("unknown payment status"))?,
+                    amount: money(number("i1")?, &currency)?,
+                    idempotency_key: required("t5")?,
+                    gateway_reference: text("t6")?,
+                    attempts: number("i2")?,
+                    last_error: text("t7")?,
+                    created_at: Timestamp::from_micros(number("i3")?),
+                    updated_at: Timestamp::from_micros(number("i4")?),
+                });
+            }
+        }
+    }
 
     Ok(Some(Order {
         id,
