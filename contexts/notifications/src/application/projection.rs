@@ -1,0 +1,265 @@
+//! What notifications hears: customers from identity, orders from ordering, shipments from
+//! shipping. Each fact that deserves a message queues one, at most once per kind and subject.
+
+use std::sync::Arc;
+
+use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
+use identity_contracts::{ProfileChanged, UserRegistered};
+use kernel::id::UserId;
+use kernel::Clock;
+use ordering_contracts::{
+    CancellationReason, OrderCancelled, OrderPlaced, OrderStatus, OrderStatusChanged,
+};
+use serde_json::json;
+use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
+use tokio::sync::Notify;
+
+use super::ports::{Deliveries, OrderSummary, Projections, ShipmentSummary};
+use crate::domain::{format_amount, Customer, Delivery, MessageKind};
+
+pub(crate) const GROUP: &str = "notifications.messages";
+
+/// Every event notifications hears, in one consumer group.
+pub(crate) fn consumer() -> Consumer<Projection> {
+    Consumer::new(GROUP, DeliveryMode::Competing)
+        .once::<UserRegistered>()
+        .once::<ProfileChanged>()
+        .once::<OrderPlaced>()
+        .once::<OrderStatusChanged>()
+        .once::<OrderCancelled>()
+        .once::<ShipmentCreated>()
+        .once::<ShipmentDispatched>()
+        .once::<ShipmentDelivered>()
+}
+
+pub(crate) struct Projection {
+    pub(crate) projections: Arc<dyn Projections>,
+    pub(crate) deliveries: Arc<dyn Deliveries>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Woken when a unit that queued a message commits.
+    pub(crate) wake: Arc<Notify>,
+    /// Where customers follow a shipment (`…/api/v1/shipping/tracking/{number}`).
+    pub(crate) public_url: String,
+}
+
+impl Projection {
+    /// Queues one message of `kind` about `subject` for `customer`, when they want it.
+    async fn queue(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+        kind: MessageKind,
+        subject: &str,
+        data: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        if !kind.wanted_by(&self.projections.preferences(customer).await?) {
+            tracing::debug!(%customer, kind = kind.as_str(), "not wanted; nothing queued");
+            return Ok(());
+        }
+        let delivery = Delivery::queued(customer, kind, data, self.clock.now());
+        if self
+            .deliveries
+            .enqueue(work, &kind.dedup_key(subject), &delivery)
+            .await?
+        {
+            let wake = self.wake.clone();
+            work.after_commit(move || wake.notify_one());
+        }
+        Ok(())
+    }
+
+    fn tracking_url(&self, number: &str) -> String {
+        format!(
+            "{}/api/v1/shipping/tracking/{number}",
+            self.public_url.trim_end_matches('/')
+        )
+    }
+}
+
+fn reason_text(reason: CancellationReason) -> &'static str {
+    match reason {
+        CancellationReason::OutOfStock => "an item in it is out of stock",
+        CancellationReason::PaymentDeclined => "the payment was declined",
+        CancellationReason::PaymentUnavailable => "the payment could not be taken",
+        CancellationReason::CustomerCancelled => "you cancelled it",
+        CancellationReason::ReservationExpired => "the items could not be held in time",
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<UserRegistered> for Projection {
+    async fn handle_once(&self, e: UserRegistered, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let customer = Customer {
+            id: e.user_id,
+            email: e.email,
+            name: e.name,
+            as_of: e.registered_at,
+        };
+        self.projections.save_customer(work, &customer).await?;
+        let subject = e.user_id.to_string();
+        self.queue(work, e.user_id, MessageKind::Welcome, &subject, json!({}))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ProfileChanged> for Projection {
+    async fn handle_once(&self, e: ProfileChanged, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let customer = Customer {
+            id: e.user_id,
+            email: e.email,
+            name: e.name,
+            as_of: e.changed_at,
+        };
+        self.projections.save_customer(work, &customer).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<OrderPlaced> for Projection {
+    async fn handle_once(&self, e: OrderPlaced, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let currency = e.total.currency();
+        let lines: Vec<serde_json::Value> = e
+            .lines
+            .iter()
+            .map(|l| {
+                let amount = l.unit_price.amount().saturating_mul(i64::from(l.quantity));
+                json!({
+                    "name": l.name,
+                    "sku": l.sku,
+                    "quantity": l.quantity,
+                    "unit_price": format_amount(l.unit_price.amount(), currency.as_str()),
+                    "amount": format_amount(amount, currency.as_str()),
+                })
+            })
+            .collect();
+        let summary = OrderSummary {
+            order_id: e.order_id,
+            customer_id: e.customer_id,
+            lines: serde_json::Value::Array(lines),
+            total_amount: e.total.amount(),
+            currency: currency.as_str().to_owned(),
+        };
+        self.projections.save_order(work, &summary).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<OrderStatusChanged> for Projection {
+    async fn handle_once(
+        &self,
+        e: OrderStatusChanged,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        if e.status != OrderStatus::Confirmed {
+            return Ok(());
+        }
+        // The lines come from the order's own placement, and only when it is this
+        // customer's order: nothing of one customer's order reaches another.
+        let lines = match self.projections.order(work, e.order_id).await? {
+            Some(order) if order.customer_id == e.customer_id => order.lines,
+            _ => json!([]),
+        };
+        let data = json!({
+            "order_id": e.order_id.to_string(),
+            "lines": lines,
+            "total": format_amount(e.total.amount(), e.total.currency().as_str()),
+        });
+        let subject = e.order_id.to_string();
+        self.queue(
+            work,
+            e.customer_id,
+            MessageKind::OrderConfirmed,
+            &subject,
+            data,
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<OrderCancelled> for Projection {
+    async fn handle_once(&self, e: OrderCancelled, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let data = json!({
+            "order_id": e.order_id.to_string(),
+            "reason": reason_text(e.reason),
+            "refunded": e.refunded,
+        });
+        let subject = e.order_id.to_string();
+        self.queue(
+            work,
+            e.customer_id,
+            MessageKind::OrderCancelled,
+            &subject,
+            data,
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ShipmentCreated> for Projection {
+    async fn handle_once(&self, e: ShipmentCreated, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let summary = ShipmentSummary {
+            shipment_id: e.shipment_id,
+            order_id: e.order_id,
+            carrier: e.carrier,
+            tracking_number: e.tracking_number,
+        };
+        self.projections.save_shipment(work, &summary).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ShipmentDispatched> for Projection {
+    async fn handle_once(
+        &self,
+        e: ShipmentDispatched,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let carrier = self
+            .projections
+            .shipment(work, e.shipment_id)
+            .await?
+            .map(|s| s.carrier);
+        let data = json!({
+            "order_id": e.order_id.to_string(),
+            "carrier": carrier,
+            "tracking_number": e.tracking_number,
+            "tracking_url": self.tracking_url(&e.tracking_number),
+        });
+        let subject = e.shipment_id.to_string();
+        self.queue(
+            work,
+            e.customer_id,
+            MessageKind::ShipmentDispatched,
+            &subject,
+            data,
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ShipmentDelivered> for Projection {
+    async fn handle_once(
+        &self,
+        e: ShipmentDelivered,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let data = json!({
+            "order_id": e.order_id.to_string(),
+            "tracking_number": e.tracking_number,
+            "tracking_url": self.tracking_url(&e.tracking_number),
+        });
+        let subject = e.shipment_id.to_string();
+        self.queue(
+            work,
+            e.customer_id,
+            MessageKind::ShipmentDelivered,
+            &subject,
+            data,
+        )
+        .await
+    }
+}

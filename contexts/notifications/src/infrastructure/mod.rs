@@ -1,0 +1,3 @@
+pub(crate) mod mail;
+pub(crate) mod sql;
+pub(crate) mod templates;
