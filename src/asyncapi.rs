@@ -43,6 +43,7 @@ fn catalogue() -> Vec<Entry> {
     catalog_contracts::for_each_event!(add);
     ordering_contracts::for_each_event!(add);
     shipping_contracts::for_each_event!(add);
+    notifications_contracts::for_each_event!(add);
     entries
 }
 
@@ -54,13 +55,14 @@ pub fn consumers() -> Vec<bus::Declaration> {
         catalog::consumers(),
         ordering::consumers(),
         shipping::consumers(),
+        notifications::consumers(),
     ]
     .concat()
 }
 
 /// Events published for consumers outside these contexts, which none of them consumes.
 pub const FOR_OUTSIDE_CONSUMERS: &[&str] =
-    &[<identity_contracts::UserRegistered as IntegrationEvent>::NAME];
+    &[<notifications_contracts::DeliveryFailed as IntegrationEvent>::NAME];
 
 fn delivery(mode: bus::DeliveryMode) -> &'static str {
     match mode {
@@ -276,6 +278,7 @@ mod tests {
             include_str!("../contexts/catalog/contracts/src/lib.rs"),
             include_str!("../contexts/ordering/contracts/src/lib.rs"),
             include_str!("../contexts/shipping/contracts/src/lib.rs"),
+            include_str!("../contexts/notifications/contracts/src/lib.rs"),
         ];
         let declared: BTreeSet<String> = sources.iter().flat_map(|s| declared_in(s)).collect();
         let listed: BTreeSet<String> = catalogue().iter().map(|e| e.title.clone()).collect();

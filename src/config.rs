@@ -12,14 +12,16 @@ pub enum ContextName {
     Catalog,
     Ordering,
     Shipping,
+    Notifications,
 }
 
 impl ContextName {
-    pub const ALL: [ContextName; 4] = [
+    pub const ALL: [ContextName; 5] = [
         ContextName::Identity,
         ContextName::Catalog,
         ContextName::Ordering,
         ContextName::Shipping,
+        ContextName::Notifications,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -28,6 +30,7 @@ impl ContextName {
             ContextName::Catalog => "catalog",
             ContextName::Ordering => "ordering",
             ContextName::Shipping => "shipping",
+            ContextName::Notifications => "notifications",
         }
     }
 
@@ -113,6 +116,16 @@ pub struct Config {
     pub ops_listen: Option<SocketAddr>,
     /// A bearer token that reads `/metrics` on the public listener.
     pub metrics_token: Option<String>,
+    /// Notifications send through this SMTP server; unset: `.eml` files in `<data dir>/mail`.
+    pub smtp_url: Option<String>,
+    /// The From mailbox of every message.
+    pub mail_from: String,
+    /// Template files that replace the built-in ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// The shop's public base URL, for links in messages (default: `http://<listen>`).
+    pub public_url: Option<String>,
+    /// The longest wait between two attempts of one message.
+    pub mail_retry_max: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -172,6 +185,11 @@ impl Config {
             upstream_timeout: Duration::from_secs(30),
             ops_listen: None,
             metrics_token: None,
+            smtp_url: None,
+            mail_from: "Emporium <shop@localhost>".to_owned(),
+            templates_dir: None,
+            public_url: None,
+            mail_retry_max: Duration::from_secs(300),
         }
     }
 
@@ -471,6 +489,9 @@ impl Config {
         if let Some(n) = number("EMPORIUM_UPSTREAM_TIMEOUT_SECS", 1..=600, "seconds") {
             c.upstream_timeout = secs(n);
         }
+        if let Some(n) = number("EMPORIUM_MAIL_RETRY_MAX_SECS", 1..=86_400, "seconds") {
+            c.mail_retry_max = secs(n);
+        }
         if get("EMPORIUM_PAYMENT_RETRY_SECS").is_none() {
             // The default adapts to a short reservation TTL: half of it.
             c.payment_retry = c.payment_retry.min(c.reservation_ttl / 2);
@@ -495,6 +516,36 @@ impl Config {
                 Err(_) => errors.push(format!(
                     "EMPORIUM_OPS_LISTEN: {v:?} is not an address like 127.0.0.1:9090"
                 )),
+            }
+        }
+        c.smtp_url = secret("EMPORIUM_SMTP_URL", &mut errors);
+        if let Some(url) = &c.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                errors.push(
+                    "EMPORIUM_SMTP_URL: must be smtp://host:port or smtps://user:password@host"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(v) = get("EMPORIUM_MAIL_FROM") {
+            c.mail_from = v;
+        }
+        c.templates_dir = get("EMPORIUM_TEMPLATES_DIR").map(PathBuf::from);
+        if let Some(dir) = &c.templates_dir {
+            if !dir.is_dir() {
+                errors.push(format!(
+                    "EMPORIUM_TEMPLATES_DIR: {} is not a directory",
+                    dir.display()
+                ));
+            }
+        }
+        if let Some(v) = get("EMPORIUM_PUBLIC_URL") {
+            if v.starts_with("http://") || v.starts_with("https://") {
+                c.public_url = Some(v.trim_end_matches('/').to_owned());
+            } else {
+                errors.push(format!(
+                    "EMPORIUM_PUBLIC_URL: {v:?} must be an http(s) URL like https://shop.example.com"
+                ));
             }
         }
         c.metrics_token = secret("EMPORIUM_METRICS_TOKEN", &mut errors);
@@ -525,7 +576,7 @@ pub fn parse_contexts(raw: &str) -> Result<Vec<ContextName>, String> {
     let mut out = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let ctx = ContextName::parse(part).ok_or_else(|| {
-            format!("{part:?} is not one of identity, catalog, ordering, shipping")
+            format!("{part:?} is not one of identity, catalog, ordering, shipping, notifications")
         })?;
         if !out.contains(&ctx) {
             out.push(ctx);

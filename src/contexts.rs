@@ -24,6 +24,7 @@ pub fn migrator(ctx: ContextName) -> &'static Migrator {
         ContextName::Catalog => &catalog::MIGRATOR,
         ContextName::Ordering => &ordering::MIGRATOR,
         ContextName::Shipping => &shipping::MIGRATOR,
+        ContextName::Notifications => &notifications::MIGRATOR,
     }
 }
 
@@ -42,6 +43,21 @@ pub async fn open_database(config: &Config, ctx: ContextName) -> anyhow::Result<
         .with_context(|| format!("{} migrations", ctx.as_str()))?;
     tracing::info!(context = ctx.as_str(), database = %target.describe(), "database ready");
     Ok(db)
+}
+
+/// What notifications needs from the configuration.
+pub fn notification_settings(config: &Config) -> notifications::Settings {
+    notifications::Settings {
+        smtp_url: config.smtp_url.clone(),
+        mail_drop: config.data_dir.join("mail"),
+        mail_from: config.mail_from.clone(),
+        templates_dir: config.templates_dir.clone(),
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
+        retry_max_delay: config.mail_retry_max,
+    }
 }
 
 pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
@@ -110,6 +126,14 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                     settings: shipping::Settings {
                         carriers: config.carriers.clone(),
                     },
+                })
+                .await?
+            }
+            ContextName::Notifications => {
+                notifications::module(notifications::Deps {
+                    db: db.clone(),
+                    bus: bus.clone(),
+                    settings: notification_settings(config),
                 })
                 .await?
             }

@@ -8,7 +8,7 @@ use utoipa::Modify;
 #[openapi(
     info(
         title = "Emporium",
-        description = "Commerce backend: identity, catalog, ordering and shipping as one API.",
+        description = "Commerce backend: identity, catalog, ordering, shipping and notifications as one API.",
         version = "1.0.0",
         license(name = "Apache-2.0")
     ),
@@ -84,6 +84,7 @@ pub fn document() -> OpenApi {
         catalog::openapi(),
         ordering::openapi(),
         shipping::openapi(),
+        notifications::openapi(),
     ] {
         doc.merge(fragment);
     }

@@ -19,6 +19,7 @@ mod gateway;
 mod helpers;
 mod identity;
 mod matrix;
+mod notifications;
 mod operations;
 mod saga_faults;
 mod shipping;

@@ -55,14 +55,6 @@ pub struct Deps {
     pub settings: Settings,
 }
 
-/// Checks the settings a server needs before it starts (From address, templates).
-pub fn check(settings: &Settings) -> anyhow::Result<()> {
-    parse_from(&settings.mail_from).map_err(|e| anyhow::anyhow!("EMPORIUM_MAIL_FROM: {e}"))?;
-    Templates::load(settings.templates_dir.as_deref())
-        .map_err(|e| anyhow::anyhow!("EMPORIUM_TEMPLATES_DIR: {e:#}"))?;
-    Ok(())
-}
-
 /// Builds the context: the projection subscribed, the sender task, routes, the relay.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let settings = deps.settings;
@@ -71,8 +63,8 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let sql = Arc::new(SqlNotifications {
         db: deps.db.clone(),
     });
-    let from = parse_from(&settings.mail_from)
-        .map_err(|e| anyhow::anyhow!("EMPORIUM_MAIL_FROM: {e}"))?;
+    let from =
+        parse_from(&settings.mail_from).map_err(|e| anyhow::anyhow!("EMPORIUM_MAIL_FROM: {e}"))?;
     let sender: Arc<dyn Sender> = match &settings.smtp_url {
         Some(url) => {
             let smtp = SmtpSender::new(url, from, Duration::from_secs(20))?;

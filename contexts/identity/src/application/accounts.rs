@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bus::Causation;
-use identity_contracts::UserRegistered;
+use identity_contracts::{ProfileChanged, UserRegistered};
 use kernel::address::PostalAddress;
 use kernel::error::FieldError;
 use kernel::id::UserId;
@@ -193,10 +193,13 @@ impl Accounts {
         Ok(user)
     }
 
+    /// Changes the caller's profile; a new name is announced (`identity.profile_changed`)
+    /// in the same unit.
     pub(crate) async fn update_me(
         &self,
         id: UserId,
         change: ProfileChange,
+        cause: &Causation,
     ) -> Result<User, IdentityError> {
         let name = match change.name.as_deref() {
             Some(raw) => Some(
@@ -205,14 +208,33 @@ impl Accounts {
             None => None,
         };
         let address = change.default_shipping_address.as_ref().map(|a| a.as_ref());
+        let current = self
+            .users
+            .by_id(id)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        let now = self.clock.now();
+        let mut work = self.store.begin(cause.clone()).await?;
         let updated = self
             .users
-            .update_profile(id, name.as_ref(), address, self.clock.now())
+            .update_profile(&mut work, id, name.as_ref(), address, now)
             .await?;
-        self.profiles.invalidate(&id).await;
         if !updated {
             return Err(IdentityError::UserNotFound);
         }
+        if let Some(name) = name.filter(|n| n.as_ref() != current.name.as_ref()) {
+            work.publish(
+                &ProfileChanged {
+                    user_id: id,
+                    email: current.email.to_string(),
+                    name: name.as_ref().to_owned(),
+                    changed_at: now,
+                },
+                now,
+            )?;
+        }
+        work.commit().await?;
+        self.profiles.invalidate(&id).await;
         self.me(id).await
     }
 

@@ -22,8 +22,10 @@ pub(crate) trait UserRepository: Send + Sync {
     async fn create(&self, work: &mut UnitOfWork, user: &User) -> Result<(), SaveUserError>;
     async fn by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>>;
     async fn by_id(&self, id: UserId) -> anyhow::Result<Option<User>>;
+    /// Changes what is given, in the unit; false when there is no such account.
     async fn update_profile(
         &self,
+        work: &mut UnitOfWork,
         id: UserId,
         name: Option<&UserName>,
         address: Option<Option<&PostalAddress>>,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bus::Causation;
 use kernel::id::UserId;
 use platform::auth::{AdminUser, AuthUser};
 use platform::db::Database;
@@ -265,6 +266,7 @@ pub(crate) async fn me(
 pub(crate) async fn update_me(
     state: web::Data<State>,
     user: AuthUser,
+    ctx: RequestContext,
     body: ValidJson<UpdateMeRequest>,
 ) -> Result<web::Json<UserResponse>, ApiError> {
     let body = body.into_inner();
@@ -284,6 +286,7 @@ pub(crate) async fn update_me(
                 name: body.name,
                 default_shipping_address: address,
             },
+            &Causation::from(&ctx),
         )
         .await?;
     Ok(web::Json(updated.into()))

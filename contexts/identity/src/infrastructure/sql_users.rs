@@ -86,12 +86,13 @@ impl UserRepository for SqlUserRepository {
 
     async fn update_profile(
         &self,
+        work: &mut UnitOfWork,
         id: UserId,
         name: Option<&UserName>,
         address: Option<Option<&PostalAddress>>,
         now: Timestamp,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.db.begin().await?;
+        let tx = work.conn()?;
         let found = sqlx::query("update user_account set updated_at = $1 where user_id = $2")
             .bind(now.as_micros())
             .bind(id.to_string())
@@ -114,7 +115,6 @@ impl UserRepository for SqlUserRepository {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(found)
     }
 

@@ -45,7 +45,10 @@ impl Messages {
         Ok(delivery)
     }
 
-    pub(crate) async fn preferences(&self, caller: UserId) -> Result<Preferences, NotificationsError> {
+    pub(crate) async fn preferences(
+        &self,
+        caller: UserId,
+    ) -> Result<Preferences, NotificationsError> {
         Ok(self.projections.preferences(caller).await?)
     }
 

@@ -76,7 +76,11 @@ impl Outbound {
                 break;
             }
             let now = self.clock.now();
-            if !self.deliveries.claim(&delivery, now.plus(self.lease)).await? {
+            if !self
+                .deliveries
+                .claim(&delivery, now.plus(self.lease))
+                .await?
+            {
                 continue;
             }
             taken += 1;

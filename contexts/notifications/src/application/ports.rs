@@ -50,6 +50,13 @@ pub(crate) trait Projections: Send + Sync {
         id: ShipmentId,
     ) -> anyhow::Result<Option<ShipmentSummary>>;
     async fn preferences(&self, customer: UserId) -> anyhow::Result<Preferences>;
+    /// The same, read in the unit (a handler holds its connection; on SQLite, waiting for
+    /// a second one while holding the write lock could stall every handler).
+    async fn preferences_in(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+    ) -> anyhow::Result<Preferences>;
     async fn set_preferences(
         &self,
         customer: UserId,

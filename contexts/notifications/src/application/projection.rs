@@ -52,7 +52,7 @@ impl Projection {
         subject: &str,
         data: serde_json::Value,
     ) -> anyhow::Result<()> {
-        if !kind.wanted_by(&self.projections.preferences(customer).await?) {
+        if !kind.wanted_by(&self.projections.preferences_in(work, customer).await?) {
             tracing::debug!(%customer, kind = kind.as_str(), "not wanted; nothing queued");
             return Ok(());
         }
@@ -242,11 +242,7 @@ impl HandlesOnce<ShipmentDispatched> for Projection {
 
 #[async_trait::async_trait]
 impl HandlesOnce<ShipmentDelivered> for Projection {
-    async fn handle_once(
-        &self,
-        e: ShipmentDelivered,
-        work: &mut UnitOfWork,
-    ) -> anyhow::Result<()> {
+    async fn handle_once(&self, e: ShipmentDelivered, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let data = json!({
             "order_id": e.order_id.to_string(),
             "tracking_number": e.tracking_number,

@@ -172,9 +172,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::put().to(put_preferences)),
             )
             .service(web::resource("/deliveries").route(web::get().to(list_deliveries)))
-            .service(
-                web::resource("/deliveries/{id}/retry").route(web::post().to(retry_delivery)),
-            ),
+            .service(web::resource("/deliveries/{id}/retry").route(web::post().to(retry_delivery))),
     );
 }
 

@@ -20,10 +20,12 @@ pub(crate) fn parse_from(raw: &str) -> anyhow::Result<Mailbox> {
 }
 
 fn build(from: &Mailbox, m: &Outgoing) -> Result<Message, Refusal> {
-    let address = m
-        .to_email
-        .parse()
-        .map_err(|e| Refusal::Permanent(format!("{:?} is not a deliverable address: {e}", m.to_email)))?;
+    let address = m.to_email.parse().map_err(|e| {
+        Refusal::Permanent(format!(
+            "{:?} is not a deliverable address: {e}",
+            m.to_email
+        ))
+    })?;
     let subject: String = m
         .rendered
         .subject

@@ -7,7 +7,7 @@ use kernel::Timestamp;
 use platform::db::Database;
 use platform::pagination::{Page, PageRequest};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{
     Deliveries, OrderSummary, Outgoing, Projections, RetryOutcome, ShipmentSummary,
@@ -49,6 +49,22 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Delivery> {
             .try_get::<Option<i64>, _>("sent_at")?
             .map(Timestamp::from_micros),
     })
+}
+
+async fn read_preferences(
+    conn: &mut AnyConnection,
+    customer: UserId,
+) -> anyhow::Result<Preferences> {
+    let shipment_updates: Option<i64> =
+        sqlx::query_scalar("select shipment_updates from preference where customer_id = $1")
+            .bind(customer.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(
+        shipment_updates.map_or_else(Preferences::default, |v| Preferences {
+            shipment_updates: v != 0,
+        }),
+    )
 }
 
 fn error_text(refusal: &Refusal) -> String {
@@ -173,14 +189,16 @@ impl Projections for SqlNotifications {
     }
 
     async fn preferences(&self, customer: UserId) -> anyhow::Result<Preferences> {
-        let shipment_updates: Option<i64> =
-            sqlx::query_scalar("select shipment_updates from preference where customer_id = $1")
-                .bind(customer.to_string())
-                .fetch_optional(self.db.pool())
-                .await?;
-        Ok(shipment_updates.map_or_else(Preferences::default, |v| Preferences {
-            shipment_updates: v != 0,
-        }))
+        let mut conn = self.db.pool().acquire().await?;
+        read_preferences(&mut conn, customer).await
+    }
+
+    async fn preferences_in(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+    ) -> anyhow::Result<Preferences> {
+        read_preferences(work.conn()?, customer).await
     }
 
     async fn set_preferences(
@@ -265,12 +283,7 @@ impl Deliveries for SqlNotifications {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn mark_sent(
-        &self,
-        id: uuid::Uuid,
-        m: &Outgoing,
-        now: Timestamp,
-    ) -> anyhow::Result<()> {
+    async fn mark_sent(&self, id: uuid::Uuid, m: &Outgoing, now: Timestamp) -> anyhow::Result<()> {
         sqlx::query(
             "update delivery set status = 'sent', sent_at = $1, updated_at = $1, recipient = $2, subject = $3, body_text = $4, last_error = null \
              where delivery_id = $5",
@@ -374,7 +387,10 @@ impl Deliveries for SqlNotifications {
             .fetch_all(self.db.pool())
             .await
             .context("cannot list deliveries")?;
-        let items = rows.iter().map(from_row).collect::<anyhow::Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(page.finish(items, |d| vec![d.id.to_string()]))
     }
 

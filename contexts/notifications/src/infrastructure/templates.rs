@@ -9,28 +9,67 @@ use std::path::Path;
 use anyhow::Context as _;
 use minijinja::Environment;
 
-use crate::application::ports::{Renderer, Rendered};
+use crate::application::ports::{Rendered, Renderer};
 use crate::domain::MessageKind;
 
 /// Bounds the work one rendering may do (an operator's template loops over lines).
 const FUEL: u64 = 200_000;
 
 const DEFAULTS: &[(&str, &str)] = &[
-    ("welcome.subject.txt", include_str!("../../templates/welcome.subject.txt")),
+    (
+        "welcome.subject.txt",
+        include_str!("../../templates/welcome.subject.txt"),
+    ),
     ("welcome.txt", include_str!("../../templates/welcome.txt")),
     ("welcome.html", include_str!("../../templates/welcome.html")),
-    ("order_confirmed.subject.txt", include_str!("../../templates/order_confirmed.subject.txt")),
-    ("order_confirmed.txt", include_str!("../../templates/order_confirmed.txt")),
-    ("order_confirmed.html", include_str!("../../templates/order_confirmed.html")),
-    ("order_cancelled.subject.txt", include_str!("../../templates/order_cancelled.subject.txt")),
-    ("order_cancelled.txt", include_str!("../../templates/order_cancelled.txt")),
-    ("order_cancelled.html", include_str!("../../templates/order_cancelled.html")),
-    ("shipment_dispatched.subject.txt", include_str!("../../templates/shipment_dispatched.subject.txt")),
-    ("shipment_dispatched.txt", include_str!("../../templates/shipment_dispatched.txt")),
-    ("shipment_dispatched.html", include_str!("../../templates/shipment_dispatched.html")),
-    ("shipment_delivered.subject.txt", include_str!("../../templates/shipment_delivered.subject.txt")),
-    ("shipment_delivered.txt", include_str!("../../templates/shipment_delivered.txt")),
-    ("shipment_delivered.html", include_str!("../../templates/shipment_delivered.html")),
+    (
+        "order_confirmed.subject.txt",
+        include_str!("../../templates/order_confirmed.subject.txt"),
+    ),
+    (
+        "order_confirmed.txt",
+        include_str!("../../templates/order_confirmed.txt"),
+    ),
+    (
+        "order_confirmed.html",
+        include_str!("../../templates/order_confirmed.html"),
+    ),
+    (
+        "order_cancelled.subject.txt",
+        include_str!("../../templates/order_cancelled.subject.txt"),
+    ),
+    (
+        "order_cancelled.txt",
+        include_str!("../../templates/order_cancelled.txt"),
+    ),
+    (
+        "order_cancelled.html",
+        include_str!("../../templates/order_cancelled.html"),
+    ),
+    (
+        "shipment_dispatched.subject.txt",
+        include_str!("../../templates/shipment_dispatched.subject.txt"),
+    ),
+    (
+        "shipment_dispatched.txt",
+        include_str!("../../templates/shipment_dispatched.txt"),
+    ),
+    (
+        "shipment_dispatched.html",
+        include_str!("../../templates/shipment_dispatched.html"),
+    ),
+    (
+        "shipment_delivered.subject.txt",
+        include_str!("../../templates/shipment_delivered.subject.txt"),
+    ),
+    (
+        "shipment_delivered.txt",
+        include_str!("../../templates/shipment_delivered.txt"),
+    ),
+    (
+        "shipment_delivered.html",
+        include_str!("../../templates/shipment_delivered.html"),
+    ),
 ];
 
 pub(crate) struct Templates {
@@ -100,21 +139,32 @@ mod tests {
             let r = templates
                 .render(kind, &context)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", kind.as_str()));
-            assert!(!r.subject.is_empty() && !r.subject.contains('\n'), "{kind:?}");
+            assert!(
+                !r.subject.is_empty() && !r.subject.contains('\n'),
+                "{kind:?}"
+            );
             assert!(r.text.contains("Ada <Lovelace>"), "{kind:?}: {}", r.text);
-            assert!(r.html.contains("Ada &lt;Lovelace&gt;"), "{kind:?}: {}", r.html);
+            assert!(
+                r.html.contains("Ada &lt;Lovelace&gt;"),
+                "{kind:?}: {}",
+                r.html
+            );
         }
         let confirmed = templates
             .render(MessageKind::OrderConfirmed, &context)
             .unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(confirmed.text.contains("0191e0a0-0000-7000-8000-000000000001"));
+        assert!(confirmed
+            .text
+            .contains("0191e0a0-0000-7000-8000-000000000001"));
         assert!(confirmed.text.contains("2 × Tea & cake"));
         assert!(confirmed.text.contains("EUR 3.00"));
         let dispatched = templates
             .render(MessageKind::ShipmentDispatched, &context)
             .unwrap_or_else(|e| panic!("{e:#}"));
         assert!(dispatched.text.contains("DHL12345678903"));
-        assert!(dispatched.text.contains("/api/v1/shipping/tracking/DHL12345678903"));
+        assert!(dispatched
+            .text
+            .contains("/api/v1/shipping/tracking/DHL12345678903"));
         let cancelled = templates
             .render(MessageKind::OrderCancelled, &context)
             .unwrap_or_else(|e| panic!("{e:#}"));
@@ -124,8 +174,11 @@ mod tests {
     #[test]
     fn an_override_replaces_one_file_and_a_broken_one_is_refused_at_load() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("welcome.subject.txt"), "Hello {{ customer.name }}!")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("welcome.subject.txt"),
+            "Hello {{ customer.name }}!",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let templates = Templates::load(Some(dir.path())).unwrap_or_else(|e| panic!("{e:#}"));
         let r = templates
             .render(MessageKind::Welcome, &json!({"customer": {"name": "Ada"}}))
@@ -135,7 +188,9 @@ mod tests {
 
         std::fs::write(dir.path().join("order_confirmed.txt"), "{% for %}")
             .unwrap_or_else(|e| panic!("{e}"));
-        let err = Templates::load(Some(dir.path())).err().map(|e| format!("{e:#}"));
+        let err = Templates::load(Some(dir.path()))
+            .err()
+            .map(|e| format!("{e:#}"));
         assert!(err.is_some_and(|e| e.contains("order_confirmed.txt")));
     }
 
