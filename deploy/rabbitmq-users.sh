@@ -26,7 +26,7 @@ put() { # path, JSON body
 }
 # Names are matched as regular expressions: escape the dots of the namespace.
 ns_re=$(printf '%s' "$ns" | sed 's/\./\\\\./g')
-for ctx in identity catalog ordering shipping; do
+for ctx in identity catalog ordering shipping notifications; do
   var=$(printf '%s_AMQP_PASSWORD' "$ctx" | tr '[:lower:]' '[:upper:]')
   password=$(eval "printf '%s' \"\${$var:?set $var}\"")
   user="$prefix$ctx"

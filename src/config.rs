@@ -528,7 +528,10 @@ impl Config {
             }
         }
         if let Some(v) = get("EMPORIUM_MAIL_FROM") {
-            c.mail_from = v;
+            match notifications::check_mail_from(&v) {
+                Ok(()) => c.mail_from = v,
+                Err(e) => errors.push(format!("EMPORIUM_MAIL_FROM: {e}")),
+            }
         }
         c.templates_dir = get("EMPORIUM_TEMPLATES_DIR").map(PathBuf::from);
         if let Some(dir) = &c.templates_dir {
@@ -623,8 +626,43 @@ mod tests {
         let c = from(&[]).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.bus, BusKind::Memory);
-        assert_eq!(c.contexts.len(), 4);
+        assert_eq!(c.contexts.len(), 5);
         assert!(c.database_url.is_none());
+        assert!(c.smtp_url.is_none(), "no SMTP: the mail drop");
+    }
+
+    #[test]
+    fn mail_settings_are_checked() {
+        let c = from(&[
+            ("EMPORIUM_SMTP_URL", "smtps://shop:secret@mail.example.com"),
+            ("EMPORIUM_MAIL_FROM", "Shop <shop@example.com>"),
+            ("EMPORIUM_PUBLIC_URL", "https://shop.example.com/"),
+            ("EMPORIUM_MAIL_RETRY_MAX_SECS", "60"),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(c.public_url.as_deref(), Some("https://shop.example.com"));
+        assert_eq!(c.mail_retry_max, Duration::from_secs(60));
+        let errors = from(&[
+            ("EMPORIUM_SMTP_URL", "http://mail.example.com"),
+            ("EMPORIUM_PUBLIC_URL", "shop.example.com"),
+            ("EMPORIUM_TEMPLATES_DIR", "/no/such/directory"),
+            ("EMPORIUM_MAIL_RETRY_MAX_SECS", "0"),
+            ("EMPORIUM_MAIL_FROM", "not a mailbox"),
+        ])
+        .err()
+        .unwrap_or_default();
+        for var in [
+            "EMPORIUM_SMTP_URL",
+            "EMPORIUM_PUBLIC_URL",
+            "EMPORIUM_TEMPLATES_DIR",
+            "EMPORIUM_MAIL_RETRY_MAX_SECS",
+            "EMPORIUM_MAIL_FROM",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(var)),
+                "{var}: {errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-const CONTEXTS: [&str; 4] = ["identity", "catalog", "ordering", "shipping"];
+const CONTEXTS: [&str; 5] = [
+    "identity",
+    "catalog",
+    "ordering",
+    "shipping",
+    "notifications",
+];
 
 /// Rule 1: a context depends on kernel, platform, bus and `*-contracts` crates (plus
 /// libraries), never on another context or the root package; a contracts crate depends on

@@ -34,6 +34,8 @@ struct World {
     order: String,
     shipment: String,
     tracking: String,
+    /// The owner's welcome message.
+    message: String,
 }
 
 impl World {
@@ -372,6 +374,44 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                 &admin_only(who, &[200]),
             )
         }
+        // Notifications: my messages and preferences; deliveries are the admin's.
+        "list_my_messages" => cell(
+            Method::GET,
+            "/api/v1/notifications/me",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "get_my_message" => cell(
+            Method::GET,
+            format!("/api/v1/notifications/me/{}", w.message),
+            None,
+            &owned(who, &[200]),
+        ),
+        "get_notification_preferences" => cell(
+            Method::GET,
+            "/api/v1/notifications/preferences",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "set_notification_preferences" => cell(
+            Method::PUT,
+            "/api/v1/notifications/preferences",
+            Some(json!({"shipment_updates": true})),
+            &signed_in(who, &[200]),
+        ),
+        "list_deliveries" => cell(
+            Method::GET,
+            "/api/v1/notifications/deliveries?status=failed",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "retry_delivery" => cell(
+            Method::POST,
+            format!("/api/v1/notifications/deliveries/{}/retry", w.message),
+            None,
+            // The welcome was sent: there is nothing to retry.
+            &admin_only(who, &[409]),
+        ),
         other => panic!("operation {other} is not in the access matrix: classify it"),
     }
 }
@@ -412,6 +452,7 @@ async fn every_operation_answers_each_kind_of_caller_as_the_matrix_says() {
         order: String::new(),
         shipment: String::new(),
         tracking: String::new(),
+        message: String::new(),
     };
     world.order = fresh_order(&app, &world, &world.owner).await;
     let o = app
@@ -429,8 +470,18 @@ async fn every_operation_answers_each_kind_of_caller_as_the_matrix_says() {
         .unwrap_or_default()
         .to_owned();
 
+    world.message = app
+        .eventually("the owner's welcome is sent", 20, || async {
+            let list = app
+                .get("/api/v1/notifications/me", Some(&world.owner.access_token))
+                .await;
+            let first = &list.body["items"][0];
+            (first["status"] == "sent").then(|| first["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .await;
+
     let ops = operations();
-    assert!(ops.len() >= 36, "{ops:?}");
+    assert!(ops.len() >= 42, "{ops:?}");
     let mut failures = Vec::new();
     let mut cells = 0;
     for op in &ops {

@@ -55,6 +55,11 @@ pub struct Deps {
     pub settings: Settings,
 }
 
+/// Checks a From mailbox (`EMPORIUM_MAIL_FROM`) as the server will use it.
+pub fn check_mail_from(raw: &str) -> Result<(), String> {
+    parse_from(raw).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Builds the context: the projection subscribed, the sender task, routes, the relay.
 pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let settings = deps.settings;

@@ -37,7 +37,13 @@ bus::conformance_suite!(Some(memory()));
 #[test]
 fn every_context_migrates_the_canonical_messaging_schema() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for context in ["identity", "catalog", "ordering", "shipping"] {
+    for context in [
+        "identity",
+        "catalog",
+        "ordering",
+        "shipping",
+        "notifications",
+    ] {
         let path = root.join(format!("migrations/{context}/0001_messaging.sql"));
         let copy = std::fs::read_to_string(&path).unwrap();
         assert_eq!(

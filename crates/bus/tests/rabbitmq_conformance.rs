@@ -279,6 +279,7 @@ fn context_users(namespace: &str, prefix: &str) -> Option<()> {
         .env("CATALOG_AMQP_PASSWORD", "catalog-secret")
         .env("ORDERING_AMQP_PASSWORD", "ordering-secret")
         .env("SHIPPING_AMQP_PASSWORD", "shipping-secret")
+        .env("NOTIFICATIONS_AMQP_PASSWORD", "notifications-secret")
         .status()
         .unwrap();
     assert!(status.success(), "rabbitmq-users.sh failed");
@@ -289,7 +290,13 @@ fn remove_users(prefix: &str) {
     let Ok(api) = std::env::var("EMPORIUM_TEST_RABBITMQ_API") else {
         return;
     };
-    for ctx in ["identity", "catalog", "ordering", "shipping"] {
+    for ctx in [
+        "identity",
+        "catalog",
+        "ordering",
+        "shipping",
+        "notifications",
+    ] {
         let _ = std::process::Command::new("curl")
             .args(["-fsS", "-u", "guest:guest", "-X", "DELETE"])
             .arg(format!("{api}/api/users/{prefix}{ctx}"))

@@ -87,7 +87,7 @@ impl Outbound {
             let attempts = delivery.attempts + 1;
             match self.attempt(&delivery).await? {
                 Attempt::Sent => {
-                    metrics::counter!("notifications_deliveries_total", "outcome" => "sent")
+                    metrics::counter!("emporium_notifications_deliveries_total", "outcome" => "sent")
                         .increment(1);
                 }
                 Attempt::Refused {
@@ -168,7 +168,7 @@ impl Outbound {
         match self.schedule.after(delivery, attempts, refusal, now) {
             AfterRefusal::RetryAt(at) => {
                 tracing::warn!(delivery_id = %delivery.id, attempts, error = refusal.message(), "message refused; will retry");
-                metrics::counter!("notifications_deliveries_total", "outcome" => "retried")
+                metrics::counter!("emporium_notifications_deliveries_total", "outcome" => "retried")
                     .increment(1);
                 self.deliveries
                     .mark_refused(delivery.id, refusal, recipient, at, now)
@@ -176,7 +176,7 @@ impl Outbound {
             }
             AfterRefusal::Fail => {
                 tracing::error!(delivery_id = %delivery.id, attempts, error = refusal.message(), "message failed; an admin can retry it");
-                metrics::counter!("notifications_deliveries_total", "outcome" => "failed")
+                metrics::counter!("emporium_notifications_deliveries_total", "outcome" => "failed")
                     .increment(1);
                 let mut work = self.store.begin(Causation::system()).await?;
                 self.deliveries
