@@ -22,11 +22,15 @@ COPY contexts/ordering/Cargo.toml contexts/ordering/
 COPY contexts/ordering/contracts/Cargo.toml contexts/ordering/contracts/
 COPY contexts/shipping/Cargo.toml contexts/shipping/
 COPY contexts/shipping/contracts/Cargo.toml contexts/shipping/contracts/
+COPY contexts/notifications/Cargo.toml contexts/notifications/
+COPY contexts/notifications/contracts/Cargo.toml contexts/notifications/contracts/
+COPY bench/Cargo.toml bench/
 RUN for d in crates/kernel crates/platform crates/bus contexts/identity contexts/identity/contracts contexts/catalog \
         contexts/catalog/contracts contexts/ordering contexts/ordering/contracts contexts/shipping \
-        contexts/shipping/contracts; do mkdir -p $d/src && echo "" > $d/src/lib.rs; done \
-    && mkdir -p src && echo "fn main() {}" > src/main.rs && echo "" > src/lib.rs \
-    && for c in identity catalog ordering shipping; do mkdir -p migrations/$c; done \
+        contexts/shipping/contracts contexts/notifications contexts/notifications/contracts; do mkdir -p $d/src && echo "" > $d/src/lib.rs; done \
+    && mkdir -p src bench/src && echo "fn main() {}" > src/main.rs && echo "" > src/lib.rs \
+    && echo "fn main() {}" > bench/src/main.rs \
+    && for c in identity catalog ordering shipping notifications; do mkdir -p migrations/$c; done \
     && cargo build --release --locked --workspace --features "$FEATURES" 2>/dev/null || true
 
 # 2. The workspace itself.

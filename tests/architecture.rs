@@ -279,3 +279,37 @@ fn each_context_keeps_its_own_migrations() {
         assert!(count >= 1, "{} has no migrations", dir.display());
     }
 }
+
+/// The image's dependency layer builds the workspace from its manifests alone: every member's
+/// `Cargo.toml` must be copied in, or that layer fails and every build compiles everything.
+#[test]
+fn the_dockerfile_copies_every_workspace_member() {
+    let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let manifest: toml_like::Members = toml_like::members(&workspace);
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    for member in manifest.0.iter().filter(|m| *m != ".") {
+        assert!(
+            dockerfile.contains(&format!("COPY {member}/Cargo.toml {member}/")),
+            "the Dockerfile does not copy {member}/Cargo.toml"
+        );
+    }
+}
+
+/// The `members = [...]` list of the workspace manifest (one quoted path per line).
+mod toml_like {
+    pub struct Members(pub Vec<String>);
+
+    pub fn members(manifest: &str) -> Members {
+        let start = manifest.find("members = [").unwrap_or(0);
+        let list = &manifest[start..];
+        let end = list.find(']').unwrap_or(list.len());
+        Members(
+            list[..end]
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix('"'))
+                .filter_map(|l| l.split('"').next())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
