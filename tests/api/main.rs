@@ -22,5 +22,6 @@ mod matrix;
 mod notifications;
 mod operations;
 mod saga_faults;
+mod schema_compat;
 mod shipping;
 mod split;
