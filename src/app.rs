@@ -91,9 +91,10 @@ impl Application {
             bus: bus.clone(),
             keys: wired.verifier.keys().clone(),
         });
-        tasks.push(tokio::spawn(ops::figures_task(wired.databases.clone())(
-            shutdown_rx.clone(),
-        )));
+        tasks.push(tokio::spawn(ops::figures_task(
+            wired.databases.clone(),
+            bus.clone(),
+        )(shutdown_rx.clone())));
         let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
         let verifier = web::Data::new(wired.verifier);
         let openapi_json = web::Data::new(crate::openapi::to_json()?);

@@ -79,12 +79,27 @@ pub(crate) async fn metrics(
 }
 
 /// Refreshes the figures `/metrics` shows that cost a query (outbox backlog, open dead
-/// letters), every few seconds, so a scrape does no database work.
-pub fn figures_task(databases: Vec<(ContextName, Database)>) -> platform::module::BackgroundTask {
+/// letters) and the state of each dependency (`emporium_dependency_up`, and
+/// `emporium_ready`, 1 when all are up), every few seconds, so a scrape does no database
+/// work and an alert can see a dependency go down or readiness flap between scrapes.
+pub fn figures_task(
+    databases: Vec<(ContextName, Database)>,
+    bus: SharedBus,
+) -> platform::module::BackgroundTask {
     Box::new(move |mut shutdown| {
         Box::pin(async move {
             loop {
+                let mut all_up = true;
                 for (ctx, db) in &databases {
+                    let pinged =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), db.ping()).await;
+                    let up = matches!(pinged, Ok(Ok(())));
+                    all_up &= up;
+                    metrics::gauge!("emporium_dependency_up", "dependency" => format!("{}_database", ctx.as_str()))
+                        .set(f64::from(u8::from(up)));
+                    if !up {
+                        continue;
+                    }
                     let unsent = bus::outbox::pending(db).await;
                     let open = SqlDeadLetters::new(db.clone()).open().await;
                     if let (Ok(unsent), Ok(open)) = (unsent, open) {
@@ -94,6 +109,15 @@ pub fn figures_task(databases: Vec<(ContextName, Database)>) -> platform::module
                             .set(open as f64);
                     }
                 }
+                let bus_up = bus.ready().await;
+                all_up &= bus_up;
+                metrics::gauge!("emporium_dependency_up", "dependency" => format!("bus_{}", bus.name()))
+                    .set(f64::from(u8::from(bus_up)));
+                metrics::gauge!("emporium_ready").set(f64::from(u8::from(all_up)));
+                if let Some((resident, cpu)) = process_figures() {
+                    metrics::gauge!("process_resident_memory_bytes").set(resident);
+                    metrics::gauge!("process_cpu_seconds_total").set(cpu);
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(FIGURES_EVERY) => {}
                     _ = shutdown.changed() => break,
@@ -101,6 +125,25 @@ pub fn figures_task(databases: Vec<(ContextName, Database)>) -> platform::module
             }
         })
     })
+}
+
+/// This process's resident memory (bytes) and CPU time (seconds), from `/proc` (Linux, whose
+/// `/proc/<pid>/stat` counts CPU time in USER_HZ, 100 a second on x86-64 and arm64).
+fn process_figures() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let resident_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((resident_kib * 1024.0, (utime + stime) / 100.0))
 }
 
 const FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

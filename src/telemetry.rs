@@ -216,4 +216,35 @@ fn describe() {
         "emporium_dead_letters_open",
         "Dead letters of a context not yet replayed (read at scrape time)"
     );
+    describe_gauge!(
+        "emporium_dependency_up",
+        "1 when a dependency (a context's database, the bus) answered its last check, else 0"
+    );
+    describe_gauge!(
+        "process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of this process"
+    );
+    describe_gauge!(
+        "process_cpu_seconds_total",
+        Unit::Seconds,
+        "CPU time this process has used (user and system)"
+    );
+    describe_gauge!(
+        "emporium_ready",
+        "1 when every dependency answered its last check (what /health/ready would say)"
+    );
+    describe_histogram!(
+        "emporium_checkout_to_confirmed_seconds",
+        Unit::Seconds,
+        "The saga's latency: from an order's checkout to its confirmation"
+    );
+    describe_gauge!(
+        "emporium_orders_overdue",
+        "Orders past their waiting state's deadline at the saga's last sweep"
+    );
+    describe_counter!(
+        "emporium_notifications_deliveries_total",
+        "Notification attempts by outcome (sent, retried, failed)"
+    );
 }

@@ -20,6 +20,7 @@ mod helpers;
 mod identity;
 mod matrix;
 mod notifications;
+mod observability;
 mod operations;
 mod saga_faults;
 mod schema_compat;

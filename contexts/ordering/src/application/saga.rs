@@ -375,7 +375,10 @@ impl Saga {
     pub(crate) async fn sweep(&self) -> anyhow::Result<()> {
         let now = self.now();
         let mut failed = 0usize;
-        for order_id in self.orders.due(now, 100).await? {
+        let due = self.orders.due(now, 100).await?;
+        // Each is handled now; one that stays overdue pass after pass is stuck (an alert).
+        metrics::gauge!("emporium_orders_overdue").set(due.len() as f64);
+        for order_id in due {
             if let Err(e) = self.sweep_order(order_id, now).await {
                 failed += 1;
                 tracing::warn!(order_id = %order_id, error = %format!("{e:#}"), "saga sweep: order skipped");
@@ -543,7 +546,28 @@ impl HandlesOnce<ShipmentCreated> for Saga {
             }
             Some(change)
         };
-        self.apply(work, e.order_id, &decide).await?;
+        let was_confirmable = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = was_confirmable.clone();
+        let decide_and_note = move |o: &Order| {
+            seen.store(
+                o.status.may_move_to(OrderStatus::Confirmed),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            decide(o)
+        };
+        if let Applied::Changed(o) = self.apply(work, e.order_id, &decide_and_note).await? {
+            if o.status == OrderStatus::Confirmed
+                && was_confirmable.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                // The saga's latency, from checkout to confirmation.
+                let elapsed = self
+                    .now()
+                    .as_micros()
+                    .saturating_sub(o.placed_at.as_micros());
+                metrics::histogram!("emporium_checkout_to_confirmed_seconds")
+                    .record(elapsed as f64 / 1e6);
+            }
+        }
         Ok(())
     }
 }
