@@ -14,7 +14,7 @@ for overlay in "$here"/overlays/*/; do
   [ -f "$overlay/kustomization.yaml" ] || continue
   kubectl kustomize "$overlay" > "$out/$name.yaml"
   "$bin/kubernetes-validate" -k 1.30.0 --strict --quiet "$out/$name.yaml"
-  result=$("$bin/checkov" -f "$out/$name.yaml" --framework kubernetes --compact --quiet --skip-download 2>/dev/null || true)
+  result=$("$bin/checkov" -f "$out/$name.yaml" --framework kubernetes --compact --quiet --skip-download 2>&1 || true)
   summary=$(printf '%s\n' "$result" | grep -E '^Passed checks' || echo 'no checkov summary')
   echo "k8s: $name: $(grep -c '^kind:' "$out/$name.yaml") resources valid; checkov: $summary"
   case $summary in
