@@ -10,6 +10,8 @@ for ctx in identity catalog ordering shipping notifications; do
   password=$(eval "printf '%s' \"\${$var:?set $var}\"")
   psql -v ON_ERROR_STOP=1 -v password="$password" --username "${POSTGRES_USER:-postgres}" <<SQL
 create role $ctx login password :'password';
+-- On RDS the administrator is not a superuser: it must be a member of a role to give it a database.
+grant $ctx to current_user;
 create database $ctx owner $ctx;
 revoke all on database $ctx from public;
 SQL

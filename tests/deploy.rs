@@ -210,8 +210,18 @@ fn variables(text: &str) -> Vec<String> {
             end += 1;
         }
         let name = text[start..end].trim_end_matches('_').to_owned();
-        // `EMPORIUM_<CONTEXT>_…` placeholders in comments name a family, not a variable.
-        if !text[end..].starts_with('<') && !text[end..].starts_with('{') {
+        // `EMPORIUM_<CONTEXT>_…` in comments and `EMPORIUM_${upper(c)}_…` in Terraform name
+        // a family (the per-context database URLs), not one variable.
+        let family = ['<', '{', '$'].iter().any(|c| text[end..].starts_with(*c));
+        if text[end..].starts_with('*') {
+            // `EMPORIUM_*`: all of them, in prose.
+        } else if family {
+            let next: String = text[end..].chars().take(40).collect();
+            assert!(
+                next.contains("_DATABASE_URL"),
+                "an unknown family of variables: EMPORIUM_{next}"
+            );
+        } else {
             out.push(name);
         }
         i = end;
