@@ -70,7 +70,16 @@ impl Application {
     pub async fn build_with_bus(config: Config, bus: SharedBus) -> anyhow::Result<Self> {
         let _ = crate::telemetry::metrics();
         bus::handler::set_transient_retry_limit(config.transient_retry);
-        let wired = contexts::wire(&config, bus.clone()).await?;
+        let shared = match &config.redis_url {
+            Some(url) => {
+                let state =
+                    platform::shared::SharedState::connect(url, &config.redis_namespace).await?;
+                tracing::info!(namespace = %config.redis_namespace, "rate limits and log-in throttles shared in Redis");
+                Some(Arc::new(state))
+            }
+            None => None,
+        };
+        let wired = contexts::wire(&config, bus.clone(), shared.clone()).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut configures = Vec::new();
@@ -100,7 +109,7 @@ impl Application {
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
         let body_limit = config.body_limit;
         let body_timeout = config.body_timeout;
-        let rate_limit = web::Data::new(crate::limits::RateLimit::new(&config)?);
+        let rate_limit = web::Data::new(crate::limits::RateLimit::new(&config, shared.clone())?);
         let cors_origins = config.cors_origins.clone();
         let (rate_limited, ops_listener) = (config.rate_limit, config.ops_listen.is_some());
 

@@ -126,6 +126,11 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The longest wait between two attempts of one message.
     pub mail_retry_max: Duration,
+    /// Redis for state every instance shares (rate limits, log-in throttles); unset: each
+    /// process keeps its own.
+    pub redis_url: Option<String>,
+    /// Prefix of this deployment's Redis keys.
+    pub redis_namespace: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -190,6 +195,8 @@ impl Config {
             templates_dir: None,
             public_url: None,
             mail_retry_max: Duration::from_secs(300),
+            redis_url: None,
+            redis_namespace: "emporium".to_owned(),
         }
     }
 
@@ -518,6 +525,27 @@ impl Config {
                 )),
             }
         }
+        c.redis_url = secret("EMPORIUM_REDIS_URL", &mut errors);
+        if let Some(url) = &c.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                errors.push(
+                    "EMPORIUM_REDIS_URL: must be redis://host:6379 or rediss://:password@host:6379"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(v) = get("EMPORIUM_REDIS_NAMESPACE") {
+            if v.len() <= 64
+                && v.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                c.redis_namespace = v;
+            } else {
+                errors.push(format!(
+                    "EMPORIUM_REDIS_NAMESPACE: {v:?} must be up to 64 letters, digits, - or _"
+                ));
+            }
+        }
         c.smtp_url = secret("EMPORIUM_SMTP_URL", &mut errors);
         if let Some(url) = &c.smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
@@ -648,6 +676,8 @@ mod tests {
             ("EMPORIUM_TEMPLATES_DIR", "/no/such/directory"),
             ("EMPORIUM_MAIL_RETRY_MAX_SECS", "0"),
             ("EMPORIUM_MAIL_FROM", "not a mailbox"),
+            ("EMPORIUM_REDIS_URL", "http://cache:6379"),
+            ("EMPORIUM_REDIS_NAMESPACE", "a b"),
         ])
         .err()
         .unwrap_or_default();
@@ -657,6 +687,8 @@ mod tests {
             "EMPORIUM_TEMPLATES_DIR",
             "EMPORIUM_MAIL_RETRY_MAX_SECS",
             "EMPORIUM_MAIL_FROM",
+            "EMPORIUM_REDIS_URL",
+            "EMPORIUM_REDIS_NAMESPACE",
         ] {
             assert!(
                 errors.iter().any(|e| e.starts_with(var)),

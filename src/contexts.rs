@@ -60,7 +60,11 @@ pub fn notification_settings(config: &Config) -> notifications::Settings {
     }
 }
 
-pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
+pub async fn wire(
+    config: &Config,
+    bus: SharedBus,
+    shared: Option<Arc<platform::shared::SharedState>>,
+) -> anyhow::Result<Wired> {
     let local_keys = Arc::new(LocalKeys::new());
     let keys: Arc<dyn KeySource> = if config.runs(ContextName::Identity) {
         local_keys.clone()
@@ -80,6 +84,7 @@ pub async fn wire(config: &Config, bus: SharedBus) -> anyhow::Result<Wired> {
                     db: db.clone(),
                     bus: bus.clone(),
                     keys: local_keys.clone(),
+                    shared: shared.clone(),
                     settings: identity::Settings {
                         data_dir: config.data_dir.clone(),
                         private_key_pem: config.jwt_private_key.clone(),

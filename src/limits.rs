@@ -2,6 +2,7 @@
 //! from configuration.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 use platform::client_ip::TrustedProxies;
 use platform::error::ApiError;
+use platform::shared::SharedState;
 
 use crate::config::Config;
 
@@ -27,10 +29,12 @@ pub struct RateLimit {
     /// How far ahead of now an address's arrival time may run (the burst).
     tolerance: Duration,
     arrivals: moka::sync::Cache<IpAddr, Arc<Mutex<Instant>>>,
+    /// With Redis, every instance draws from one budget per address.
+    shared: Option<Arc<SharedState>>,
 }
 
 impl RateLimit {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, shared: Option<Arc<SharedState>>) -> anyhow::Result<Self> {
         let per_second = config.rate_limit_per_second.max(1);
         let interval = Duration::from_secs(1) / per_second;
         let tolerance = interval.saturating_mul(config.rate_limit_burst.max(1).saturating_sub(1));
@@ -44,7 +48,35 @@ impl RateLimit {
                 // An address idle for longer than a full burst takes has nothing to remember.
                 .time_to_idle(tolerance + interval + Duration::from_secs(1))
                 .build(),
+            shared,
         })
+    }
+
+    /// `Err(seconds to wait)` when the address is over its limit. With Redis, the budget is
+    /// shared by every instance; Redis unreachable, the request passes (a warning at most
+    /// every 10 s, and `emporium_shared_state_failures_total{use="rate_limit"}`): a missing
+    /// limit is better than a shop that refuses everyone.
+    pub async fn admit(&self, client: IpAddr) -> Result<(), u64> {
+        let Some(shared) = &self.shared else {
+            return self.check(client, Instant::now());
+        };
+        let key = shared.key("rate", &client.to_string());
+        match shared.gcra(&key, self.interval, self.tolerance).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            Err(e) => {
+                metrics::counter!("emporium_shared_state_failures_total", "use" => "rate_limit")
+                    .increment(1);
+                static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if LAST_WARNING.swap(now, Ordering::Relaxed) + 10 <= now {
+                    tracing::warn!(error = %format!("{e:#}"), "rate limit: Redis unreachable; requests pass unlimited");
+                }
+                Ok(())
+            }
+        }
     }
 
     /// `Err(seconds to wait)` when the address is over its limit; otherwise counts the request.
@@ -82,10 +114,14 @@ pub async fn rate_limit_middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let verdict = req
+    let limited = req
         .app_data::<web::Data<RateLimit>>()
         .filter(|limit| limit.enabled)
-        .and_then(|limit| limit.key(&req).map(|ip| limit.check(ip, Instant::now())));
+        .and_then(|limit| limit.key(&req).map(|ip| (limit.clone(), ip)));
+    let verdict = match limited {
+        Some((limit, ip)) => Some(limit.admit(ip).await),
+        None => None,
+    };
     if let Some(Err(wait)) = verdict {
         let response = ApiError::too_many_requests(wait.max(1)).error_response();
         return Ok(req.into_response(response));
@@ -131,7 +167,7 @@ mod tests {
         let mut config = Config::local(std::path::PathBuf::from("."));
         config.rate_limit_per_second = per_second;
         config.rate_limit_burst = burst;
-        RateLimit::new(&config).unwrap_or_else(|e| panic!("{e}"))
+        RateLimit::new(&config, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

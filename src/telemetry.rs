@@ -230,6 +230,10 @@ fn describe() {
         Unit::Seconds,
         "CPU time this process has used (user and system)"
     );
+    describe_counter!(
+        "emporium_shared_state_failures_total",
+        "Calls to Redis that failed, by use: rate_limit (the request passed) or login_throttle (refused with 503)"
+    );
     describe_gauge!(
         "emporium_ready",
         "1 when every dependency answered its last check (what /health/ready would say)"

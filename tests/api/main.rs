@@ -24,5 +24,6 @@ mod observability;
 mod operations;
 mod saga_faults;
 mod schema_compat;
+mod shared_state;
 mod shipping;
 mod split;

@@ -21,13 +21,14 @@ use sqlx::migrate::Migrator;
 
 use application::accounts::Accounts;
 use application::order_history::{self, OrderHistoryProjection};
+use application::ports::LoginThrottle;
 use application::sessions::Sessions;
 use infrastructure::argon::Argon2idHasher;
 use infrastructure::keys::TokenSigner;
 use infrastructure::sql_order_history::SqlOrderHistory;
 use infrastructure::sql_sessions::SqlSessionRepository;
 use infrastructure::sql_users::SqlUserRepository;
-use infrastructure::throttle::{Limits, MemoryThrottle};
+use infrastructure::throttle::{Limits, MemoryThrottle, SharedThrottle};
 
 pub const NAME: &str = "identity";
 
@@ -57,6 +58,8 @@ pub struct Deps {
     pub bus: SharedBus,
     /// Filled with identity's public keys, for in-process token verification.
     pub keys: Arc<LocalKeys>,
+    /// Redis, when every instance must see the same log-in and sign-up counts.
+    pub shared: Option<Arc<platform::shared::SharedState>>,
     pub settings: Settings,
 }
 
@@ -81,12 +84,16 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         deps.settings.hash_threads,
         deps.settings.hash_queue,
     )?);
-    let throttle = Arc::new(MemoryThrottle::new(Limits {
+    let limits = Limits {
         window: Duration::from_secs(15 * 60),
         per_account_and_client: deps.settings.login_failures_per_account,
         per_client: deps.settings.login_failures_per_ip,
         sign_ups_per_client: deps.settings.sign_ups_per_client,
-    }));
+    };
+    let throttle: Arc<dyn LoginThrottle> = match deps.shared {
+        Some(state) => Arc::new(SharedThrottle { limits, state }),
+        None => Arc::new(MemoryThrottle::new(limits)),
+    };
     let accounts = Accounts {
         profiles: moka::future::Cache::builder()
             .max_capacity(100_000)

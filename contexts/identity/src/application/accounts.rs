@@ -12,7 +12,8 @@ use platform::auth::Role;
 use platform::pagination::{Page, PageRequest};
 
 use super::ports::{
-    LoginThrottle, PasswordHasher, RoleChange, SaveUserError, ThrottleKey, UserRepository,
+    LoginThrottle, PasswordHasher, RoleChange, SaveUserError, ThrottleKey, ThrottleRefusal,
+    UserRepository,
 };
 use super::IdentityError;
 use crate::domain::{Password, Roles, User, UserName};
@@ -89,11 +90,17 @@ impl Accounts {
             .collect();
         self.throttle
             .attempt(&throttled)
-            .map_err(|retry_after_secs| IdentityError::TooManySignUps { retry_after_secs })?;
+            .await
+            .map_err(|refusal| match refusal {
+                ThrottleRefusal::Wait(retry_after_secs) => {
+                    IdentityError::TooManySignUps { retry_after_secs }
+                }
+                ThrottleRefusal::Unavailable => IdentityError::ThrottleUnavailable,
+            })?;
         let hash = match self.hasher.hash(&password).await {
             Ok(hash) => hash,
             Err(e) => {
-                self.throttle.give_back(&throttled);
+                self.throttle.give_back(&throttled).await;
                 return Err(e.into());
             }
         };

@@ -30,6 +30,8 @@ pub(crate) enum IdentityError {
     LastAdmin,
     #[error("password hashing is at capacity")]
     Busy,
+    #[error("log-in attempts cannot be counted right now")]
+    ThrottleUnavailable,
     #[error(transparent)]
     Unexpected(anyhow::Error),
 }

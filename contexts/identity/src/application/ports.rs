@@ -160,15 +160,23 @@ pub(crate) enum OrderHistoryUpdate {
 
 /// Counts failed logins per key (account, IP) in a sliding window.
 /// Counts attempts that may fail (log-ins, sign-ups) per key over a window.
+#[async_trait::async_trait]
 pub(crate) trait LoginThrottle: Send + Sync {
-    /// Takes one attempt on every key at once, or none when any key is at its limit
-    /// (`Err(seconds to wait)`). Checking and counting are one step, so concurrent attempts
-    /// cannot overrun a limit.
-    fn attempt(&self, keys: &[ThrottleKey]) -> Result<(), u64>;
+    /// Takes one attempt on every key at once, or none when any key is at its limit.
+    /// Checking and counting are one step, so concurrent attempts cannot overrun a limit.
+    async fn attempt(&self, keys: &[ThrottleKey]) -> Result<(), ThrottleRefusal>;
     /// Returns one attempt to each key (it succeeded, or it could not be judged).
-    fn give_back(&self, keys: &[ThrottleKey]);
+    async fn give_back(&self, keys: &[ThrottleKey]);
     /// Starts the key afresh (a successful log-in clears its account's failures).
-    fn clear(&self, key: &ThrottleKey);
+    async fn clear(&self, key: &ThrottleKey);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ThrottleRefusal {
+    /// A key is at its limit: the seconds until its window ends.
+    Wait(u64),
+    /// The counts cannot be read (shared state unreachable): nothing is let through unchecked.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

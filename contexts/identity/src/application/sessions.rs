@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::ports::{
     AccessTokenIssuer, LoginThrottle, PasswordHasher, Rotation, SessionRepository, ThrottleKey,
-    UserRepository,
+    ThrottleRefusal, UserRepository,
 };
 use super::IdentityError;
 
@@ -65,7 +65,13 @@ impl Sessions {
         ];
         self.throttle
             .attempt(&keys)
-            .map_err(|retry_after_secs| IdentityError::TooManyAttempts { retry_after_secs })?;
+            .await
+            .map_err(|refusal| match refusal {
+                ThrottleRefusal::Wait(retry_after_secs) => {
+                    IdentityError::TooManyAttempts { retry_after_secs }
+                }
+                ThrottleRefusal::Unavailable => IdentityError::ThrottleUnavailable,
+            })?;
         let checked = async {
             let user = match EmailAddress::parse(&normalised) {
                 Ok(address) => self.users.by_email(&address).await?,
@@ -83,12 +89,12 @@ impl Sessions {
             Ok(None) => return Err(IdentityError::InvalidCredentials),
             // Not judged (busy, database out): the attempt does not count against anyone.
             Err(e) => {
-                self.throttle.give_back(&keys);
+                self.throttle.give_back(&keys).await;
                 return Err(e.into());
             }
         };
-        self.throttle.clear(&keys[0]);
-        self.throttle.give_back(&keys[1..]);
+        self.throttle.clear(&keys[0]).await;
+        self.throttle.give_back(&keys[1..]).await;
         let access = self.issuer.issue(user.id, &user.roles)?;
         let refresh = new_refresh_secret();
         let now = self.clock.now();

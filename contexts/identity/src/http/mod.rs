@@ -76,6 +76,11 @@ impl From<IdentityError> for ApiError {
                 "too many log-ins and sign-ups at once; try again shortly",
             )
             .with_retry_after(1),
+            IdentityError::ThrottleUnavailable => ApiError::unavailable(
+                "service_unavailable",
+                "log-ins cannot be checked against their limits right now; try again shortly",
+            )
+            .with_retry_after(5),
             IdentityError::Unexpected(e) => ApiError::internal(e),
         }
     }

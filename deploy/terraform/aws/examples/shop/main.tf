@@ -108,8 +108,12 @@ locals {
     EMPORIUM_JWT_PRIVATE_KEY          = module.data.shared_secret_arns["jwt-private-key"]
     EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD = module.data.shared_secret_arns["bootstrap-admin-password"]
   }
-  metrics_secret = { EMPORIUM_METRICS_TOKEN = module.data.shared_secret_arns["metrics-token"] }
-  smtp_secret    = { EMPORIUM_SMTP_URL = module.data.shared_secret_arns["smtp-url"] }
+  # Every process reads the metrics token, and shares rate limits and log-in throttles in Redis.
+  metrics_secret = {
+    EMPORIUM_METRICS_TOKEN = module.data.shared_secret_arns["metrics-token"]
+    EMPORIUM_REDIS_URL     = module.data.shared_secret_arns["redis-url"]
+  }
+  smtp_secret = { EMPORIUM_SMTP_URL = module.data.shared_secret_arns["smtp-url"] }
 
   split = merge(
     { for i, c in local.contexts : c => {
