@@ -74,7 +74,8 @@ pub struct Config {
     pub sqs_namespace: String,
     pub contexts: Vec<ContextName>,
     pub jwks_url: Option<String>,
-    pub gateway_upstreams: BTreeMap<ContextName, String>,
+    /// Each context's instances (`catalog=http://a:8080|http://b:8080`).
+    pub gateway_upstreams: BTreeMap<ContextName, Vec<String>>,
     pub jwt_private_key: Option<String>,
     pub access_token_ttl: Duration,
     pub log_format: LogFormat,
@@ -620,18 +621,25 @@ pub fn parse_contexts(raw: &str) -> Result<Vec<ContextName>, String> {
     Ok(out)
 }
 
-fn parse_upstreams(raw: &str) -> Result<BTreeMap<ContextName, String>, String> {
+fn parse_upstreams(raw: &str) -> Result<BTreeMap<ContextName, Vec<String>>, String> {
     let mut map = BTreeMap::new();
     for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, url) = part
+        let (name, urls) = part
             .split_once('=')
             .ok_or_else(|| format!("{part:?} is not context=url"))?;
         let ctx = ContextName::parse(name).ok_or_else(|| format!("{name:?} is not a context"))?;
-        let url = url.trim().trim_end_matches('/');
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("{url:?} is not an http(s) URL"));
+        let mut instances = Vec::new();
+        for url in urls.split('|').map(str::trim).filter(|u| !u.is_empty()) {
+            let url = url.trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("{url:?} is not an http(s) URL"));
+            }
+            instances.push(url.to_owned());
         }
-        map.insert(ctx, url.to_owned());
+        if instances.is_empty() {
+            return Err(format!("{name}: name at least one instance"));
+        }
+        map.insert(ctx, instances);
     }
     Ok(map)
 }

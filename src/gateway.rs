@@ -1,9 +1,17 @@
-//! `emporium gateway`: routes `/api/v1/<context>/...` to the process serving that context
-//! (`EMPORIUM_GATEWAY_UPSTREAMS`), passes `X-Request-Id`, serves the merged `/openapi.json`,
-//! proxies `/.well-known/jwks.json` to identity, and is ready when every upstream is.
+//! `emporium gateway`: routes `/api/v1/<context>/...` to an instance of that context
+//! (`EMPORIUM_GATEWAY_UPSTREAMS`, several per context separated by `|`), passes
+//! `X-Request-Id`, serves the merged `/openapi.json`, proxies `/.well-known/jwks.json` to
+//! identity, and is ready when every context has an instance in service.
+//!
+//! Instances: the one with the fewest requests in flight takes the next; one that refuses a
+//! connection, or fails its health check (every 5 s), is out of service for 10 s. A request
+//! that could not connect, or a safe one (GET, HEAD, a POST with an `Idempotency-Key`) that
+//! got no answer, is tried once more on another instance.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -15,8 +23,99 @@ use crate::app::{bind_ops, with_connection_limits};
 use crate::config::{Config, ContextName};
 use crate::ops::OpsAccess;
 
+/// How long an instance stays out of service after a refused connection or a failed check.
+const EJECTION: Duration = Duration::from_secs(10);
+/// How often every instance's `/health/ready` is checked.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
+
+struct Instance {
+    base: String,
+    in_flight: AtomicUsize,
+    out_until: Mutex<Option<Instant>>,
+}
+
+impl Instance {
+    fn in_service(&self, now: Instant) -> bool {
+        self.out_until
+            .lock()
+            .map_or(true, |until| until.is_none_or(|t| t <= now))
+    }
+
+    fn eject(&self, context: &str, why: &'static str) {
+        if let Ok(mut until) = self.out_until.lock() {
+            if until.is_none_or(|t| t <= Instant::now()) {
+                tracing::warn!(context, instance = %self.base, why, "upstream instance out of service");
+                metrics::counter!("emporium_gateway_ejections_total", "context" => context.to_owned(), "reason" => why).increment(1);
+            }
+            *until = Some(Instant::now() + EJECTION);
+        }
+    }
+
+    fn restore(&self) {
+        if let Ok(mut until) = self.out_until.lock() {
+            *until = None;
+        }
+    }
+}
+
+/// Counts a request in flight on an instance for as long as it lives.
+struct InFlight(Arc<Instance>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One context's instances.
+struct Pool {
+    context: String,
+    instances: Vec<Arc<Instance>>,
+}
+
+impl Pool {
+    fn new(context: &str, bases: &[String]) -> Self {
+        Self {
+            context: context.to_owned(),
+            instances: bases
+                .iter()
+                .map(|b| {
+                    Arc::new(Instance {
+                        base: b.clone(),
+                        in_flight: AtomicUsize::new(0),
+                        out_until: Mutex::new(None),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The instance with the fewest requests in flight, in service first; never `other`.
+    fn pick(&self, other: Option<&Arc<Instance>>) -> Option<InFlight> {
+        let now = Instant::now();
+        let candidates = self
+            .instances
+            .iter()
+            .filter(|i| other.is_none_or(|o| !Arc::ptr_eq(i, o)));
+        let chosen = candidates
+            .min_by_key(|i| (!i.in_service(now), i.in_flight.load(Ordering::Relaxed)))?
+            .clone();
+        chosen.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight(chosen))
+    }
+
+    fn out_of_service(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.instances
+            .iter()
+            .filter(|i| !i.in_service(now))
+            .map(|i| i.base.clone())
+            .collect()
+    }
+}
+
 struct Upstreams {
-    by_context: BTreeMap<String, String>,
+    by_context: BTreeMap<String, Pool>,
     client: reqwest::Client,
     body_limit: usize,
     body_timeout: Duration,
@@ -45,7 +144,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         by_context: config
             .gateway_upstreams
             .iter()
-            .map(|(ctx, url)| (ctx.as_str().to_owned(), url.clone()))
+            .map(|(ctx, urls)| (ctx.as_str().to_owned(), Pool::new(ctx.as_str(), urls)))
             .collect(),
         client: reqwest::Client::builder()
             .timeout(config.upstream_timeout)
@@ -58,6 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         trusted_proxies: config.trusted_proxies.clone(),
         openapi: crate::openapi::to_json()?,
     });
+    tokio::spawn(health_checks(upstreams.clone().into_inner()));
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
@@ -112,30 +212,63 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
         .body(up.openapi.clone())
 }
 
-async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
-    let checks = futures::future::join_all(up.by_context.iter().map(|(ctx, base)| {
-        let client = up.client.clone();
-        async move {
-            let ok = client
-                .get(format!("{base}/health/ready"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            (ctx.clone(), ok)
-        }
-    }))
-    .await;
-    let all = checks.iter().all(|(_, ok)| *ok);
-    let body: serde_json::Map<String, serde_json::Value> = checks
-        .into_iter()
-        .map(|(ctx, ok)| {
-            (
-                format!("{ctx}_upstream"),
-                serde_json::json!(if ok { "up" } else { "down" }),
-            )
+/// Checks every instance's `/health/ready`; an instance that fails is out of service for
+/// a while, one that answers is back.
+async fn check_instances(up: &Upstreams) -> Vec<(String, bool)> {
+    let checks = up.by_context.values().flat_map(|pool| {
+        pool.instances.iter().map(|instance| {
+            let client = up.client.clone();
+            let context = pool.context.clone();
+            let instance = instance.clone();
+            async move {
+                let ok = client
+                    .get(format!("{}/health/ready", instance.base))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok {
+                    instance.restore();
+                } else {
+                    instance.eject(&context, "health_check");
+                }
+                (context, ok)
+            }
         })
+    });
+    futures::future::join_all(checks).await
+}
+
+async fn health_checks(up: Arc<Upstreams>) {
+    loop {
+        check_instances(&up).await;
+        for pool in up.by_context.values() {
+            metrics::gauge!("emporium_gateway_instances_out", "context" => pool.context.clone())
+                .set(pool.out_of_service().len() as f64);
+        }
+        tokio::time::sleep(HEALTH_EVERY).await;
+    }
+}
+
+/// Ready when every context has an instance in service; says which instances are out.
+async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
+    let checks = check_instances(&up).await;
+    let mut body = serde_json::Map::new();
+    let mut all = true;
+    for pool in up.by_context.values() {
+        let up_here = checks.iter().any(|(c, ok)| *c == pool.context && *ok);
+        all &= up_here;
+        body.insert(
+            format!("{}_upstream", pool.context),
+            serde_json::json!(if up_here { "up" } else { "down" }),
+        );
+    }
+    let out: Vec<String> = up
+        .by_context
+        .values()
+        .flat_map(Pool::out_of_service)
         .collect();
+    body.insert("instances_out".to_owned(), serde_json::json!(out));
     if all {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": body}))
     } else {
@@ -150,18 +283,65 @@ async fn jwks(
     req: HttpRequest,
     ctx: RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    let base = up
+    let pool = up
         .by_context
         .get(ContextName::Identity.as_str())
         .ok_or_else(|| ApiError::not_found("not_found", "no identity upstream"))?;
-    proxy(
+    send(
         &up,
+        pool,
         &req,
         &ctx,
-        format!("{base}/.well-known/jwks.json"),
+        "/.well-known/jwks.json",
         web::Bytes::new(),
+        true,
     )
     .await
+}
+
+/// Sends to one instance of `pool`, and once more to another when the first could not be
+/// reached, or (a `safe` request) did not answer.
+async fn send(
+    up: &Upstreams,
+    pool: &Pool,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    path_and_query: &str,
+    body: web::Bytes,
+    safe: bool,
+) -> Result<HttpResponse, ApiError> {
+    let first = pool
+        .pick(None)
+        .ok_or_else(|| ApiError::not_found("not_found", "no upstream"))?;
+    let url = format!("{}{path_and_query}", first.0.base);
+    let failure = match proxy(up, req, ctx, url, body.clone()).await {
+        Ok(response) => return Ok(response),
+        Err(failure) => failure,
+    };
+    let retry = match &failure {
+        ProxyError::Unreached(_) => {
+            first.0.eject(&pool.context, "connect");
+            true
+        }
+        ProxyError::NoAnswer(_) => safe,
+        ProxyError::Refused(_) => false,
+    };
+    let Some(second) = retry.then(|| pool.pick(Some(&first.0))).flatten() else {
+        return Err(failure.into());
+    };
+    drop(first);
+    metrics::counter!("emporium_gateway_retries_total", "context" => pool.context.clone())
+        .increment(1);
+    let url = format!("{}{path_and_query}", second.0.base);
+    match proxy(up, req, ctx, url, body).await {
+        Ok(response) => Ok(response),
+        Err(failure) => {
+            if matches!(failure, ProxyError::Unreached(_)) {
+                second.0.eject(&pool.context, "connect");
+            }
+            Err(failure.into())
+        }
+    }
 }
 
 async fn forward(
@@ -172,7 +352,7 @@ async fn forward(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (context, _) = path.into_inner();
-    let base = up
+    let pool = up
         .by_context
         .get(&context)
         .ok_or_else(|| ApiError::not_found("not_found", "no such resource"))?;
@@ -187,13 +367,13 @@ async fn forward(
     platform::http::check_declared_length(&req, up.body_limit)?;
     let body = platform::http::read_body(&mut payload, up.body_limit, up.body_timeout).await?;
     let query = req.query_string();
-    let url = if query.is_empty() {
-        format!("{base}{}", req.path())
+    let path_and_query = if query.is_empty() {
+        req.path().to_owned()
     } else {
-        format!("{base}{}?{query}", req.path())
+        format!("{}?{query}", req.path())
     };
     let prefix = format!("/api/v1/{context}/");
-    let parsed = reqwest::Url::parse(&url)
+    let parsed = reqwest::Url::parse(&format!("http://upstream{path_and_query}"))
         .map_err(|_| ApiError::bad_request("invalid_path", "the path is not a valid URL path"))?;
     if !parsed.path().starts_with(&prefix) {
         return Err(ApiError::bad_request(
@@ -201,7 +381,13 @@ async fn forward(
             "the path leaves its context's prefix",
         ));
     }
-    proxy(&up, &req, &ctx, url, body).await
+    // Safe to send twice: reads, and writes the upstream deduplicates by key.
+    let method = req.method();
+    let safe = method == actix_web::http::Method::GET
+        || method == actix_web::http::Method::HEAD
+        || (method == actix_web::http::Method::POST
+            && req.headers().contains_key("idempotency-key"));
+    send(&up, pool, &req, &ctx, &path_and_query, body, safe).await
 }
 
 /// True when a raw request path has a `.` or `..` segment, or an encoded `/`, `\` or NUL,
@@ -237,9 +423,21 @@ fn percent_decode(raw: &str) -> Vec<u8> {
 }
 
 impl Upstreams {
-    /// Each upstream process once (several contexts may share one).
-    fn processes(&self) -> Vec<&str> {
-        let mut bases: Vec<&str> = self.by_context.values().map(String::as_str).collect();
+    /// One instance of each context's process, each process once (several contexts may
+    /// share one; the instances of a context share its database, so one answers for all).
+    fn processes(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut bases: Vec<String> = self
+            .by_context
+            .values()
+            .filter_map(|pool| {
+                pool.instances
+                    .iter()
+                    .find(|i| i.in_service(now))
+                    .or_else(|| pool.instances.first())
+                    .map(|i| i.base.clone())
+            })
+            .collect();
         bases.sort_unstable();
         bases.dedup();
         bases
@@ -259,9 +457,14 @@ async fn list_dead_letters(
         query.cursor.as_deref(),
         &[platform::pagination::Part::Id],
     )?;
+    let (up_ref, req_ref, ctx_ref) = (&up, &req, &ctx);
     let calls = up.processes().into_iter().map(|base| {
-        let url = format!("{base}{}?{}", req.path(), req.query_string());
-        proxy(&up, &req, &ctx, url, web::Bytes::new())
+        let url = format!("{base}{}?{}", req_ref.path(), req_ref.query_string());
+        async move {
+            proxy(up_ref, req_ref, ctx_ref, url, web::Bytes::new())
+                .await
+                .map_err(ApiError::from)
+        }
     });
     let mut items = Vec::new();
     let mut more = false;
@@ -318,15 +521,36 @@ async fn replay_dead_letter(
     last.ok_or_else(|| ApiError::not_found("not_found", "no upstream"))
 }
 
+/// Why a request did not come back from an upstream.
+enum ProxyError {
+    /// No connection: the request never reached the instance (always safe to send again).
+    Unreached(ApiError),
+    /// Sent, but no (whole) answer came back: it may or may not have been carried out.
+    NoAnswer(ApiError),
+    /// Not sendable at all.
+    Refused(ApiError),
+}
+
+impl From<ProxyError> for ApiError {
+    fn from(e: ProxyError) -> Self {
+        match e {
+            ProxyError::Unreached(e) | ProxyError::NoAnswer(e) | ProxyError::Refused(e) => e,
+        }
+    }
+}
+
 async fn proxy(
     up: &Upstreams,
     req: &HttpRequest,
     ctx: &RequestContext,
     url: String,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| platform::http::status_problem(StatusCode::METHOD_NOT_ALLOWED))?;
+) -> Result<HttpResponse, ProxyError> {
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
+        ProxyError::Refused(platform::http::status_problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+        ))
+    })?;
     let mut outgoing = up.client.request(method, &url).body(body);
     let named_in_connection = connection_tokens(
         req.headers()
@@ -361,10 +585,13 @@ async fn proxy(
     {
         outgoing = outgoing.header(FORWARDED_FOR, chain);
     }
-    let response = outgoing
-        .send()
-        .await
-        .map_err(|e| upstream_failed(&e, &url))?;
+    let response = outgoing.send().await.map_err(|e| {
+        if e.is_connect() {
+            ProxyError::Unreached(upstream_failed(&e, &url))
+        } else {
+            ProxyError::NoAnswer(upstream_failed(&e, &url))
+        }
+    })?;
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
@@ -388,7 +615,7 @@ async fn proxy(
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| upstream_failed(&e, &url))?;
+        .map_err(|e| ProxyError::NoAnswer(upstream_failed(&e, &url)))?;
     Ok(builder.body(bytes))
 }
 

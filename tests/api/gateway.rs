@@ -235,3 +235,167 @@ async fn the_gateway_keeps_requests_inside_their_context_and_strips_what_is_not_
     );
     gateway.kill();
 }
+
+/// A port nobody listens on: connections are refused.
+async fn refused_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// An upstream that accepts connections and never answers.
+async fn silent_upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+async fn gateway_for(upstreams: &str, dir: &std::path::Path) -> (Process, u16) {
+    let env: BTreeMap<String, String> = [
+        ("EMPORIUM_LISTEN", "127.0.0.1:0".to_owned()),
+        ("EMPORIUM_LOG_FORMAT", "json".to_owned()),
+        ("EMPORIUM_GATEWAY_UPSTREAMS", upstreams.to_owned()),
+        ("EMPORIUM_UPSTREAM_TIMEOUT_SECS", "1".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let log = dir.join(format!("gateway-{}.log", uuid::Uuid::new_v4().simple()));
+    let mut gateway = Process::new("gateway", &["gateway"], env, log);
+    gateway.start();
+    for _ in 0..400 {
+        if let Some(port) = gateway.listening_port() {
+            return (gateway, port);
+        }
+        assert!(gateway.running(), "{}", gateway.log_text());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("gateway did not start\n{}", gateway.log_text());
+}
+
+// Several instances per context: one that refuses connections is taken out of service and
+// its requests go to the others; a read (or a keyed POST) that gets no answer is tried once
+// more elsewhere; a plain POST is not sent twice; readiness names the instances out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_balances_over_instances_and_routes_around_a_dead_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = refused_port().await;
+    let (a, seen_a) = upstream().await;
+    let (b, seen_b) = upstream().await;
+    let (mut gateway, port) = gateway_for(
+        &format!("catalog=http://127.0.0.1:{dead}|http://127.0.0.1:{a}|http://127.0.0.1:{b}"),
+        dir.path(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let calls = (0..40).map(|i| client.get(format!("{base}/api/v1/catalog/item-{i}")).send());
+    for res in futures::future::join_all(calls).await {
+        assert_eq!(res.unwrap().status(), 200);
+    }
+    let count = |seen: &Seen| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.starts_with("/api/v1/catalog/item-"))
+            .count()
+    };
+    assert_eq!(count(&seen_a) + count(&seen_b), 40);
+    assert!(
+        count(&seen_a) >= 5 && count(&seen_b) >= 5,
+        "{} / {}",
+        count(&seen_a),
+        count(&seen_b)
+    );
+    let ready: serde_json::Value = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["checks"]["instances_out"],
+        serde_json::json!([format!("http://127.0.0.1:{dead}")])
+    );
+    gateway.kill();
+
+    // An instance that stops answering fails its health checks and is taken out of service.
+    let silent = silent_upstream().await;
+    let (c, _) = upstream().await;
+    let (mut gateway, port) = gateway_for(
+        &format!("catalog=http://127.0.0.1:{silent}|http://127.0.0.1:{c}"),
+        dir.path(),
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..5 {
+        let read = client
+            .get(format!("{base}/api/v1/catalog/read"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200);
+    }
+    gateway.kill();
+
+    // No answer in time (`/slow` takes 5 s, the limit is 1 s): a read and a keyed POST are
+    // tried on the other instance too; a plain POST is sent once.
+    let (d, seen_d) = upstream().await;
+    let (e, seen_e) = upstream().await;
+    let (mut gateway, port) = gateway_for(
+        &format!("catalog=http://127.0.0.1:{d}|http://127.0.0.1:{e}"),
+        dir.path(),
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let slow = |seen: &Seen| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_str() == "/api/v1/catalog/slow")
+            .count()
+    };
+    let plain = client
+        .post(format!("{base}/api/v1/catalog/slow"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 504);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        slow(&seen_d) + slow(&seen_e),
+        1,
+        "a plain POST is sent once"
+    );
+    let keyed = client
+        .post(format!("{base}/api/v1/catalog/slow"))
+        .header("idempotency-key", "k-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 504);
+    let read = client
+        .get(format!("{base}/api/v1/catalog/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 504);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        slow(&seen_d) + slow(&seen_e),
+        5,
+        "a keyed POST and a read went to both instances"
+    );
+    gateway.kill();
+}
