@@ -668,6 +668,34 @@ mod tests {
     }
 
     #[test]
+    fn a_context_may_have_several_gateway_upstreams() {
+        let c = from(&[(
+            "EMPORIUM_GATEWAY_UPSTREAMS",
+            "catalog=http://a:8080/|http://b:8080,identity=http://i:8080",
+        )])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            c.gateway_upstreams.get(&ContextName::Catalog),
+            Some(&vec![
+                "http://a:8080".to_owned(),
+                "http://b:8080".to_owned()
+            ])
+        );
+        assert_eq!(c.gateway_upstreams[&ContextName::Identity].len(), 1);
+        for bad in ["catalog=", "catalog=http://a|ftp://b", "billing=http://a"] {
+            let errors = from(&[("EMPORIUM_GATEWAY_UPSTREAMS", bad)])
+                .err()
+                .unwrap_or_default();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with("EMPORIUM_GATEWAY_UPSTREAMS")),
+                "{bad}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
     fn mail_settings_are_checked() {
         let c = from(&[
             ("EMPORIUM_SMTP_URL", "smtps://shop:secret@mail.example.com"),
