@@ -6,6 +6,7 @@
 //! Every call is bounded (`TIMEOUT`): a Redis that does not answer is an error at once, and
 //! each caller decides whether that fails open (rate limits) or closed (log-in throttles).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -68,6 +69,15 @@ fn derive_key(namespace: &str, purpose: &str, material: &str) -> String {
 pub struct SharedState {
     conn: ConnectionManager,
     namespace: String,
+    /// The scripts, hashed once (each call sends the hash, and the source only when Redis
+    /// does not know it yet).
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    gcra: redis::Script,
+    take: redis::Script,
+    give_back: redis::Script,
 }
 
 impl SharedState {
@@ -94,6 +104,11 @@ impl SharedState {
         Ok(Self {
             conn,
             namespace: namespace.to_owned(),
+            scripts: Arc::new(Scripts {
+                gcra: redis::Script::new(GCRA),
+                take: redis::Script::new(TAKE),
+                give_back: redis::Script::new(GIVE_BACK),
+            }),
         })
     }
 
@@ -102,8 +117,12 @@ impl SharedState {
         derive_key(&self.namespace, purpose, material)
     }
 
-    async fn run(&self, script: &str, keys: &[String], args: &[i64]) -> anyhow::Result<i64> {
-        let script = redis::Script::new(script);
+    async fn run(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[i64],
+    ) -> anyhow::Result<i64> {
         let mut invocation = script.prepare_invoke();
         for k in keys {
             invocation.key(k);
@@ -129,7 +148,7 @@ impl SharedState {
         let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         let wait = self
             .run(
-                GCRA,
+                &self.scripts.gcra,
                 &[key.to_owned()],
                 &[micros(interval), micros(tolerance)],
             )
@@ -147,12 +166,14 @@ impl SharedState {
         let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         let mut args = vec![i64::try_from(window.as_millis()).unwrap_or(i64::MAX)];
         args.extend(keys.iter().map(|(_, limit)| i64::from(*limit)));
-        let wait = self.run(TAKE, &names, &args).await?;
+        let wait = self.run(&self.scripts.take, &names, &args).await?;
         Ok((wait > 0).then(|| Duration::from_millis(wait.unsigned_abs())))
     }
 
     pub async fn give_back(&self, keys: &[String]) -> anyhow::Result<()> {
-        self.run(GIVE_BACK, keys, &[]).await.map(|_| ())
+        self.run(&self.scripts.give_back, keys, &[])
+            .await
+            .map(|_| ())
     }
 
     pub async fn clear(&self, key: &str) -> anyhow::Result<()> {

@@ -121,6 +121,14 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
+    /// The order the message is about, if any.
+    pub(crate) fn order_id(&self) -> Option<String> {
+        self.data
+            .get("order_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    }
+
     pub(crate) fn queued(
         customer_id: UserId,
         kind: MessageKind,

@@ -58,11 +58,7 @@ impl From<Delivery> for MessageResponse {
             id: d.id,
             kind: d.kind.as_str(),
             status: d.status.as_str(),
-            order_id: d
-                .data
-                .get("order_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            order_id: d.order_id(),
             subject: d.subject,
             body: d.body_text,
             created_at: d.created_at,
@@ -95,6 +91,7 @@ pub(crate) struct DeliveryResponse {
 
 impl From<Delivery> for DeliveryResponse {
     fn from(d: Delivery) -> Self {
+        let order_id = d.order_id();
         Self {
             id: d.id,
             customer_id: d.customer_id.as_uuid(),
@@ -104,11 +101,7 @@ impl From<Delivery> for DeliveryResponse {
             last_error: d.last_error,
             recipient: d.recipient,
             subject: d.subject,
-            order_id: d
-                .data
-                .get("order_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            order_id,
             next_attempt_at: (d.status == DeliveryStatus::Queued).then_some(d.next_attempt_at),
             created_at: d.created_at,
             updated_at: d.updated_at,
