@@ -67,8 +67,35 @@ impl Application {
     }
 
     /// Builds on a given bus (tests run several instances on one memory bus).
-    pub async fn build_with_bus(config: Config, bus: SharedBus) -> anyhow::Result<Self> {
+    pub async fn build_with_bus(mut config: Config, bus: SharedBus) -> anyhow::Result<Self> {
         let _ = crate::telemetry::metrics();
+        // The dashboard calls this process's own listener: with identity here, it is a
+        // service client of its own (a secret made now, known to nothing else).
+        let serves_dashboard = [
+            ContextName::Identity,
+            ContextName::Ordering,
+            ContextName::Shipping,
+        ]
+        .iter()
+        .all(|c| config.runs(*c));
+        let own_client = if serves_dashboard && config.service_credentials.is_none() {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            config.service_clients.push(identity::ServiceClient::with_secret(
+                LOCAL_CLIENT,
+                &secret,
+                vec![ContextName::Ordering.as_str().to_owned()],
+            ));
+            Some((LOCAL_CLIENT.to_owned(), secret))
+        } else {
+            config.service_credentials.clone()
+        };
+        let internal_key = hex::encode(rand::random::<[u8; 32]>());
+        let local = Arc::new(LocalUpstream::new(internal_key.clone())?);
+        let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
+            local.clone(),
+            config.dashboard_budget,
+            own_client,
+        ));
         bus::handler::set_transient_retry_limit(config.transient_retry);
         let shared = match &config.redis_url {
             Some(url) => {
@@ -109,7 +136,9 @@ impl Application {
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
         let body_limit = config.body_limit;
         let body_timeout = config.body_timeout;
-        let rate_limit = web::Data::new(crate::limits::RateLimit::new(&config, shared.clone())?);
+        let rate_limit = web::Data::new(
+            crate::limits::RateLimit::new(&config, shared.clone())?.exempting(internal_key),
+        );
         let cors_origins = config.cors_origins.clone();
         let (rate_limited, ops_listener) = (config.rate_limit, config.ops_listen.is_some());
 
@@ -134,6 +163,7 @@ impl Application {
                     .app_data(verifier.clone())
                     .app_data(ops_state.clone())
                     .app_data(openapi_json.clone())
+                    .app_data(dashboard.clone())
                     .app_data(BodyLimit(body_limit))
                     .app_data(BodyTimeout(body_timeout))
                     .app_data(trusted_proxies.clone())
@@ -142,6 +172,12 @@ impl Application {
                     .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))
                     .service(web::resource("/docs").route(web::get().to(docs_redirect)))
                     .service(crate::openapi::swagger_ui());
+                if serves_dashboard {
+                    app = app.service(
+                        web::resource("/api/v1/dashboard")
+                            .route(web::get().to(crate::dashboard::get_dashboard)),
+                    );
+                }
                 for configure in &configures {
                     let configure = configure.clone();
                     app = app.configure(move |cfg| configure(cfg));
@@ -159,6 +195,7 @@ impl Application {
             .map(|a| a.port())
             .ok_or_else(|| anyhow::anyhow!("EMPORIUM_LISTEN: nothing bound"))?;
         let server = bind_ops!(server, config, ops_addr)?;
+        local.set_base(config.listen, port);
         let server = server
             .shutdown_timeout(config.shutdown_timeout.as_secs())
             .run();
@@ -200,6 +237,74 @@ impl Application {
         }
         tracing::info!("shutdown complete");
         result.map_err(Into::into)
+    }
+}
+
+/// The service client a process that hosts identity makes for its own dashboard.
+const LOCAL_CLIENT: &str = "emporium-dashboard";
+
+/// The monolith's own listener, on loopback, as the dashboard's upstream for every context.
+/// Its requests carry a key only this process knows, which spares them the rate limit (the
+/// customer's request was counted once, where it came in).
+struct LocalUpstream {
+    client: reqwest::Client,
+    base: std::sync::OnceLock<String>,
+    internal_key: String,
+}
+
+impl LocalUpstream {
+    fn new(internal_key: String) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            base: std::sync::OnceLock::new(),
+            internal_key,
+        })
+    }
+
+    /// The bound port, reached on loopback when the listener is on every address.
+    fn set_base(&self, listen: std::net::SocketAddr, port: u16) {
+        let ip = match listen.ip() {
+            std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        let _ = self
+            .base
+            .set(format!("http://{}", std::net::SocketAddr::new(ip, port)));
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::dashboard::Upstream for LocalUpstream {
+    async fn call(
+        &self,
+        _context: ContextName,
+        call: crate::dashboard::Call,
+    ) -> anyhow::Result<(u16, web::Bytes)> {
+        let base = self
+            .base
+            .get()
+            .ok_or_else(|| anyhow::anyhow!("the listener is not bound yet"))?;
+        let mut request = self
+            .client
+            .request(call.method, format!("{base}{}", call.path))
+            .header(crate::limits::INTERNAL_HEADER, &self.internal_key)
+            .header(platform::http::REQUEST_ID.as_str(), call.request_id)
+            .header("traceparent", call.traceparent);
+        if let Some(token) = call.bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(form) = call.form {
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.bytes().await?))
     }
 }
 

@@ -132,6 +132,13 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of this deployment's Redis keys.
     pub redis_namespace: String,
+    /// Services identity issues client-credentials tokens to (`EMPORIUM_SERVICE_CLIENTS`).
+    pub service_clients: Vec<identity::ServiceClient>,
+    /// This process's own client id and secret, when it calls contexts as a service (the
+    /// gateway's dashboard).
+    pub service_credentials: Option<(String, String)>,
+    /// How long the dashboard waits for the contexts before it answers with what arrived.
+    pub dashboard_budget: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -198,6 +205,9 @@ impl Config {
             mail_retry_max: Duration::from_secs(300),
             redis_url: None,
             redis_namespace: "emporium".to_owned(),
+            service_clients: Vec::new(),
+            service_credentials: None,
+            dashboard_budget: Duration::from_millis(300),
         }
     }
 
@@ -547,6 +557,33 @@ impl Config {
                 ));
             }
         }
+        if let Some(v) = secret("EMPORIUM_SERVICE_CLIENTS", &mut errors) {
+            match parse_service_clients(&v) {
+                Ok(list) => c.service_clients = list,
+                Err(e) => errors.push(format!("EMPORIUM_SERVICE_CLIENTS: {e}")),
+            }
+        }
+        match (
+            get("EMPORIUM_SERVICE_CLIENT_ID"),
+            secret("EMPORIUM_SERVICE_CLIENT_SECRET", &mut errors),
+        ) {
+            (Some(id), Some(secret)) => c.service_credentials = Some((id, secret)),
+            (None, None) => {}
+            _ => errors.push(
+                "EMPORIUM_SERVICE_CLIENT_ID and EMPORIUM_SERVICE_CLIENT_SECRET: set both or neither"
+                    .to_owned(),
+            ),
+        }
+        if let Some(v) = get("EMPORIUM_DASHBOARD_BUDGET_MS") {
+            match v.parse::<u64>() {
+                Ok(ms) if (10..=10_000).contains(&ms) => {
+                    c.dashboard_budget = Duration::from_millis(ms);
+                }
+                _ => errors.push(format!(
+                    "EMPORIUM_DASHBOARD_BUDGET_MS: {v:?} must be a number of milliseconds from 10 to 10000"
+                )),
+            }
+        }
         c.smtp_url = secret("EMPORIUM_SMTP_URL", &mut errors);
         if let Some(url) = &c.smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
@@ -618,6 +655,52 @@ pub fn parse_contexts(raw: &str) -> Result<Vec<ContextName>, String> {
         return Err("name at least one context".to_owned());
     }
     out.sort();
+    Ok(out)
+}
+
+/// `id:sha256-hex:context|context,...`: each client, the SHA-256 of its secret (hex), and
+/// the contexts it may ask tokens for.
+fn parse_service_clients(raw: &str) -> Result<Vec<identity::ServiceClient>, String> {
+    let mut out: Vec<identity::ServiceClient> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let mut fields = part.splitn(3, ':');
+        let (Some(id), Some(hash), Some(audiences)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!(
+                "{:?} is not id:sha256-of-secret:context|context",
+                part.split(':').next().unwrap_or_default()
+            ));
+        };
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            return Err(format!("{id:?}: a client id is up to 64 letters, digits, - or _"));
+        }
+        let digest = hex::decode(hash)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| format!("{id}: the secret's SHA-256 must be 64 hex digits"))?;
+        let mut list = Vec::new();
+        for audience in audiences.split('|').map(str::trim).filter(|a| !a.is_empty()) {
+            let ctx = ContextName::parse(audience)
+                .ok_or_else(|| format!("{id}: {audience:?} is not a context"))?;
+            list.push(ctx.as_str().to_owned());
+        }
+        if list.is_empty() {
+            return Err(format!("{id}: name at least one context it may call"));
+        }
+        if out.iter().any(|c| c.id == id) {
+            return Err(format!("{id}: named twice"));
+        }
+        out.push(identity::ServiceClient {
+            id: id.to_owned(),
+            secret_sha256: digest,
+            audiences: list,
+        });
+    }
     Ok(out)
 }
 
@@ -714,6 +797,9 @@ mod tests {
             ("EMPORIUM_MAIL_FROM", "not a mailbox"),
             ("EMPORIUM_REDIS_URL", "http://cache:6379"),
             ("EMPORIUM_REDIS_NAMESPACE", "a b"),
+            ("EMPORIUM_SERVICE_CLIENTS", "gateway:abcd:ordering"),
+            ("EMPORIUM_SERVICE_CLIENT_ID", "gateway"),
+            ("EMPORIUM_DASHBOARD_BUDGET_MS", "0"),
         ])
         .err()
         .unwrap_or_default();
@@ -725,6 +811,9 @@ mod tests {
             "EMPORIUM_MAIL_FROM",
             "EMPORIUM_REDIS_URL",
             "EMPORIUM_REDIS_NAMESPACE",
+            "EMPORIUM_SERVICE_CLIENTS",
+            "EMPORIUM_SERVICE_CLIENT_ID and EMPORIUM_SERVICE_CLIENT_SECRET",
+            "EMPORIUM_DASHBOARD_BUDGET_MS",
         ] {
             assert!(
                 errors.iter().any(|e| e.starts_with(var)),

@@ -97,6 +97,7 @@ pub async fn wire(
                             .then_some(config.sign_ups_per_client),
                         hash_threads: config.password_hash_threads,
                         hash_queue: config.password_hash_queue,
+                        service_clients: config.service_clients.clone(),
                     },
                 })
                 .await?

@@ -3,6 +3,10 @@
 //! `X-Request-Id`, serves the merged `/openapi.json`, proxies `/.well-known/jwks.json` to
 //! identity, and is ready when every context has an instance in service.
 //!
+//! The edge: a bearer token on `/api/v1/` is verified here (identity's JWKS) before anything
+//! is proxied, and the per-client rate limit and CORS apply here; the contexts verify again.
+//! `/api/v1/dashboard` is assembled here from the contexts (`crate::dashboard`).
+//!
 //! Instances: the one with the fewest requests in flight takes the next; one that refuses a
 //! connection, or fails its health check (every 5 s), is out of service for 10 s. A request
 //! that could not connect, or a safe one (GET, HEAD, a POST with an `Idempotency-Key`) that
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use platform::auth::{RemoteJwks, TokenVerifier};
 use platform::client_ip::{TrustedProxies, FORWARDED_FOR};
 use platform::error::ApiError;
 use platform::http::{request_middleware, RequestContext, REQUEST_ID};
@@ -140,6 +145,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("EMPORIUM_GATEWAY_UPSTREAMS: name at least one upstream, e.g. identity=http://127.0.0.1:8081");
     }
     let _ = crate::telemetry::metrics();
+    let shared = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            platform::shared::SharedState::connect(url, &config.redis_namespace).await?,
+        )),
+        None => None,
+    };
+    let rate_limit = web::Data::new(crate::limits::RateLimit::new(&config, shared)?);
+    let rate_limited = config.rate_limit;
+    let cors_origins = config.cors_origins.clone();
+    // Tokens are checked with identity's keys: EMPORIUM_JWKS_URL, or identity's first instance.
+    let jwks_url = config.jwks_url.clone().or_else(|| {
+        config
+            .gateway_upstreams
+            .get(&ContextName::Identity)
+            .and_then(|urls| urls.first())
+            .map(|base| format!("{base}/.well-known/jwks.json"))
+    });
+    let verifier = match &jwks_url {
+        Some(url) => Some(web::Data::new(TokenVerifier::new(Arc::new(RemoteJwks::new(
+            url.clone(),
+        ))))),
+        None => {
+            tracing::warn!("no identity upstream and no EMPORIUM_JWKS_URL: tokens pass the gateway unverified, and there is no dashboard");
+            None
+        }
+    };
     let upstreams = web::Data::new(Upstreams {
         by_context: config
             .gateway_upstreams
@@ -158,13 +189,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         openapi: crate::openapi::to_json()?,
     });
     tokio::spawn(health_checks(upstreams.clone().into_inner()));
+    let serves_dashboard = verifier.is_some()
+        && [ContextName::Identity, ContextName::Ordering, ContextName::Shipping]
+            .iter()
+            .all(|c| config.gateway_upstreams.contains_key(c));
+    if serves_dashboard && config.service_credentials.is_none() {
+        tracing::warn!("EMPORIUM_SERVICE_CLIENT_ID is not set: the dashboard's order counts are unavailable");
+    }
+    let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
+        Arc::new(Pools(upstreams.clone().into_inner())),
+        config.dashboard_budget,
+        config.service_credentials.clone(),
+    ));
+    let trusted_proxies = config.trusted_proxies.clone();
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
     let server =
         with_connection_limits!(
             HttpServer::new(move || {
-                App::new()
+                let mut app = App::new()
+                    .wrap(actix_web::middleware::from_fn(edge_auth))
+                    .wrap(crate::limits::cors(&cors_origins))
+                    .wrap(actix_web::middleware::Condition::new(
+                        rate_limited,
+                        actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
+                    ))
                     .wrap(actix_web::middleware::Condition::new(
                         ops_listener,
                         actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
@@ -172,7 +222,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     .wrap(actix_web::middleware::from_fn(request_middleware))
                     .app_data(ops_access.clone())
                     .app_data(upstreams.clone())
-                    .configure(platform::http::configure_extractors)
+                    .app_data(rate_limit.clone())
+                    .app_data(dashboard.clone())
+                    .app_data(trusted_proxies.clone())
+                    .configure(platform::http::configure_extractors);
+                if let Some(verifier) = &verifier {
+                    app = app.app_data(verifier.clone());
+                }
+                if serves_dashboard {
+                    app = app.service(
+                        web::resource("/api/v1/dashboard")
+                            .route(web::get().to(crate::dashboard::get_dashboard)),
+                    );
+                }
+                app
                     .service(web::resource("/health/live").route(web::get().to(|| async {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
                     })))
@@ -204,6 +267,96 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(port, upstreams = ?config.gateway_upstreams, "gateway listening");
     server.await?;
     Ok(())
+}
+
+/// The edge's token check: a bearer token on `/api/v1/` must be a valid access token, or the
+/// request stops here with 401 (503 when identity's keys cannot be had at all). Requests
+/// without one pass: the contexts decide what is public.
+async fn edge_auth(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::ResponseError;
+    let token = req
+        .path()
+        .starts_with("/api/v1/")
+        .then(|| req.headers().get(actix_web::http::header::AUTHORIZATION))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+    if let (Some(token), Some(verifier)) = (token, verifier) {
+        if let Err(refused) = verifier.verify(&token).await {
+            metrics::counter!("emporium_gateway_tokens_refused_total").increment(1);
+            let response = if verifier.keys().ready().await {
+                refused.error_response()
+            } else {
+                ApiError::unavailable(
+                    "service_unavailable",
+                    "access tokens cannot be checked right now; try again shortly",
+                )
+                .with_retry_after(platform::error::UNAVAILABLE_RETRY_AFTER_SECS)
+                .error_response()
+            };
+            return Ok(req.into_response(response));
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The dashboard's upstream: the same pools and balancing as proxied requests, one retry on
+/// another instance when the first cannot be reached.
+struct Pools(Arc<Upstreams>);
+
+#[async_trait::async_trait]
+impl crate::dashboard::Upstream for Pools {
+    async fn call(
+        &self,
+        context: ContextName,
+        call: crate::dashboard::Call,
+    ) -> anyhow::Result<(u16, web::Bytes)> {
+        let pool = self
+            .0
+            .by_context
+            .get(context.as_str())
+            .ok_or_else(|| anyhow::anyhow!("no {} upstream", context.as_str()))?;
+        let mut tried: Option<InFlight> = None;
+        loop {
+            let instance = pool
+                .pick(tried.as_ref().map(|t| &t.0))
+                .ok_or_else(|| anyhow::anyhow!("no {} instance", context.as_str()))?;
+            let mut request = self
+                .0
+                .client
+                .request(call.method.clone(), format!("{}{}", instance.0.base, call.path))
+                .header(REQUEST_ID.as_str(), &call.request_id)
+                .header("traceparent", &call.traceparent);
+            if let Some(chain) = &call.forwarded_for {
+                request = request.header(FORWARDED_FOR, chain);
+            }
+            if let Some(token) = &call.bearer {
+                request = request.bearer_auth(token);
+            }
+            if let Some(form) = &call.form {
+                request = request
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone());
+            }
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    return Ok((status, response.bytes().await?));
+                }
+                Err(e) if e.is_connect() && tried.is_none() => {
+                    instance.0.eject(&pool.context, "connect");
+                    tried = Some(instance);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod asyncapi;
 pub mod config;
 pub mod contexts;
+pub mod dashboard;
 pub mod gateway;
 pub mod limits;
 pub mod openapi;

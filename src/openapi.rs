@@ -85,6 +85,7 @@ pub fn document() -> OpenApi {
         ordering::openapi(),
         shipping::openapi(),
         notifications::openapi(),
+        <crate::dashboard::ApiDoc as utoipa::OpenApi>::openapi(),
     ] {
         doc.merge(fragment);
     }

@@ -22,6 +22,8 @@ use sqlx::migrate::Migrator;
 use application::accounts::Accounts;
 use application::order_history::{self, OrderHistoryProjection};
 use application::ports::LoginThrottle;
+use application::service_clients::ServiceTokens;
+pub use application::service_clients::ServiceClient;
 use application::sessions::Sessions;
 use infrastructure::argon::Argon2idHasher;
 use infrastructure::keys::TokenSigner;
@@ -51,6 +53,8 @@ pub struct Settings {
     /// Password hashes computed at once, and how many more may wait.
     pub hash_threads: usize,
     pub hash_queue: usize,
+    /// Services that may ask for client-credentials tokens.
+    pub service_clients: Vec<ServiceClient>,
 }
 
 pub struct Deps {
@@ -138,6 +142,10 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         },
         signer: signer.clone(),
         db: deps.db.clone(),
+        service_tokens: ServiceTokens {
+            clients: deps.settings.service_clients,
+            issuer: signer.clone(),
+        },
     });
     // Retired keys leave the in-process key set once their tokens have expired.
     let (keys, db) = (deps.keys.clone(), deps.db.clone());

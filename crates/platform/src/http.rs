@@ -245,7 +245,21 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
         web::JsonConfig::default()
             .limit(DEFAULT_BODY_LIMIT)
             .error_handler(|err, _| json_error(err).into()),
+    )
+    .app_data(
+        web::FormConfig::default()
+            .limit(16 * 1024)
+            .error_handler(|err, _| form_error(err).into()),
     );
+}
+
+fn form_error(err: actix_web::error::UrlencodedError) -> ApiError {
+    use actix_web::error::UrlencodedError as E;
+    match err {
+        E::Overflow { .. } | E::UnknownLength => status_problem(StatusCode::PAYLOAD_TOO_LARGE),
+        E::ContentType => status_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        other => ApiError::bad_request("invalid_request", other.to_string()),
+    }
 }
 
 fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {

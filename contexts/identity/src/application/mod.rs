@@ -3,6 +3,7 @@
 pub(crate) mod accounts;
 pub(crate) mod order_history;
 pub(crate) mod ports;
+pub(crate) mod service_clients;
 pub(crate) mod sessions;
 
 use kernel::error::FieldError;

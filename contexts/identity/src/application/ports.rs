@@ -111,6 +111,11 @@ pub(crate) trait AccessTokenIssuer: Send + Sync {
     fn issue(&self, user: UserId, roles: &Roles) -> anyhow::Result<IssuedAccessToken>;
 }
 
+/// Signs client-credentials tokens: `sub` the service, `aud` the context it may call.
+pub(crate) trait ServiceTokenIssuer: Send + Sync {
+    fn issue_service(&self, service: &str, audience: &str) -> anyhow::Result<IssuedAccessToken>;
+}
+
 /// A change to one order's history, from an ordering or shipping event.
 #[derive(Debug, Clone)]
 pub(crate) struct OrderHistoryChange {

@@ -121,3 +121,28 @@ impl From<OrderHistoryEntry> for OrderHistoryItem {
         }
     }
 }
+
+/// An OAuth 2.0 client-credentials token request (RFC 6749 §4.4), form-encoded. The client
+/// authenticates with HTTP Basic or with `client_id` and `client_secret` in the form.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ClientCredentialsRequest {
+    /// Always `client_credentials`.
+    #[schema(example = "client_credentials")]
+    pub(crate) grant_type: String,
+    /// The context the token is for (`identity`, `catalog`, `ordering`, `shipping`,
+    /// `notifications`); optional when the client may call only one.
+    #[schema(example = "ordering")]
+    pub(crate) audience: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ServiceTokenResponse {
+    pub(crate) access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub(crate) token_type: &'static str,
+    /// Seconds until the token expires.
+    pub(crate) expires_in: u64,
+}

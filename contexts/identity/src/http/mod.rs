@@ -16,6 +16,7 @@ use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::accounts::{Accounts, ProfileChange, SignUp};
 use crate::application::order_history::OrderHistoryProjection;
+use crate::application::service_clients::{ClientCredentialsError, ServiceTokens};
 use crate::application::sessions::{Sessions, TokenPair};
 use crate::application::IdentityError;
 use crate::infrastructure::keys::TokenSigner;
@@ -27,6 +28,7 @@ pub(crate) struct State {
     pub(crate) history: OrderHistoryProjection,
     pub(crate) signer: Arc<TokenSigner>,
     pub(crate) db: Database,
+    pub(crate) service_tokens: ServiceTokens,
 }
 
 impl From<IdentityError> for ApiError {
@@ -99,6 +101,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/tokens").route(web::post().to(log_in)))
                 .service(web::resource("/tokens/refresh").route(web::post().to(refresh)))
                 .service(web::resource("/tokens/revoke").route(web::post().to(revoke)))
+                .service(web::resource("/oauth/token").route(web::post().to(service_token)))
                 .service(
                     web::resource("/me")
                         .route(web::get().to(me))
@@ -117,6 +120,106 @@ fn tokens(pair: TokenPair) -> HttpResponse {
             token_type: "Bearer",
             expires_in: pair.expires_in,
         })
+}
+
+impl From<ClientCredentialsError> for ApiError {
+    /// The `code` is the RFC 6749 §5.2 error code.
+    fn from(e: ClientCredentialsError) -> Self {
+        match e {
+            ClientCredentialsError::InvalidClient => ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "unknown client or wrong secret",
+            ),
+            ClientCredentialsError::InvalidTarget(audience) => ApiError::bad_request(
+                "invalid_target",
+                format!("this client may not ask for a token for `{audience}`"),
+            ),
+            ClientCredentialsError::AudienceRequired => ApiError::bad_request(
+                "invalid_request",
+                "name the context the token is for in `audience`",
+            ),
+            ClientCredentialsError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// A service's token (OAuth 2.0 client credentials): `sub` is the service, `aud` the
+/// context it may call. Clients and their secrets' SHA-256 come from
+/// `EMPORIUM_SERVICE_CLIENTS`.
+#[utoipa::path(
+    post, path = "/api/v1/identity/oauth/token", tag = "identity", operation_id = "issue_service_token",
+    request_body(content = ClientCredentialsRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A service token", body = ServiceTokenResponse),
+        (status = 400, description = "Not a client-credentials request (`unsupported_grant_type`, `invalid_request`), or an audience this client may not call (`invalid_target`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown client or wrong secret (`invalid_client`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not form-encoded", body = ProblemBody, content_type = "application/problem+json")
+    ),
+    security(())
+)]
+pub(crate) async fn service_token(
+    state: web::Data<State>,
+    req: HttpRequest,
+    form: web::Form<ClientCredentialsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form.into_inner();
+    if form.grant_type != "client_credentials" {
+        return Err(ApiError::bad_request(
+            "unsupported_grant_type",
+            "only `client_credentials` is supported here",
+        ));
+    }
+    let basic = basic_credentials(&req);
+    let (id, secret) = match (basic, form.client_id, form.client_secret) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "authenticate the client one way: HTTP Basic or the form, not both",
+            ))
+        }
+        (Some(pair), None, None) => pair,
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication is required (HTTP Basic, or client_id and client_secret)",
+            ))
+        }
+    };
+    let issued = state
+        .service_tokens
+        .issue(&id, &secret, form.audience.as_deref())?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ServiceTokenResponse {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+        }))
+}
+
+/// `Authorization: Basic` client id and secret (RFC 6749 §2.3.1: each form-url-encoded).
+fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, v)| v)
+    };
+    Some((unescape(id)?, unescape(secret)?))
 }
 
 /// The public keys that verify access tokens.
@@ -379,7 +482,7 @@ pub(crate) async fn set_roles(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(jwks, sign_up, log_in, refresh, revoke, me, update_me, my_orders, list_users, set_roles),
+    paths(jwks, sign_up, log_in, refresh, revoke, service_token, me, update_me, my_orders, list_users, set_roles),
     tags((name = "identity", description = "Accounts, tokens, roles and order history"))
 )]
 pub(crate) struct ApiDoc;

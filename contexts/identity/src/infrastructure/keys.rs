@@ -14,12 +14,12 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kernel::id::UserId;
 use kernel::{Clock, Timestamp};
-use platform::auth::{AccessClaims, AUDIENCE, ISSUER};
+use platform::auth::{AccessClaims, ServiceClaims, AUDIENCE, ISSUER};
 use platform::db::Database;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-use crate::application::ports::{AccessTokenIssuer, IssuedAccessToken};
+use crate::application::ports::{AccessTokenIssuer, IssuedAccessToken, ServiceTokenIssuer};
 use crate::domain::Roles;
 
 const KEY_FILE: &str = "jwt-ed25519.pem";
@@ -170,6 +170,33 @@ impl AccessTokenIssuer for TokenSigner {
         header.kid = Some(self.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .context("cannot sign access token")?;
+        Ok(IssuedAccessToken {
+            token,
+            expires_in: ttl,
+        })
+    }
+}
+
+/// Service tokens live five minutes (or the access token lifetime, if shorter): a service
+/// asks again, a leaked one is soon useless.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+impl ServiceTokenIssuer for TokenSigner {
+    fn issue_service(&self, service: &str, audience: &str) -> anyhow::Result<IssuedAccessToken> {
+        let iat = self.clock.now().as_micros() / 1_000_000;
+        let ttl = SERVICE_TOKEN_TTL.min(self.ttl).as_secs();
+        let claims = ServiceClaims {
+            iss: ISSUER.to_owned(),
+            aud: audience.to_owned(),
+            sub: service.to_owned(),
+            iat,
+            exp: iat + i64::try_from(ttl).unwrap_or(300),
+            jti: uuid::Uuid::now_v7().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .context("cannot sign service token")?;
         Ok(IssuedAccessToken {
             token,
             expires_in: ttl,

@@ -122,6 +122,14 @@ impl Checkout {
         Ok(self.orders.list(customer, page).await?)
     }
 
+    /// How many orders the customer has in each status (for services, e.g. a dashboard).
+    pub(crate) async fn counts(
+        &self,
+        customer: UserId,
+    ) -> Result<Vec<(String, i64)>, OrderingError> {
+        Ok(self.orders.counts(customer).await?)
+    }
+
     pub(crate) async fn cancel(
         &self,
         caller: UserId,

@@ -143,6 +143,8 @@ pub(crate) trait OrderRepository: Send + Sync {
     async fn view(&self, id: OrderId) -> anyhow::Result<Option<Order>>;
     /// The customer's orders to show, newest first (as `view`).
     async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>>;
+    /// How many orders the customer has in each status.
+    async fn counts(&self, customer: UserId) -> anyhow::Result<Vec<(String, i64)>>;
     /// Orders in a waiting state whose deadline has passed.
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
     /// Cancelled orders owing a refund that is due now (first try, or a retry past its backoff).

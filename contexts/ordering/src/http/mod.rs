@@ -8,7 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::Causation;
 use kernel::id::{OrderId, ProductId};
-use platform::auth::AuthUser;
+use platform::auth::{AuthUser, ServiceAudience, ServiceCaller};
 use platform::error::{ApiError, ProblemBody};
 use platform::http::{RequestContext, ValidJson};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
@@ -66,7 +66,47 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(web::resource("/orders/{id}").route(web::get().to(get_order)))
             .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order))),
+    )
+    // For services only (a client-credentials token for `ordering`); the gateway does not
+    // route `/internal/`, so it is not reachable from the edge.
+    .service(
+        web::scope("/internal/v1/ordering").service(
+            web::resource("/customers/{customer_id}/order-counts")
+                .route(web::get().to(order_counts)),
+        ),
     );
+}
+
+/// The audience of service tokens for this context.
+pub(crate) struct Audience;
+
+impl ServiceAudience for Audience {
+    const NAME: &'static str = crate::NAME;
+}
+
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct OrderCountsResponse {
+    customer_id: uuid::Uuid,
+    total: i64,
+    by_status: std::collections::BTreeMap<String, i64>,
+}
+
+/// How many orders a customer has in each status. Services only (not in the public API).
+pub(crate) async fn order_counts(
+    state: web::Data<State>,
+    caller: ServiceCaller<Audience>,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let customer = kernel::id::UserId::from_uuid(path.into_inner());
+    let counts = state.checkout.counts(customer).await?;
+    tracing::debug!(service = %caller.service, "order counts");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(OrderCountsResponse {
+            customer_id: customer.as_uuid(),
+            total: counts.iter().map(|(_, n)| n).sum(),
+            by_status: counts.into_iter().collect(),
+        }))
 }
 
 /// Your cart with current prices.

@@ -563,6 +563,16 @@ impl OrderRepository for SqlOrders {
         Ok(page.finish(orders, |o| vec![o.id.to_string()]))
     }
 
+    async fn counts(&self, customer: UserId) -> anyhow::Result<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "select status, count(*) from customer_order where customer_id = $1 group by status order by status",
+        )
+        .bind(customer.to_string())
+        .fetch_all(self.db.pool())
+        .await
+        .context("cannot count orders")
+    }
+
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "select order_id from customer_order where deadline_at is not null and deadline_at < $1 order by deadline_at limit $2",
