@@ -80,11 +80,13 @@ impl Application {
         .all(|c| config.runs(*c));
         let own_client = if serves_dashboard && config.service_credentials.is_none() {
             let secret = hex::encode(rand::random::<[u8; 32]>());
-            config.service_clients.push(identity::ServiceClient::with_secret(
-                LOCAL_CLIENT,
-                &secret,
-                vec![ContextName::Ordering.as_str().to_owned()],
-            ));
+            config
+                .service_clients
+                .push(identity::ServiceClient::with_secret(
+                    LOCAL_CLIENT,
+                    &secret,
+                    vec![ContextName::Ordering.as_str().to_owned()],
+                ));
             Some((LOCAL_CLIENT.to_owned(), secret))
         } else {
             config.service_credentials.clone()

@@ -677,14 +677,20 @@ fn parse_service_clients(raw: &str) -> Result<Vec<identity::ServiceClient>, Stri
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
         {
-            return Err(format!("{id:?}: a client id is up to 64 letters, digits, - or _"));
+            return Err(format!(
+                "{id:?}: a client id is up to 64 letters, digits, - or _"
+            ));
         }
         let digest = hex::decode(hash)
             .ok()
             .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
             .ok_or_else(|| format!("{id}: the secret's SHA-256 must be 64 hex digits"))?;
         let mut list = Vec::new();
-        for audience in audiences.split('|').map(str::trim).filter(|a| !a.is_empty()) {
+        for audience in audiences
+            .split('|')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
             let ctx = ContextName::parse(audience)
                 .ok_or_else(|| format!("{id}: {audience:?} is not a context"))?;
             list.push(ctx.as_str().to_owned());

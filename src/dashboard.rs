@@ -198,15 +198,10 @@ impl Dashboard {
 
     /// A client-credentials token for `audience`, from identity (cached until shortly
     /// before it expires).
-    async fn service_token(
-        &self,
-        audience: ContextName,
-        ctx: &Caller,
-    ) -> anyhow::Result<String> {
-        let (id, secret) = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no service credentials (EMPORIUM_SERVICE_CLIENT_ID)"))?;
+    async fn service_token(&self, audience: ContextName, ctx: &Caller) -> anyhow::Result<String> {
+        let (id, secret) = self.credentials.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no service credentials (EMPORIUM_SERVICE_CLIENT_ID)")
+        })?;
         let key = audience.as_str();
         if let Some((token, _)) = self.tokens.get(key).await {
             return Ok(token);
@@ -250,24 +245,33 @@ impl Dashboard {
         ctx: &Caller,
     ) -> DashboardResponse {
         let started = Instant::now();
-        let profile = tokio::time::timeout(self.budget, self.get::<DashboardProfile>(
-            ContextName::Identity,
-            "/api/v1/identity/me".to_owned(),
-            bearer.to_owned(),
-            ctx,
-        ));
-        let orders = tokio::time::timeout(self.budget, self.get::<PageOf<OrderItem>>(
-            ContextName::Ordering,
-            "/api/v1/ordering/orders?limit=5".to_owned(),
-            bearer.to_owned(),
-            ctx,
-        ));
-        let shipments = tokio::time::timeout(self.budget, self.get::<PageOf<ShipmentItem>>(
-            ContextName::Shipping,
-            format!("/api/v1/shipping/shipments?limit={SHIPMENTS_SCANNED}"),
-            bearer.to_owned(),
-            ctx,
-        ));
+        let profile = tokio::time::timeout(
+            self.budget,
+            self.get::<DashboardProfile>(
+                ContextName::Identity,
+                "/api/v1/identity/me".to_owned(),
+                bearer.to_owned(),
+                ctx,
+            ),
+        );
+        let orders = tokio::time::timeout(
+            self.budget,
+            self.get::<PageOf<OrderItem>>(
+                ContextName::Ordering,
+                "/api/v1/ordering/orders?limit=5".to_owned(),
+                bearer.to_owned(),
+                ctx,
+            ),
+        );
+        let shipments = tokio::time::timeout(
+            self.budget,
+            self.get::<PageOf<ShipmentItem>>(
+                ContextName::Shipping,
+                format!("/api/v1/shipping/shipments?limit={SHIPMENTS_SCANNED}"),
+                bearer.to_owned(),
+                ctx,
+            ),
+        );
         let counts = tokio::time::timeout(self.budget, async {
             let token = self.service_token(ContextName::Ordering, ctx).await?;
             self.get::<OrderCounts>(
@@ -284,7 +288,12 @@ impl Dashboard {
         let mut unavailable = Vec::new();
         let profile = settle(&mut unavailable, ContextName::Identity, "profile", profile);
         let orders = settle(&mut unavailable, ContextName::Ordering, "orders", orders);
-        let shipments = settle(&mut unavailable, ContextName::Shipping, "shipments", shipments);
+        let shipments = settle(
+            &mut unavailable,
+            ContextName::Shipping,
+            "shipments",
+            shipments,
+        );
         let counts = settle(&mut unavailable, ContextName::Ordering, "counts", counts);
         unavailable.sort_unstable();
         unavailable.dedup();
@@ -350,7 +359,11 @@ fn settle<T>(
             None
         }
         Err(_) => {
-            tracing::warn!(context = context.as_str(), part, "dashboard part missed its budget");
+            tracing::warn!(
+                context = context.as_str(),
+                part,
+                "dashboard part missed its budget"
+            );
             unavailable.push(context.as_str().to_owned());
             None
         }
@@ -408,8 +421,8 @@ pub async fn get_dashboard(
     user: AuthUser,
     ctx: RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    let token = bearer(&req)
-        .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    let token =
+        bearer(&req).ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
     let forwarded_for = req
         .app_data::<platform::client_ip::TrustedProxies>()
         .cloned()

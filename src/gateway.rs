@@ -163,9 +163,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .map(|base| format!("{base}/.well-known/jwks.json"))
     });
     let verifier = match &jwks_url {
-        Some(url) => Some(web::Data::new(TokenVerifier::new(Arc::new(RemoteJwks::new(
-            url.clone(),
-        ))))),
+        Some(url) => Some(web::Data::new(TokenVerifier::new(Arc::new(
+            RemoteJwks::new(url.clone()),
+        )))),
         None => {
             tracing::warn!("no identity upstream and no EMPORIUM_JWKS_URL: tokens pass the gateway unverified, and there is no dashboard");
             None
@@ -190,11 +190,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     tokio::spawn(health_checks(upstreams.clone().into_inner()));
     let serves_dashboard = verifier.is_some()
-        && [ContextName::Identity, ContextName::Ordering, ContextName::Shipping]
-            .iter()
-            .all(|c| config.gateway_upstreams.contains_key(c));
+        && [
+            ContextName::Identity,
+            ContextName::Ordering,
+            ContextName::Shipping,
+        ]
+        .iter()
+        .all(|c| config.gateway_upstreams.contains_key(c));
     if serves_dashboard && config.service_credentials.is_none() {
-        tracing::warn!("EMPORIUM_SERVICE_CLIENT_ID is not set: the dashboard's order counts are unavailable");
+        tracing::warn!(
+            "EMPORIUM_SERVICE_CLIENT_ID is not set: the dashboard's order counts are unavailable"
+        );
     }
     let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
         Arc::new(Pools(upstreams.clone().into_inner())),
@@ -205,59 +211,60 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
-    let server =
-        with_connection_limits!(
-            HttpServer::new(move || {
-                let mut app = App::new()
-                    .wrap(actix_web::middleware::from_fn(edge_auth))
-                    .wrap(crate::limits::cors(&cors_origins))
-                    .wrap(actix_web::middleware::Condition::new(
-                        rate_limited,
-                        actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
-                    ))
-                    .wrap(actix_web::middleware::Condition::new(
-                        ops_listener,
-                        actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
-                    ))
-                    .wrap(actix_web::middleware::from_fn(request_middleware))
-                    .app_data(ops_access.clone())
-                    .app_data(upstreams.clone())
-                    .app_data(rate_limit.clone())
-                    .app_data(dashboard.clone())
-                    .app_data(trusted_proxies.clone())
-                    .configure(platform::http::configure_extractors);
-                if let Some(verifier) = &verifier {
-                    app = app.app_data(verifier.clone());
-                }
-                if serves_dashboard {
-                    app = app.service(
-                        web::resource("/api/v1/dashboard")
-                            .route(web::get().to(crate::dashboard::get_dashboard)),
-                    );
-                }
-                app
-                    .service(web::resource("/health/live").route(web::get().to(|| async {
+    let server = with_connection_limits!(
+        HttpServer::new(move || {
+            let mut app = App::new()
+                .wrap(actix_web::middleware::from_fn(edge_auth))
+                .wrap(crate::limits::cors(&cors_origins))
+                .wrap(actix_web::middleware::Condition::new(
+                    rate_limited,
+                    actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
+                ))
+                .wrap(actix_web::middleware::Condition::new(
+                    ops_listener,
+                    actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
+                ))
+                .wrap(actix_web::middleware::from_fn(request_middleware))
+                .app_data(ops_access.clone())
+                .app_data(upstreams.clone())
+                .app_data(rate_limit.clone())
+                .app_data(dashboard.clone())
+                .app_data(trusted_proxies.clone())
+                .configure(platform::http::configure_extractors);
+            if let Some(verifier) = &verifier {
+                app = app.app_data(verifier.clone());
+            }
+            if serves_dashboard {
+                app = app.service(
+                    web::resource("/api/v1/dashboard")
+                        .route(web::get().to(crate::dashboard::get_dashboard)),
+                );
+            }
+            app.service(
+                web::resource("/health/live").route(
+                    web::get().to(|| async {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-                    })))
-                    .service(web::resource("/health/ready").route(web::get().to(ready)))
-                    .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
-                    .service(web::resource("/openapi.json").route(web::get().to(openapi)))
-                    .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-                    .service(
-                        web::resource("/api/v1/admin/dead-letters")
-                            .route(web::get().to(list_dead_letters)),
-                    )
-                    .service(
-                        web::resource("/api/v1/admin/dead-letters/{id}/replay")
-                            .route(web::post().to(replay_dead_letter)),
-                    )
-                    .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
-                    .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
-            }),
-            &config
-        )
-        .bind(config.listen)
-        .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
+                    }),
+                ),
+            )
+            .service(web::resource("/health/ready").route(web::get().to(ready)))
+            .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
+            .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+            .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+            .service(
+                web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
+            )
+            .service(
+                web::resource("/api/v1/admin/dead-letters/{id}/replay")
+                    .route(web::post().to(replay_dead_letter)),
+            )
+            .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
+            .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+        }),
+        &config
+    )
+    .bind(config.listen)
+    .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
     // The bound port (EMPORIUM_LISTEN may ask for port 0).
     let port = server.addrs().first().map_or(0, |a| a.port());
     let server = bind_ops!(server, config, ops_addr)?;
@@ -330,7 +337,10 @@ impl crate::dashboard::Upstream for Pools {
             let mut request = self
                 .0
                 .client
-                .request(call.method.clone(), format!("{}{}", instance.0.base, call.path))
+                .request(
+                    call.method.clone(),
+                    format!("{}{}", instance.0.base, call.path),
+                )
                 .header(REQUEST_ID.as_str(), &call.request_id)
                 .header("traceparent", &call.traceparent);
             if let Some(chain) = &call.forwarded_for {

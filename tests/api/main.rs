@@ -13,6 +13,7 @@ mod chaos;
 mod checkout;
 #[cfg(feature = "otlp")]
 mod collector;
+mod dashboard;
 mod fault_proxy;
 mod faults;
 mod gateway;

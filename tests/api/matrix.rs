@@ -64,6 +64,8 @@ struct Cell {
     path: String,
     body: Option<Value>,
     headers: Vec<(String, String)>,
+    /// A form-encoded body, sent instead of `body`.
+    form: Option<String>,
     expect: Vec<u16>,
 }
 
@@ -73,6 +75,7 @@ fn cell(method: Method, path: impl Into<String>, body: Option<Value>, expect: &[
         path: path.into(),
         body,
         headers: Vec::new(),
+        form: None,
         expect: expect.to_vec(),
     }
 }
@@ -190,6 +193,21 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             )
         }
         // The caller's own data: anyone signed in, nobody else's.
+        "get_dashboard" => cell(
+            Method::GET,
+            "/api/v1/dashboard",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        // A user's token (even an admin's) does not stand in for a client's credentials.
+        "issue_service_token" => Cell {
+            headers: vec![(
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            form: Some("grant_type=client_credentials&audience=ordering".to_owned()),
+            ..cell(Method::POST, "/api/v1/identity/oauth/token", None, &[401])
+        },
         "get_me" => cell(
             Method::GET,
             "/api/v1/identity/me",
@@ -492,15 +510,27 @@ async fn every_operation_answers_each_kind_of_caller_as_the_matrix_says() {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let res = app
-                .request(
-                    c.method.clone(),
-                    &c.path,
-                    world.token(who),
-                    c.body.as_ref(),
-                    &headers,
-                )
-                .await;
+            let res = match &c.form {
+                Some(form) => {
+                    app.post_raw(
+                        &c.path,
+                        world.token(who),
+                        "application/x-www-form-urlencoded",
+                        form.clone().into_bytes(),
+                    )
+                    .await
+                }
+                None => {
+                    app.request(
+                        c.method.clone(),
+                        &c.path,
+                        world.token(who),
+                        c.body.as_ref(),
+                        &headers,
+                    )
+                    .await
+                }
+            };
             cells += 1;
             if !c.expect.contains(&res.status) {
                 failures.push(format!(

@@ -283,11 +283,7 @@ pub struct ServiceCaller<A> {
 
 impl TokenVerifier {
     /// Verifies a service token for `audience`.
-    pub async fn verify_service(
-        &self,
-        token: &str,
-        audience: &str,
-    ) -> Result<String, ApiError> {
+    pub async fn verify_service(&self, token: &str, audience: &str) -> Result<String, ApiError> {
         let invalid = || ApiError::unauthorized("the access token is invalid or expired");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {

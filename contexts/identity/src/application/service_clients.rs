@@ -98,7 +98,11 @@ mod tests {
 
     struct Echo;
     impl ServiceTokenIssuer for Echo {
-        fn issue_service(&self, service: &str, audience: &str) -> anyhow::Result<IssuedAccessToken> {
+        fn issue_service(
+            &self,
+            service: &str,
+            audience: &str,
+        ) -> anyhow::Result<IssuedAccessToken> {
             Ok(IssuedAccessToken {
                 token: format!("{service}->{audience}"),
                 expires_in: 300,
@@ -109,7 +113,11 @@ mod tests {
     fn tokens() -> ServiceTokens {
         ServiceTokens {
             clients: vec![
-                ServiceClient::with_secret("gateway", "s3cret-gateway", vec!["ordering".into(), "shipping".into()]),
+                ServiceClient::with_secret(
+                    "gateway",
+                    "s3cret-gateway",
+                    vec!["ordering".into(), "shipping".into()],
+                ),
                 ServiceClient::with_secret("reports", "s3cret-reports", vec!["ordering".into()]),
             ],
             issuer: Arc::new(Echo),
@@ -119,9 +127,13 @@ mod tests {
     #[test]
     fn a_client_gets_a_token_for_an_audience_it_may_call() {
         let t = tokens();
-        let issued = t.issue("gateway", "s3cret-gateway", Some("shipping")).map_err(|e| format!("{e:?}"));
+        let issued = t
+            .issue("gateway", "s3cret-gateway", Some("shipping"))
+            .map_err(|e| format!("{e:?}"));
         assert_eq!(issued.map(|i| i.token), Ok("gateway->shipping".to_owned()));
-        let issued = t.issue("reports", "s3cret-reports", None).map_err(|e| format!("{e:?}"));
+        let issued = t
+            .issue("reports", "s3cret-reports", None)
+            .map_err(|e| format!("{e:?}"));
         assert_eq!(issued.map(|i| i.token), Ok("reports->ordering".to_owned()));
     }
 
@@ -130,12 +142,24 @@ mod tests {
         let t = tokens();
         let err = |r: Result<IssuedAccessToken, ClientCredentialsError>| format!("{:?}", r.err());
         let invalid_client = format!("{:?}", Some(ClientCredentialsError::InvalidClient));
-        assert_eq!(err(t.issue("gateway", "s3cret-reports", Some("ordering"))), invalid_client);
-        assert_eq!(err(t.issue("nobody", "s3cret-gateway", Some("ordering"))), invalid_client);
-        assert_eq!(err(t.issue("gateway", "", Some("ordering"))), invalid_client);
+        assert_eq!(
+            err(t.issue("gateway", "s3cret-reports", Some("ordering"))),
+            invalid_client
+        );
+        assert_eq!(
+            err(t.issue("nobody", "s3cret-gateway", Some("ordering"))),
+            invalid_client
+        );
+        assert_eq!(
+            err(t.issue("gateway", "", Some("ordering"))),
+            invalid_client
+        );
         assert_eq!(
             err(t.issue("reports", "s3cret-reports", Some("identity"))),
-            format!("{:?}", Some(ClientCredentialsError::InvalidTarget("identity".into())))
+            format!(
+                "{:?}",
+                Some(ClientCredentialsError::InvalidTarget("identity".into()))
+            )
         );
         assert_eq!(
             err(t.issue("gateway", "s3cret-gateway", None)),

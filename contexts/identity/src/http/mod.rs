@@ -171,23 +171,22 @@ pub(crate) async fn service_token(
         ));
     }
     let basic = basic_credentials(&req);
-    let (id, secret) = match (basic, form.client_id, form.client_secret) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "authenticate the client one way: HTTP Basic or the form, not both",
-            ))
-        }
-        (Some(pair), None, None) => pair,
-        (None, Some(id), Some(secret)) => (id, secret),
-        _ => {
-            return Err(ApiError::new(
+    let (id, secret) =
+        match (basic, form.client_id, form.client_secret) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "authenticate the client one way: HTTP Basic or the form, not both",
+                ))
+            }
+            (Some(pair), None, None) => pair,
+            (None, Some(id), Some(secret)) => (id, secret),
+            _ => return Err(ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "client authentication is required (HTTP Basic, or client_id and client_secret)",
-            ))
-        }
-    };
+            )),
+        };
     let issued = state
         .service_tokens
         .issue(&id, &secret, form.audience.as_deref())?;

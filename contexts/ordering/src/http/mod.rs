@@ -69,12 +69,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     )
     // For services only (a client-credentials token for `ordering`); the gateway does not
     // route `/internal/`, so it is not reachable from the edge.
-    .service(
-        web::scope("/internal/v1/ordering").service(
-            web::resource("/customers/{customer_id}/order-counts")
-                .route(web::get().to(order_counts)),
-        ),
-    );
+    .service(web::scope("/internal/v1/ordering").service(
+        web::resource("/customers/{customer_id}/order-counts").route(web::get().to(order_counts)),
+    ));
 }
 
 /// The audience of service tokens for this context.
