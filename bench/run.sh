@@ -4,10 +4,12 @@
 #   2. logins/s with the server on one core (argon2id-bound by design)
 #   3. complete checkouts (POST -> confirmed) with 16 concurrent customers, SQLite and PostgreSQL
 #   4. split: the same checkouts through the gateway with four context processes on RabbitMQ,
-#      beside the PostgreSQL monolith; and a cached product read direct vs through the gateway
+#      beside the PostgreSQL monolith; and a cached product read direct, through nginx (the
+#      same hop, keep-alive to the upstream) and through the gateway, in one run
 #   5. flood: 400 sign-ups at once, /health/live probed meanwhile, resident memory before/after
 # Resident memory (VmRSS, and the peak VmHWM) is reported after start, after 50 log-ins and
-# after the reads. Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|flood|all]
+# after the reads. Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|proxy|flood|all]
+#   (proxy: only the read through nginx and the gateway, against a SQLite monolith)
 #   bench/run.sh compare OTHER_BINARY [ROUNDS]: PostgreSQL checkouts with another build of the
 #   server (e.g. the previous release) and this one, alternating, ROUNDS (3) each; the medians
 #   and their ratio. Alternating keeps the machine's drift out of the ratio.
@@ -69,13 +71,61 @@ start_split() {
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
     port=$((port + 1))
   done
-  EMPORIUM_GATEWAY_UPSTREAMS=$upstreams EMPORIUM_LISTEN=127.0.0.1:$PORT RUST_LOG=warn \
+  EMPORIUM_GATEWAY_UPSTREAMS=$upstreams EMPORIUM_LISTEN=127.0.0.1:$PORT EMPORIUM_RATE_LIMIT=off RUST_LOG=warn \
     "$BIN/emporium" gateway > "$out/split-gateway.log" 2>&1 &
   SPLIT_PIDS+=($!)
   for _ in $(seq 1 100); do curl -fs "$BENCH_URL/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "bench: the split topology did not start"; tail -n 20 "$out"/split-*.log; exit 1
 }
 stop_split() { for p in "${SPLIT_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; SPLIT_PIDS=(); }
+
+# nginx proxying the same hop as the gateway (catalog on 18082), on 18090: one worker per core,
+# HTTP/1.1 keep-alive to the upstream, no access log (the gateway writes none either).
+NGINX_PORT=18090
+start_nginx() {
+  command -v nginx >/dev/null || { echo "bench: nginx is required (apt-get install nginx)"; exit 1; }
+  NGINX_DIR=$(mktemp -d)
+  mkdir -p "$NGINX_DIR/logs"
+  cat > "$NGINX_DIR/nginx.conf" <<CONF
+worker_processes auto;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream catalog { server 127.0.0.1:18082; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://catalog;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+  nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -g 'daemon off;' > "$out/nginx.log" 2>&1 &
+  NGINX_PID=$!
+  for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$NGINX_PORT/health/live" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench: nginx did not start"; cat "$out/nginx.log" "$NGINX_DIR/logs/error.log"; exit 1
+}
+stop_nginx() { kill "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null || true; rm -rf "$NGINX_DIR"; }
+
+# A cached product read from catalog (18082) directly, through nginx and through the gateway
+# ($PORT, the last of SPLIT_PIDS), in one run.
+proxy_reads() {
+  curl -fs "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID" >/dev/null
+  start_nginx
+  direct=$(rps "http://127.0.0.1:18082/api/v1/catalog/products/$PRODUCT_ID")
+  nginx=$(rps "http://127.0.0.1:$NGINX_PORT/api/v1/catalog/products/$PRODUCT_ID")
+  gateway=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
+  stop_nginx
+  gateway_rss=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/${SPLIT_PIDS[-1]}/status")
+  echo "split reads (wrk, 64 connections, 10 s each, same run):"
+  echo "  catalog process directly     $direct req/s"
+  awk -v a="$nginx" -v b="$direct" 'BEGIN { printf "  through nginx                %s req/s  = %.0f%% of direct\n", a, 100*a/b }'
+  awk -v a="$gateway" -v b="$direct" -v n="$nginx" -v m="$gateway_rss" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct, %.2fx nginx (gateway resident %s MiB)\n", a, 100*a/b, a/n, m }'
+}
 
 rps() { wrk -t2 -c64 -d10s "$@" | awk '/Requests\/sec/ {print $2}'; }
 
@@ -133,13 +183,27 @@ fi
 if [ "$mode" = all ] || [ "$mode" = split ]; then
   start_split
   eval "$("$BIN/emporium-bench" setup)"
-  curl -fs "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID" >/dev/null
-  direct=$(rps "http://127.0.0.1:18082/api/v1/catalog/products/$PRODUCT_ID")
-  gateway=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
-  echo "split reads (wrk, 64 connections, 10 s each):"
-  echo "  catalog process directly     $direct req/s"
-  awk -v a="$gateway" -v b="$direct" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct\n", a, 100*a/b }'
+  proxy_reads
   BENCH_SECONDS=${BENCH_SECONDS:-20} "$BIN/emporium-bench" checkout | sed 's/^/split (4 processes, RabbitMQ, gateway) /'
+  stop_split
+fi
+if [ "$mode" = proxy ]; then
+  # The gateway's own cost, without RabbitMQ or checkouts: one SQLite monolith on 18082 as
+  # every context's upstream, the gateway on $PORT, nginx on $NGINX_PORT.
+  data=$(mktemp -d)
+  EMPORIUM_DATA_DIR=$data EMPORIUM_LISTEN=127.0.0.1:18082 EMPORIUM_RATE_LIMIT=off RUST_LOG=warn \
+    EMPORIUM_BOOTSTRAP_ADMIN_EMAIL=$BENCH_ADMIN_EMAIL EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD=$BENCH_ADMIN_PASSWORD \
+    "$BIN/emporium" serve > "$out/proxy-upstream.log" 2>&1 &
+  SPLIT_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18082/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
+  upstreams=""
+  for ctx in identity catalog ordering shipping notifications; do upstreams="$upstreams${upstreams:+,}$ctx=http://127.0.0.1:18082"; done
+  EMPORIUM_GATEWAY_UPSTREAMS=$upstreams EMPORIUM_LISTEN=127.0.0.1:$PORT EMPORIUM_RATE_LIMIT=off RUST_LOG=warn \
+    "$BIN/emporium" gateway > "$out/proxy-gateway.log" 2>&1 &
+  SPLIT_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -fs "$BENCH_URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+  eval "$("$BIN/emporium-bench" setup)"
+  proxy_reads
   stop_split
 fi
 if [ "$mode" = all ] || [ "$mode" = flood ]; then

@@ -92,7 +92,7 @@ impl Application {
             config.service_credentials.clone()
         };
         let internal_key = hex::encode(rand::random::<[u8; 32]>());
-        let local = Arc::new(LocalUpstream::new(internal_key.clone())?);
+        let local = Arc::new(LocalUpstream::new(internal_key.clone()));
         let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
             local.clone(),
             config.dashboard_budget,
@@ -249,21 +249,19 @@ const LOCAL_CLIENT: &str = "emporium-dashboard";
 /// Its requests carry a key only this process knows, which spares them the rate limit (the
 /// customer's request was counted once, where it came in).
 struct LocalUpstream {
-    client: reqwest::Client,
+    /// Made at the first dashboard request: a process nobody asks for one spends nothing.
+    client: std::sync::OnceLock<reqwest::Client>,
     base: std::sync::OnceLock<String>,
     internal_key: String,
 }
 
 impl LocalUpstream {
-    fn new(internal_key: String) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()?,
+    fn new(internal_key: String) -> Self {
+        Self {
+            client: std::sync::OnceLock::new(),
             base: std::sync::OnceLock::new(),
             internal_key,
-        })
+        }
     }
 
     /// The bound port, reached on loopback when the listener is on every address.
@@ -290,8 +288,14 @@ impl crate::dashboard::Upstream for LocalUpstream {
             .base
             .get()
             .ok_or_else(|| anyhow::anyhow!("the listener is not bound yet"))?;
-        let mut request = self
-            .client
+        let client = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        });
+        let mut request = client
             .request(call.method, format!("{base}{}", call.path))
             .header(crate::limits::INTERNAL_HEADER, &self.internal_key)
             .header(platform::http::REQUEST_ID.as_str(), call.request_id)

@@ -113,6 +113,8 @@ pub struct Config {
     pub max_connections: usize,
     /// The gateway's time limit for an upstream's answer (then 504).
     pub upstream_timeout: Duration,
+    /// How often the gateway resolves upstream host names into instances again.
+    pub gateway_resolve_every: Duration,
     /// A second listener for `/metrics` and the health checks only.
     pub ops_listen: Option<SocketAddr>,
     /// A bearer token that reads `/metrics` on the public listener.
@@ -196,6 +198,7 @@ impl Config {
             keep_alive: Duration::from_secs(15),
             max_connections: 10_000,
             upstream_timeout: Duration::from_secs(30),
+            gateway_resolve_every: Duration::from_secs(10),
             ops_listen: None,
             metrics_token: None,
             smtp_url: None,
@@ -503,6 +506,9 @@ impl Config {
         }
         if let Some(n) = number("EMPORIUM_MAX_CONNECTIONS", 16..=1_000_000, "connections") {
             c.max_connections = n as usize;
+        }
+        if let Some(n) = number("EMPORIUM_GATEWAY_RESOLVE_SECS", 1..=3600, "seconds") {
+            c.gateway_resolve_every = secs(n);
         }
         if let Some(n) = number("EMPORIUM_UPSTREAM_TIMEOUT_SECS", 1..=600, "seconds") {
             c.upstream_timeout = secs(n);

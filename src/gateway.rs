@@ -72,34 +72,138 @@ impl Drop for InFlight {
     }
 }
 
+/// A configured upstream URL: an address stands for one instance; an `http` URL with a host
+/// name stands for every address the name resolves to (a Kubernetes headless Service),
+/// resolved again every `EMPORIUM_GATEWAY_RESOLVE_SECS`.
+struct Target {
+    /// `(host, port)` of a name to resolve.
+    name: Option<(String, u16)>,
+    /// The instances it stood for at the last successful resolution (at first, itself).
+    last: Mutex<Vec<String>>,
+}
+
+impl Target {
+    fn new(url: &str) -> Self {
+        let name = reqwest::Url::parse(url).ok().and_then(|parsed| {
+            let host = parsed.host_str()?;
+            let named = parsed.scheme() == "http"
+                && !host.starts_with('[')
+                && host.parse::<std::net::IpAddr>().is_err()
+                && parsed.path() == "/"
+                && parsed.query().is_none();
+            named.then(|| {
+                (
+                    host.to_owned(),
+                    parsed.port_or_known_default().unwrap_or(80),
+                )
+            })
+        });
+        Self {
+            name,
+            last: Mutex::new(vec![url.to_owned()]),
+        }
+    }
+}
+
 /// One context's instances.
 struct Pool {
     context: String,
-    instances: Vec<Arc<Instance>>,
+    targets: Vec<Target>,
+    instances: std::sync::RwLock<Vec<Arc<Instance>>>,
+}
+
+fn instance(base: String) -> Arc<Instance> {
+    Arc::new(Instance {
+        base,
+        in_flight: AtomicUsize::new(0),
+        out_until: Mutex::new(None),
+    })
 }
 
 impl Pool {
     fn new(context: &str, bases: &[String]) -> Self {
         Self {
             context: context.to_owned(),
-            instances: bases
-                .iter()
-                .map(|b| {
-                    Arc::new(Instance {
-                        base: b.clone(),
-                        in_flight: AtomicUsize::new(0),
-                        out_until: Mutex::new(None),
-                    })
-                })
-                .collect(),
+            targets: bases.iter().map(|b| Target::new(b)).collect(),
+            instances: std::sync::RwLock::new(bases.iter().map(|b| instance(b.clone())).collect()),
         }
+    }
+
+    fn instances(&self) -> Vec<Arc<Instance>> {
+        self.instances
+            .read()
+            .map(|list| list.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the instances with `bases`, keeping the state (requests in flight, time
+    /// out of service) of those that remain.
+    fn set_instances(&self, bases: Vec<String>) {
+        let Ok(mut list) = self.instances.write() else {
+            return;
+        };
+        let next: Vec<Arc<Instance>> = bases
+            .into_iter()
+            .map(|base| {
+                list.iter()
+                    .find(|i| i.base == base)
+                    .cloned()
+                    .unwrap_or_else(|| instance(base))
+            })
+            .collect();
+        if next
+            .iter()
+            .map(|i| &i.base)
+            .ne(list.iter().map(|i| &i.base))
+        {
+            tracing::info!(context = %self.context, instances = ?next.iter().map(|i| i.base.as_str()).collect::<Vec<_>>(), "upstream instances");
+        }
+        *list = next;
+    }
+
+    /// Resolves the named targets: each address is an instance. A name that does not
+    /// resolve keeps the instances it had (a DNS hiccup does not empty a pool), or at first
+    /// stands for itself (the HTTP client resolves it per connection).
+    async fn resolve(&self, resolver: &dyn Resolver) {
+        if self.targets.iter().all(|t| t.name.is_none()) {
+            return;
+        }
+        let mut bases = Vec::new();
+        for target in &self.targets {
+            if let Some((host, port)) = &target.name {
+                match resolver.resolve(host, *port).await {
+                    Ok(mut addrs) if !addrs.is_empty() => {
+                        addrs.sort_unstable();
+                        addrs.dedup();
+                        if let Ok(mut last) = target.last.lock() {
+                            *last = addrs.into_iter().map(|a| format!("http://{a}")).collect();
+                        }
+                    }
+                    Ok(_) => {
+                        tracing::warn!(context = %self.context, host = %host, "upstream name resolves to nothing; keeping its instances");
+                    }
+                    Err(e) => {
+                        tracing::warn!(context = %self.context, host = %host, error = %e, "cannot resolve upstream name; keeping its instances");
+                    }
+                }
+            }
+            if let Ok(last) = target.last.lock() {
+                bases.extend(
+                    last.iter()
+                        .filter(|b| !bases.contains(*b))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        self.set_instances(bases);
     }
 
     /// The instance with the fewest requests in flight, in service first; never `other`.
     fn pick(&self, other: Option<&Arc<Instance>>) -> Option<InFlight> {
         let now = Instant::now();
-        let candidates = self
-            .instances
+        let list = self.instances.read().ok()?;
+        let candidates = list
             .iter()
             .filter(|i| other.is_none_or(|o| !Arc::ptr_eq(i, o)));
         let chosen = candidates
@@ -111,11 +215,43 @@ impl Pool {
 
     fn out_of_service(&self) -> Vec<String> {
         let now = Instant::now();
-        self.instances
+        self.instances()
             .iter()
             .filter(|i| !i.in_service(now))
             .map(|i| i.base.clone())
             .collect()
+    }
+}
+
+/// Turns a host name into addresses (the system resolver; a fixed table in tests).
+#[async_trait::async_trait]
+trait Resolver: Send + Sync {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>>;
+}
+
+struct SystemResolver;
+
+#[async_trait::async_trait]
+impl Resolver for SystemResolver {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let lookup = tokio::net::lookup_host((host, port));
+        match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+            Ok(addrs) => Ok(addrs?.collect()),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "DNS lookup timed out",
+            )),
+        }
+    }
+}
+
+/// Resolves every pool's names now and then every `every`.
+async fn resolve_names(up: Arc<Upstreams>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        for pool in up.by_context.values() {
+            pool.resolve(&SystemResolver).await;
+        }
     }
 }
 
@@ -188,6 +324,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         trusted_proxies: config.trusted_proxies.clone(),
         openapi: crate::openapi::to_json()?,
     });
+    for pool in upstreams.by_context.values() {
+        pool.resolve(&SystemResolver).await;
+    }
+    tokio::spawn(resolve_names(
+        upstreams.clone().into_inner(),
+        config.gateway_resolve_every,
+    ));
     tokio::spawn(health_checks(upstreams.clone().into_inner()));
     let serves_dashboard = verifier.is_some()
         && [
@@ -379,7 +522,7 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
 /// a while, one that answers is back.
 async fn check_instances(up: &Upstreams) -> Vec<(String, bool)> {
     let checks = up.by_context.values().flat_map(|pool| {
-        pool.instances.iter().map(|instance| {
+        pool.instances().into_iter().map(|instance| {
             let client = up.client.clone();
             let context = pool.context.clone();
             let instance = instance.clone();
@@ -594,10 +737,11 @@ impl Upstreams {
             .by_context
             .values()
             .filter_map(|pool| {
-                pool.instances
+                let instances = pool.instances();
+                instances
                     .iter()
                     .find(|i| i.in_service(now))
-                    .or_else(|| pool.instances.first())
+                    .or_else(|| instances.first())
                     .map(|i| i.base.clone())
             })
             .collect();
@@ -813,6 +957,134 @@ fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a str>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers from a table that the test changes.
+    struct Table(
+        Mutex<std::collections::HashMap<String, std::io::Result<Vec<std::net::SocketAddr>>>>,
+    );
+
+    #[async_trait::async_trait]
+    impl Resolver for Table {
+        async fn resolve(
+            &self,
+            host: &str,
+            port: u16,
+        ) -> std::io::Result<Vec<std::net::SocketAddr>> {
+            let table = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match table.get(host) {
+                Some(Ok(addrs)) => Ok(addrs
+                    .iter()
+                    .map(|a| std::net::SocketAddr::new(a.ip(), port))
+                    .collect()),
+                Some(Err(e)) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                None => Err(std::io::Error::other("no such host")),
+            }
+        }
+    }
+
+    fn addrs(list: &[&str]) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        Ok(list
+            .iter()
+            .map(|a| {
+                std::net::SocketAddr::new(
+                    a.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                    0,
+                )
+            })
+            .collect())
+    }
+
+    fn bases(pool: &Pool) -> Vec<String> {
+        pool.instances().iter().map(|i| i.base.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_name_stands_for_every_address_it_resolves_to_and_follows_changes() {
+        let table = Table(Mutex::new(
+            [(
+                "catalog.shop.svc".to_owned(),
+                addrs(&["10.0.0.6", "10.0.0.5"]),
+            )]
+            .into(),
+        ));
+        let pool = Pool::new(
+            "catalog",
+            &[
+                "http://catalog.shop.svc:8080".to_owned(),
+                "http://10.0.1.1:8080".to_owned(),
+            ],
+        );
+        pool.resolve(&table).await;
+        assert_eq!(
+            bases(&pool),
+            [
+                "http://10.0.0.5:8080",
+                "http://10.0.0.6:8080",
+                "http://10.0.1.1:8080"
+            ]
+        );
+        // An instance keeps its state across resolutions while its address stays.
+        let kept = pool.instances()[1].clone();
+        kept.eject("catalog", "connect");
+
+        // Scaled: one address gone, one new.
+        table.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            "catalog.shop.svc".to_owned(),
+            addrs(&["10.0.0.6", "10.0.0.7"]),
+        );
+        pool.resolve(&table).await;
+        assert_eq!(
+            bases(&pool),
+            [
+                "http://10.0.0.6:8080",
+                "http://10.0.0.7:8080",
+                "http://10.0.1.1:8080"
+            ]
+        );
+        assert!(Arc::ptr_eq(&pool.instances()[0], &kept));
+        assert_eq!(pool.out_of_service(), ["http://10.0.0.6:8080"]);
+
+        // DNS fails, or answers nothing: the instances stay as they were.
+        table.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            "catalog.shop.svc".to_owned(),
+            Err(std::io::Error::other("SERVFAIL")),
+        );
+        pool.resolve(&table).await;
+        assert_eq!(bases(&pool).len(), 3);
+        table
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert("catalog.shop.svc".to_owned(), addrs(&[]));
+        pool.resolve(&table).await;
+        assert_eq!(bases(&pool).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_name_that_never_resolved_stands_for_itself_and_addresses_and_https_are_not_resolved()
+    {
+        let table = Table(Mutex::new(Default::default()));
+        let pool = Pool::new(
+            "ordering",
+            &[
+                "http://nowhere.invalid:8080".to_owned(),
+                "https://ordering.example.com".to_owned(),
+                "http://[::1]:8081".to_owned(),
+            ],
+        );
+        pool.resolve(&table).await;
+        assert_eq!(
+            bases(&pool),
+            [
+                "http://nowhere.invalid:8080",
+                "https://ordering.example.com",
+                "http://[::1]:8081"
+            ]
+        );
+        assert!(pool.targets[0].name.is_some());
+        assert!(pool.targets[1].name.is_none(), "TLS needs the name");
+        assert!(pool.targets[2].name.is_none());
+    }
 
     #[test]
     fn dot_segments_in_any_encoding_escape_the_prefix() {

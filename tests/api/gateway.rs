@@ -399,3 +399,30 @@ async fn the_gateway_balances_over_instances_and_routes_around_a_dead_one() {
     );
     gateway.kill();
 }
+
+// A host name stands for the addresses it resolves to (a Kubernetes headless Service): the
+// gateway expands it into instances of their own and says so in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_host_name_is_expanded_into_its_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, seen) = upstream().await;
+    let (mut gateway, port) =
+        gateway_for(&format!("catalog=http://localhost:{a}"), dir.path()).await;
+    let res = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/catalog/by-name"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|t| t == "/api/v1/catalog/by-name"));
+    let log = gateway.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("upstream instances")
+                && l.contains(&format!("http://127.0.0.1:{a}"))),
+        "{log}"
+    );
+    gateway.kill();
+}
