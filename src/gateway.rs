@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
+use actix_web::HttpMessage;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use platform::auth::{RemoteJwks, TokenVerifier};
 use platform::client_ip::{TrustedProxies, FORWARDED_FOR};
@@ -255,8 +256,25 @@ async fn resolve_names(up: Arc<Upstreams>, every: Duration) {
     }
 }
 
+/// The upstream client of one worker thread: its pooled connections are driven by that
+/// worker's runtime, so a proxied request never hops threads (one client shared by every
+/// worker would hand requests to connections another thread drives).
+struct WorkerClient(reqwest::Client);
+
+fn upstream_client(config: &Config) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(config.upstream_timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
 struct Upstreams {
     by_context: BTreeMap<String, Pool>,
+    /// For work outside a worker's requests (health checks, the dashboard).
     client: reqwest::Client,
     body_limit: usize,
     body_timeout: Duration,
@@ -313,12 +331,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .iter()
             .map(|(ctx, urls)| (ctx.as_str().to_owned(), Pool::new(ctx.as_str(), urls)))
             .collect(),
-        client: reqwest::Client::builder()
-            .timeout(config.upstream_timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(64)
-            .build()?,
+        client: upstream_client(&config),
         body_limit: config.body_limit,
         body_timeout: config.body_timeout,
         trusted_proxies: config.trusted_proxies.clone(),
@@ -351,63 +364,66 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.service_credentials.clone(),
     ));
     let trusted_proxies = config.trusted_proxies.clone();
+    let client_config = config.clone();
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
-    let server = with_connection_limits!(
-        HttpServer::new(move || {
-            let mut app = App::new()
-                .wrap(actix_web::middleware::from_fn(edge_auth))
-                .wrap(crate::limits::cors(&cors_origins))
-                .wrap(actix_web::middleware::Condition::new(
-                    rate_limited,
-                    actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
-                ))
-                .wrap(actix_web::middleware::Condition::new(
-                    ops_listener,
-                    actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
-                ))
-                .wrap(actix_web::middleware::from_fn(request_middleware))
-                .app_data(ops_access.clone())
-                .app_data(upstreams.clone())
-                .app_data(rate_limit.clone())
-                .app_data(dashboard.clone())
-                .app_data(trusted_proxies.clone())
-                .configure(platform::http::configure_extractors);
-            if let Some(verifier) = &verifier {
-                app = app.app_data(verifier.clone());
-            }
-            if serves_dashboard {
-                app = app.service(
-                    web::resource("/api/v1/dashboard")
-                        .route(web::get().to(crate::dashboard::get_dashboard)),
-                );
-            }
-            app.service(
-                web::resource("/health/live").route(
+    let server =
+        with_connection_limits!(
+            HttpServer::new(move || {
+                let worker_client = web::Data::new(WorkerClient(upstream_client(&client_config)));
+                let mut app = App::new()
+                    .wrap(actix_web::middleware::from_fn(edge_auth))
+                    .wrap(crate::limits::cors(&cors_origins))
+                    .wrap(actix_web::middleware::Condition::new(
+                        rate_limited,
+                        actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
+                    ))
+                    .wrap(actix_web::middleware::Condition::new(
+                        ops_listener,
+                        actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
+                    ))
+                    .wrap(actix_web::middleware::from_fn(request_middleware))
+                    .app_data(ops_access.clone())
+                    .app_data(upstreams.clone())
+                    .app_data(worker_client)
+                    .app_data(rate_limit.clone())
+                    .app_data(dashboard.clone())
+                    .app_data(trusted_proxies.clone())
+                    .configure(platform::http::configure_extractors);
+                if let Some(verifier) = &verifier {
+                    app = app.app_data(verifier.clone());
+                }
+                if serves_dashboard {
+                    app = app.service(
+                        web::resource("/api/v1/dashboard")
+                            .route(web::get().to(crate::dashboard::get_dashboard)),
+                    );
+                }
+                app.service(web::resource("/health/live").route(
                     web::get().to(|| async {
                         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
                     }),
-                ),
-            )
-            .service(web::resource("/health/ready").route(web::get().to(ready)))
-            .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
-            .service(web::resource("/openapi.json").route(web::get().to(openapi)))
-            .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-            .service(
-                web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
-            )
-            .service(
-                web::resource("/api/v1/admin/dead-letters/{id}/replay")
-                    .route(web::post().to(replay_dead_letter)),
-            )
-            .service(web::resource("/api/v1/{context}/{tail:.*}").to(forward))
-            .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
-        }),
-        &config
-    )
-    .bind(config.listen)
-    .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
+                ))
+                .service(web::resource("/health/ready").route(web::get().to(ready)))
+                .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
+                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+                .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+                .service(
+                    web::scope("/api/v1/admin/dead-letters")
+                        .service(web::resource("").route(web::get().to(list_dead_letters)))
+                        .service(
+                            web::resource("/{id}/replay").route(web::post().to(replay_dead_letter)),
+                        ),
+                )
+                // Everything else under `/api/v1/<context>/` is proxied. Matched by hand rather
+                // than by a `{tail:.*}` pattern: the router would run a regex on every request.
+                .default_service(web::to(forward))
+            }),
+            &config
+        )
+        .bind(config.listen)
+        .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
     // The bound port (EMPORIUM_LISTEN may ask for port 0).
     let port = server.addrs().first().map_or(0, |a| a.port());
     let server = bind_ops!(server, config, ops_addr)?;
@@ -654,14 +670,18 @@ async fn forward(
     up: web::Data<Upstreams>,
     req: HttpRequest,
     ctx: RequestContext,
-    path: web::Path<(String, String)>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (context, _) = path.into_inner();
-    let pool = up
-        .by_context
-        .get(&context)
-        .ok_or_else(|| ApiError::not_found("not_found", "no such resource"))?;
+    let not_found = || ApiError::not_found("not_found", "no such resource");
+    let context = req
+        .path()
+        .strip_prefix("/api/v1/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(context, _)| context)
+        .ok_or_else(not_found)?;
+    let pool = up.by_context.get(context).ok_or_else(not_found)?;
+    req.extensions_mut()
+        .insert(platform::http::RouteLabel("/api/v1/{context}/{tail}"));
     // The upstream URL is built from the raw path; a dot segment (plain or percent-encoded)
     // or an encoded slash would let it resolve outside `/api/v1/<context>/`.
     if escapes_prefix(req.path()) {
@@ -678,14 +698,20 @@ async fn forward(
     } else {
         format!("{}?{query}", req.path())
     };
-    let prefix = format!("/api/v1/{context}/");
-    let parsed = reqwest::Url::parse(&format!("http://upstream{path_and_query}"))
-        .map_err(|_| ApiError::bad_request("invalid_path", "the path is not a valid URL path"))?;
-    if !parsed.path().starts_with(&prefix) {
-        return Err(ApiError::bad_request(
-            "invalid_path",
-            "the path leaves its context's prefix",
-        ));
+    // A path of plain characters, without dot segments, is what a URL parser leaves as it is;
+    // anything else is parsed as the upstream will see it, and must stay under the prefix.
+    if !is_plain_path(req.path()) {
+        let prefix = format!("/api/v1/{context}/");
+        let parsed =
+            reqwest::Url::parse(&format!("http://127.0.0.1{path_and_query}")).map_err(|_| {
+                ApiError::bad_request("invalid_path", "the path is not a valid URL path")
+            })?;
+        if !parsed.path().starts_with(&prefix) {
+            return Err(ApiError::bad_request(
+                "invalid_path",
+                "the path leaves its context's prefix",
+            ));
+        }
     }
     // Safe to send twice: reads, and writes the upstream deduplicates by key.
     let method = req.method();
@@ -696,9 +722,41 @@ async fn forward(
     send(&up, pool, &req, &ctx, &path_and_query, body, safe).await
 }
 
+/// Letters, digits and the URL path characters that no parser rewrites, and no segment that
+/// starts with a dot.
+fn is_plain_path(path: &str) -> bool {
+    !path.contains("/.")
+        && path.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'-'
+                        | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                )
+        })
+}
+
 /// True when a raw request path has a `.` or `..` segment, or an encoded `/`, `\` or NUL,
 /// in any case or encoding (`%2e%2E`, `.%2e`).
 fn escapes_prefix(raw_path: &str) -> bool {
+    if !raw_path.contains('%') && !raw_path.contains("/.") && !raw_path.contains('\\') {
+        return false;
+    }
     raw_path.split('/').any(|segment| {
         let decoded = percent_decode(segment);
         decoded == b"."
@@ -858,7 +916,10 @@ async fn proxy(
             StatusCode::METHOD_NOT_ALLOWED,
         ))
     })?;
-    let mut outgoing = up.client.request(method, &url).body(body);
+    let client = req
+        .app_data::<web::Data<WorkerClient>>()
+        .map_or(&up.client, |c| &c.0);
+    let mut outgoing = client.request(method, &url).body(body);
     let named_in_connection = connection_tokens(
         req.headers()
             .iter()
@@ -919,11 +980,11 @@ async fn proxy(
         }
         builder.append_header((n, value.as_bytes()));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| ProxyError::NoAnswer(upstream_failed(&e, &url)))?;
-    Ok(builder.body(bytes))
+    // The body streams through as it arrives, with its length when the upstream gave one.
+    if let Some(length) = response.content_length() {
+        builder.no_chunking(length);
+    }
+    Ok(builder.streaming(response.bytes_stream()))
 }
 
 /// 504 when the upstream took too long, 502 when it could not be reached or broke off.

@@ -329,8 +329,9 @@ macro_rules! both_backends {
     };
 }
 
-/// Declares a test that runs on SQLite, on PostgreSQL, and on the split topology (four
-/// processes and the gateway over RabbitMQ and PostgreSQL).
+/// Declares a test that runs on SQLite, on PostgreSQL, on the split topology (a process per
+/// context and the gateway over RabbitMQ and PostgreSQL), and on the same with two instances
+/// each of catalog and ordering.
 #[macro_export]
 macro_rules! every_topology {
     ($name:ident, |$app:ident| $body:block) => {
@@ -365,6 +366,16 @@ macro_rules! topologies {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $split() {
                 let Some(app) = $crate::split::spawn_split().await else {
+                    return;
+                };
+                story(app).await;
+            }
+
+            /// The same with two instances each of catalog and ordering behind the gateway,
+            /// and Redis.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_replicated() {
+                let Some(app) = $crate::split::spawn_replicated().await else {
                     return;
                 };
                 story(app).await;

@@ -19,6 +19,41 @@ use crate::helpers::{Host, TestApp, BOOTSTRAP_ADMIN};
 /// Idle queues of a test deployment disappear after this long.
 const QUEUE_EXPIRES_SECS: u64 = 120;
 
+/// The port of the one TCP socket `pid` listens on (`None` with none, or several).
+fn only_listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local address, state (0A: LISTEN), inode
+            if fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]) {
+                let port = fields[1].rsplit(':').next()?;
+                ports.push(u16::from_str_radix(port, 16).ok()?);
+            }
+        }
+    }
+    match ports.as_slice() {
+        [port] => Some(*port),
+        _ => None,
+    }
+}
+
 /// One `emporium` process of the deployment; its output goes to a log file shown on failure.
 pub struct Process {
     pub name: String,
@@ -92,9 +127,11 @@ impl Process {
         self.child = Some(child);
     }
 
-    /// The port from the process's `… listening` log line (JSON logs), once it is bound.
+    /// The port from the process's `… listening` log line (JSON logs), once it is bound; or,
+    /// when the process has exactly one listening socket, that socket's port from the
+    /// kernel's table (a start-up log line can go missing: see `docs/decisions.md` §43).
     pub fn listening_port(&self) -> Option<u16> {
-        self.log_text().lines().find_map(|line| {
+        let logged = self.log_text().lines().find_map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).ok()?;
             let fields = &v["fields"];
             fields["message"]
@@ -103,7 +140,8 @@ impl Process {
                 .then(|| fields["port"].as_u64())
                 .flatten()
                 .and_then(|p| u16::try_from(p).ok())
-        })
+        });
+        logged.or_else(|| self.pid().and_then(only_listening_port))
     }
 
     /// Started and not exited.
@@ -319,9 +357,37 @@ pub async fn spawn_split_on(broker: Broker) -> Option<TestApp> {
 /// Ports are picked free before the processes bind them, so a concurrent test can take one in
 /// between: the process that loses exits, and the whole deployment is started again.
 pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<TestApp> {
+    spawn_deployment(broker, extra, &[]).await
+}
+
+/// The contexts that run as two instances in [`spawn_replicated`].
+pub const REPLICATED: [ContextName; 2] = [ContextName::Catalog, ContextName::Ordering];
+
+/// The split topology with two instances each of catalog and ordering (the second named
+/// `catalog-2`, `ordering-2`, on the same database and queues), Redis shared by every
+/// process, and the gateway balancing over the instances.
+pub async fn spawn_replicated() -> Option<TestApp> {
+    let redis = platform::testing::service_url("EMPORIUM_TEST_REDIS_URL")?;
+    let namespace = format!("rep{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    spawn_deployment(
+        Broker::Rabbitmq,
+        &[
+            ("EMPORIUM_REDIS_URL", redis.as_str()),
+            ("EMPORIUM_REDIS_NAMESPACE", namespace.as_str()),
+        ],
+        &REPLICATED,
+    )
+    .await
+}
+
+async fn spawn_deployment(
+    broker: Broker,
+    extra: &[(&str, &str)],
+    replicated: &[ContextName],
+) -> Option<TestApp> {
     let mut failures = Vec::new();
     for _ in 0..3 {
-        match try_spawn_split(broker, extra).await? {
+        match try_spawn_split(broker, extra, replicated).await? {
             Ok(app) => return Some(app),
             Err(logs) => failures.push(logs),
         }
@@ -335,6 +401,7 @@ pub async fn spawn_split_with(broker: Broker, extra: &[(&str, &str)]) -> Option<
 async fn try_spawn_split(
     broker: Broker,
     extra: &[(&str, &str)],
+    replicated: &[ContextName],
 ) -> Option<Result<TestApp, String>> {
     let pg_admin = postgres_url()?;
     let namespace = format!("split{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
@@ -414,6 +481,24 @@ async fn try_spawn_split(
             dir.path().join(ctx.as_str()).display().to_string(),
         );
         p.start();
+        if replicated.contains(&ctx) {
+            // The second instance: the same database, queues and data directory layout.
+            let mut second = Process::new(
+                &format!("{}-2", ctx.as_str()),
+                &["serve"],
+                p.env.clone(),
+                dir.path().join(format!("{}-2.log", ctx.as_str())),
+            );
+            second.env.insert(
+                "EMPORIUM_DATA_DIR".to_owned(),
+                dir.path()
+                    .join(format!("{}-2", ctx.as_str()))
+                    .display()
+                    .to_string(),
+            );
+            second.start();
+            deployment.processes.push(second);
+        }
         deployment.processes.push(p);
         if ctx == ContextName::Identity {
             if let Err(e) = deployment.settle_port("identity").await {
@@ -425,15 +510,20 @@ async fn try_spawn_split(
         if let Err(e) = deployment.settle_port(ctx.as_str()).await {
             return Some(Err(e));
         }
+        if replicated.contains(ctx) {
+            if let Err(e) = deployment.settle_port(&format!("{}-2", ctx.as_str())).await {
+                return Some(Err(e));
+            }
+        }
     }
     let upstreams: Vec<String> = ContextName::ALL
         .iter()
         .map(|c| {
-            format!(
-                "{}=http://127.0.0.1:{}",
-                c.as_str(),
-                deployment.ports[c.as_str()]
-            )
+            let mut instances = format!("http://127.0.0.1:{}", deployment.ports[c.as_str()]);
+            if let Some(port) = deployment.ports.get(&format!("{}-2", c.as_str())) {
+                instances.push_str(&format!("|http://127.0.0.1:{port}"));
+            }
+            format!("{}={instances}", c.as_str())
         })
         .collect();
     let mut env = common.clone();

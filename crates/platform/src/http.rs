@@ -84,6 +84,11 @@ pub fn new_traceparent() -> String {
     format!("00-{trace}-{span}-01")
 }
 
+/// The route a handler reports for the metrics when the router matched none (a catch-all
+/// such as the gateway's proxy), instead of `unmatched`.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
 /// Middleware: request id + trace context in, access log, request id out, and every error
 /// response rewritten as problem+json if it is not one already.
 pub async fn request_middleware(
@@ -133,9 +138,13 @@ pub async fn request_middleware(
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     // Labelled by route pattern, never by raw path, so ids do not explode the series.
-    let route = response
+    let labelled = response
         .request()
-        .match_pattern()
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|l| l.0.to_owned());
+    let route = labelled
+        .or_else(|| response.request().match_pattern())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = response.request().method().as_str().to_owned();
     metrics::counter!(
