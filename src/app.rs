@@ -295,19 +295,9 @@ impl crate::dashboard::Upstream for LocalUpstream {
                 .build()
                 .unwrap_or_default()
         });
-        let mut request = client
-            .request(call.method, format!("{base}{}", call.path))
-            .header(crate::limits::INTERNAL_HEADER, &self.internal_key)
-            .header(platform::http::REQUEST_ID.as_str(), call.request_id)
-            .header("traceparent", call.traceparent);
-        if let Some(token) = call.bearer {
-            request = request.bearer_auth(token);
-        }
-        if let Some(form) = call.form {
-            request = request
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form);
-        }
+        let request = call
+            .request(client, base)
+            .header(crate::limits::INTERNAL_HEADER, &self.internal_key);
         let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.bytes().await?))

@@ -42,6 +42,28 @@ pub struct Call {
     pub forwarded_for: Option<String>,
 }
 
+impl Call {
+    /// The request to `base` (an instance's address), with everything the call carries.
+    pub fn request(&self, client: &reqwest::Client, base: &str) -> reqwest::RequestBuilder {
+        let mut request = client
+            .request(self.method.clone(), format!("{base}{}", self.path))
+            .header(platform::http::REQUEST_ID.as_str(), &self.request_id)
+            .header("traceparent", &self.traceparent);
+        if let Some(chain) = &self.forwarded_for {
+            request = request.header(platform::client_ip::FORWARDED_FOR, chain);
+        }
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(form) = &self.form {
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone());
+        }
+        request
+    }
+}
+
 /// Reaches an instance of a context: the gateway's balanced pools, or the monolith itself.
 #[async_trait::async_trait]
 pub trait Upstream: Send + Sync {

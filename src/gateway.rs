@@ -493,26 +493,7 @@ impl crate::dashboard::Upstream for Pools {
             let instance = pool
                 .pick(tried.as_ref().map(|t| &t.0))
                 .ok_or_else(|| anyhow::anyhow!("no {} instance", context.as_str()))?;
-            let mut request = self
-                .0
-                .client
-                .request(
-                    call.method.clone(),
-                    format!("{}{}", instance.0.base, call.path),
-                )
-                .header(REQUEST_ID.as_str(), &call.request_id)
-                .header("traceparent", &call.traceparent);
-            if let Some(chain) = &call.forwarded_for {
-                request = request.header(FORWARDED_FOR, chain);
-            }
-            if let Some(token) = &call.bearer {
-                request = request.bearer_auth(token);
-            }
-            if let Some(form) = &call.form {
-                request = request
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(form.clone());
-            }
+            let request = call.request(&self.0.client, &instance.0.base);
             match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();

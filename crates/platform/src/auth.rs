@@ -315,14 +315,9 @@ impl<A: ServiceAudience> FromRequest for ServiceCaller<A> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
-        let token = bearer(req);
+        let found = verifier_and_token(req, "a service access token is required");
         Box::pin(async move {
-            let verifier = verifier.ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("no token verifier configured"))
-            })?;
-            let token = token
-                .ok_or_else(|| ApiError::unauthorized("a service access token is required"))?;
+            let (verifier, token) = found?;
             let service = verifier.verify_service(&token, A::NAME).await?;
             Ok(ServiceCaller {
                 service,
@@ -330,6 +325,19 @@ impl<A: ServiceAudience> FromRequest for ServiceCaller<A> {
             })
         })
     }
+}
+
+/// The app's verifier and the request's bearer token (401 with `missing` without one).
+fn verifier_and_token(
+    req: &HttpRequest,
+    missing: &'static str,
+) -> Result<(web::Data<TokenVerifier>, String), ApiError> {
+    let verifier = req
+        .app_data::<web::Data<TokenVerifier>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no token verifier configured")))?;
+    let token = bearer(req).ok_or_else(|| ApiError::unauthorized(missing))?;
+    Ok((verifier, token))
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -346,14 +354,9 @@ impl FromRequest for AuthUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
-        let token = bearer(req);
+        let found = verifier_and_token(req, "a bearer access token is required");
         Box::pin(async move {
-            let verifier = verifier.ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("no token verifier configured"))
-            })?;
-            let token =
-                token.ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+            let (verifier, token) = found?;
             Ok(verifier.verify(&token).await?)
         })
     }
