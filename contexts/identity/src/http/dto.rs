@@ -126,8 +126,8 @@ impl From<OrderHistoryEntry> for OrderHistoryItem {
 /// authenticates with HTTP Basic or with `client_id` and `client_secret` in the form.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ClientCredentialsRequest {
-    /// Always `client_credentials`.
-    #[schema(example = "client_credentials")]
+    /// Always `client_credentials` (any other is 400 `unsupported_grant_type`).
+    #[schema(example = "client_credentials", pattern = "^client_credentials$")]
     pub(crate) grant_type: String,
     /// The context the token is for (`identity`, `catalog`, `ordering`, `shipping`,
     /// `notifications`); optional when the client may call only one.
