@@ -311,6 +311,13 @@ pub async fn a_duplicate_has_one_effect(factory: &dyn BusFactory, db: Database) 
         calls.load(Ordering::SeqCst) >= 2
     })
     .await;
+    // A copy is counted when the handler is entered, before its transaction commits: wait
+    // for the first copy's effect, then make sure no second one follows.
+    eventually("the first copy's effect is committed", 20, || async {
+        effects(&db, "conf-dup").await >= 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(effects(&db, "conf-dup").await, 1);
     bus.shutdown().await;
 }
