@@ -417,15 +417,6 @@ fn form_escape(raw: &str) -> String {
         .collect()
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// The signed-in customer's dashboard: profile, five most recent orders with their
 /// shipments, and order counts, gathered from the contexts in parallel within a budget.
 /// Parts that do not arrive in time are null and named in `unavailable`.
@@ -443,8 +434,8 @@ pub async fn get_dashboard(
     user: AuthUser,
     ctx: RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    let token =
-        bearer(&req).ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    let token = platform::auth::bearer(&req)
+        .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
     let forwarded_for = req
         .app_data::<platform::client_ip::TrustedProxies>()
         .cloned()
@@ -455,7 +446,7 @@ pub async fn get_dashboard(
         forwarded_for,
     };
     let body = dashboard
-        .assemble(user.user_id.as_uuid(), token, &caller)
+        .assemble(user.user_id.as_uuid(), &token, &caller)
         .await;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "private, no-store"))

@@ -446,12 +446,8 @@ async fn edge_auth(
     let token = req
         .path()
         .starts_with("/api/v1/")
-        .then(|| req.headers().get(actix_web::http::header::AUTHORIZATION))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
+        .then(|| platform::auth::bearer(req.request()))
+        .flatten();
     let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
     if let (Some(token), Some(verifier)) = (token, verifier) {
         if let Err(refused) = verifier.verify(&token).await {
