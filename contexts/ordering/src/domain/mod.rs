@@ -3,6 +3,7 @@
 mod events;
 mod order;
 mod payment;
+pub(crate) mod pricing;
 
 pub(crate) use events::OrderEvent;
 pub(crate) use order::{
