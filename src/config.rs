@@ -95,6 +95,9 @@ pub struct Config {
     /// Share of simulated-gateway calls that fail as if the gateway were unreachable (half of
     /// them after the gateway acted: a lost answer). Fault injection; 0 in production.
     pub payment_fault_rate: f64,
+    /// Listed prices, fixed discounts and shipping rates include tax
+    /// (`EMPORIUM_PRICES_INCLUDE_TAX=true`); by default they do not, and tax is added.
+    pub prices_include_tax: bool,
     pub carriers: Vec<String>,
     pub shutdown_timeout: Duration,
     /// Accounts one client address may create per 15 minutes (with the rate limit on).
@@ -187,6 +190,7 @@ impl Config {
             reservation_ttl: Duration::from_secs(15 * 60),
             payment_retry: Duration::from_secs(5 * 60),
             payment_fault_rate: 0.0,
+            prices_include_tax: false,
             carriers: vec!["EMP".to_owned()],
             shutdown_timeout: Duration::from_secs(30),
             sign_ups_per_client: 10,
@@ -531,6 +535,15 @@ impl Config {
                 Ok(r) if (0.0..=1.0).contains(&r) => c.payment_fault_rate = r,
                 _ => errors.push(format!(
                     "EMPORIUM_PAYMENT_FAULT_RATE: {v:?} must be a number from 0 to 1"
+                )),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_PRICES_INCLUDE_TAX") {
+            match v.as_str() {
+                "true" => c.prices_include_tax = true,
+                "false" => c.prices_include_tax = false,
+                other => errors.push(format!(
+                    "EMPORIUM_PRICES_INCLUDE_TAX: {other:?} is not true or false"
                 )),
             }
         }

@@ -120,6 +120,7 @@ pub async fn wire(
                         reservation_ttl: config.reservation_ttl,
                         payment_retry: config.payment_retry,
                         payment_fault_rate: config.payment_fault_rate,
+                        prices_include_tax: config.prices_include_tax,
                         sweep_every: std::time::Duration::from_secs(1),
                     },
                 })

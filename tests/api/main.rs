@@ -23,6 +23,7 @@ mod matrix;
 mod notifications;
 mod observability;
 mod operations;
+mod pricing;
 mod replicas;
 mod saga_faults;
 mod schema_compat;

@@ -19,10 +19,12 @@ use sqlx::migrate::Migrator;
 use application::cart::Carts;
 use application::checkout::Checkout;
 use application::projection::{self, ProductFeed};
+use application::rates::Rates;
 use application::saga::{self, Saga, Timeouts};
 use infrastructure::simulated_gateway::SimulatedPaymentGateway;
 use infrastructure::sql_carts::SqlCarts;
 use infrastructure::sql_orders::SqlOrders;
+use infrastructure::sql_rates::SqlRates;
 
 pub const NAME: &str = "ordering";
 
@@ -38,6 +40,8 @@ pub struct Settings {
     pub payment_retry: Duration,
     /// Share of simulated-gateway calls failing as if it were unreachable (fault injection).
     pub payment_fault_rate: f64,
+    /// Listed prices include tax (see `domain::pricing`).
+    pub prices_include_tax: bool,
     /// How often the saga looks for timed-out waiting states.
     pub sweep_every: Duration,
 }
@@ -55,7 +59,11 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let carts_repo = Arc::new(SqlCarts {
         db: deps.db.clone(),
     });
-    let orders = Arc::new(SqlOrders::new(deps.db.clone(), store.clone()));
+    let orders = Arc::new(SqlOrders::new(
+        deps.db.clone(),
+        store.clone(),
+        deps.settings.prices_include_tax,
+    ));
     let saga = Arc::new(Saga {
         orders: orders.clone(),
         gateway: Arc::new(SimulatedPaymentGateway {
@@ -106,6 +114,14 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         })
     });
     let state = actix_web::web::Data::new(http::State {
+        rates: Rates {
+            book: Arc::new(SqlRates {
+                db: deps.db.clone(),
+            }),
+            carts: carts_repo.clone(),
+            clock: clock.clone(),
+            prices_include_tax: deps.settings.prices_include_tax,
+        },
         carts: Carts {
             carts: carts_repo.clone(),
             products: carts_repo,

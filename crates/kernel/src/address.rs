@@ -53,6 +53,12 @@ fn clean(field: &'static str, raw: &str, max: usize) -> Result<String, AddressEr
     Ok(value.to_owned())
 }
 
+/// An ISO 3166-1 alpha-2 code (any case, trimmed), upper case; `None` for anything else.
+pub fn country_code(raw: &str) -> Option<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    (code.len() == 2 && COUNTRIES.split(' ').any(|c| c == code)).then_some(code)
+}
+
 impl PostalAddress {
     pub fn parse(
         name: &str,
@@ -62,13 +68,10 @@ impl PostalAddress {
         postal_code: &str,
         country: &str,
     ) -> Result<Self, AddressError> {
-        let country = country.trim().to_ascii_uppercase();
-        if country.len() != 2 || !COUNTRIES.split(' ').any(|c| c == country) {
-            return Err(AddressError {
-                field: "country",
-                message: "must be an ISO 3166-1 alpha-2 country code such as DE",
-            });
-        }
+        let country = country_code(country).ok_or(AddressError {
+            field: "country",
+            message: "must be an ISO 3166-1 alpha-2 country code such as DE",
+        })?;
         let line2 = match line2.map(str::trim).filter(|s| !s.is_empty()) {
             Some(l) => Some(clean("line2", l, 200)?),
             None => None,

@@ -22,6 +22,34 @@ pub enum ProductStatus {
     Archived,
 }
 
+/// How a product is taxed; each destination sets a rate per class (ordering's tax rates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TaxClass {
+    #[default]
+    Standard,
+    Reduced,
+    Zero,
+}
+
+impl TaxClass {
+    pub const ALL: [TaxClass; 3] = [Self::Standard, Self::Reduced, Self::Zero];
+
+    /// The wire name (as serialised).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Reduced => "reduced",
+            Self::Zero => "zero",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+}
+
 /// Everything a product projection needs, sent whole on each change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -34,6 +62,11 @@ pub struct ProductSnapshot {
     pub category_id: Option<CategoryId>,
     /// Increases with every change; projections keep the highest.
     pub revision: i64,
+    /// Shipping weight of one unit (0 when a snapshot from before weights is replayed).
+    #[serde(default)]
+    pub weight_grams: u32,
+    #[serde(default)]
+    pub tax_class: TaxClass,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

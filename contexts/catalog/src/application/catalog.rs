@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Store};
 use catalog_contracts::{
     ProductArchived, ProductCreated, ProductSnapshot, ProductStatus as ContractStatus,
-    ProductUpdated,
+    ProductUpdated, TaxClass,
 };
 use kernel::error::FieldError;
 use kernel::id::{CategoryId, ProductId};
@@ -18,6 +18,7 @@ use super::ports::{CatalogRepository, Category, ProductQuery, SaveError};
 use super::CatalogError;
 use crate::domain::{
     CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug, MAX_PRICE,
+    MAX_WEIGHT_GRAMS,
 };
 
 pub(crate) struct Catalog {
@@ -39,6 +40,8 @@ pub(crate) struct NewProduct {
     pub(crate) description: Option<String>,
     pub(crate) price: Money,
     pub(crate) category_id: Option<CategoryId>,
+    pub(crate) weight_grams: Option<u32>,
+    pub(crate) tax_class: Option<TaxClass>,
 }
 
 /// A partial update; `None` leaves a field alone, `Some(None)` clears an optional one.
@@ -49,6 +52,8 @@ pub(crate) struct ProductChange {
     pub(crate) description: Option<Option<String>>,
     pub(crate) price: Option<Money>,
     pub(crate) category_id: Option<Option<CategoryId>>,
+    pub(crate) weight_grams: Option<u32>,
+    pub(crate) tax_class: Option<TaxClass>,
 }
 
 pub(crate) fn snapshot(p: &Product) -> ProductSnapshot {
@@ -63,6 +68,17 @@ pub(crate) fn snapshot(p: &Product) -> ProductSnapshot {
         },
         category_id: p.category_id,
         revision: p.revision,
+        weight_grams: p.weight_grams,
+        tax_class: p.tax_class,
+    }
+}
+
+fn check_weight(grams: u32, errors: &mut Vec<FieldError>) {
+    if grams > MAX_WEIGHT_GRAMS {
+        errors.push(FieldError::new(
+            "weight_grams",
+            format!("must be at most {MAX_WEIGHT_GRAMS}"),
+        ));
     }
 }
 
@@ -165,6 +181,7 @@ impl Catalog {
             None => None,
         };
         check_price(&new.price, &mut errors);
+        check_weight(new.weight_grams.unwrap_or(0), &mut errors);
         self.check_category(new.category_id, &mut errors).await?;
         let (Some(sku), Some(name), true) = (sku, name, errors.is_empty()) else {
             return Err(CatalogError::Invalid(errors));
@@ -177,6 +194,8 @@ impl Catalog {
             description: description.filter(|d| !d.as_ref().is_empty()),
             price: new.price,
             category_id: new.category_id,
+            weight_grams: new.weight_grams.unwrap_or(0),
+            tax_class: new.tax_class.unwrap_or_default(),
             status: ProductStatus::Active,
             revision: 1,
             created_at: now,
@@ -244,6 +263,13 @@ impl Catalog {
         if let Some(price) = change.price {
             check_price(&price, &mut errors);
             next.price = price;
+        }
+        if let Some(grams) = change.weight_grams {
+            check_weight(grams, &mut errors);
+            next.weight_grams = grams;
+        }
+        if let Some(class) = change.tax_class {
+            next.tax_class = class;
         }
         if let Some(category) = change.category_id {
             self.check_category(category, &mut errors).await?;

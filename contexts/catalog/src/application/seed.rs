@@ -1,11 +1,24 @@
 //! The demo catalog loaded by `emporium seed`.
 
 use bus::Causation;
+use catalog_contracts::TaxClass;
 use kernel::{Currency, Money};
 
 use super::catalog::{Catalog, NewCategory, NewProduct};
 use super::inventory::Inventory;
 use super::CatalogError;
+
+/// A unit's shipping weight and its tax class (books and seeds are taxed at the reduced rate).
+fn weight_and_tax_class(sku: &str) -> (u32, TaxClass) {
+    match sku {
+        "BOOK-RUST" | "BOOK-DDD" => (900, TaxClass::Reduced),
+        "GAR-SEEDS-BASIL" => (20, TaxClass::Reduced),
+        "KIT-KNIFE-CHEF" => (350, TaxClass::Standard),
+        "GAR-SHEARS" => (600, TaxClass::Standard),
+        "GAR-TROWEL" => (250, TaxClass::Standard),
+        _ => (400, TaxClass::Standard),
+    }
+}
 
 const CATEGORIES: [(&str, &str, Option<&str>); 5] = [
     ("Kitchen", "kitchen", None),
@@ -113,6 +126,7 @@ pub(crate) async fn run(
     }
     let mut created = 0;
     for (sku, name, description, amount, category, stock) in PRODUCTS {
+        let (grams, class) = weight_and_tax_class(sku);
         let category_id = catalog
             .resolve_category(category)
             .await
@@ -125,6 +139,8 @@ pub(crate) async fn run(
                     description: Some(description.to_owned()),
                     price: Money::new(amount, eur)?,
                     category_id: Some(category_id),
+                    weight_grams: Some(grams),
+                    tax_class: Some(class),
                 },
                 cause,
             )

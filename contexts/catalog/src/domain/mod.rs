@@ -6,6 +6,8 @@ mod reservation;
 mod stock;
 
 pub(crate) use category::{CategoryName, Slug};
-pub(crate) use product::{Description, Product, ProductName, ProductStatus, Sku, MAX_PRICE};
+pub(crate) use product::{
+    Description, Product, ProductName, ProductStatus, Sku, MAX_PRICE, MAX_WEIGHT_GRAMS,
+};
 pub(crate) use reservation::{Reservation, ReservationStatus, StockMove, Transition};
 pub(crate) use stock::StockLevel;

@@ -4,6 +4,9 @@ use kernel::{Money, Timestamp};
 /// The largest price accepted (10 billion minor units), so order totals cannot overflow.
 pub(crate) const MAX_PRICE: i64 = 10_000_000_000;
 
+/// The heaviest unit accepted: one tonne.
+pub(crate) const MAX_WEIGHT_GRAMS: u32 = 1_000_000;
+
 /// Stock keeping unit: 1..=64 of A-Z, 0-9, `-`, `_`, `.`; stored upper-case, unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sku(String);
@@ -97,6 +100,9 @@ pub(crate) struct Product {
     pub(crate) description: Option<Description>,
     pub(crate) price: Money,
     pub(crate) category_id: Option<CategoryId>,
+    /// Shipping weight of one unit.
+    pub(crate) weight_grams: u32,
+    pub(crate) tax_class: catalog_contracts::TaxClass,
     pub(crate) status: ProductStatus,
     /// Bumped on every change; the ETag and the projection's ordering key.
     pub(crate) revision: i64,

@@ -8,6 +8,7 @@ use validator::Validate;
 
 use crate::application::ports::Category;
 use crate::domain::{Product, StockLevel, MAX_PRICE};
+use catalog_contracts::TaxClass;
 
 const SKU: &str = "[A-Za-z0-9._-]+";
 const SLUG: &str = "[a-z0-9]+(?:-[a-z0-9]+)*";
@@ -109,6 +110,12 @@ pub(crate) struct CreateProductRequest {
     #[schema(schema_with = price_schema)]
     pub(crate) price: Money,
     pub(crate) category_id: Option<uuid::Uuid>,
+    /// Shipping weight of one unit in grams (default 0).
+    #[validate(range(max = 1_000_000))]
+    #[schema(maximum = 1_000_000)]
+    pub(crate) weight_grams: Option<u32>,
+    /// `standard` (default), `reduced` or `zero`.
+    pub(crate) tax_class: Option<TaxClass>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -132,6 +139,10 @@ pub(crate) struct UpdateProductRequest {
     #[serde(default, deserialize_with = "platform::http::present")]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub(crate) category_id: Option<Option<uuid::Uuid>>,
+    #[validate(range(max = 1_000_000))]
+    #[schema(maximum = 1_000_000)]
+    pub(crate) weight_grams: Option<u32>,
+    pub(crate) tax_class: Option<TaxClass>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,6 +153,9 @@ pub(crate) struct ProductResponse {
     pub(crate) description: Option<String>,
     pub(crate) price: Money,
     pub(crate) category_id: Option<uuid::Uuid>,
+    /// Shipping weight of one unit in grams.
+    pub(crate) weight_grams: u32,
+    pub(crate) tax_class: TaxClass,
     /// `active` or `archived`.
     pub(crate) status: &'static str,
     /// Increases on every change; the `ETag`.
@@ -159,6 +173,8 @@ impl From<&Product> for ProductResponse {
             description: p.description.as_ref().map(|d| d.as_ref().to_owned()),
             price: p.price,
             category_id: p.category_id.map(|c| c.as_uuid()),
+            weight_grams: p.weight_grams,
+            tax_class: p.tax_class,
             status: p.status.as_str(),
             revision: p.revision,
             created_at: p.created_at,

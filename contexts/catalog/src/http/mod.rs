@@ -319,6 +319,8 @@ pub(crate) async fn create_product(
                 description: body.description,
                 price: body.price,
                 category_id: body.category_id.map(CategoryId::from_uuid),
+                weight_grams: body.weight_grams,
+                tax_class: body.tax_class,
             },
             &Causation::from(&ctx),
         )
@@ -406,6 +408,8 @@ pub(crate) async fn update_product(
                 description: body.description,
                 price: body.price,
                 category_id: body.category_id.map(|c| c.map(CategoryId::from_uuid)),
+                weight_grams: body.weight_grams,
+                tax_class: body.tax_class,
             },
             expected,
             &Causation::from(&ctx),

@@ -1,5 +1,6 @@
 use anyhow::Context as _;
 use bus::UnitOfWork;
+use catalog_contracts::TaxClass;
 use kernel::id::{CategoryId, ProductId};
 use kernel::{Currency, Money, Timestamp};
 use platform::db::{is_unique_violation, Database};
@@ -14,7 +15,7 @@ pub(crate) struct SqlCatalog {
     pub(crate) db: Database,
 }
 
-const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at";
+const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at, weight_grams, tax_class";
 
 fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
     let id: String = row.try_get("product_id")?;
@@ -24,6 +25,7 @@ fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
     let currency: String = row.try_get("currency")?;
     let category: Option<String> = row.try_get("category_id")?;
     let status: String = row.try_get("status")?;
+    let tax_class: String = row.try_get("tax_class")?;
     Ok(Product {
         id: ProductId::parse(&id)?,
         sku: Sku::parse(&sku).map_err(anyhow::Error::msg)?,
@@ -34,6 +36,9 @@ fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
             .map_err(anyhow::Error::msg)?,
         price: Money::new(row.try_get("price_amount")?, Currency::parse(&currency)?)?,
         category_id: category.map(|c| CategoryId::parse(&c)).transpose()?,
+        weight_grams: u32::try_from(row.try_get::<i64, _>("weight_grams")?)?,
+        tax_class: TaxClass::parse(&tax_class)
+            .ok_or_else(|| anyhow::anyhow!("unknown tax class {tax_class}"))?,
         status: ProductStatus::parse(&status)
             .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
         revision: row.try_get("revision")?,
@@ -134,7 +139,7 @@ impl CatalogRepository for SqlCatalog {
     async fn create_product(&self, work: &mut UnitOfWork, p: &Product) -> Result<(), SaveError> {
         let tx = work.conn()?;
         sqlx::query(&format!(
-            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(p.id.to_string())
         .bind(p.sku.as_ref())
@@ -147,6 +152,8 @@ impl CatalogRepository for SqlCatalog {
         .bind(p.revision)
         .bind(p.created_at.as_micros())
         .bind(p.updated_at.as_micros())
+        .bind(i64::from(p.weight_grams))
+        .bind(p.tax_class.as_str())
         .bind(p.search_text())
         .execute(&mut *tx)
         .await
@@ -171,7 +178,8 @@ impl CatalogRepository for SqlCatalog {
         let tx = work.conn()?;
         let done = sqlx::query(
             "update product set sku = $1, name = $2, description = $3, price_amount = $4, currency = $5, category_id = $6, \
-             status = $7, revision = $8, updated_at = $9, search_text = $10 where product_id = $11 and revision = $12",
+             status = $7, revision = $8, updated_at = $9, search_text = $10, weight_grams = $11, tax_class = $12 \
+             where product_id = $13 and revision = $14",
         )
         .bind(p.sku.as_ref())
         .bind(p.name.as_ref())
@@ -183,6 +191,8 @@ impl CatalogRepository for SqlCatalog {
         .bind(p.revision)
         .bind(p.updated_at.as_micros())
         .bind(p.search_text())
+        .bind(i64::from(p.weight_grams))
+        .bind(p.tax_class.as_str())
         .bind(p.id.to_string())
         .bind(expected_revision)
         .execute(&mut *tx)

@@ -98,6 +98,7 @@ impl Checkout {
             }
             CheckoutOutcome::CartEmpty => Err(OrderingError::CartEmpty),
             CheckoutOutcome::Unavailable(why) => Err(OrderingError::ProductUnavailable(why)),
+            CheckoutOutcome::Unpriced(why) => Err(why.into()),
         }
     }
 

@@ -4,6 +4,7 @@ pub(crate) mod cart;
 pub(crate) mod checkout;
 pub(crate) mod ports;
 pub(crate) mod projection;
+pub(crate) mod rates;
 pub(crate) mod saga;
 
 use kernel::FieldError;
@@ -24,6 +25,10 @@ pub(crate) enum OrderingError {
     IdempotencyMismatch,
     #[error("{0}")]
     CannotCancel(String),
+    #[error("{0}")]
+    NotShipped(String),
+    #[error("no such rate")]
+    RateNotFound,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

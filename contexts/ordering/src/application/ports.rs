@@ -3,10 +3,12 @@
 
 use bus::{Causation, UnitOfWork};
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
-use kernel::{Money, Timestamp};
+use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
+use crate::domain::pricing::{ShippingRate, TaxRate};
 use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, Settlement};
+pub(crate) use catalog_contracts::TaxClass;
 
 /// A product as ordering knows it (from catalog events).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +19,8 @@ pub(crate) struct KnownProduct {
     pub(crate) price: Money,
     pub(crate) active: bool,
     pub(crate) revision: i64,
+    pub(crate) weight_grams: u32,
+    pub(crate) tax_class: TaxClass,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +68,72 @@ pub(crate) trait CartRepository: Send + Sync {
     async fn remove(&self, customer: UserId, product: ProductId) -> anyhow::Result<bool>;
 }
 
+/// A destination's tax rates per class (the zero class is always 0 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TaxRates {
+    pub(crate) standard: TaxRate,
+    pub(crate) reduced: TaxRate,
+}
+
+impl TaxRates {
+    pub(crate) fn of(&self, class: TaxClass) -> TaxRate {
+        match class {
+            TaxClass::Standard => self.standard,
+            TaxClass::Reduced => self.reduced,
+            TaxClass::Zero => TaxRate::default(),
+        }
+    }
+}
+
+/// How an order to one destination, in one currency, is shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shipping {
+    /// No shipping rate is set for the currency at all: shipping is free.
+    Free,
+    Rate(ShippingRate),
+    /// Rates are set for the currency, but none for this destination.
+    NotShipped,
+}
+
+/// What pricing needs to know of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DestinationRates {
+    pub(crate) tax: TaxRates,
+    pub(crate) shipping: Shipping,
+}
+
+#[async_trait::async_trait]
+pub(crate) trait RateBook: Send + Sync {
+    /// Every destination's tax rates, by country code.
+    async fn tax_rates(&self) -> anyhow::Result<Vec<(String, TaxRates, Timestamp)>>;
+    async fn put_tax_rates(
+        &self,
+        country: &str,
+        rates: TaxRates,
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// `false` when the country had none.
+    async fn delete_tax_rates(&self, country: &str) -> anyhow::Result<bool>;
+    /// Every shipping rate, by country code and currency.
+    async fn shipping_rates(
+        &self,
+    ) -> anyhow::Result<Vec<(String, Currency, ShippingRate, Timestamp)>>;
+    async fn put_shipping_rate(
+        &self,
+        country: &str,
+        currency: Currency,
+        rate: ShippingRate,
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
+    async fn delete_shipping_rate(&self, country: &str, currency: Currency)
+        -> anyhow::Result<bool>;
+    async fn destination(
+        &self,
+        country: &str,
+        currency: Currency,
+    ) -> anyhow::Result<DestinationRates>;
+}
+
 /// A new order, built from the cart inside the checkout transaction.
 pub(crate) struct NewOrder {
     pub(crate) id: OrderId,
@@ -84,6 +154,8 @@ pub(crate) enum CheckoutOutcome {
     },
     CartEmpty,
     Unavailable(String),
+    /// The lines cannot be priced for the destination.
+    Unpriced(super::rates::Unpriced),
 }
 
 /// A change the saga makes to an order, decided from its current state.

@@ -32,6 +32,8 @@ fn known(p: ProductSnapshot) -> KnownProduct {
         price: p.price,
         active: p.status == ProductStatus::Active,
         revision: p.revision,
+        weight_grams: p.weight_grams,
+        tax_class: p.tax_class,
     }
 }
 

@@ -7,7 +7,8 @@ pub(crate) mod pricing;
 
 pub(crate) use events::OrderEvent;
 pub(crate) use order::{
-    CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, Settlement, StatusEntry,
+    Amounts, CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, Settlement,
+    StatusEntry,
 };
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
 

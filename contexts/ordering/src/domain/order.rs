@@ -71,6 +71,19 @@ pub(crate) struct OrderLine {
     pub(crate) name: String,
     pub(crate) quantity: u32,
     pub(crate) unit_price: Money,
+    /// The line's share of the order's discount (without tax; see `pricing`).
+    pub(crate) discount: Money,
+    pub(crate) tax: Money,
+}
+
+/// How the order's total is made up: `total = subtotal − discount + shipping + tax`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Amounts {
+    pub(crate) subtotal: Money,
+    pub(crate) discount: Money,
+    pub(crate) shipping: Money,
+    pub(crate) tax: Money,
+    pub(crate) weight_grams: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +101,7 @@ pub(crate) struct Order {
     pub(crate) status: OrderStatus,
     pub(crate) cancellation_reason: Option<CancellationReason>,
     pub(crate) lines: Vec<OrderLine>,
+    pub(crate) amounts: Amounts,
     pub(crate) total: Money,
     pub(crate) shipping_address: PostalAddress,
     pub(crate) payment_token: String,
@@ -272,17 +286,21 @@ mod tests {
 
     fn order(status: OrderStatus) -> Order {
         let at = Timestamp::from_micros(1_000_000);
+        let eur = kernel::Currency::parse("EUR").unwrap_or_else(|e| panic!("{e}"));
         Order {
             id: OrderId::new(),
             customer_id: UserId::new(),
             status,
             cancellation_reason: None,
             lines: vec![],
-            total: Money::new(
-                1_000,
-                kernel::Currency::parse("EUR").unwrap_or_else(|e| panic!("{e}")),
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
+            amounts: Amounts {
+                subtotal: Money::new(1_000, eur).unwrap_or_else(|e| panic!("{e}")),
+                discount: Money::zero(eur),
+                shipping: Money::zero(eur),
+                tax: Money::zero(eur),
+                weight_grams: 0,
+            },
+            total: Money::new(1_000, eur).unwrap_or_else(|e| panic!("{e}")),
             shipping_address: PostalAddress {
                 name: "A".into(),
                 line1: "1 Road".into(),

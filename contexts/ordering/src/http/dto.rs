@@ -1,12 +1,15 @@
 //! Request and response bodies.
 
 use kernel::address::AddressBody;
-use kernel::{Money, Timestamp};
+use kernel::{Currency, Money, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::application::cart::PricedCart;
+use crate::application::ports::TaxRates;
+use crate::application::rates::Quote;
+use crate::domain::pricing::ShippingRate;
 use crate::domain::{Order, OrderStatus, Payment};
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -100,9 +103,14 @@ pub(crate) struct OrderLineResponse {
     pub(crate) sku: String,
     pub(crate) name: String,
     pub(crate) quantity: u32,
-    /// The price when the order was placed.
+    /// The price when the order was placed, as listed.
     pub(crate) unit_price: Money,
+    /// `unit_price × quantity`.
     pub(crate) line_total: Option<Money>,
+    /// The line's share of the order's discount (without tax when prices include it).
+    pub(crate) discount: Money,
+    /// The tax on the line after its discount.
+    pub(crate) tax: Money,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,7 +165,17 @@ pub(crate) struct OrderResponse {
     /// out_of_stock, payment_declined, payment_unavailable, customer_cancelled or reservation_expired.
     pub(crate) cancellation_reason: Option<&'static str>,
     pub(crate) lines: Vec<OrderLineResponse>,
+    /// The lines without tax.
+    pub(crate) subtotal: Money,
+    pub(crate) discount: Money,
+    /// Shipping without tax.
+    pub(crate) shipping: Money,
+    /// The lines' tax and shipping's.
+    pub(crate) tax: Money,
+    /// `subtotal - discount + shipping + tax`: what is charged.
     pub(crate) total: Money,
+    /// The parcel's weight.
+    pub(crate) weight_grams: u64,
     pub(crate) shipping_address: AddressBody,
     pub(crate) payments: Vec<PaymentResponse>,
     pub(crate) shipment: Option<ShipmentRef>,
@@ -182,9 +200,16 @@ impl From<Order> for OrderResponse {
                     quantity: l.quantity,
                     unit_price: l.unit_price,
                     line_total: l.unit_price.checked_mul(l.quantity).ok(),
+                    discount: l.discount,
+                    tax: l.tax,
                 })
                 .collect(),
+            subtotal: o.amounts.subtotal,
+            discount: o.amounts.discount,
+            shipping: o.amounts.shipping,
+            tax: o.amounts.tax,
             total: o.total,
+            weight_grams: o.amounts.weight_grams,
             shipping_address: o.shipping_address.clone().into(),
             payments: o.payments.iter().map(PaymentResponse::from).collect(),
             shipment: o.shipment_id.map(|id| ShipmentRef {
@@ -205,4 +230,163 @@ impl From<Order> for OrderResponse {
             updated_at: o.updated_at,
         }
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QuoteQuery {
+    /// The destination: an ISO 3166-1 alpha-2 country code.
+    #[param(schema_with = kernel::address::country_schema)]
+    pub(crate) country: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QuoteLineResponse {
+    pub(crate) product_id: uuid::Uuid,
+    pub(crate) sku: String,
+    pub(crate) name: String,
+    pub(crate) quantity: u32,
+    /// As listed now.
+    pub(crate) unit_price: Money,
+    /// Without tax.
+    pub(crate) subtotal: Money,
+    pub(crate) discount: Money,
+    pub(crate) tax: Money,
+    /// `subtotal - discount + tax`.
+    pub(crate) total: Money,
+}
+
+/// The cart priced for a destination, as checking out would price it now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QuoteResponse {
+    pub(crate) country: String,
+    pub(crate) lines: Vec<QuoteLineResponse>,
+    pub(crate) subtotal: Money,
+    pub(crate) discount: Money,
+    pub(crate) shipping: Money,
+    pub(crate) tax: Money,
+    /// `subtotal - discount + shipping + tax`.
+    pub(crate) total: Money,
+    pub(crate) weight_grams: u64,
+    /// Listed prices include tax (the amounts above are shown without it).
+    pub(crate) prices_include_tax: bool,
+}
+
+impl QuoteResponse {
+    pub(crate) fn new(q: Quote, prices_include_tax: bool) -> Self {
+        let b = q.breakdown;
+        Self {
+            country: q.country,
+            lines: q
+                .lines
+                .iter()
+                .zip(&b.lines)
+                .map(|((p, quantity), a)| QuoteLineResponse {
+                    product_id: p.id.as_uuid(),
+                    sku: p.sku.clone(),
+                    name: p.name.clone(),
+                    quantity: *quantity,
+                    unit_price: p.price,
+                    subtotal: a.subtotal,
+                    discount: a.discount,
+                    tax: a.tax,
+                    total: a.total,
+                })
+                .collect(),
+            subtotal: b.subtotal,
+            discount: b.discount,
+            shipping: b.shipping,
+            tax: b.tax,
+            total: b.total,
+            weight_grams: b.grams,
+            prices_include_tax,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"standard_bps": 1900, "reduced_bps": 700}))]
+pub(crate) struct TaxRatesRequest {
+    /// The standard rate in basis points (1900 = 19 %), 0 to 10000.
+    #[schema(minimum = 0, maximum = 10000)]
+    #[serde(deserialize_with = "kernel::schema::whole_number")]
+    pub(crate) standard_bps: i64,
+    /// The reduced rate in basis points, 0 to 10000. The zero class is always 0.
+    #[schema(minimum = 0, maximum = 10000)]
+    #[serde(deserialize_with = "kernel::schema::whole_number")]
+    pub(crate) reduced_bps: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TaxRatesResponse {
+    pub(crate) country: String,
+    pub(crate) standard_bps: u32,
+    pub(crate) reduced_bps: u32,
+    pub(crate) updated_at: Timestamp,
+}
+
+impl TaxRatesResponse {
+    pub(crate) fn new((country, rates, updated_at): (String, TaxRates, Timestamp)) -> Self {
+        Self {
+            country,
+            standard_bps: rates.standard.bps(),
+            reduced_bps: rates.reduced.bps(),
+            updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TaxRatesList {
+    /// One entry per country, by country code.
+    pub(crate) items: Vec<TaxRatesResponse>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"flat": 495, "per_kg": 150, "included_grams": 1000}))]
+pub(crate) struct ShippingRateRequest {
+    /// Minor units of the path's currency, 0 to 10000000000.
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
+    #[serde(deserialize_with = "kernel::schema::whole_number")]
+    pub(crate) flat: i64,
+    /// Charged per started kilogram over `included_grams` (default 0).
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
+    #[serde(default, deserialize_with = "kernel::schema::whole_number")]
+    pub(crate) per_kg: i64,
+    /// Weight the flat charge covers (default 0).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(default, deserialize_with = "kernel::schema::whole_number")]
+    pub(crate) included_grams: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ShippingRateResponse {
+    pub(crate) country: String,
+    pub(crate) flat: Money,
+    pub(crate) per_kg: Money,
+    pub(crate) included_grams: u32,
+    pub(crate) updated_at: Timestamp,
+}
+
+impl ShippingRateResponse {
+    pub(crate) fn new(
+        (country, currency, rate, updated_at): (String, Currency, ShippingRate, Timestamp),
+    ) -> Self {
+        let money = |a: i64| Money::new(a, currency).unwrap_or_else(|_| Money::zero(currency));
+        Self {
+            country,
+            flat: money(rate.flat),
+            per_kg: money(rate.per_kg),
+            included_grams: rate.included_grams,
+            updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ShippingRatesList {
+    /// One entry per country and currency, by country code.
+    pub(crate) items: Vec<ShippingRateResponse>,
 }

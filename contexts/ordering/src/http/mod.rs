@@ -8,17 +8,19 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::Causation;
 use kernel::id::{OrderId, ProductId};
-use platform::auth::{AuthUser, ServiceAudience, ServiceCaller};
+use platform::auth::{AdminUser, AuthUser, ServiceAudience, ServiceCaller};
 use platform::error::{ApiError, ProblemBody};
 use platform::http::{RequestContext, ValidJson};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cart::Carts;
 use crate::application::checkout::{check_idempotency_key, Checkout, PlaceOrder};
+use crate::application::rates::Rates;
 use crate::application::OrderingError;
 pub(crate) use dto::*;
 
 pub(crate) struct State {
+    pub(crate) rates: Rates,
     pub(crate) carts: Carts,
     pub(crate) checkout: Arc<Checkout>,
 }
@@ -44,6 +46,12 @@ impl From<OrderingError> for ApiError {
                 "this Idempotency-Key was already used with a different request body",
             ),
             OrderingError::CannotCancel(why) => ApiError::conflict("ordering.cannot_cancel", why),
+            OrderingError::NotShipped(why) => {
+                ApiError::unprocessable("ordering.no_shipping_rate", why)
+            }
+            OrderingError::RateNotFound => {
+                ApiError::not_found("ordering.rate_not_found", "no such rate")
+            }
             OrderingError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -53,6 +61,19 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/ordering")
             .service(web::resource("/cart").route(web::get().to(get_cart)))
+            .service(web::resource("/cart/quote").route(web::get().to(quote_cart)))
+            .service(web::resource("/tax-rates").route(web::get().to(list_tax_rates)))
+            .service(
+                web::resource("/tax-rates/{country}")
+                    .route(web::put().to(put_tax_rates))
+                    .route(web::delete().to(delete_tax_rates)),
+            )
+            .service(web::resource("/shipping-rates").route(web::get().to(list_shipping_rates)))
+            .service(
+                web::resource("/shipping-rates/{country}/{currency}")
+                    .route(web::put().to(put_shipping_rate))
+                    .route(web::delete().to(delete_shipping_rate)),
+            )
             .service(web::resource("/cart/items").route(web::post().to(add_item)))
             .service(
                 web::resource("/cart/items/{product_id}")
@@ -371,9 +392,191 @@ pub(crate) async fn cancel_order(
     Ok(web::Json(order.into()))
 }
 
+/// Your cart priced for a destination: subtotal, shipping, tax and total, as checking out
+/// would charge them now.
+#[utoipa::path(
+    get, path = "/api/v1/ordering/cart/quote", tag = "ordering", operation_id = "quote_cart",
+    security(("bearer" = [])),
+    params(QuoteQuery),
+    responses(
+        (status = 200, description = "The priced cart", body = QuoteResponse),
+        (status = 400, description = "Missing country", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad country, empty cart, unavailable product, or no shipping to the destination", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn quote_cart(
+    state: web::Data<State>,
+    user: AuthUser,
+    query: web::Query<QuoteQuery>,
+) -> Result<web::Json<QuoteResponse>, ApiError> {
+    let quote = state.rates.quote(user.user_id, &query.country).await?;
+    Ok(web::Json(QuoteResponse::new(
+        quote,
+        state.rates.prices_include_tax,
+    )))
+}
+
+/// Tax rates per destination country (admin).
+#[utoipa::path(
+    get, path = "/api/v1/ordering/tax-rates", tag = "ordering", operation_id = "list_tax_rates",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every country's rates", body = TaxRatesList),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_tax_rates(
+    state: web::Data<State>,
+    _admin: AdminUser,
+) -> Result<web::Json<TaxRatesList>, ApiError> {
+    let items = state.rates.tax_rates().await?;
+    Ok(web::Json(TaxRatesList {
+        items: items.into_iter().map(TaxRatesResponse::new).collect(),
+    }))
+}
+
+/// Set a destination's tax rates (admin). A country without rates is not taxed.
+#[utoipa::path(
+    put, path = "/api/v1/ordering/tax-rates/{country}", tag = "ordering", operation_id = "put_tax_rates",
+    security(("bearer" = [])),
+    params(("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2)),
+    request_body = TaxRatesRequest,
+    responses(
+        (status = 200, description = "The rates", body = TaxRatesResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad country or rate", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn put_tax_rates(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    country: web::Path<String>,
+    body: ValidJson<TaxRatesRequest>,
+) -> Result<web::Json<TaxRatesResponse>, ApiError> {
+    let saved = state
+        .rates
+        .put_tax_rates(&country, body.standard_bps, body.reduced_bps)
+        .await?;
+    Ok(web::Json(TaxRatesResponse::new(saved)))
+}
+
+/// Remove a destination's tax rates (admin).
+#[utoipa::path(
+    delete, path = "/api/v1/ordering/tax-rates/{country}", tag = "ordering", operation_id = "delete_tax_rates",
+    security(("bearer" = [])),
+    params(("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The country has no rates", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad country", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn delete_tax_rates(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    country: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.rates.delete_tax_rates(&country).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Shipping rates per destination country and currency (admin).
+#[utoipa::path(
+    get, path = "/api/v1/ordering/shipping-rates", tag = "ordering", operation_id = "list_shipping_rates",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every rate", body = ShippingRatesList),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_shipping_rates(
+    state: web::Data<State>,
+    _admin: AdminUser,
+) -> Result<web::Json<ShippingRatesList>, ApiError> {
+    let items = state.rates.shipping_rates().await?;
+    Ok(web::Json(ShippingRatesList {
+        items: items.into_iter().map(ShippingRateResponse::new).collect(),
+    }))
+}
+
+/// Set the shipping rate to a country in a currency (admin). Once a currency has a rate,
+/// orders in it ship only where it has one; a currency without any ships free.
+#[utoipa::path(
+    put, path = "/api/v1/ordering/shipping-rates/{country}/{currency}", tag = "ordering", operation_id = "put_shipping_rate",
+    security(("bearer" = [])),
+    params(
+        ("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2),
+        ("currency" = String, Path, description = "ISO 4217 currency code", min_length = 3, max_length = 3)
+    ),
+    request_body = ShippingRateRequest,
+    responses(
+        (status = 200, description = "The rate", body = ShippingRateResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad country, currency or amount", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn put_shipping_rate(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    path: web::Path<(String, String)>,
+    body: ValidJson<ShippingRateRequest>,
+) -> Result<web::Json<ShippingRateResponse>, ApiError> {
+    let (country, currency) = path.into_inner();
+    let saved = state
+        .rates
+        .put_shipping_rate(
+            &country,
+            &currency,
+            body.flat,
+            body.per_kg,
+            body.included_grams,
+        )
+        .await?;
+    Ok(web::Json(ShippingRateResponse::new(saved)))
+}
+
+/// Remove the shipping rate to a country in a currency (admin).
+#[utoipa::path(
+    delete, path = "/api/v1/ordering/shipping-rates/{country}/{currency}", tag = "ordering", operation_id = "delete_shipping_rate",
+    security(("bearer" = [])),
+    params(
+        ("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2),
+        ("currency" = String, Path, description = "ISO 4217 currency code", min_length = 3, max_length = 3)
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such rate", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad country or currency", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn delete_shipping_rate(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (country, currency) = path.into_inner();
+    state
+        .rates
+        .delete_shipping_rate(&country, &currency)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order),
+    paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order,
+          quote_cart, list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))
 )]
 pub(crate) struct ApiDoc;

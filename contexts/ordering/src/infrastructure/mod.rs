@@ -3,3 +3,4 @@
 pub(crate) mod simulated_gateway;
 pub(crate) mod sql_carts;
 pub(crate) mod sql_orders;
+pub(crate) mod sql_rates;

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::application::ports::{
-    CartLine, CartRefusal, CartRepository, KnownProduct, ProductProjection,
+    CartLine, CartRefusal, CartRepository, KnownProduct, ProductProjection, TaxClass,
 };
 
 /// Lines a cart may hold: an order's events carry its lines, and a broker limits an event's
@@ -22,6 +22,7 @@ pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
     let id: String = row.try_get("product_id")?;
     let currency: String = row.try_get("currency")?;
     let status: String = row.try_get("status")?;
+    let tax_class: String = row.try_get("tax_class")?;
     Ok(KnownProduct {
         id: ProductId::parse(&id)?,
         sku: row.try_get("sku")?,
@@ -29,6 +30,9 @@ pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
         price: Money::new(row.try_get("price_amount")?, Currency::parse(&currency)?)?,
         active: status == "active",
         revision: row.try_get("revision")?,
+        weight_grams: u32::try_from(row.try_get::<i64, _>("weight_grams")?)?,
+        tax_class: TaxClass::parse(&tax_class)
+            .ok_or_else(|| anyhow::anyhow!("unknown tax class {tax_class}"))?,
     })
 }
 
@@ -38,11 +42,12 @@ impl ProductProjection for SqlCarts {
         let tx = work.conn()?;
         // Newest revision wins, whatever order the events arrive in.
         sqlx::query(
-            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at, weight_grams, tax_class) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              on conflict (product_id) do update set sku = excluded.sku, name = excluded.name, \
              price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status, \
-             revision = excluded.revision, updated_at = excluded.updated_at \
+             revision = excluded.revision, updated_at = excluded.updated_at, \
+             weight_grams = excluded.weight_grams, tax_class = excluded.tax_class \
              where product.revision < excluded.revision",
         )
         .bind(p.id.to_string())
@@ -53,6 +58,8 @@ impl ProductProjection for SqlCarts {
         .bind(if p.active { "active" } else { "archived" })
         .bind(p.revision)
         .bind(Timestamp::now().as_micros())
+        .bind(i64::from(p.weight_grams))
+        .bind(p.tax_class.as_str())
         .execute(&mut *tx)
         .await
         .context("cannot store product")?;
@@ -61,7 +68,7 @@ impl ProductProjection for SqlCarts {
 
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>> {
         let row = sqlx::query(
-            "select product_id, sku, name, price_amount, currency, status, revision from product where product_id = $1",
+            "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class from product where product_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(self.db.pool())
@@ -74,7 +81,8 @@ impl ProductProjection for SqlCarts {
 impl CartRepository for SqlCarts {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>> {
         let rows = sqlx::query(
-            "select c.product_id as cart_product, c.quantity, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision \
+            "select c.product_id as cart_product, c.quantity, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision, \
+             p.weight_grams, p.tax_class \
              from cart_item c left join product p on p.product_id = c.product_id \
              where c.customer_id = $1 order by c.added_at, c.product_id",
         )

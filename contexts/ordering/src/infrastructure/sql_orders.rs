@@ -14,9 +14,10 @@ use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{Applied, CheckoutOutcome, Decide, NewOrder, OrderRepository};
+use crate::application::rates::price_lines;
 use crate::domain::{
-    retry_delay, CancellationReason, Move, Order, OrderEvent, OrderLine, OrderStatus, Payment,
-    PaymentKind, PaymentStatus, StatusEntry,
+    retry_delay, Amounts, CancellationReason, Move, Order, OrderEvent, OrderLine, OrderStatus,
+    Payment, PaymentKind, PaymentStatus, StatusEntry,
 };
 
 use super::sql_carts::product_from_row;
@@ -33,17 +34,20 @@ pub(crate) struct SqlOrders {
     /// kept copy, so a change made behind the repository's back (by hand, without a version
     /// bump) can only make a shown order lag until its next change.
     read: moka::sync::Cache<OrderId, Arc<Order>>,
+    /// Listed prices include tax (`EMPORIUM_PRICES_INCLUDE_TAX`).
+    prices_include_tax: bool,
 }
 
 /// Orders kept by `SqlOrders::read`: a few MiB at most.
 const ORDERS_KEPT: u64 = 4096;
 
 impl SqlOrders {
-    pub(crate) fn new(db: Database, store: Store) -> Self {
+    pub(crate) fn new(db: Database, store: Store, prices_include_tax: bool) -> Self {
         Self {
             db,
             store,
             read: moka::sync::Cache::new(ORDERS_KEPT),
+            prices_include_tax,
         }
     }
 
@@ -80,7 +84,8 @@ fn money(amount: i64, currency: &str) -> anyhow::Result<Money> {
 async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Order>> {
     let row = sqlx::query(
         "select order_id, customer_id, status, cancellation_reason, total_amount, currency, shipping_address, payment_token, \
-         shipment_id, tracking_number, placed_at, updated_at, deadline_at, version from customer_order where order_id = $1",
+         shipment_id, tracking_number, placed_at, updated_at, deadline_at, version, subtotal_amount, discount_amount, \
+         shipping_amount, tax_amount, weight_grams from customer_order where order_id = $1",
     )
     .bind(id.to_string())
     .fetch_optional(&mut *conn)
@@ -101,7 +106,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     let rows = sqlx::query(
         "select 1 as part, 0 as s1, product_id as s2, product_id as t1, sku as t2, name as t3, currency as t4, \
                 cast(null as text) as t5, cast(null as text) as t6, cast(null as text) as t7, \
-                quantity as i1, unit_price_amount as i2, cast(null as bigint) as i3, cast(null as bigint) as i4 \
+                quantity as i1, unit_price_amount as i2, discount_amount as i3, tax_amount as i4 \
          from order_line where order_id = $1 \
          union all \
          select 2, seq, '', status, reason, note, cast(null as text), cast(null as text), cast(null as text), \
@@ -135,6 +140,8 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                 name: required("t3")?,
                 quantity: u32::try_from(number("i1")?)?,
                 unit_price: money(number("i2")?, &required("t4")?)?,
+                discount: money(number("i3")?, &required("t4")?)?,
+                tax: money(number("i4")?, &required("t4")?)?,
             }),
             2 => {
                 let status = required("t1")?;
@@ -173,6 +180,13 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
             .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
         cancellation_reason: reason.as_deref().and_then(CancellationReason::parse),
         lines,
+        amounts: Amounts {
+            subtotal: money(row.try_get("subtotal_amount")?, &currency)?,
+            discount: money(row.try_get("discount_amount")?, &currency)?,
+            shipping: money(row.try_get("shipping_amount")?, &currency)?,
+            tax: money(row.try_get("tax_amount")?, &currency)?,
+            weight_grams: u64::try_from(row.try_get::<i64, _>("weight_grams")?)?,
+        },
         total: money(row.try_get("total_amount")?, &currency)?,
         shipping_address: serde_json::from_str::<PostalAddress>(&address)?,
         payment_token: row.try_get("payment_token")?,
@@ -261,23 +275,18 @@ impl SqlOrders {
             }
             return Ok(CheckoutOutcome::CartEmpty);
         }
-        let mut lines = Vec::with_capacity(claimed.len());
+        let mut products = Vec::with_capacity(claimed.len());
         for (product_id, quantity) in &claimed {
             let row = sqlx::query(
-                "select product_id, sku, name, price_amount, currency, status, revision from product where product_id = $1",
+                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class \
+                 from product where product_id = $1",
             )
             .bind(product_id)
             .fetch_optional(&mut *tx)
             .await?;
             let product = row.as_ref().map(product_from_row).transpose()?;
             match product {
-                Some(p) if p.active => lines.push(OrderLine {
-                    product_id: p.id,
-                    sku: p.sku,
-                    name: p.name,
-                    quantity: u32::try_from(*quantity)?,
-                    unit_price: p.price,
-                }),
+                Some(p) if p.active => products.push((p, u32::try_from(*quantity)?)),
                 Some(p) => {
                     return Ok(CheckoutOutcome::Unavailable(format!(
                         "{} is no longer sold; remove it from the cart",
@@ -291,24 +300,41 @@ impl SqlOrders {
                 }
             }
         }
-        lines.sort_by_key(|l| l.product_id.to_string());
-        let currency = lines[0].unit_price.currency();
-        let mut total = Money::zero(currency);
-        for line in &lines {
-            let line_total = line.unit_price.checked_mul(line.quantity);
-            match line_total.and_then(|t| total.checked_add(t)) {
-                Ok(t) => total = t,
-                Err(_) => {
-                    return Ok(CheckoutOutcome::Unavailable(
-                        "the cart mixes currencies; order them separately".to_owned(),
-                    ))
-                }
-            }
-        }
+        products.sort_by_key(|(p, _)| p.id.to_string());
+        let currency = products[0].0.price.currency();
+        let country = new.shipping_address.country.as_str();
+        let rates = super::sql_rates::destination(&mut *tx, country, currency).await?;
+        let refs: Vec<_> = products.iter().map(|(p, q)| (p, *q)).collect();
+        let breakdown = match price_lines(&refs, country, &rates, self.prices_include_tax) {
+            Ok(b) => b,
+            Err(why) => return Ok(CheckoutOutcome::Unpriced(why)),
+        };
+        let lines: Vec<OrderLine> = products
+            .into_iter()
+            .zip(&breakdown.lines)
+            .map(|((p, quantity), amounts)| OrderLine {
+                product_id: p.id,
+                sku: p.sku,
+                name: p.name,
+                quantity,
+                unit_price: p.price,
+                discount: amounts.discount,
+                tax: amounts.tax,
+            })
+            .collect();
+        let total = breakdown.total;
+        let amounts = Amounts {
+            subtotal: breakdown.subtotal,
+            discount: breakdown.discount,
+            shipping: breakdown.shipping,
+            tax: breakdown.tax,
+            weight_grams: breakdown.grams,
+        };
         let inserted = sqlx::query(
             "insert into customer_order (order_id, customer_id, status, total_amount, currency, shipping_address, payment_token, \
-             idempotency_key, request_hash, placed_at, updated_at, deadline_at, version) \
-             values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9, $10, 1)",
+             idempotency_key, request_hash, placed_at, updated_at, deadline_at, version, subtotal_amount, discount_amount, \
+             shipping_amount, tax_amount, weight_grams) \
+             values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9, $10, 1, $11, $12, $13, $14, $15)",
         )
         .bind(new.id.to_string())
         .bind(new.customer_id.to_string())
@@ -320,6 +346,11 @@ impl SqlOrders {
         .bind(new.idempotency.as_ref().map(|(_, h)| h.clone()))
         .bind(new.now.as_micros())
         .bind(new.deadline.as_micros())
+        .bind(amounts.subtotal.amount())
+        .bind(amounts.discount.amount())
+        .bind(amounts.shipping.amount())
+        .bind(amounts.tax.amount())
+        .bind(i64::try_from(amounts.weight_grams)?)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -330,7 +361,8 @@ impl SqlOrders {
         }
         for line in &lines {
             sqlx::query(
-                "insert into order_line (order_id, product_id, sku, name, quantity, unit_price_amount, currency) values ($1, $2, $3, $4, $5, $6, $7)",
+                "insert into order_line (order_id, product_id, sku, name, quantity, unit_price_amount, currency, discount_amount, tax_amount) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(new.id.to_string())
             .bind(line.product_id.to_string())
@@ -339,6 +371,8 @@ impl SqlOrders {
             .bind(i64::from(line.quantity))
             .bind(line.unit_price.amount())
             .bind(line.unit_price.currency().as_str())
+            .bind(line.discount.amount())
+            .bind(line.tax.amount())
             .execute(&mut *tx)
             .await?;
         }
@@ -355,6 +389,7 @@ impl SqlOrders {
             status: OrderStatus::Pending,
             cancellation_reason: None,
             lines,
+            amounts,
             total,
             shipping_address: new.shipping_address.clone(),
             payment_token: new.payment_token.clone(),

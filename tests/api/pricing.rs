@@ -1,0 +1,415 @@
+//! Shipping and taxes in the order total: admin-managed tax rates (per destination and tax
+//! class) and shipping rates (per destination and currency, by weight), the cart's quote, and
+//! a checkout that charges the total and refunds exactly that on cancellation.
+
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+use crate::{both_backends, every_topology};
+
+fn eur(amount: i64) -> Value {
+    json!({"amount": amount, "currency": "EUR"})
+}
+
+/// A product with a weight and tax class, in stock, once ordering's projection has it (with
+/// its weight: the quote shows it).
+async fn sellable(
+    app: &TestApp,
+    admin: &str,
+    sku: &str,
+    amount: i64,
+    grams: u32,
+    class: &str,
+) -> String {
+    let res = app
+        .post(
+            "/api/v1/catalog/products",
+            Some(admin),
+            &json!({"sku": sku, "name": format!("Product {sku}"), "price": eur(amount),
+                    "weight_grams": grams, "tax_class": class}),
+        )
+        .await;
+    res.assert_status(201);
+    assert_eq!(res.body["weight_grams"], grams);
+    assert_eq!(res.body["tax_class"], class);
+    let id = res.body["id"].as_str().unwrap().to_owned();
+    app.put(
+        &format!("/api/v1/catalog/products/{id}/stock"),
+        Some(admin),
+        &json!({"on_hand": 50}),
+    )
+    .await
+    .assert_status(200);
+    let probe = app.customer().await;
+    app.add_to_cart(&probe.access_token, &id, 1)
+        .await
+        .assert_status(200);
+    app.eventually("ordering knows the product's weight", 10, || async {
+        let quote = app
+            .get(
+                "/api/v1/ordering/cart/quote?country=DE",
+                Some(&probe.access_token),
+            )
+            .await;
+        (quote.status == 200 && quote.body["weight_grams"] == grams).then_some(())
+    })
+    .await;
+    id
+}
+
+async fn germany(app: &TestApp, admin: &str) {
+    app.put(
+        "/api/v1/ordering/tax-rates/de",
+        Some(admin),
+        &json!({"standard_bps": 1900, "reduced_bps": 700}),
+    )
+    .await
+    .assert_status(200);
+    let rate = app
+        .put(
+            "/api/v1/ordering/shipping-rates/DE/EUR",
+            Some(admin),
+            &json!({"flat": 495, "per_kg": 150, "included_grams": 1000}),
+        )
+        .await;
+    rate.assert_status(200);
+    assert_eq!(rate.body["flat"], eur(495));
+    assert_eq!(rate.body["per_kg"], eur(150));
+}
+
+every_topology!(
+    an_order_charges_shipping_and_tax_and_a_cancellation_refunds_exactly_that,
+    |app| {
+        let admin = app.admin().await;
+        germany(&app, &admin.access_token).await;
+        let mug = sellable(&app, &admin.access_token, "TAX-MUG", 1999, 400, "standard").await;
+        let book = sellable(&app, &admin.access_token, "TAX-BOOK", 1000, 1500, "reduced").await;
+        let c = app.customer().await;
+        app.add_to_cart(&c.access_token, &mug, 2)
+            .await
+            .assert_status(200);
+        app.add_to_cart(&c.access_token, &book, 1)
+            .await
+            .assert_status(200);
+
+        // 2 × 19.99 at 19 % and 10.00 at 7 %; 2.3 kg ships for 4.95 + 2 × 1.50, taxed at 19 %.
+        let quote = app
+            .get(
+                "/api/v1/ordering/cart/quote?country=DE",
+                Some(&c.access_token),
+            )
+            .await;
+        quote.assert_status(200);
+        let (tax_mug, tax_book, tax_shipping) = (760, 70, 151);
+        let expected = [
+            ("subtotal", 4998),
+            ("discount", 0),
+            ("shipping", 795),
+            ("tax", tax_mug + tax_book + tax_shipping),
+            ("total", 4998 + 795 + tax_mug + tax_book + tax_shipping),
+        ];
+        for (field, amount) in expected {
+            assert_eq!(
+                quote.body[field],
+                eur(amount),
+                "quote {field}: {}",
+                quote.body
+            );
+        }
+        assert_eq!(quote.body["weight_grams"], 2300);
+        assert_eq!(quote.body["prices_include_tax"], false);
+
+        // A destination the currency has no rate for, and one that is not a country.
+        app.get(
+            "/api/v1/ordering/cart/quote?country=FR",
+            Some(&c.access_token),
+        )
+        .await
+        .assert_problem(422, "ordering.no_shipping_rate");
+        app.get(
+            "/api/v1/ordering/cart/quote?country=XX",
+            Some(&c.access_token),
+        )
+        .await
+        .assert_status(422);
+
+        let placed = app
+            .checkout(&c.access_token, "tok_visa", Some("tax-1"))
+            .await;
+        placed.assert_status(202);
+        for (field, amount) in expected {
+            assert_eq!(
+                placed.body[field],
+                eur(amount),
+                "order {field}: {}",
+                placed.body
+            );
+        }
+        let id = placed.body["id"].as_str().unwrap().to_owned();
+        let order = app.order_reaches(&c.access_token, &id, "confirmed").await;
+        let total = 4998 + 795 + tax_mug + tax_book + tax_shipping;
+        let line_taxes: Vec<Value> = order["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["tax"]["amount"].clone())
+            .collect();
+        let mut line_taxes: Vec<i64> = line_taxes.iter().map(|v| v.as_i64().unwrap()).collect();
+        line_taxes.sort_unstable();
+        assert_eq!(line_taxes, vec![tax_book, tax_mug]);
+        let charge = order["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["kind"] == "charge")
+            .cloned()
+            .unwrap();
+        assert_eq!(charge["amount"], eur(total));
+
+        app.post(
+            &format!("/api/v1/ordering/orders/{id}/cancel"),
+            Some(&c.access_token),
+            &json!({}),
+        )
+        .await
+        .assert_status(200);
+        let refunded = app
+            .eventually("the refund is settled", 20, || async {
+                let o = app
+                    .get(
+                        &format!("/api/v1/ordering/orders/{id}"),
+                        Some(&c.access_token),
+                    )
+                    .await
+                    .body;
+                let refund = o["payments"]
+                    .as_array()
+                    .and_then(|ps| ps.iter().find(|p| p["kind"] == "refund").cloned());
+                refund.filter(|r| r["status"] == "refunded")
+            })
+            .await;
+        assert_eq!(refunded["amount"], eur(total));
+    }
+);
+
+both_backends!(rates_are_admin_only_and_checked, |app| {
+    let admin = app.admin().await;
+    let c = app.customer().await;
+    let body = json!({"standard_bps": 1900, "reduced_bps": 700});
+    app.put("/api/v1/ordering/tax-rates/DE", None, &body)
+        .await
+        .assert_status(401);
+    app.put(
+        "/api/v1/ordering/tax-rates/DE",
+        Some(&c.access_token),
+        &body,
+    )
+    .await
+    .assert_status(403);
+    app.get("/api/v1/ordering/shipping-rates", Some(&c.access_token))
+        .await
+        .assert_status(403);
+    let admin = admin.access_token.as_str();
+    app.put("/api/v1/ordering/tax-rates/XX", Some(admin), &body)
+        .await
+        .assert_problem(422, "validation_failed");
+    for bad in [
+        json!({"standard_bps": 10001, "reduced_bps": 0}),
+        json!({"standard_bps": -1, "reduced_bps": 0}),
+    ] {
+        app.put("/api/v1/ordering/tax-rates/DE", Some(admin), &bad)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    app.put(
+        "/api/v1/ordering/tax-rates/DE",
+        Some(admin),
+        &json!({"standard_bps": 19.5, "reduced_bps": 0}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.put(
+        "/api/v1/ordering/tax-rates/DE",
+        Some(admin),
+        &json!({"standard_bps": 1900}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.put(
+        "/api/v1/ordering/shipping-rates/DE/EURO",
+        Some(admin),
+        &json!({"flat": 100}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.put(
+        "/api/v1/ordering/shipping-rates/DE/EUR",
+        Some(admin),
+        &json!({"flat": -1}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.put(
+        "/api/v1/ordering/shipping-rates/DE/EUR",
+        Some(admin),
+        &json!({"flat": 100, "per_kg": 10_000_000_001_i64}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    // Set, read back, replace, remove.
+    app.put("/api/v1/ordering/tax-rates/at", Some(admin), &body)
+        .await
+        .assert_status(200);
+    app.put(
+        "/api/v1/ordering/tax-rates/AT",
+        Some(admin),
+        &json!({"standard_bps": 2000, "reduced_bps": 1000}),
+    )
+    .await
+    .assert_status(200);
+    app.put(
+        "/api/v1/ordering/shipping-rates/AT/EUR",
+        Some(admin),
+        &json!({"flat": 700}),
+    )
+    .await
+    .assert_status(200);
+    let taxes = app.get("/api/v1/ordering/tax-rates", Some(admin)).await;
+    taxes.assert_status(200);
+    assert_eq!(taxes.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(taxes.body["items"][0]["country"], "AT");
+    assert_eq!(taxes.body["items"][0]["standard_bps"], 2000);
+    let shipping = app
+        .get("/api/v1/ordering/shipping-rates", Some(admin))
+        .await;
+    assert_eq!(
+        shipping.body["items"][0],
+        json!({"country": "AT", "flat": eur(700), "per_kg": eur(0), "included_grams": 0,
+               "updated_at": shipping.body["items"][0]["updated_at"]})
+    );
+    app.delete("/api/v1/ordering/tax-rates/AT", Some(admin))
+        .await
+        .assert_status(204);
+    app.delete("/api/v1/ordering/tax-rates/AT", Some(admin))
+        .await
+        .assert_problem(404, "ordering.rate_not_found");
+    app.delete("/api/v1/ordering/shipping-rates/AT/EUR", Some(admin))
+        .await
+        .assert_status(204);
+    app.delete("/api/v1/ordering/shipping-rates/AT/EUR", Some(admin))
+        .await
+        .assert_problem(404, "ordering.rate_not_found");
+
+    // Without rates: no tax, and a currency without any shipping rate ships free.
+    let mug = sellable(&app, admin, "FREE-MUG", 1000, 300, "standard").await;
+    app.add_to_cart(&c.access_token, &mug, 3)
+        .await
+        .assert_status(200);
+    let quote = app
+        .get(
+            "/api/v1/ordering/cart/quote?country=JP",
+            Some(&c.access_token),
+        )
+        .await;
+    quote.assert_status(200);
+    assert_eq!(quote.body["total"], eur(3000));
+    assert_eq!(quote.body["shipping"], eur(0));
+    assert_eq!(quote.body["tax"], eur(0));
+    app.get("/api/v1/ordering/cart/quote", Some(&c.access_token))
+        .await
+        .assert_status(400);
+    let empty = app.customer().await;
+    app.get(
+        "/api/v1/ordering/cart/quote?country=DE",
+        Some(&empty.access_token),
+    )
+    .await
+    .assert_problem(422, "ordering.cart_empty");
+
+    // The product's new fields are checked too.
+    for (bad, status) in [
+        (
+            json!({"sku": "W1", "name": "W", "price": eur(1), "weight_grams": 1_000_001}),
+            422,
+        ),
+        (
+            json!({"sku": "W2", "name": "W", "price": eur(1), "weight_grams": -1}),
+            422,
+        ),
+        (
+            json!({"sku": "W3", "name": "W", "price": eur(1), "tax_class": "luxury"}),
+            422,
+        ),
+    ] {
+        app.post("/api/v1/catalog/products", Some(admin), &bad)
+            .await
+            .assert_status(status);
+    }
+    let plain = app
+        .post(
+            "/api/v1/catalog/products",
+            Some(admin),
+            &json!({"sku": "W4", "name": "W", "price": eur(1)}),
+        )
+        .await;
+    plain.assert_status(201);
+    assert_eq!(plain.body["weight_grams"], 0);
+    assert_eq!(plain.body["tax_class"], "standard");
+    let id = plain.body["id"].as_str().unwrap();
+    let changed = app
+        .patch(
+            &format!("/api/v1/catalog/products/{id}"),
+            Some(admin),
+            &json!({"weight_grams": 250, "tax_class": "zero"}),
+        )
+        .await;
+    changed.assert_status(200);
+    assert_eq!(changed.body["weight_grams"], 250);
+    assert_eq!(changed.body["tax_class"], "zero");
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_prices_including_tax_the_customer_pays_the_listed_prices() {
+    let app = crate::helpers::spawn_app_with(platform::testing::TestBackend::Sqlite, |c| {
+        c.prices_include_tax = true;
+    })
+    .await
+    .expect("sqlite app");
+    let admin = app.admin().await;
+    app.put(
+        "/api/v1/ordering/tax-rates/DE",
+        Some(&admin.access_token),
+        &json!({"standard_bps": 1900, "reduced_bps": 700}),
+    )
+    .await
+    .assert_status(200);
+    app.put(
+        "/api/v1/ordering/shipping-rates/DE/EUR",
+        Some(&admin.access_token),
+        &json!({"flat": 595}),
+    )
+    .await
+    .assert_status(200);
+    let lamp = sellable(
+        &app,
+        &admin.access_token,
+        "GROSS-LAMP",
+        11900,
+        800,
+        "standard",
+    )
+    .await;
+    let c = app.customer().await;
+    app.add_to_cart(&c.access_token, &lamp, 1)
+        .await
+        .assert_status(200);
+    // 119.00 and 5.95 as listed, of which 19.00 and 0.95 are tax.
+    let placed = app.checkout(&c.access_token, "tok_visa", None).await;
+    placed.assert_status(202);
+    assert_eq!(placed.body["subtotal"], eur(10000));
+    assert_eq!(placed.body["shipping"], eur(500));
+    assert_eq!(placed.body["tax"], eur(1995));
+    assert_eq!(placed.body["total"], eur(12495));
+    assert_eq!(placed.body["lines"][0]["unit_price"], eur(11900));
+}
