@@ -275,6 +275,75 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                 &signed_in(who, &[202]),
             )
         }
+        "quote_cart" => {
+            if let Some(c) = me {
+                app.add_to_cart(&c.access_token, p, 1)
+                    .await
+                    .assert_status(200);
+            }
+            cell(
+                Method::GET,
+                "/api/v1/ordering/cart/quote?country=DE",
+                None,
+                &signed_in(who, &[200]),
+            )
+        }
+        // Rates in USD and for countries the world's orders do not ship to: setting them
+        // changes no other cell's order.
+        "list_tax_rates" => cell(
+            Method::GET,
+            "/api/v1/ordering/tax-rates",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "put_tax_rates" => cell(
+            Method::PUT,
+            "/api/v1/ordering/tax-rates/NL",
+            Some(json!({"standard_bps": 2100, "reduced_bps": 900})),
+            &admin_only(who, &[200]),
+        ),
+        "delete_tax_rates" => {
+            app.put(
+                "/api/v1/ordering/tax-rates/BE",
+                Some(&w.admin.access_token),
+                &json!({"standard_bps": 2100, "reduced_bps": 600}),
+            )
+            .await
+            .assert_status(200);
+            cell(
+                Method::DELETE,
+                "/api/v1/ordering/tax-rates/BE",
+                None,
+                &admin_only(who, &[204]),
+            )
+        }
+        "list_shipping_rates" => cell(
+            Method::GET,
+            "/api/v1/ordering/shipping-rates",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "put_shipping_rate" => cell(
+            Method::PUT,
+            "/api/v1/ordering/shipping-rates/NL/USD",
+            Some(json!({"flat": 500})),
+            &admin_only(who, &[200]),
+        ),
+        "delete_shipping_rate" => {
+            app.put(
+                "/api/v1/ordering/shipping-rates/BE/USD",
+                Some(&w.admin.access_token),
+                &json!({"flat": 500}),
+            )
+            .await
+            .assert_status(200);
+            cell(
+                Method::DELETE,
+                "/api/v1/ordering/shipping-rates/BE/USD",
+                None,
+                &admin_only(who, &[204]),
+            )
+        }
         "list_shipments" => cell(
             Method::GET,
             "/api/v1/shipping/shipments",

@@ -240,6 +240,27 @@ pub(crate) struct QuoteQuery {
     pub(crate) country: String,
 }
 
+/// A destination country in a path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct CountryPath {
+    /// ISO 3166-1 alpha-2 country code.
+    #[param(schema_with = kernel::address::country_schema)]
+    pub(crate) country: String,
+}
+
+/// A destination country and a currency in a path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct RatePath {
+    /// ISO 3166-1 alpha-2 country code.
+    #[param(schema_with = kernel::address::country_schema)]
+    pub(crate) country: String,
+    /// ISO 4217 currency code.
+    #[param(schema_with = kernel::money::currency_schema)]
+    pub(crate) currency: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QuoteLineResponse {
     pub(crate) product_id: uuid::Uuid,

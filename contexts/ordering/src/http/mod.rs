@@ -441,7 +441,7 @@ pub(crate) async fn list_tax_rates(
 #[utoipa::path(
     put, path = "/api/v1/ordering/tax-rates/{country}", tag = "ordering", operation_id = "put_tax_rates",
     security(("bearer" = [])),
-    params(("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2)),
+    params(CountryPath),
     request_body = TaxRatesRequest,
     responses(
         (status = 200, description = "The rates", body = TaxRatesResponse),
@@ -454,12 +454,12 @@ pub(crate) async fn list_tax_rates(
 pub(crate) async fn put_tax_rates(
     state: web::Data<State>,
     _admin: AdminUser,
-    country: web::Path<String>,
+    path: web::Path<CountryPath>,
     body: ValidJson<TaxRatesRequest>,
 ) -> Result<web::Json<TaxRatesResponse>, ApiError> {
     let saved = state
         .rates
-        .put_tax_rates(&country, body.standard_bps, body.reduced_bps)
+        .put_tax_rates(&path.country, body.standard_bps, body.reduced_bps)
         .await?;
     Ok(web::Json(TaxRatesResponse::new(saved)))
 }
@@ -468,7 +468,7 @@ pub(crate) async fn put_tax_rates(
 #[utoipa::path(
     delete, path = "/api/v1/ordering/tax-rates/{country}", tag = "ordering", operation_id = "delete_tax_rates",
     security(("bearer" = [])),
-    params(("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2)),
+    params(CountryPath),
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
@@ -480,9 +480,9 @@ pub(crate) async fn put_tax_rates(
 pub(crate) async fn delete_tax_rates(
     state: web::Data<State>,
     _admin: AdminUser,
-    country: web::Path<String>,
+    path: web::Path<CountryPath>,
 ) -> Result<HttpResponse, ApiError> {
-    state.rates.delete_tax_rates(&country).await?;
+    state.rates.delete_tax_rates(&path.country).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -511,10 +511,7 @@ pub(crate) async fn list_shipping_rates(
 #[utoipa::path(
     put, path = "/api/v1/ordering/shipping-rates/{country}/{currency}", tag = "ordering", operation_id = "put_shipping_rate",
     security(("bearer" = [])),
-    params(
-        ("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2),
-        ("currency" = String, Path, description = "ISO 4217 currency code", min_length = 3, max_length = 3)
-    ),
+    params(RatePath),
     request_body = ShippingRateRequest,
     responses(
         (status = 200, description = "The rate", body = ShippingRateResponse),
@@ -527,10 +524,10 @@ pub(crate) async fn list_shipping_rates(
 pub(crate) async fn put_shipping_rate(
     state: web::Data<State>,
     _admin: AdminUser,
-    path: web::Path<(String, String)>,
+    path: web::Path<RatePath>,
     body: ValidJson<ShippingRateRequest>,
 ) -> Result<web::Json<ShippingRateResponse>, ApiError> {
-    let (country, currency) = path.into_inner();
+    let RatePath { country, currency } = path.into_inner();
     let saved = state
         .rates
         .put_shipping_rate(
@@ -548,10 +545,7 @@ pub(crate) async fn put_shipping_rate(
 #[utoipa::path(
     delete, path = "/api/v1/ordering/shipping-rates/{country}/{currency}", tag = "ordering", operation_id = "delete_shipping_rate",
     security(("bearer" = [])),
-    params(
-        ("country" = String, Path, description = "ISO 3166-1 alpha-2 country code", min_length = 2, max_length = 2),
-        ("currency" = String, Path, description = "ISO 4217 currency code", min_length = 3, max_length = 3)
-    ),
+    params(RatePath),
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
@@ -563,9 +557,9 @@ pub(crate) async fn put_shipping_rate(
 pub(crate) async fn delete_shipping_rate(
     state: web::Data<State>,
     _admin: AdminUser,
-    path: web::Path<(String, String)>,
+    path: web::Path<RatePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (country, currency) = path.into_inner();
+    let RatePath { country, currency } = path.into_inner();
     state
         .rates
         .delete_shipping_rate(&country, &currency)
