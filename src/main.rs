@@ -111,6 +111,11 @@ fn main() -> ExitCode {
                 let created = catalog::seed(db.clone(), bus).await?;
                 db.close().await;
                 println!("seeded {created} products (events are published when the server runs)");
+                let db = contexts::open_database(&config, emporium::config::ContextName::Ordering)
+                    .await?;
+                let rates = ordering::seed(db.clone()).await?;
+                db.close().await;
+                println!("seeded {rates} tax and shipping rates (DE, AT, FR, NL, BE; EUR)");
                 Ok(())
             }
             Command::Openapi { output } => {

@@ -413,3 +413,39 @@ async fn with_prices_including_tax_the_customer_pays_the_listed_prices() {
     assert_eq!(placed.body["total"], eur(12495));
     assert_eq!(placed.body["lines"][0]["unit_price"], eur(11900));
 }
+
+both_backends!(
+    the_demo_rates_are_set_once_and_never_over_an_admins,
+    |app| {
+        let admin = app.admin().await;
+        let db = app.database(emporium::config::ContextName::Ordering).await;
+        assert_eq!(ordering::seed(db.clone()).await.unwrap(), 10);
+        let taxes = app
+            .get("/api/v1/ordering/tax-rates", Some(&admin.access_token))
+            .await;
+        assert_eq!(taxes.body["items"].as_array().unwrap().len(), 5);
+        let shipping = app
+            .get("/api/v1/ordering/shipping-rates", Some(&admin.access_token))
+            .await;
+        assert_eq!(shipping.body["items"].as_array().unwrap().len(), 5);
+        app.put(
+            "/api/v1/ordering/tax-rates/DE",
+            Some(&admin.access_token),
+            &json!({"standard_bps": 1600, "reduced_bps": 500}),
+        )
+        .await
+        .assert_status(200);
+        assert_eq!(ordering::seed(db).await.unwrap(), 0);
+        let taxes = app
+            .get("/api/v1/ordering/tax-rates", Some(&admin.access_token))
+            .await;
+        let de = taxes.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["country"] == "DE")
+            .cloned()
+            .unwrap();
+        assert_eq!(de["standard_bps"], 1600);
+    }
+);

@@ -142,6 +142,17 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     .with_task(sweep))
 }
 
+/// Sets demo tax and shipping rates (`emporium seed`) where none are set; how many were set.
+pub async fn seed(db: Database) -> anyhow::Result<usize> {
+    let rates = Rates {
+        book: Arc::new(SqlRates { db: db.clone() }),
+        carts: Arc::new(SqlCarts { db }),
+        clock: Arc::new(SystemClock),
+        prices_include_tax: false,
+    };
+    rates.seed_demo().await.map_err(anyhow::Error::new)
+}
+
 /// The consumer groups this context runs, with the contract types each handles.
 pub fn consumers() -> Vec<bus::Declaration> {
     vec![

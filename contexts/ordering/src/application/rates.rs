@@ -127,7 +127,36 @@ pub(crate) struct Quote {
     pub(crate) breakdown: Breakdown,
 }
 
+/// The demo rates `emporium seed` sets: (country, standard, reduced basis points, EUR shipping
+/// flat and per kg over 2 kg).
+const DEMO_RATES: [(&str, i64, i64, i64, i64); 5] = [
+    ("DE", 1900, 700, 495, 100),
+    ("AT", 2000, 1000, 795, 150),
+    ("FR", 2000, 550, 895, 150),
+    ("NL", 2100, 900, 695, 150),
+    ("BE", 2100, 600, 695, 150),
+];
+
 impl Rates {
+    /// Sets the demo tax and shipping rates where a shop has none yet; how many were set.
+    pub(crate) async fn seed_demo(&self) -> Result<usize, OrderingError> {
+        let mut set = 0;
+        if self.book.tax_rates().await?.is_empty() {
+            for (country, standard, reduced, _, _) in DEMO_RATES {
+                self.put_tax_rates(country, standard, reduced).await?;
+                set += 1;
+            }
+        }
+        if self.book.shipping_rates().await?.is_empty() {
+            for (country, _, _, flat, per_kg) in DEMO_RATES {
+                self.put_shipping_rate(country, "EUR", flat, per_kg, 2000)
+                    .await?;
+                set += 1;
+            }
+        }
+        Ok(set)
+    }
+
     pub(crate) async fn tax_rates(
         &self,
     ) -> Result<Vec<(String, TaxRates, Timestamp)>, OrderingError> {
