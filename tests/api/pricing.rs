@@ -449,3 +449,278 @@ both_backends!(
         assert_eq!(de["standard_bps"], 1600);
     }
 );
+
+async fn promotion(app: &TestApp, admin: &str, body: Value) -> Value {
+    let res = app
+        .post("/api/v1/ordering/promotions", Some(admin), &body)
+        .await;
+    res.assert_status(201);
+    res.body
+}
+
+async fn apply(app: &TestApp, token: &str, code: &str) -> crate::helpers::Response {
+    app.post(
+        "/api/v1/ordering/cart/promotion",
+        Some(token),
+        &json!({"code": code}),
+    )
+    .await
+}
+
+every_topology!(
+    a_code_limited_to_ten_uses_discounts_exactly_ten_of_thirty_racing_checkouts,
+    |app| {
+        let admin = app.admin().await;
+        let admin = admin.access_token.as_str();
+        let mug = sellable(&app, admin, "RACE-MUG", 2000, 300, "standard").await;
+        promotion(
+            &app,
+            admin,
+            json!({"code": "race-10", "percent_bps": 1000, "max_uses": 10}),
+        )
+        .await;
+        let mut customers = Vec::new();
+        for _ in 0..30 {
+            let c = app.customer().await;
+            app.add_to_cart(&c.access_token, &mug, 1)
+                .await
+                .assert_status(200);
+            let applied = apply(&app, &c.access_token, "Race-10").await;
+            applied.assert_status(200);
+            assert_eq!(applied.body["code"], "RACE-10");
+            customers.push(c);
+        }
+        let checkouts = customers
+            .iter()
+            .map(|c| app.checkout(&c.access_token, "tok_visa", None));
+        let answers = futures::future::join_all(checkouts).await;
+        let placed: Vec<&Value> = answers
+            .iter()
+            .filter(|r| r.status == 202)
+            .map(|r| &r.body)
+            .collect();
+        let refused = answers
+            .iter()
+            .filter(|r| r.status == 422 && r.body["code"] == "ordering.promotion_not_applicable")
+            .count();
+        assert_eq!(
+            placed.len(),
+            10,
+            "{:?}",
+            answers.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        assert_eq!(refused, 20);
+        for order in &placed {
+            assert_eq!(order["discount"], eur(200));
+            assert_eq!(order["total"], eur(1800));
+            assert_eq!(order["promotion_code"], "RACE-10");
+        }
+        let uses = app
+            .get("/api/v1/ordering/promotions/race-10", Some(admin))
+            .await;
+        assert_eq!(uses.body["uses"], 10);
+
+        // A refused customer's cart and code are as they were; a cancelled order gives its use
+        // back, and then that customer gets it.
+        let refused_customer = customers
+            .iter()
+            .zip(&answers)
+            .find(|(_, r)| r.status == 422)
+            .map(|(c, _)| c)
+            .unwrap();
+        let owner = customers
+            .iter()
+            .zip(&answers)
+            .find(|(_, r)| r.status == 202)
+            .map(|(c, r)| (c, r.body["id"].as_str().unwrap().to_owned()))
+            .unwrap();
+        app.post(
+            &format!("/api/v1/ordering/orders/{}/cancel", owner.1),
+            Some(&owner.0.access_token),
+            &json!({}),
+        )
+        .await
+        .assert_status(200);
+        let uses = app
+            .get("/api/v1/ordering/promotions/RACE-10", Some(admin))
+            .await;
+        assert_eq!(uses.body["uses"], 9);
+        let again = app
+            .checkout(&refused_customer.access_token, "tok_visa", None)
+            .await;
+        again.assert_status(202);
+        assert_eq!(again.body["discount"], eur(200));
+        let uses = app
+            .get("/api/v1/ordering/promotions/RACE-10", Some(admin))
+            .await;
+        assert_eq!(uses.body["uses"], 10);
+    }
+);
+
+both_backends!(
+    codes_apply_only_where_their_terms_allow_and_only_admins_manage_them,
+    |app| {
+        let admin = app.admin().await;
+        let admin = admin.access_token.as_str();
+        let c = app.customer().await;
+        let mug = sellable(&app, admin, "CODE-MUG", 1500, 300, "standard").await;
+
+        // Managing codes: admins only, checked fields, unique codes.
+        let body = json!({"code": "FIVE-OFF", "amounts": [eur(500)], "min_subtotal": [eur(2500)], "max_uses_per_customer": 1});
+        app.post("/api/v1/ordering/promotions", None, &body)
+            .await
+            .assert_status(401);
+        app.post("/api/v1/ordering/promotions", Some(&c.access_token), &body)
+            .await
+            .assert_status(403);
+        app.get("/api/v1/ordering/promotions", Some(&c.access_token))
+            .await
+            .assert_status(403);
+        for bad in [
+            json!({"code": "X", "percent_bps": 1000}),
+            json!({"code": "BOTH", "percent_bps": 1000, "amounts": [eur(100)]}),
+            json!({"code": "NEITHER"}),
+            json!({"code": "ZERO", "percent_bps": 0}),
+            json!({"code": "TWICE", "amounts": [eur(100), eur(200)]}),
+            json!({"code": "WINDOW", "percent_bps": 10, "starts_at": "2030-01-02T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"}),
+            json!({"code": "NOLIMIT", "percent_bps": 10, "max_uses": 0}),
+        ] {
+            app.post("/api/v1/ordering/promotions", Some(admin), &bad)
+                .await
+                .assert_problem(422, "validation_failed");
+        }
+        let created = promotion(&app, admin, body.clone()).await;
+        assert_eq!(created["uses"], 0);
+        assert_eq!(created["active"], true);
+        app.post("/api/v1/ordering/promotions", Some(admin), &body)
+            .await
+            .assert_problem(409, "ordering.duplicate_promotion");
+        promotion(
+            &app,
+            admin,
+            json!({"code": "OLD", "percent_bps": 5000, "ends_at": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+        promotion(
+            &app,
+            admin,
+            json!({"code": "LATER", "percent_bps": 5000, "starts_at": "2999-01-01T00:00:00Z"}),
+        )
+        .await;
+        promotion(
+            &app,
+            admin,
+            json!({"code": "DOLLARS", "amounts": [{"amount": 500, "currency": "USD"}]}),
+        )
+        .await;
+        let listed = app
+            .get("/api/v1/ordering/promotions?limit=2", Some(admin))
+            .await;
+        listed.assert_status(200);
+        assert_eq!(listed.body["items"][0]["code"], "DOLLARS");
+        let next = listed.body["next_cursor"].as_str().unwrap();
+        let rest = app
+            .get(
+                &format!("/api/v1/ordering/promotions?limit=10&cursor={next}"),
+                Some(admin),
+            )
+            .await;
+        assert_eq!(rest.body["items"].as_array().unwrap().len(), 2);
+        app.get("/api/v1/ordering/promotions/NOPE", Some(admin))
+            .await
+            .assert_problem(404, "ordering.promotion_not_found");
+
+        // Applying: each refusal says why, and the cart keeps no code.
+        apply(&app, &c.access_token, "FIVE-OFF")
+            .await
+            .assert_problem(422, "ordering.cart_empty");
+        app.add_to_cart(&c.access_token, &mug, 1)
+            .await
+            .assert_status(200);
+        for (code, why) in [
+            ("FIVE-OFF", "at least"),
+            ("OLD", "expired"),
+            ("LATER", "valid from"),
+            ("DOLLARS", "EUR"),
+            ("NO-SUCH-CODE", "does not exist"),
+        ] {
+            let refused = apply(&app, &c.access_token, code).await;
+            refused.assert_problem(422, "ordering.promotion_not_applicable");
+            assert!(
+                refused.body["detail"].as_str().unwrap().contains(why),
+                "{code}: {}",
+                refused.body
+            );
+        }
+        apply(&app, &c.access_token, "!!")
+            .await
+            .assert_problem(422, "validation_failed");
+        app.delete("/api/v1/ordering/cart/promotion", Some(&c.access_token))
+            .await
+            .assert_problem(404, "ordering.promotion_not_found");
+
+        // 2 × 15.00 reaches the minimum: 5.00 off, shown by the quote and charged at checkout.
+        app.add_to_cart(&c.access_token, &mug, 1)
+            .await
+            .assert_status(200);
+        apply(&app, &c.access_token, "five-off")
+            .await
+            .assert_status(200);
+        let quote = app
+            .get(
+                "/api/v1/ordering/cart/quote?country=DE",
+                Some(&c.access_token),
+            )
+            .await;
+        quote.assert_status(200);
+        assert_eq!(quote.body["promotion_code"], "FIVE-OFF");
+        assert_eq!(quote.body["discount"], eur(500));
+        assert_eq!(quote.body["total"], eur(2500));
+        let placed = app.checkout(&c.access_token, "tok_visa", None).await;
+        placed.assert_status(202);
+        assert_eq!(placed.body["discount"], eur(500));
+        assert_eq!(placed.body["total"], eur(2500));
+        let shares: i64 = placed.body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["discount"]["amount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(shares, 500);
+
+        // Once per customer: the next cart cannot use it; withdrawn, nobody can.
+        app.add_to_cart(&c.access_token, &mug, 2)
+            .await
+            .assert_status(200);
+        let again = apply(&app, &c.access_token, "FIVE-OFF").await;
+        again.assert_problem(422, "ordering.promotion_not_applicable");
+        let other = app.customer().await;
+        app.add_to_cart(&other.access_token, &mug, 2)
+            .await
+            .assert_status(200);
+        apply(&app, &other.access_token, "FIVE-OFF")
+            .await
+            .assert_status(200);
+        let withdrawn = app
+            .delete("/api/v1/ordering/promotions/five-off", Some(admin))
+            .await;
+        withdrawn.assert_status(200);
+        assert_eq!(withdrawn.body["active"], false);
+        assert_eq!(withdrawn.body["uses"], 1);
+        // The code on the cart no longer applies: checkout is refused and the cart kept.
+        app.checkout(&other.access_token, "tok_visa", None)
+            .await
+            .assert_problem(422, "ordering.promotion_not_applicable");
+        let cart = app
+            .get("/api/v1/ordering/cart", Some(&other.access_token))
+            .await;
+        assert_eq!(cart.body["items"].as_array().unwrap().len(), 1);
+        app.delete("/api/v1/ordering/cart/promotion", Some(&other.access_token))
+            .await
+            .assert_status(204);
+        let full = app.checkout(&other.access_token, "tok_visa", None).await;
+        full.assert_status(202);
+        assert_eq!(full.body["discount"], eur(0));
+        assert_eq!(full.body["total"], eur(3000));
+    }
+);

@@ -19,11 +19,13 @@ use sqlx::migrate::Migrator;
 use application::cart::Carts;
 use application::checkout::Checkout;
 use application::projection::{self, ProductFeed};
+use application::promotions::Promotions;
 use application::rates::Rates;
 use application::saga::{self, Saga, Timeouts};
 use infrastructure::simulated_gateway::SimulatedPaymentGateway;
 use infrastructure::sql_carts::SqlCarts;
 use infrastructure::sql_orders::SqlOrders;
+use infrastructure::sql_promotions::SqlPromotions;
 use infrastructure::sql_rates::SqlRates;
 
 pub const NAME: &str = "ordering";
@@ -113,12 +115,20 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             }
         })
     });
+    let promotions = Arc::new(SqlPromotions {
+        db: deps.db.clone(),
+    });
     let state = actix_web::web::Data::new(http::State {
+        promotions: Promotions {
+            book: promotions.clone(),
+            clock: clock.clone(),
+        },
         rates: Rates {
             book: Arc::new(SqlRates {
                 db: deps.db.clone(),
             }),
             carts: carts_repo.clone(),
+            promotions,
             clock: clock.clone(),
             prices_include_tax: deps.settings.prices_include_tax,
         },
@@ -146,7 +156,8 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
 pub async fn seed(db: Database) -> anyhow::Result<usize> {
     let rates = Rates {
         book: Arc::new(SqlRates { db: db.clone() }),
-        carts: Arc::new(SqlCarts { db }),
+        carts: Arc::new(SqlCarts { db: db.clone() }),
+        promotions: Arc::new(SqlPromotions { db }),
         clock: Arc::new(SystemClock),
         prices_include_tax: false,
     };

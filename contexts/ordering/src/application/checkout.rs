@@ -99,6 +99,7 @@ impl Checkout {
             CheckoutOutcome::CartEmpty => Err(OrderingError::CartEmpty),
             CheckoutOutcome::Unavailable(why) => Err(OrderingError::ProductUnavailable(why)),
             CheckoutOutcome::Unpriced(why) => Err(why.into()),
+            CheckoutOutcome::PromotionRefused(why) => Err(why.into()),
         }
     }
 

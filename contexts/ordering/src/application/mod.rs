@@ -4,6 +4,7 @@ pub(crate) mod cart;
 pub(crate) mod checkout;
 pub(crate) mod ports;
 pub(crate) mod projection;
+pub(crate) mod promotions;
 pub(crate) mod rates;
 pub(crate) mod saga;
 
@@ -29,6 +30,12 @@ pub(crate) enum OrderingError {
     NotShipped(String),
     #[error("no such rate")]
     RateNotFound,
+    #[error("{0}")]
+    PromotionNotApplicable(String),
+    #[error("no such promotion")]
+    PromotionNotFound,
+    #[error("a promotion with this code exists")]
+    DuplicatePromotion,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

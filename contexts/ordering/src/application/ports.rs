@@ -7,6 +7,7 @@ use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
 use crate::domain::pricing::{ShippingRate, TaxRate};
+use crate::domain::promotion::{NotApplicable, Promotion, PromotionCode};
 use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, Settlement};
 pub(crate) use catalog_contracts::TaxClass;
 
@@ -134,6 +135,28 @@ pub(crate) trait RateBook: Send + Sync {
     ) -> anyhow::Result<DestinationRates>;
 }
 
+#[async_trait::async_trait]
+pub(crate) trait PromotionBook: Send + Sync {
+    /// `false` when the code exists already.
+    async fn create(&self, promotion: &Promotion) -> anyhow::Result<bool>;
+    async fn get(&self, code: &PromotionCode) -> anyhow::Result<Option<Promotion>>;
+    /// By code.
+    async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<Promotion>>;
+    /// Stops the code applying (its history stays); `false` when there is no such code.
+    async fn withdraw(&self, code: &PromotionCode, now: Timestamp) -> anyhow::Result<bool>;
+    /// How many of the customer's orders the code discounts now.
+    async fn customer_uses(&self, code: &PromotionCode, customer: UserId) -> anyhow::Result<i64>;
+    async fn put_on_cart(
+        &self,
+        customer: UserId,
+        code: &PromotionCode,
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
+    async fn on_cart(&self, customer: UserId) -> anyhow::Result<Option<PromotionCode>>;
+    /// `false` when the cart had no code.
+    async fn take_off_cart(&self, customer: UserId) -> anyhow::Result<bool>;
+}
+
 /// A new order, built from the cart inside the checkout transaction.
 pub(crate) struct NewOrder {
     pub(crate) id: OrderId,
@@ -156,6 +179,8 @@ pub(crate) enum CheckoutOutcome {
     Unavailable(String),
     /// The lines cannot be priced for the destination.
     Unpriced(super::rates::Unpriced),
+    /// The cart's code does not apply (any more); the cart is left as it was.
+    PromotionRefused(NotApplicable),
 }
 
 /// A change the saga makes to an order, decided from its current state.

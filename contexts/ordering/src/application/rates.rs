@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use kernel::address::country_code;
 use kernel::id::UserId;
-use kernel::{Clock, Currency, FieldError, Timestamp};
+use kernel::{Clock, Currency, FieldError, Money, Timestamp};
 
-use super::ports::{CartRepository, DestinationRates, KnownProduct, RateBook, Shipping, TaxRates};
+use super::ports::{
+    CartRepository, DestinationRates, KnownProduct, PromotionBook, RateBook, Shipping, TaxRates,
+};
 use super::OrderingError;
 use crate::domain::pricing::{
-    self, Breakdown, PriceLine, Pricing, PricingError, ShippingRate, TaxRate,
+    self, Breakdown, Discount, PriceLine, Pricing, PricingError, ShippingRate, TaxRate,
 };
+use crate::domain::promotion::{NotApplicable, PromotionCode};
 
 /// The largest shipping amount accepted (as for product prices).
 pub(crate) const MAX_SHIPPING_AMOUNT: i64 = 10_000_000_000;
@@ -22,6 +25,12 @@ pub(crate) enum Unpriced {
     NotShipped { country: String, currency: Currency },
     MixedCurrencies,
     TooLarge,
+}
+
+impl From<NotApplicable> for OrderingError {
+    fn from(why: NotApplicable) -> Self {
+        OrderingError::PromotionNotApplicable(why.to_string())
+    }
 }
 
 impl From<Unpriced> for OrderingError {
@@ -41,10 +50,29 @@ impl From<Unpriced> for OrderingError {
 }
 
 /// Prices `lines` (products with quantities, in the order given) for a destination.
+/// What the lines cost as listed (before discount, shipping and tax added on top): what a
+/// code's minimum is compared with.
+pub(crate) fn listed_subtotal(lines: &[(&KnownProduct, u32)]) -> Result<Money, Unpriced> {
+    let currency = lines
+        .first()
+        .map(|(p, _)| p.price.currency())
+        .ok_or(Unpriced::TooLarge)?;
+    lines.iter().try_fold(Money::zero(currency), |acc, (p, q)| {
+        p.price
+            .checked_mul(*q)
+            .and_then(|line| acc.checked_add(line))
+            .map_err(|e| match e {
+                kernel::MoneyError::CurrencyMismatch => Unpriced::MixedCurrencies,
+                _ => Unpriced::TooLarge,
+            })
+    })
+}
+
 pub(crate) fn price_lines(
     lines: &[(&KnownProduct, u32)],
     country: &str,
     rates: &DestinationRates,
+    discount: Option<Discount>,
     prices_include_tax: bool,
 ) -> Result<Breakdown, Unpriced> {
     let currency = lines
@@ -75,7 +103,7 @@ pub(crate) fn price_lines(
         .collect();
     let how = Pricing {
         currency,
-        discount: None,
+        discount,
         shipping,
         shipping_tax: rates.tax.standard,
         prices_include_tax,
@@ -90,6 +118,7 @@ pub(crate) fn price_lines(
 pub(crate) struct Rates {
     pub(crate) book: Arc<dyn RateBook>,
     pub(crate) carts: Arc<dyn CartRepository>,
+    pub(crate) promotions: Arc<dyn PromotionBook>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) prices_include_tax: bool,
 }
@@ -124,6 +153,7 @@ fn amount(field: &'static str, raw: i64, errors: &mut Vec<FieldError>) -> i64 {
 pub(crate) struct Quote {
     pub(crate) country: String,
     pub(crate) lines: Vec<(KnownProduct, u32)>,
+    pub(crate) promotion: Option<PromotionCode>,
     pub(crate) breakdown: Breakdown,
 }
 
@@ -283,11 +313,71 @@ impl Rates {
             .destination(&country, first.price.currency())
             .await?;
         let refs: Vec<(&KnownProduct, u32)> = lines.iter().map(|(p, q)| (p, *q)).collect();
-        let breakdown = price_lines(&refs, &country, &rates, self.prices_include_tax)?;
+        let promotion = self.promotions.on_cart(customer).await?;
+        let discount = match &promotion {
+            Some(code) => {
+                let subtotal = listed_subtotal(&refs)?;
+                Some(self.discount(code, customer, subtotal).await?)
+            }
+            None => None,
+        };
+        let breakdown = price_lines(&refs, &country, &rates, discount, self.prices_include_tax)?;
         Ok(Quote {
             country,
             lines,
+            promotion,
             breakdown,
         })
+    }
+
+    /// What `code` takes off a cart of the customer's with this listed subtotal, now.
+    pub(crate) async fn discount(
+        &self,
+        code: &PromotionCode,
+        customer: UserId,
+        subtotal: Money,
+    ) -> Result<Discount, OrderingError> {
+        let promotion = self
+            .promotions
+            .get(code)
+            .await?
+            .ok_or_else(|| NotApplicable::Unknown(code.as_str().to_owned()))?;
+        let uses = self.promotions.customer_uses(code, customer).await?;
+        Ok(promotion.discount_for(subtotal, self.clock.now(), uses)?)
+    }
+
+    /// Puts a code on the customer's cart if it applies to the cart as it is (422 with the
+    /// reason otherwise). It is checked again when the quote is shown and at checkout.
+    pub(crate) async fn apply_code(
+        &self,
+        customer: UserId,
+        raw_code: &str,
+    ) -> Result<PromotionCode, OrderingError> {
+        let code = PromotionCode::parse(raw_code)
+            .map_err(|m| OrderingError::Invalid(vec![FieldError::new("code", m)]))?;
+        let mut lines = Vec::new();
+        for line in self.carts.lines(customer).await? {
+            if let Some(p) = line.product.filter(|p| p.active) {
+                lines.push((p, line.quantity));
+            }
+        }
+        if lines.is_empty() {
+            return Err(OrderingError::CartEmpty);
+        }
+        let refs: Vec<(&KnownProduct, u32)> = lines.iter().map(|(p, q)| (p, *q)).collect();
+        let subtotal = listed_subtotal(&refs)?;
+        self.discount(&code, customer, subtotal).await?;
+        self.promotions
+            .put_on_cart(customer, &code, self.clock.now())
+            .await?;
+        Ok(code)
+    }
+
+    pub(crate) async fn remove_code(&self, customer: UserId) -> Result<(), OrderingError> {
+        if self.promotions.take_off_cart(customer).await? {
+            Ok(())
+        } else {
+            Err(OrderingError::PromotionNotFound)
+        }
     }
 }

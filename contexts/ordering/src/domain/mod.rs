@@ -4,6 +4,7 @@ mod events;
 mod order;
 mod payment;
 pub(crate) mod pricing;
+pub(crate) mod promotion;
 
 pub(crate) use events::OrderEvent;
 pub(crate) use order::{

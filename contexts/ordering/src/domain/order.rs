@@ -102,6 +102,8 @@ pub(crate) struct Order {
     pub(crate) cancellation_reason: Option<CancellationReason>,
     pub(crate) lines: Vec<OrderLine>,
     pub(crate) amounts: Amounts,
+    /// The code that discounted the order.
+    pub(crate) promotion_code: Option<String>,
     pub(crate) total: Money,
     pub(crate) shipping_address: PostalAddress,
     pub(crate) payment_token: String,
@@ -300,6 +302,7 @@ mod tests {
                 tax: Money::zero(eur),
                 weight_grams: 0,
             },
+            promotion_code: None,
             total: Money::new(1_000, eur).unwrap_or_else(|e| panic!("{e}")),
             shipping_address: PostalAddress {
                 name: "A".into(),

@@ -60,7 +60,6 @@ impl ShippingRate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // TEMP: promotions construct these
 pub(crate) enum Discount {
     /// Basis points of the subtotal (1000 is 10 %).
     Percent(u32),

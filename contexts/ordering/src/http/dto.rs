@@ -10,6 +10,7 @@ use crate::application::cart::PricedCart;
 use crate::application::ports::TaxRates;
 use crate::application::rates::Quote;
 use crate::domain::pricing::ShippingRate;
+use crate::domain::promotion::{Benefit, Promotion, PromotionTerms};
 use crate::domain::{Order, OrderStatus, Payment};
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -165,6 +166,8 @@ pub(crate) struct OrderResponse {
     /// out_of_stock, payment_declined, payment_unavailable, customer_cancelled or reservation_expired.
     pub(crate) cancellation_reason: Option<&'static str>,
     pub(crate) lines: Vec<OrderLineResponse>,
+    /// The code that discounted the order.
+    pub(crate) promotion_code: Option<String>,
     /// The lines without tax.
     pub(crate) subtotal: Money,
     pub(crate) discount: Money,
@@ -204,6 +207,7 @@ impl From<Order> for OrderResponse {
                     tax: l.tax,
                 })
                 .collect(),
+            promotion_code: o.promotion_code.clone(),
             subtotal: o.amounts.subtotal,
             discount: o.amounts.discount,
             shipping: o.amounts.shipping,
@@ -281,6 +285,8 @@ pub(crate) struct QuoteLineResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QuoteResponse {
     pub(crate) country: String,
+    /// The code on the cart, whose discount is included.
+    pub(crate) promotion_code: Option<String>,
     pub(crate) lines: Vec<QuoteLineResponse>,
     pub(crate) subtotal: Money,
     pub(crate) discount: Money,
@@ -298,6 +304,7 @@ impl QuoteResponse {
         let b = q.breakdown;
         Self {
             country: q.country,
+            promotion_code: q.promotion.map(|c| c.as_str().to_owned()),
             lines: q
                 .lines
                 .iter()
@@ -410,4 +417,113 @@ impl ShippingRateResponse {
 pub(crate) struct ShippingRatesList {
     /// One entry per country and currency, by country code.
     pub(crate) items: Vec<ShippingRateResponse>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "SUMMER-10"}))]
+pub(crate) struct ApplyPromotionRequest {
+    /// 3 to 32 letters, digits, `-` or `_` (any case).
+    #[validate(length(max = 64))]
+    #[schema(max_length = 64)]
+    pub(crate) code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AppliedPromotionResponse {
+    /// The code on the cart, upper case.
+    pub(crate) code: String,
+}
+
+/// A promotion code: exactly one of `percent_bps` and `amounts`.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "SUMMER-10", "percent_bps": 1000, "min_subtotal": [{"amount": 2000, "currency": "EUR"}], "max_uses": 100, "max_uses_per_customer": 1}))]
+pub(crate) struct CreatePromotionRequest {
+    /// 3 to 32 letters, digits, `-` or `_` (stored upper case).
+    #[validate(length(max = 64))]
+    #[schema(max_length = 64)]
+    pub(crate) code: String,
+    /// A percentage of the subtotal in basis points (1000 = 10 %), 1 to 10000.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub(crate) percent_bps: Option<i64>,
+    /// A fixed amount per currency; the code applies only in these currencies.
+    #[validate(length(max = 50))]
+    #[schema(max_items = 50)]
+    pub(crate) amounts: Option<Vec<Money>>,
+    /// The smallest subtotal (as listed) per currency.
+    #[validate(length(max = 50))]
+    #[schema(max_items = 50)]
+    #[serde(default)]
+    pub(crate) min_subtotal: Vec<Money>,
+    pub(crate) starts_at: Option<Timestamp>,
+    /// The first moment the code no longer applies.
+    pub(crate) ends_at: Option<Timestamp>,
+    /// Orders the code may discount in all (a cancelled order gives its use back).
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub(crate) max_uses: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub(crate) max_uses_per_customer: Option<i64>,
+}
+
+impl CreatePromotionRequest {
+    pub(crate) fn terms(&self) -> Result<PromotionTerms, platform::error::ApiError> {
+        let benefit = match (self.percent_bps, &self.amounts) {
+            (Some(bps), None) => Benefit::Percent(u32::try_from(bps).unwrap_or(0)),
+            (None, Some(amounts)) => Benefit::Fixed(amounts.clone()),
+            _ => {
+                return Err(platform::error::ApiError::validation(vec![
+                    kernel::FieldError::new("percent_bps", "give either percent_bps or amounts"),
+                ]))
+            }
+        };
+        Ok(PromotionTerms {
+            benefit,
+            min_subtotal: self.min_subtotal.clone(),
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            max_uses: self.max_uses,
+            max_uses_per_customer: self.max_uses_per_customer,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PromotionResponse {
+    pub(crate) code: String,
+    pub(crate) percent_bps: Option<u32>,
+    /// Fixed amounts per currency (empty for a percentage).
+    pub(crate) amounts: Vec<Money>,
+    pub(crate) min_subtotal: Vec<Money>,
+    pub(crate) starts_at: Option<Timestamp>,
+    pub(crate) ends_at: Option<Timestamp>,
+    pub(crate) max_uses: Option<i64>,
+    pub(crate) max_uses_per_customer: Option<i64>,
+    /// Orders the code discounts now (cancelled orders gave theirs back).
+    pub(crate) uses: i64,
+    /// `false` once withdrawn.
+    pub(crate) active: bool,
+    pub(crate) created_at: Timestamp,
+}
+
+impl From<&Promotion> for PromotionResponse {
+    fn from(p: &Promotion) -> Self {
+        let (percent_bps, amounts) = match &p.benefit {
+            Benefit::Percent(bps) => (Some(*bps), vec![]),
+            Benefit::Fixed(amounts) => (None, amounts.clone()),
+        };
+        Self {
+            code: p.code.as_str().to_owned(),
+            percent_bps,
+            amounts,
+            min_subtotal: p.min_subtotal.clone(),
+            starts_at: p.starts_at,
+            ends_at: p.ends_at,
+            max_uses: p.max_uses,
+            max_uses_per_customer: p.max_uses_per_customer,
+            uses: p.uses,
+            active: p.active,
+            created_at: p.created_at,
+        }
+    }
 }

@@ -15,11 +15,13 @@ use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cart::Carts;
 use crate::application::checkout::{check_idempotency_key, Checkout, PlaceOrder};
+use crate::application::promotions::Promotions;
 use crate::application::rates::Rates;
 use crate::application::OrderingError;
 pub(crate) use dto::*;
 
 pub(crate) struct State {
+    pub(crate) promotions: Promotions,
     pub(crate) rates: Rates,
     pub(crate) carts: Carts,
     pub(crate) checkout: Arc<Checkout>,
@@ -49,6 +51,16 @@ impl From<OrderingError> for ApiError {
             OrderingError::NotShipped(why) => {
                 ApiError::unprocessable("ordering.no_shipping_rate", why)
             }
+            OrderingError::PromotionNotApplicable(why) => {
+                ApiError::unprocessable("ordering.promotion_not_applicable", why)
+            }
+            OrderingError::PromotionNotFound => {
+                ApiError::not_found("ordering.promotion_not_found", "no such promotion")
+            }
+            OrderingError::DuplicatePromotion => ApiError::conflict(
+                "ordering.duplicate_promotion",
+                "a promotion with this code exists",
+            ),
             OrderingError::RateNotFound => {
                 ApiError::not_found("ordering.rate_not_found", "no such rate")
             }
@@ -62,6 +74,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1/ordering")
             .service(web::resource("/cart").route(web::get().to(get_cart)))
             .service(web::resource("/cart/quote").route(web::get().to(quote_cart)))
+            .service(
+                web::resource("/cart/promotion")
+                    .route(web::post().to(apply_promotion))
+                    .route(web::delete().to(remove_promotion)),
+            )
+            .service(
+                web::resource("/promotions")
+                    .route(web::post().to(create_promotion))
+                    .route(web::get().to(list_promotions)),
+            )
+            .service(
+                web::resource("/promotions/{code}")
+                    .route(web::get().to(get_promotion))
+                    .route(web::delete().to(withdraw_promotion)),
+            )
             .service(web::resource("/tax-rates").route(web::get().to(list_tax_rates)))
             .service(
                 web::resource("/tax-rates/{country}")
@@ -417,6 +444,146 @@ pub(crate) async fn quote_cart(
     )))
 }
 
+/// Put a promotion code on your cart. It must apply to the cart as it is (422 with the reason
+/// otherwise); the quote shows its discount, and checkout takes one use of it.
+#[utoipa::path(
+    post, path = "/api/v1/ordering/cart/promotion", tag = "ordering", operation_id = "apply_promotion",
+    security(("bearer" = [])),
+    request_body = ApplyPromotionRequest,
+    responses(
+        (status = 200, description = "The code is on the cart", body = AppliedPromotionResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The code does not apply (the reason says why), or the cart is empty", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn apply_promotion(
+    state: web::Data<State>,
+    user: AuthUser,
+    body: ValidJson<ApplyPromotionRequest>,
+) -> Result<web::Json<AppliedPromotionResponse>, ApiError> {
+    let code = state.rates.apply_code(user.user_id, &body.code).await?;
+    Ok(web::Json(AppliedPromotionResponse {
+        code: code.as_str().to_owned(),
+    }))
+}
+
+/// Take the promotion code off your cart.
+#[utoipa::path(
+    delete, path = "/api/v1/ordering/cart/promotion", tag = "ordering", operation_id = "remove_promotion",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The cart has no code", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn remove_promotion(
+    state: web::Data<State>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    state.rates.remove_code(user.user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Create a promotion code (admin): a percentage, or a fixed amount per currency.
+#[utoipa::path(
+    post, path = "/api/v1/ordering/promotions", tag = "ordering", operation_id = "create_promotion",
+    security(("bearer" = [])),
+    request_body = CreatePromotionRequest,
+    responses(
+        (status = 201, description = "Created", body = PromotionResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The code exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn create_promotion(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    body: ValidJson<CreatePromotionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let terms = body.terms()?;
+    let promotion = state.promotions.create(&body.code, terms).await?;
+    let mut res = HttpResponse::Created();
+    if let Ok(location) = HeaderValue::from_str(&format!(
+        "/api/v1/ordering/promotions/{}",
+        promotion.code.as_str()
+    )) {
+        res.insert_header((header::LOCATION, location));
+    }
+    Ok(res.json(PromotionResponse::from(&promotion)))
+}
+
+/// Promotion codes by code (admin).
+#[utoipa::path(
+    get, path = "/api/v1/ordering/promotions", tag = "ordering", operation_id = "list_promotions",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Promotions", body = Page<PromotionResponse>),
+        (status = 400, description = "Bad cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_promotions(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<PromotionResponse>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Text])?;
+    let promotions = state.promotions.list(&page).await?;
+    Ok(web::Json(promotions.map(|p| PromotionResponse::from(&p))))
+}
+
+/// A promotion code with its uses (admin).
+#[utoipa::path(
+    get, path = "/api/v1/ordering/promotions/{code}", tag = "ordering", operation_id = "get_promotion",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "The code (any case)", max_length = 32)),
+    responses(
+        (status = 200, description = "The promotion", body = PromotionResponse),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such code", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn get_promotion(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    code: web::Path<String>,
+) -> Result<web::Json<PromotionResponse>, ApiError> {
+    let promotion = state.promotions.get(&code).await?;
+    Ok(web::Json(PromotionResponse::from(&promotion)))
+}
+
+/// Withdraw a promotion code (admin): it no longer applies to new orders; orders it
+/// discounted keep their discount.
+#[utoipa::path(
+    delete, path = "/api/v1/ordering/promotions/{code}", tag = "ordering", operation_id = "withdraw_promotion",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "The code (any case)", max_length = 32)),
+    responses(
+        (status = 200, description = "The withdrawn promotion", body = PromotionResponse),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such code", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn withdraw_promotion(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    code: web::Path<String>,
+) -> Result<web::Json<PromotionResponse>, ApiError> {
+    let promotion = state.promotions.withdraw(&code).await?;
+    Ok(web::Json(PromotionResponse::from(&promotion)))
+}
+
 /// Tax rates per destination country (admin).
 #[utoipa::path(
     get, path = "/api/v1/ordering/tax-rates", tag = "ordering", operation_id = "list_tax_rates",
@@ -570,7 +737,8 @@ pub(crate) async fn delete_shipping_rate(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order,
-          quote_cart, list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
+          quote_cart, apply_promotion, remove_promotion, create_promotion, list_promotions, get_promotion, withdraw_promotion,
+          list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))
 )]
 pub(crate) struct ApiDoc;

@@ -14,13 +14,15 @@ use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{Applied, CheckoutOutcome, Decide, NewOrder, OrderRepository};
-use crate::application::rates::price_lines;
+use crate::application::rates::{listed_subtotal, price_lines};
+use crate::domain::promotion::NotApplicable;
 use crate::domain::{
     retry_delay, Amounts, CancellationReason, Move, Order, OrderEvent, OrderLine, OrderStatus,
     Payment, PaymentKind, PaymentStatus, StatusEntry,
 };
 
 use super::sql_carts::product_from_row;
+use super::sql_promotions;
 
 pub(crate) struct SqlOrders {
     db: Database,
@@ -85,7 +87,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     let row = sqlx::query(
         "select order_id, customer_id, status, cancellation_reason, total_amount, currency, shipping_address, payment_token, \
          shipment_id, tracking_number, placed_at, updated_at, deadline_at, version, subtotal_amount, discount_amount, \
-         shipping_amount, tax_amount, weight_grams from customer_order where order_id = $1",
+         shipping_amount, tax_amount, weight_grams, promotion_code from customer_order where order_id = $1",
     )
     .bind(id.to_string())
     .fetch_optional(&mut *conn)
@@ -187,6 +189,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
             tax: money(row.try_get("tax_amount")?, &currency)?,
             weight_grams: u64::try_from(row.try_get::<i64, _>("weight_grams")?)?,
         },
+        promotion_code: row.try_get("promotion_code")?,
         total: money(row.try_get("total_amount")?, &currency)?,
         shipping_address: serde_json::from_str::<PostalAddress>(&address)?,
         payment_token: row.try_get("payment_token")?,
@@ -305,7 +308,30 @@ impl SqlOrders {
         let country = new.shipping_address.country.as_str();
         let rates = super::sql_rates::destination(&mut *tx, country, currency).await?;
         let refs: Vec<_> = products.iter().map(|(p, q)| (p, *q)).collect();
-        let breakdown = match price_lines(&refs, country, &rates, self.prices_include_tax) {
+        // The cart's code, checked again now: one that no longer applies refuses the checkout
+        // and leaves the cart as it was (docs/decisions.md §44).
+        let promotion = match sql_promotions::on_cart(&mut *tx, new.customer_id).await? {
+            None => None,
+            Some(code) => {
+                let Some(promotion) = sql_promotions::load(&mut *tx, &code).await? else {
+                    return Ok(CheckoutOutcome::PromotionRefused(NotApplicable::Unknown(
+                        code.as_str().to_owned(),
+                    )));
+                };
+                let uses = sql_promotions::customer_uses(&mut *tx, &code, new.customer_id).await?;
+                let subtotal = match listed_subtotal(&refs) {
+                    Ok(s) => s,
+                    Err(why) => return Ok(CheckoutOutcome::Unpriced(why)),
+                };
+                match promotion.discount_for(subtotal, new.now, uses) {
+                    Ok(discount) => Some((code, discount)),
+                    Err(why) => return Ok(CheckoutOutcome::PromotionRefused(why)),
+                }
+            }
+        };
+        let discount = promotion.as_ref().map(|(_, d)| *d);
+        let breakdown = match price_lines(&refs, country, &rates, discount, self.prices_include_tax)
+        {
             Ok(b) => b,
             Err(why) => return Ok(CheckoutOutcome::Unpriced(why)),
         };
@@ -333,8 +359,8 @@ impl SqlOrders {
         let inserted = sqlx::query(
             "insert into customer_order (order_id, customer_id, status, total_amount, currency, shipping_address, payment_token, \
              idempotency_key, request_hash, placed_at, updated_at, deadline_at, version, subtotal_amount, discount_amount, \
-             shipping_amount, tax_amount, weight_grams) \
-             values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9, $10, 1, $11, $12, $13, $14, $15)",
+             shipping_amount, tax_amount, weight_grams, promotion_code) \
+             values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9, $10, 1, $11, $12, $13, $14, $15, $16)",
         )
         .bind(new.id.to_string())
         .bind(new.customer_id.to_string())
@@ -351,12 +377,20 @@ impl SqlOrders {
         .bind(amounts.shipping.amount())
         .bind(amounts.tax.amount())
         .bind(i64::try_from(amounts.weight_grams)?)
+        .bind(promotion.as_ref().map(|(code, _)| code.as_str().to_owned()))
         .execute(&mut *tx)
         .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => anyhow::bail!(IdempotencyRace),
             other => {
                 other.context("cannot insert order")?;
+            }
+        }
+        if let Some((code, _)) = &promotion {
+            // The atomic step that holds the code's limit: a checkout that finds it used up
+            // is refused, and its transaction (order, claimed cart) rolls back.
+            if !sql_promotions::take_use(&mut *tx, code, new.id, new.customer_id, new.now).await? {
+                return Ok(CheckoutOutcome::PromotionRefused(NotApplicable::UsedUp));
             }
         }
         for line in &lines {
@@ -390,6 +424,7 @@ impl SqlOrders {
             cancellation_reason: None,
             lines,
             amounts,
+            promotion_code: promotion.map(|(code, _)| code.as_str().to_owned()),
             total,
             shipping_address: new.shipping_address.clone(),
             payment_token: new.payment_token.clone(),
@@ -495,6 +530,10 @@ impl OrderRepository for SqlOrders {
             }
             if let Some(entry) = &next.entry {
                 add_history(&mut *tx, order_id, before.history.len() + 1, entry).await?;
+            }
+            if next.status == OrderStatus::Cancelled && before.status != OrderStatus::Cancelled {
+                // A cancelled order gives its promotion use back.
+                sql_promotions::give_back(&mut *tx, order_id, now).await?;
             }
             let mut after = before.moved(&next);
             // What the statements below change is applied to `after` as they succeed; when
