@@ -288,6 +288,78 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                 &signed_in(who, &[200]),
             )
         }
+        "apply_promotion" | "remove_promotion" => {
+            let code = unique("MX");
+            app.post(
+                "/api/v1/ordering/promotions",
+                Some(&w.admin.access_token),
+                &json!({"code": code, "percent_bps": 100}),
+            )
+            .await
+            .assert_status(201);
+            if let Some(c) = me {
+                app.add_to_cart(&c.access_token, p, 1)
+                    .await
+                    .assert_status(200);
+                if op == "remove_promotion" {
+                    app.post(
+                        "/api/v1/ordering/cart/promotion",
+                        Some(&c.access_token),
+                        &json!({"code": code}),
+                    )
+                    .await
+                    .assert_status(200);
+                }
+            }
+            if op == "remove_promotion" {
+                cell(
+                    Method::DELETE,
+                    "/api/v1/ordering/cart/promotion",
+                    None,
+                    &signed_in(who, &[204]),
+                )
+            } else {
+                cell(
+                    Method::POST,
+                    "/api/v1/ordering/cart/promotion",
+                    Some(json!({"code": code})),
+                    &signed_in(who, &[200]),
+                )
+            }
+        }
+        "create_promotion" => cell(
+            Method::POST,
+            "/api/v1/ordering/promotions",
+            Some(json!({"code": unique("MX"), "percent_bps": 100})),
+            &admin_only(who, &[201]),
+        ),
+        "list_promotions" => cell(
+            Method::GET,
+            "/api/v1/ordering/promotions",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "get_promotion" | "withdraw_promotion" => {
+            let code = unique("MX");
+            app.post(
+                "/api/v1/ordering/promotions",
+                Some(&w.admin.access_token),
+                &json!({"code": code, "percent_bps": 100}),
+            )
+            .await
+            .assert_status(201);
+            let method = if op == "get_promotion" {
+                Method::GET
+            } else {
+                Method::DELETE
+            };
+            cell(
+                method,
+                format!("/api/v1/ordering/promotions/{code}"),
+                None,
+                &admin_only(who, &[200]),
+            )
+        }
         // Rates in USD and for countries the world's orders do not ship to: setting them
         // changes no other cell's order.
         "list_tax_rates" => cell(
