@@ -724,3 +724,167 @@ both_backends!(
         assert_eq!(full.body["total"], eur(3000));
     }
 );
+
+async fn add_in(
+    app: &TestApp,
+    token: &str,
+    product: &str,
+    quantity: i64,
+    currency: &str,
+) -> crate::helpers::Response {
+    app.post(
+        "/api/v1/ordering/cart/items",
+        Some(token),
+        &json!({"product_id": product, "quantity": quantity, "currency": currency}),
+    )
+    .await
+}
+
+fn usd(amount: i64) -> Value {
+    json!({"amount": amount, "currency": "USD"})
+}
+
+every_topology!(
+    one_product_sells_in_two_currencies_with_a_code_shipping_and_tax,
+    |app| {
+        let admin = app.admin().await;
+        let admin = admin.access_token.as_str();
+        let created = app
+            .post(
+                "/api/v1/catalog/products",
+                Some(admin),
+                &json!({"sku": "FX-LAMP", "name": "Desk lamp", "price": eur(2000),
+                    "other_prices": [usd(2200)], "weight_grams": 500}),
+            )
+            .await;
+        created.assert_status(201);
+        assert_eq!(created.body["other_prices"], json!([usd(2200)]));
+        let lamp = created.body["id"].as_str().unwrap().to_owned();
+        app.put(
+            &format!("/api/v1/catalog/products/{lamp}/stock"),
+            Some(admin),
+            &json!({"on_hand": 20}),
+        )
+        .await
+        .assert_status(200);
+        let euro_only = app.product(admin, "FX-EURO-ONLY", 900, 5).await;
+        app.put(
+            "/api/v1/ordering/tax-rates/DE",
+            Some(admin),
+            &json!({"standard_bps": 1900, "reduced_bps": 700}),
+        )
+        .await
+        .assert_status(200);
+        for (currency, flat) in [("EUR", 495), ("USD", 595)] {
+            app.put(
+                &format!("/api/v1/ordering/shipping-rates/DE/{currency}"),
+                Some(admin),
+                &json!({"flat": flat}),
+            )
+            .await
+            .assert_status(200);
+        }
+        promotion(
+            &app,
+            admin,
+            json!({"code": "FX-OFF", "amounts": [eur(300), usd(350)]}),
+        )
+        .await;
+
+        // In dollars: the cart's first line chooses its currency.
+        let a = app.customer().await;
+        app.eventually("ordering knows the dollar price", 10, || async {
+            (add_in(&app, &a.access_token, &lamp, 2, "USD").await.status == 200).then_some(())
+        })
+        .await;
+        let cart = app
+            .get("/api/v1/ordering/cart", Some(&a.access_token))
+            .await;
+        assert_eq!(cart.body["currency"], "USD");
+        assert_eq!(cart.body["items"][0]["unit_price"], usd(2200));
+        assert_eq!(cart.body["total"], usd(4400));
+        add_in(&app, &a.access_token, &lamp, 1, "EUR")
+            .await
+            .assert_problem(422, "validation_failed");
+        let refused = app.add_to_cart(&a.access_token, &euro_only, 1).await;
+        refused.assert_problem(422, "ordering.product_unavailable");
+        assert!(refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no price in USD"));
+        apply(&app, &a.access_token, "FX-OFF")
+            .await
+            .assert_status(200);
+        // 44.00 − 3.50; 40.50 × 19 % = 7.695 → 7.70 (half to even); shipping 5.95 + 1.13 tax.
+        let placed = app.checkout(&a.access_token, "tok_visa", None).await;
+        placed.assert_status(202);
+        let total_usd = 4400 - 350 + 595 + 770 + 113;
+        for (field, amount) in [
+            ("subtotal", 4400),
+            ("discount", 350),
+            ("shipping", 595),
+            ("tax", 770 + 113),
+            ("total", total_usd),
+        ] {
+            assert_eq!(placed.body[field], usd(amount), "{field}: {}", placed.body);
+        }
+        let id_usd = placed.body["id"].as_str().unwrap().to_owned();
+
+        // In euros, the same product and code.
+        let b = app.customer().await;
+        app.add_to_cart(&b.access_token, &lamp, 1)
+            .await
+            .assert_status(200);
+        apply(&app, &b.access_token, "fx-off")
+            .await
+            .assert_status(200);
+        let placed = app.checkout(&b.access_token, "tok_visa", None).await;
+        placed.assert_status(202);
+        let total_eur = 2000 - 300 + 495 + 323 + 94;
+        assert_eq!(placed.body["total"], eur(total_eur), "{}", placed.body);
+        let id_eur = placed.body["id"].as_str().unwrap().to_owned();
+
+        // Each is charged its total in its currency; the dollar order, cancelled, is refunded
+        // exactly that.
+        let charged = |order: &Value| {
+            order["payments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["kind"] == "charge")
+                .map(|p| p["amount"].clone())
+        };
+        let order = app
+            .order_reaches(&b.access_token, &id_eur, "confirmed")
+            .await;
+        assert_eq!(charged(&order), Some(eur(total_eur)));
+        let order = app
+            .order_reaches(&a.access_token, &id_usd, "confirmed")
+            .await;
+        assert_eq!(charged(&order), Some(usd(total_usd)));
+        app.post(
+            &format!("/api/v1/ordering/orders/{id_usd}/cancel"),
+            Some(&a.access_token),
+            &json!({}),
+        )
+        .await
+        .assert_status(200);
+        let refund = app
+            .eventually("the dollar refund is settled", 20, || async {
+                let o = app
+                    .get(
+                        &format!("/api/v1/ordering/orders/{id_usd}"),
+                        Some(&a.access_token),
+                    )
+                    .await
+                    .body;
+                o["payments"].as_array().and_then(|ps| {
+                    ps.iter()
+                        .find(|p| p["kind"] == "refund" && p["status"] == "refunded")
+                        .cloned()
+                })
+            })
+            .await;
+        assert_eq!(refund["amount"], usd(total_usd));
+    }
+);

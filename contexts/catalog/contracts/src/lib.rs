@@ -67,6 +67,9 @@ pub struct ProductSnapshot {
     pub weight_grams: u32,
     #[serde(default)]
     pub tax_class: TaxClass,
+    /// Prices in currencies other than `price`'s, at most one per currency.
+    #[serde(default)]
+    pub other_prices: Vec<Money>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

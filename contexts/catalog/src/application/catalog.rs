@@ -17,8 +17,8 @@ use super::cache::ReadCache;
 use super::ports::{CatalogRepository, Category, ProductQuery, SaveError};
 use super::CatalogError;
 use crate::domain::{
-    CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug, MAX_PRICE,
-    MAX_WEIGHT_GRAMS,
+    other_prices, CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug,
+    MAX_PRICE, MAX_WEIGHT_GRAMS,
 };
 
 pub(crate) struct Catalog {
@@ -39,6 +39,7 @@ pub(crate) struct NewProduct {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) price: Money,
+    pub(crate) other_prices: Vec<Money>,
     pub(crate) category_id: Option<CategoryId>,
     pub(crate) weight_grams: Option<u32>,
     pub(crate) tax_class: Option<TaxClass>,
@@ -51,6 +52,7 @@ pub(crate) struct ProductChange {
     pub(crate) name: Option<String>,
     pub(crate) description: Option<Option<String>>,
     pub(crate) price: Option<Money>,
+    pub(crate) other_prices: Option<Vec<Money>>,
     pub(crate) category_id: Option<Option<CategoryId>>,
     pub(crate) weight_grams: Option<u32>,
     pub(crate) tax_class: Option<TaxClass>,
@@ -70,6 +72,7 @@ pub(crate) fn snapshot(p: &Product) -> ProductSnapshot {
         revision: p.revision,
         weight_grams: p.weight_grams,
         tax_class: p.tax_class,
+        other_prices: p.other_prices.clone(),
     }
 }
 
@@ -181,6 +184,9 @@ impl Catalog {
             None => None,
         };
         check_price(&new.price, &mut errors);
+        let others = other_prices(&new.price, new.other_prices)
+            .map_err(|m| errors.push(FieldError::new("other_prices", m)))
+            .unwrap_or_default();
         check_weight(new.weight_grams.unwrap_or(0), &mut errors);
         self.check_category(new.category_id, &mut errors).await?;
         let (Some(sku), Some(name), true) = (sku, name, errors.is_empty()) else {
@@ -193,6 +199,7 @@ impl Catalog {
             name,
             description: description.filter(|d| !d.as_ref().is_empty()),
             price: new.price,
+            other_prices: others,
             category_id: new.category_id,
             weight_grams: new.weight_grams.unwrap_or(0),
             tax_class: new.tax_class.unwrap_or_default(),
@@ -263,6 +270,14 @@ impl Catalog {
         if let Some(price) = change.price {
             check_price(&price, &mut errors);
             next.price = price;
+        }
+        if let Some(others) = change.other_prices {
+            next.other_prices = others;
+        }
+        // The other prices must still fit the default price (whose currency may have changed).
+        match other_prices(&next.price, next.other_prices.clone()) {
+            Ok(others) => next.other_prices = others,
+            Err(m) => errors.push(FieldError::new("other_prices", m)),
         }
         if let Some(grams) = change.weight_grams {
             check_weight(grams, &mut errors);

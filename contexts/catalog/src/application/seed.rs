@@ -124,6 +124,7 @@ pub(crate) async fn run(
             Err(e) => return Err(e.into()),
         }
     }
+    let usd = Currency::parse("USD")?;
     let mut created = 0;
     for (sku, name, description, amount, category, stock) in PRODUCTS {
         let (grams, class) = weight_and_tax_class(sku);
@@ -138,6 +139,8 @@ pub(crate) async fn run(
                     name: name.to_owned(),
                     description: Some(description.to_owned()),
                     price: Money::new(amount, eur)?,
+                    // The demo sells in dollars too, at about the euro amount × 1.1.
+                    other_prices: vec![Money::new(amount * 11 / 10, usd)?],
                     category_id: Some(category_id),
                     weight_grams: Some(grams),
                     tax_class: Some(class),

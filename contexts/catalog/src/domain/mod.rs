@@ -7,7 +7,8 @@ mod stock;
 
 pub(crate) use category::{CategoryName, Slug};
 pub(crate) use product::{
-    Description, Product, ProductName, ProductStatus, Sku, MAX_PRICE, MAX_WEIGHT_GRAMS,
+    other_prices, Description, Product, ProductName, ProductStatus, Sku, MAX_PRICE,
+    MAX_WEIGHT_GRAMS,
 };
 pub(crate) use reservation::{Reservation, ReservationStatus, StockMove, Transition};
 pub(crate) use stock::StockLevel;

@@ -99,6 +99,8 @@ pub(crate) struct Product {
     pub(crate) name: ProductName,
     pub(crate) description: Option<Description>,
     pub(crate) price: Money,
+    /// Prices in other currencies than `price`'s, one per currency, by currency code.
+    pub(crate) other_prices: Vec<Money>,
     pub(crate) category_id: Option<CategoryId>,
     /// Shipping weight of one unit.
     pub(crate) weight_grams: u32,
@@ -108,6 +110,29 @@ pub(crate) struct Product {
     pub(crate) revision: i64,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
+}
+
+/// Checks prices in other currencies than the default's: at most `MAX_PRICE`, one per
+/// currency; sorted by currency code.
+pub(crate) fn other_prices(
+    default: &Money,
+    mut others: Vec<Money>,
+) -> Result<Vec<Money>, &'static str> {
+    if others.len() > 20 {
+        return Err("at most 20 other currencies");
+    }
+    others.sort_by(|a, b| a.currency().as_str().cmp(b.currency().as_str()));
+    if others.iter().any(|m| m.amount() > MAX_PRICE) {
+        return Err("each amount must be at most 10000000000");
+    }
+    if others.iter().any(|m| m.currency() == default.currency())
+        || others
+            .windows(2)
+            .any(|w| w[0].currency() == w[1].currency())
+    {
+        return Err("one price per currency, and not the default price's currency");
+    }
+    Ok(others)
 }
 
 impl Product {

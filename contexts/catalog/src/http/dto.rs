@@ -109,6 +109,12 @@ pub(crate) struct CreateProductRequest {
     pub(crate) description: Option<String>,
     #[schema(schema_with = price_schema)]
     pub(crate) price: Money,
+    /// Prices in other currencies, at most one per currency (a cart in a currency sells only
+    /// products with a price in it).
+    #[serde(default)]
+    #[validate(length(max = 20))]
+    #[schema(max_items = 20)]
+    pub(crate) other_prices: Vec<Money>,
     pub(crate) category_id: Option<uuid::Uuid>,
     /// Shipping weight of one unit in grams (default 0).
     #[validate(range(max = 1_000_000))]
@@ -135,6 +141,10 @@ pub(crate) struct UpdateProductRequest {
     pub(crate) description: Option<Option<String>>,
     #[schema(schema_with = price_or_null_schema)]
     pub(crate) price: Option<Money>,
+    /// Replaces the prices in other currencies.
+    #[validate(length(max = 20))]
+    #[schema(max_items = 20)]
+    pub(crate) other_prices: Option<Vec<Money>>,
     /// A category, or `null` to remove.
     #[serde(default, deserialize_with = "platform::http::present")]
     #[schema(value_type = Option<uuid::Uuid>)]
@@ -152,6 +162,8 @@ pub(crate) struct ProductResponse {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) price: Money,
+    /// Prices in other currencies.
+    pub(crate) other_prices: Vec<Money>,
     pub(crate) category_id: Option<uuid::Uuid>,
     /// Shipping weight of one unit in grams.
     pub(crate) weight_grams: u32,
@@ -172,6 +184,7 @@ impl From<&Product> for ProductResponse {
             name: p.name.as_ref().to_owned(),
             description: p.description.as_ref().map(|d| d.as_ref().to_owned()),
             price: p.price,
+            other_prices: p.other_prices.clone(),
             category_id: p.category_id.map(|c| c.as_uuid()),
             weight_grams: p.weight_grams,
             tax_class: p.tax_class,

@@ -15,7 +15,7 @@ pub(crate) struct SqlCatalog {
     pub(crate) db: Database,
 }
 
-const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at, weight_grams, tax_class";
+const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at, weight_grams, tax_class, other_prices";
 
 fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
     let id: String = row.try_get("product_id")?;
@@ -26,7 +26,9 @@ fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
     let category: Option<String> = row.try_get("category_id")?;
     let status: String = row.try_get("status")?;
     let tax_class: String = row.try_get("tax_class")?;
+    let others: String = row.try_get("other_prices")?;
     Ok(Product {
+        other_prices: serde_json::from_str(&others)?,
         id: ProductId::parse(&id)?,
         sku: Sku::parse(&sku).map_err(anyhow::Error::msg)?,
         name: ProductName::parse(&name).map_err(anyhow::Error::msg)?,
@@ -139,7 +141,7 @@ impl CatalogRepository for SqlCatalog {
     async fn create_product(&self, work: &mut UnitOfWork, p: &Product) -> Result<(), SaveError> {
         let tx = work.conn()?;
         sqlx::query(&format!(
-            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(p.id.to_string())
         .bind(p.sku.as_ref())
@@ -154,6 +156,7 @@ impl CatalogRepository for SqlCatalog {
         .bind(p.updated_at.as_micros())
         .bind(i64::from(p.weight_grams))
         .bind(p.tax_class.as_str())
+        .bind(serde_json::to_string(&p.other_prices).map_err(anyhow::Error::new)?)
         .bind(p.search_text())
         .execute(&mut *tx)
         .await
@@ -178,8 +181,8 @@ impl CatalogRepository for SqlCatalog {
         let tx = work.conn()?;
         let done = sqlx::query(
             "update product set sku = $1, name = $2, description = $3, price_amount = $4, currency = $5, category_id = $6, \
-             status = $7, revision = $8, updated_at = $9, search_text = $10, weight_grams = $11, tax_class = $12 \
-             where product_id = $13 and revision = $14",
+             status = $7, revision = $8, updated_at = $9, search_text = $10, weight_grams = $11, tax_class = $12, \
+             other_prices = $13 where product_id = $14 and revision = $15",
         )
         .bind(p.sku.as_ref())
         .bind(p.name.as_ref())
@@ -193,6 +196,7 @@ impl CatalogRepository for SqlCatalog {
         .bind(p.search_text())
         .bind(i64::from(p.weight_grams))
         .bind(p.tax_class.as_str())
+        .bind(serde_json::to_string(&p.other_prices).map_err(anyhow::Error::new)?)
         .bind(p.id.to_string())
         .bind(expected_revision)
         .execute(&mut *tx)

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use kernel::id::{ProductId, UserId};
-use kernel::{Clock, Money};
+use kernel::{Clock, Currency, Money};
 
-use super::ports::{CartLine, CartRefusal, CartRepository, ProductProjection};
+use super::ports::{CartLine, CartRefusal, CartRepository, KnownProduct, ProductProjection};
 use super::OrderingError;
 use crate::domain::Quantity;
+use kernel::FieldError;
 
 pub(crate) struct Carts {
     pub(crate) carts: Arc<dyn CartRepository>,
@@ -15,9 +16,11 @@ pub(crate) struct Carts {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// The cart with current prices.
+/// The cart with current prices, in its currency.
 pub(crate) struct PricedCart {
+    /// Each line's product priced in the cart's currency (`None`: no price in it).
     pub(crate) lines: Vec<CartLine>,
+    pub(crate) currency: Option<Currency>,
     /// `None` when the cart mixes currencies or holds an unavailable product.
     pub(crate) total: Option<Money>,
 }
@@ -28,8 +31,30 @@ fn quantity(raw: i64) -> Result<Quantity, OrderingError> {
 }
 
 impl Carts {
+    /// The currency the cart is priced in: the one kept for it, or (a cart from before
+    /// currencies were kept) its first product's.
+    pub(crate) async fn currency(
+        &self,
+        customer: UserId,
+        lines: &[CartLine],
+    ) -> Result<Option<Currency>, OrderingError> {
+        let kept = self.carts.currency(customer).await?;
+        Ok(kept.or_else(|| {
+            lines
+                .iter()
+                .find_map(|l| l.product.as_ref().map(|p| p.price.currency()))
+        }))
+    }
+
     pub(crate) async fn cart(&self, customer: UserId) -> Result<PricedCart, OrderingError> {
-        let lines = self.carts.lines(customer).await?;
+        let mut lines = self.carts.lines(customer).await?;
+        let currency = self.currency(customer, &lines).await?;
+        if let Some(currency) = currency {
+            for line in &mut lines {
+                // A product without a price in the cart's currency shows as unavailable.
+                line.product = line.product.as_ref().and_then(|p| p.priced_in(currency));
+            }
+        }
         let mut total: Option<Money> = None;
         let mut priceable = true;
         for line in &lines {
@@ -48,13 +73,14 @@ impl Carts {
         }
         Ok(PricedCart {
             total: if priceable { total } else { None },
+            currency,
             lines,
         })
     }
 
-    async fn available(&self, product: ProductId) -> Result<(), OrderingError> {
+    async fn available(&self, product: ProductId) -> Result<KnownProduct, OrderingError> {
         match self.products.get(product).await? {
-            Some(p) if p.active => Ok(()),
+            Some(p) if p.active => Ok(p),
             Some(_) => Err(OrderingError::ProductUnavailable(
                 "this product is no longer sold".to_owned(),
             )),
@@ -70,9 +96,41 @@ impl Carts {
         customer: UserId,
         product: ProductId,
         raw_quantity: i64,
+        requested: Option<&str>,
     ) -> Result<PricedCart, OrderingError> {
         let q = quantity(raw_quantity)?;
-        self.available(product).await?;
+        let requested = requested.map(Currency::parse).transpose().map_err(|e| {
+            OrderingError::Invalid(vec![FieldError::new("currency", e.to_string())])
+        })?;
+        let known = self.available(product).await?;
+        let lines = self.carts.lines(customer).await?;
+        let current = if lines.is_empty() {
+            None
+        } else {
+            self.currency(customer, &lines).await?
+        };
+        let currency = match (current, requested) {
+            (Some(c), Some(r)) if c != r => {
+                return Err(OrderingError::Invalid(vec![FieldError::new(
+                    "currency",
+                    format!("the cart is in {c}; check it out or empty it to shop in {r}"),
+                )]))
+            }
+            (Some(c), _) => c,
+            (None, Some(r)) => r,
+            (None, None) => known.price.currency(),
+        };
+        if known.price_in(currency).is_none() {
+            return Err(OrderingError::ProductUnavailable(format!(
+                "{} has no price in {currency}",
+                known.name
+            )));
+        }
+        if current.is_none() {
+            self.carts
+                .set_currency(customer, currency, self.clock.now())
+                .await?;
+        }
         match self
             .carts
             .add(customer, product, q.get(), self.clock.now())

@@ -22,6 +22,26 @@ pub(crate) struct KnownProduct {
     pub(crate) revision: i64,
     pub(crate) weight_grams: u32,
     pub(crate) tax_class: TaxClass,
+    /// Prices in other currencies than `price`'s.
+    pub(crate) other_prices: Vec<Money>,
+}
+
+impl KnownProduct {
+    pub(crate) fn price_in(&self, currency: Currency) -> Option<Money> {
+        std::iter::once(&self.price)
+            .chain(&self.other_prices)
+            .find(|m| m.currency() == currency)
+            .copied()
+    }
+
+    /// The product priced in `currency` (`price` is then that price), if it has one.
+    pub(crate) fn priced_in(&self, currency: Currency) -> Option<KnownProduct> {
+        let price = self.price_in(currency)?;
+        Some(KnownProduct {
+            price,
+            ..self.clone()
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +87,15 @@ pub(crate) trait CartRepository: Send + Sync {
         now: Timestamp,
     ) -> anyhow::Result<bool>;
     async fn remove(&self, customer: UserId, product: ProductId) -> anyhow::Result<bool>;
+    /// The cart's currency while it holds items (`None` for an empty cart, or a cart from
+    /// before currencies were kept).
+    async fn currency(&self, customer: UserId) -> anyhow::Result<Option<Currency>>;
+    async fn set_currency(
+        &self,
+        customer: UserId,
+        currency: Currency,
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
 }
 
 /// A destination's tax rates per class (the zero class is always 0 %).

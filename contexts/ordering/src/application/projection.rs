@@ -34,6 +34,7 @@ fn known(p: ProductSnapshot) -> KnownProduct {
         revision: p.revision,
         weight_grams: p.weight_grams,
         tax_class: p.tax_class,
+        other_prices: p.other_prices,
     }
 }
 

@@ -303,8 +303,9 @@ impl Rates {
                 }
             }
         }
-        // In the order the checkout prices them.
+        // In the order the checkout prices them, in the cart's currency.
         lines.sort_by_key(|(p, _)| p.id.to_string());
+        let lines = self.in_cart_currency(customer, lines).await?;
         let Some((first, _)) = lines.first() else {
             return Err(OrderingError::CartEmpty);
         };
@@ -328,6 +329,30 @@ impl Rates {
             promotion,
             breakdown,
         })
+    }
+
+    /// The lines priced in the cart's currency; a product without a price in it is refused by
+    /// name.
+    async fn in_cart_currency(
+        &self,
+        customer: UserId,
+        lines: Vec<(KnownProduct, u32)>,
+    ) -> Result<Vec<(KnownProduct, u32)>, OrderingError> {
+        let Some((first, _)) = lines.first() else {
+            return Ok(lines);
+        };
+        let fallback = first.price.currency();
+        let currency = self.carts.currency(customer).await?.unwrap_or(fallback);
+        lines
+            .into_iter()
+            .map(|(p, q)| match p.priced_in(currency) {
+                Some(priced) => Ok((priced, q)),
+                None => Err(OrderingError::ProductUnavailable(format!(
+                    "{} has no price in {currency}; remove it from the cart",
+                    p.name
+                ))),
+            })
+            .collect()
     }
 
     /// What `code` takes off a cart of the customer's with this listed subtotal, now.
@@ -364,6 +389,7 @@ impl Rates {
         if lines.is_empty() {
             return Err(OrderingError::CartEmpty);
         }
+        let lines = self.in_cart_currency(customer, lines).await?;
         let refs: Vec<(&KnownProduct, u32)> = lines.iter().map(|(p, q)| (p, *q)).collect();
         let subtotal = listed_subtotal(&refs)?;
         self.discount(&code, customer, subtotal).await?;

@@ -22,6 +22,10 @@ pub(crate) struct AddCartItemRequest {
     #[schema(minimum = 1, maximum = 99)]
     #[serde(deserialize_with = "kernel::schema::whole_number")]
     pub(crate) quantity: i64,
+    /// The cart's currency, chosen with its first line (default: the product's default
+    /// price's); a later line must name the same or none.
+    #[schema(schema_with = kernel::money::currency_schema)]
+    pub(crate) currency: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -40,7 +44,7 @@ pub(crate) struct CartItemResponse {
     pub(crate) quantity: u32,
     pub(crate) sku: Option<String>,
     pub(crate) name: Option<String>,
-    /// The current price.
+    /// The current price in the cart's currency (none: the product has no price in it).
     pub(crate) unit_price: Option<Money>,
     pub(crate) line_total: Option<Money>,
     /// False when the product is archived or unknown: remove it before checking out.
@@ -49,6 +53,9 @@ pub(crate) struct CartItemResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CartResponse {
+    /// The currency the cart is priced in (none while it is empty).
+    #[schema(value_type = Option<String>)]
+    pub(crate) currency: Option<Currency>,
     pub(crate) items: Vec<CartItemResponse>,
     /// Absent when an item is unavailable or currencies are mixed.
     pub(crate) total: Option<Money>,
@@ -57,6 +64,7 @@ pub(crate) struct CartResponse {
 impl From<PricedCart> for CartResponse {
     fn from(cart: PricedCart) -> Self {
         Self {
+            currency: cart.currency,
             items: cart
                 .lines
                 .into_iter()

@@ -196,6 +196,7 @@ pub(crate) async fn add_item(
             user.user_id,
             ProductId::from_uuid(body.product_id),
             body.quantity,
+            body.currency.as_deref(),
         )
         .await?;
     Ok(web::Json(cart.into()))

@@ -33,6 +33,7 @@ pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
         weight_grams: u32::try_from(row.try_get::<i64, _>("weight_grams")?)?,
         tax_class: TaxClass::parse(&tax_class)
             .ok_or_else(|| anyhow::anyhow!("unknown tax class {tax_class}"))?,
+        other_prices: serde_json::from_str(&row.try_get::<String, _>("other_prices")?)?,
     })
 }
 
@@ -42,12 +43,12 @@ impl ProductProjection for SqlCarts {
         let tx = work.conn()?;
         // Newest revision wins, whatever order the events arrive in.
         sqlx::query(
-            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at, weight_grams, tax_class) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at, weight_grams, tax_class, other_prices) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              on conflict (product_id) do update set sku = excluded.sku, name = excluded.name, \
              price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status, \
              revision = excluded.revision, updated_at = excluded.updated_at, \
-             weight_grams = excluded.weight_grams, tax_class = excluded.tax_class \
+             weight_grams = excluded.weight_grams, tax_class = excluded.tax_class, other_prices = excluded.other_prices \
              where product.revision < excluded.revision",
         )
         .bind(p.id.to_string())
@@ -60,6 +61,7 @@ impl ProductProjection for SqlCarts {
         .bind(Timestamp::now().as_micros())
         .bind(i64::from(p.weight_grams))
         .bind(p.tax_class.as_str())
+        .bind(serde_json::to_string(&p.other_prices)?)
         .execute(&mut *tx)
         .await
         .context("cannot store product")?;
@@ -68,7 +70,8 @@ impl ProductProjection for SqlCarts {
 
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>> {
         let row = sqlx::query(
-            "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class from product where product_id = $1",
+            "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices \
+             from product where product_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(self.db.pool())
@@ -82,7 +85,7 @@ impl CartRepository for SqlCarts {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>> {
         let rows = sqlx::query(
             "select c.product_id as cart_product, c.quantity, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision, \
-             p.weight_grams, p.tax_class \
+             p.weight_grams, p.tax_class, p.other_prices \
              from cart_item c left join product p on p.product_id = c.product_id \
              where c.customer_id = $1 order by c.added_at, c.product_id",
         )
@@ -172,5 +175,36 @@ impl CartRepository for SqlCarts {
             .execute(self.db.pool())
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn currency(&self, customer: UserId) -> anyhow::Result<Option<Currency>> {
+        let code: Option<String> = sqlx::query_scalar(
+            "select currency from cart_currency where customer_id = $1 \
+             and exists (select 1 from cart_item where customer_id = $1)",
+        )
+        .bind(customer.to_string())
+        .fetch_optional(self.db.pool())
+        .await
+        .context("cannot read the cart's currency")?;
+        Ok(code.map(|c| Currency::parse(&c)).transpose()?)
+    }
+
+    async fn set_currency(
+        &self,
+        customer: UserId,
+        currency: Currency,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into cart_currency (customer_id, currency, updated_at) values ($1, $2, $3) \
+             on conflict (customer_id) do update set currency = excluded.currency, updated_at = excluded.updated_at",
+        )
+        .bind(customer.to_string())
+        .bind(currency.as_str())
+        .bind(now.as_micros())
+        .execute(self.db.pool())
+        .await
+        .context("cannot keep the cart's currency")?;
+        Ok(())
     }
 }

@@ -281,7 +281,7 @@ impl SqlOrders {
         let mut products = Vec::with_capacity(claimed.len());
         for (product_id, quantity) in &claimed {
             let row = sqlx::query(
-                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class \
+                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices \
                  from product where product_id = $1",
             )
             .bind(product_id)
@@ -304,7 +304,29 @@ impl SqlOrders {
             }
         }
         products.sort_by_key(|(p, _)| p.id.to_string());
-        let currency = products[0].0.price.currency();
+        // The cart's currency (a cart from before currencies were kept: its first product's).
+        let kept: Option<String> =
+            sqlx::query_scalar("select currency from cart_currency where customer_id = $1")
+                .bind(new.customer_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let currency = match kept {
+            Some(code) => Currency::parse(&code)?,
+            None => products[0].0.price.currency(),
+        };
+        let mut priced = Vec::with_capacity(products.len());
+        for (p, quantity) in products {
+            match p.priced_in(currency) {
+                Some(p) => priced.push((p, quantity)),
+                None => {
+                    return Ok(CheckoutOutcome::Unavailable(format!(
+                        "{} has no price in {currency}; remove it from the cart",
+                        p.name
+                    )))
+                }
+            }
+        }
+        let products = priced;
         let country = new.shipping_address.country.as_str();
         let rates = super::sql_rates::destination(&mut *tx, country, currency).await?;
         let refs: Vec<_> = products.iter().map(|(p, q)| (p, *q)).collect();
