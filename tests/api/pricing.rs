@@ -341,6 +341,15 @@ both_backends!(rates_are_admin_only_and_checked, |app| {
             json!({"sku": "W3", "name": "W", "price": eur(1), "tax_class": "luxury"}),
             422,
         ),
+        (
+            json!({"sku": "W5", "name": "W", "price": eur(1), "other_prices": [eur(2)]}),
+            422,
+        ),
+        (
+            json!({"sku": "W6", "name": "W", "price": eur(1),
+                   "other_prices": [{"amount": 1, "currency": "USD"}, {"amount": 2, "currency": "USD"}]}),
+            422,
+        ),
     ] {
         app.post("/api/v1/catalog/products", Some(admin), &bad)
             .await
