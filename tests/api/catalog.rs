@@ -32,6 +32,7 @@ fn order_placed(lines: &[(&str, u32)]) -> (kernel::id::OrderId, bus::Envelope) {
             })
             .collect(),
         total: eur(100),
+        totals: None,
         shipping_address: kernel::address::PostalAddress::parse(
             "A", "1 St", None, "Berlin", "10115", "DE",
         )
@@ -568,6 +569,7 @@ mod reservation_expiry {
                 customer_id: kernel::id::UserId::new(),
                 lines: vec![],
                 total: eur(100),
+                totals: None,
                 shipping_address: kernel::address::PostalAddress::parse(
                     "A", "1 St", None, "Berlin", "10115", "DE",
                 )

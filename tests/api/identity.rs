@@ -458,6 +458,7 @@ both_backends!(order_history_follows_events_in_any_order_and_once, |app| {
             customer_id: customer,
             lines: vec![],
             total,
+            totals: None,
             shipping_address: address,
             placed_at,
         }))

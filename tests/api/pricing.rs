@@ -165,6 +165,17 @@ every_topology!(
             .cloned()
             .unwrap();
         assert_eq!(charge["amount"], eur(total));
+        // Shipping learns the parcel's weight and what was paid for it.
+        let shipment = order["shipment"]["id"].as_str().unwrap();
+        let parcel = app
+            .get(
+                &format!("/api/v1/shipping/shipments/{shipment}"),
+                Some(&c.access_token),
+            )
+            .await;
+        parcel.assert_status(200);
+        assert_eq!(parcel.body["weight_grams"], 2300);
+        assert_eq!(parcel.body["shipping_charge"], eur(795));
 
         app.post(
             &format!("/api/v1/ordering/orders/{id}/cancel"),

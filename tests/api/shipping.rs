@@ -22,6 +22,7 @@ fn paid(order: kernel::id::OrderId, customer: &str) -> bus::Envelope {
             unit_price: serde_json::from_value(json!({"amount": 500, "currency": "EUR"})).unwrap(),
         }],
         total: serde_json::from_value(json!({"amount": 1000, "currency": "EUR"})).unwrap(),
+        totals: None,
         shipping_address: kernel::address::PostalAddress::parse(
             "Ada Lovelace",
             "12 Secret Lane",

@@ -79,6 +79,21 @@ pub enum CancellationReason {
     ReservationExpired,
 }
 
+/// How an order's total is made up: `total = subtotal - discount + shipping + tax`, and the
+/// parcel's weight. Absent from events published before orders carried it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct OrderTotals {
+    pub subtotal: Money,
+    pub discount: Money,
+    /// What the customer pays for shipping (without tax when prices include it).
+    pub shipping: Money,
+    pub tax: Money,
+    pub weight_grams: u64,
+    /// The promotion code that discounted the order.
+    pub promotion_code: Option<String>,
+}
+
 /// A customer checked out; the saga starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -87,6 +102,8 @@ pub struct OrderPlaced {
     pub customer_id: UserId,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<OrderTotals>,
     pub shipping_address: PostalAddress,
     pub placed_at: Timestamp,
 }
@@ -100,6 +117,9 @@ pub struct OrderPaid {
     pub customer_id: UserId,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    /// Shipping learns the parcel's weight and what the customer paid for it from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<OrderTotals>,
     pub shipping_address: PostalAddress,
     pub paid_at: Timestamp,
 }

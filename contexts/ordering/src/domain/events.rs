@@ -27,6 +27,17 @@ impl CancellationReason {
 }
 
 impl Order {
+    fn totals(&self) -> contract::OrderTotals {
+        contract::OrderTotals {
+            subtotal: self.amounts.subtotal,
+            discount: self.amounts.discount,
+            shipping: self.amounts.shipping,
+            tax: self.amounts.tax,
+            weight_grams: self.amounts.weight_grams,
+            promotion_code: self.promotion_code.clone(),
+        }
+    }
+
     fn published_lines(&self) -> Vec<contract::OrderLine> {
         self.lines
             .iter()
@@ -46,6 +57,7 @@ impl Order {
             customer_id: self.customer_id,
             lines: self.published_lines(),
             total: self.total,
+            totals: Some(self.totals()),
             shipping_address: self.shipping_address.clone(),
             placed_at: self.placed_at,
         }
@@ -57,6 +69,7 @@ impl Order {
             customer_id: self.customer_id,
             lines: self.published_lines(),
             total: self.total,
+            totals: Some(self.totals()),
             shipping_address: self.shipping_address.clone(),
             paid_at: self.updated_at,
         }

@@ -150,6 +150,8 @@ impl HandlesOnce<OrderPaid> for Shipments {
                     quantity: l.quantity,
                 })
                 .collect(),
+            weight_grams: event.totals.as_ref().map_or(0, |t| t.weight_grams),
+            charge: event.totals.as_ref().map(|t| t.shipping),
             created_at: now,
             updated_at: now,
             events: vec![],

@@ -27,6 +27,10 @@ pub(crate) struct Shipment {
     pub(crate) status: ShipmentStatus,
     pub(crate) address: PostalAddress,
     pub(crate) lines: Vec<ShippedLine>,
+    /// The parcel's weight (0 for an order placed before orders carried it).
+    pub(crate) weight_grams: u64,
+    /// What the customer paid for shipping.
+    pub(crate) charge: Option<kernel::Money>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
     pub(crate) events: Vec<TrackingEvent>,
@@ -179,6 +183,8 @@ mod tests {
                 country: "BE".into(),
             },
             lines: vec![],
+            weight_grams: 0,
+            charge: None,
             created_at: Timestamp::from_micros(1_000_000),
             updated_at: Timestamp::from_micros(2_000_000),
             events: vec![],

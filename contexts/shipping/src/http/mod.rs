@@ -74,6 +74,10 @@ pub(crate) struct ShipmentResponse {
     pub(crate) tracking_number: String,
     pub(crate) shipping_address: AddressBody,
     pub(crate) lines: Vec<ShipmentLineResponse>,
+    /// The parcel's weight in grams.
+    pub(crate) weight_grams: u64,
+    /// What the customer paid for shipping.
+    pub(crate) shipping_charge: Option<kernel::Money>,
     pub(crate) events: Vec<TrackingEventResponse>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
@@ -96,6 +100,8 @@ impl From<Shipment> for ShipmentResponse {
                     quantity: l.quantity,
                 })
                 .collect(),
+            weight_grams: s.weight_grams,
+            shipping_charge: s.charge,
             events: s.events.iter().map(TrackingEventResponse::from).collect(),
             created_at: s.created_at,
             updated_at: s.updated_at,

@@ -16,7 +16,7 @@ pub(crate) struct SqlShipments {
     pub(crate) db: Database,
 }
 
-const COLUMNS: &str = "shipment_id, order_id, customer_id, carrier, tracking_number, status, shipping_address, lines, created_at, updated_at";
+const COLUMNS: &str = "shipment_id, order_id, customer_id, carrier, tracking_number, status, shipping_address, lines, created_at, updated_at, weight_grams, charge_amount, charge_currency";
 
 fn from_row(row: &AnyRow) -> anyhow::Result<Shipment> {
     let id: String = row.try_get("shipment_id")?;
@@ -35,6 +35,17 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Shipment> {
             .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
         address: serde_json::from_str(&address)?,
         lines: serde_json::from_str(&lines)?,
+        weight_grams: u64::try_from(row.try_get::<i64, _>("weight_grams")?)?,
+        charge: match (
+            row.try_get::<Option<i64>, _>("charge_amount")?,
+            row.try_get::<Option<String>, _>("charge_currency")?,
+        ) {
+            (Some(amount), Some(currency)) => Some(kernel::Money::new(
+                amount,
+                kernel::Currency::parse(&currency)?,
+            )?),
+            _ => None,
+        },
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
         updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
         events: vec![],
@@ -130,7 +141,7 @@ impl ShipmentRepository for SqlShipments {
             return Ok(CreateOutcome::OrderCancelled);
         }
         let inserted = sqlx::query(&format!(
-            "insert into shipment ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (order_id) do nothing"
+            "insert into shipment ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) on conflict (order_id) do nothing"
         ))
         .bind(s.id.to_string())
         .bind(s.order_id.to_string())
@@ -142,6 +153,9 @@ impl ShipmentRepository for SqlShipments {
         .bind(serde_json::to_string(&s.lines)?)
         .bind(s.created_at.as_micros())
         .bind(s.updated_at.as_micros())
+        .bind(i64::try_from(s.weight_grams)?)
+        .bind(s.charge.map(|m| m.amount()))
+        .bind(s.charge.map(|m| m.currency().as_str().to_owned()))
         .execute(&mut *tx)
         .await;
         let inserted = match inserted {
