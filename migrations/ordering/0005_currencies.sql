@@ -8,3 +8,7 @@ create table cart_currency (
     currency text not null,
     updated_at bigint not null
 );
+
+-- The price a product had when it was put in the cart, to show a change before checkout.
+alter table cart_item add column added_price_amount bigint;
+alter table cart_item add column added_price_currency text;

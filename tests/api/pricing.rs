@@ -908,3 +908,46 @@ every_topology!(
         assert_eq!(refund["amount"], usd(total_usd));
     }
 );
+
+both_backends!(
+    a_price_change_after_adding_shows_on_the_cart_and_is_what_checkout_charges,
+    |app| {
+        let admin = app.admin().await;
+        let mug = app
+            .sellable(&admin.access_token, "CHANGING-MUG", 1000, 5)
+            .await;
+        let c = app.customer().await;
+        app.add_to_cart(&c.access_token, &mug, 2)
+            .await
+            .assert_status(200);
+        let product = app
+            .get(&format!("/api/v1/catalog/products/{mug}"), None)
+            .await;
+        let etag = product.header("etag").unwrap();
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/catalog/products/{mug}"),
+            Some(&admin.access_token),
+            Some(&json!({"price": eur(1200)})),
+            &[("if-match", etag.as_str())],
+        )
+        .await
+        .assert_status(200);
+        let cart = app
+            .eventually("the cart shows the new price", 10, || async {
+                let cart = app
+                    .get("/api/v1/ordering/cart", Some(&c.access_token))
+                    .await;
+                (cart.body["items"][0]["unit_price"] == eur(1200)).then_some(cart)
+            })
+            .await;
+        let item = &cart.body["items"][0];
+        assert_eq!(item["price_when_added"], eur(1000));
+        assert_eq!(item["price_changed"], true);
+        assert_eq!(cart.body["total"], eur(2400));
+        let placed = app.checkout(&c.access_token, "tok_visa", None).await;
+        placed.assert_status(202);
+        assert_eq!(placed.body["total"], eur(2400));
+        assert_eq!(placed.body["lines"][0]["unit_price"], eur(1200));
+    }
+);

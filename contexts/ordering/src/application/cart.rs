@@ -120,12 +120,12 @@ impl Carts {
             (None, Some(r)) => r,
             (None, None) => known.price.currency(),
         };
-        if known.price_in(currency).is_none() {
+        let Some(price) = known.price_in(currency) else {
             return Err(OrderingError::ProductUnavailable(format!(
                 "{} has no price in {currency}",
                 known.name
             )));
-        }
+        };
         if current.is_none() {
             self.carts
                 .set_currency(customer, currency, self.clock.now())
@@ -133,7 +133,7 @@ impl Carts {
         }
         match self
             .carts
-            .add(customer, product, q.get(), self.clock.now())
+            .add(customer, product, q.get(), price, self.clock.now())
             .await?
         {
             Ok(()) => {}

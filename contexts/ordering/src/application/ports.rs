@@ -49,6 +49,8 @@ pub(crate) struct CartLine {
     pub(crate) product: Option<KnownProduct>,
     pub(crate) product_id: ProductId,
     pub(crate) quantity: u32,
+    /// The price when the product was put in the cart (none for lines from before it was kept).
+    pub(crate) price_when_added: Option<Money>,
 }
 
 #[async_trait::async_trait]
@@ -71,11 +73,13 @@ pub(crate) trait CartRepository: Send + Sync {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>>;
     /// Adds to the quantity already there, unless the sum would pass 99 or the product would
     /// be a line too many.
+    /// `price` is the product's price now, kept with a new line.
     async fn add(
         &self,
         customer: UserId,
         product: ProductId,
         quantity: u32,
+        price: Money,
         now: Timestamp,
     ) -> anyhow::Result<Result<(), CartRefusal>>;
     /// `false` when the product is not in the cart.

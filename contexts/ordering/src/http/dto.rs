@@ -44,8 +44,13 @@ pub(crate) struct CartItemResponse {
     pub(crate) quantity: u32,
     pub(crate) sku: Option<String>,
     pub(crate) name: Option<String>,
-    /// The current price in the cart's currency (none: the product has no price in it).
+    /// The current price in the cart's currency (none: the product has no price in it):
+    /// what checkout charges.
     pub(crate) unit_price: Option<Money>,
+    /// The price when the product was put in the cart.
+    pub(crate) price_when_added: Option<Money>,
+    /// The price is not what it was when the product was put in the cart.
+    pub(crate) price_changed: bool,
     pub(crate) line_total: Option<Money>,
     /// False when the product is archived or unknown: remove it before checking out.
     pub(crate) available: bool,
@@ -76,6 +81,11 @@ impl From<PricedCart> for CartResponse {
                         sku: p.map(|p| p.sku.clone()),
                         name: p.map(|p| p.name.clone()),
                         unit_price: p.map(|p| p.price),
+                        price_when_added: l.price_when_added,
+                        price_changed: matches!(
+                            (p.map(|p| p.price), l.price_when_added),
+                            (Some(now), Some(then)) if now != then
+                        ),
                         line_total: p.and_then(|p| p.price.checked_mul(l.quantity).ok()),
                         available: p.is_some_and(|p| p.active),
                     }

@@ -84,7 +84,7 @@ impl ProductProjection for SqlCarts {
 impl CartRepository for SqlCarts {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>> {
         let rows = sqlx::query(
-            "select c.product_id as cart_product, c.quantity, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision, \
+            "select c.product_id as cart_product, c.quantity, c.added_price_amount, c.added_price_currency, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision, \
              p.weight_grams, p.tax_class, p.other_prices \
              from cart_item c left join product p on p.product_id = c.product_id \
              where c.customer_id = $1 order by c.added_at, c.product_id",
@@ -98,7 +98,17 @@ impl CartRepository for SqlCarts {
                 let id: String = row.try_get("cart_product")?;
                 let quantity: i64 = row.try_get("quantity")?;
                 let known: Option<String> = row.try_get("product_id")?;
+                let added = match (
+                    row.try_get::<Option<i64>, _>("added_price_amount")?,
+                    row.try_get::<Option<String>, _>("added_price_currency")?,
+                ) {
+                    (Some(amount), Some(currency)) => {
+                        Some(Money::new(amount, Currency::parse(&currency)?)?)
+                    }
+                    _ => None,
+                };
                 Ok(CartLine {
+                    price_when_added: added,
                     product: known.map(|_| product_from_row(row)).transpose()?,
                     product_id: ProductId::parse(&id)?,
                     quantity: u32::try_from(quantity)?,
@@ -112,13 +122,14 @@ impl CartRepository for SqlCarts {
         customer: UserId,
         product: ProductId,
         quantity: u32,
+        price: Money,
         now: Timestamp,
     ) -> anyhow::Result<Result<(), CartRefusal>> {
         // One statement: insert (while the cart has fewer than MAX_CART_LINES lines), or add
         // to what is there unless that passes 99.
         let done = sqlx::query(
-            "insert into cart_item (customer_id, product_id, quantity, added_at, updated_at) \
-             select $1, $2, $3, $4, $4 where (select count(*) from cart_item where customer_id = $1) < $5 \
+            "insert into cart_item (customer_id, product_id, quantity, added_at, updated_at, added_price_amount, added_price_currency) \
+             select $1, $2, $3, $4, $4, $6, $7 where (select count(*) from cart_item where customer_id = $1) < $5 \
              or exists (select 1 from cart_item where customer_id = $1 and product_id = $2) \
              on conflict (customer_id, product_id) do update set quantity = cart_item.quantity + excluded.quantity, \
              updated_at = excluded.updated_at where cart_item.quantity + excluded.quantity <= 99",
@@ -128,6 +139,8 @@ impl CartRepository for SqlCarts {
         .bind(i64::from(quantity))
         .bind(now.as_micros())
         .bind(MAX_CART_LINES)
+        .bind(price.amount())
+        .bind(price.currency().as_str())
         .execute(self.db.pool())
         .await
         .context("cannot add to cart")?;
