@@ -18,7 +18,7 @@ fn statuses(order: &Value) -> Vec<String> {
         .collect()
 }
 
-fn payments(order: &Value, kind: &str) -> Vec<Value> {
+pub(crate) fn payments(order: &Value, kind: &str) -> Vec<Value> {
     order["payments"]
         .as_array()
         .unwrap()

@@ -108,6 +108,19 @@ fn owned(who: Who, ok: &[u16]) -> Vec<u16> {
     }
 }
 
+/// A new 1 % promotion code.
+async fn new_code(app: &TestApp, w: &World) -> String {
+    let code = unique("MX");
+    app.post(
+        "/api/v1/ordering/promotions",
+        Some(&w.admin.access_token),
+        &json!({"code": code, "percent_bps": 100}),
+    )
+    .await
+    .assert_status(201);
+    code
+}
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -289,14 +302,7 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             )
         }
         "apply_promotion" | "remove_promotion" => {
-            let code = unique("MX");
-            app.post(
-                "/api/v1/ordering/promotions",
-                Some(&w.admin.access_token),
-                &json!({"code": code, "percent_bps": 100}),
-            )
-            .await
-            .assert_status(201);
+            let code = new_code(app, w).await;
             if let Some(c) = me {
                 app.add_to_cart(&c.access_token, p, 1)
                     .await
@@ -340,14 +346,7 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             &admin_only(who, &[200]),
         ),
         "get_promotion" | "withdraw_promotion" => {
-            let code = unique("MX");
-            app.post(
-                "/api/v1/ordering/promotions",
-                Some(&w.admin.access_token),
-                &json!({"code": code, "percent_bps": 100}),
-            )
-            .await
-            .assert_status(201);
+            let code = new_code(app, w).await;
             let method = if op == "get_promotion" {
                 Method::GET
             } else {

@@ -11,6 +11,34 @@ fn eur(amount: i64) -> Value {
     json!({"amount": amount, "currency": "EUR"})
 }
 
+/// The amount of the order's charge.
+fn charged(order: &Value) -> Option<Value> {
+    crate::checkout::payments(order, "charge")
+        .first()
+        .map(|p| p["amount"].clone())
+}
+
+/// Cancels the customer's order and waits for its refund to settle; the refund.
+async fn cancel_and_refund(app: &TestApp, token: &str, order: &str) -> Value {
+    app.post(
+        &format!("/api/v1/ordering/orders/{order}/cancel"),
+        Some(token),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    app.eventually("the refund is settled", 20, || async {
+        let o = app
+            .get(&format!("/api/v1/ordering/orders/{order}"), Some(token))
+            .await
+            .body;
+        crate::checkout::payments(&o, "refund")
+            .into_iter()
+            .find(|r| r["status"] == "refunded")
+    })
+    .await
+}
+
 /// A product with a weight and tax class, in stock, once ordering's projection has it (with
 /// its weight: the quote shows it).
 async fn sellable(
@@ -157,14 +185,7 @@ every_topology!(
         let mut line_taxes: Vec<i64> = line_taxes.iter().map(|v| v.as_i64().unwrap()).collect();
         line_taxes.sort_unstable();
         assert_eq!(line_taxes, vec![tax_book, tax_mug]);
-        let charge = order["payments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["kind"] == "charge")
-            .cloned()
-            .unwrap();
-        assert_eq!(charge["amount"], eur(total));
+        assert_eq!(charged(&order), Some(eur(total)));
         // Shipping learns the parcel's weight and what was paid for it.
         let shipment = order["shipment"]["id"].as_str().unwrap();
         let parcel = app
@@ -177,28 +198,7 @@ every_topology!(
         assert_eq!(parcel.body["weight_grams"], 2300);
         assert_eq!(parcel.body["shipping_charge"], eur(795));
 
-        app.post(
-            &format!("/api/v1/ordering/orders/{id}/cancel"),
-            Some(&c.access_token),
-            &json!({}),
-        )
-        .await
-        .assert_status(200);
-        let refunded = app
-            .eventually("the refund is settled", 20, || async {
-                let o = app
-                    .get(
-                        &format!("/api/v1/ordering/orders/{id}"),
-                        Some(&c.access_token),
-                    )
-                    .await
-                    .body;
-                let refund = o["payments"]
-                    .as_array()
-                    .and_then(|ps| ps.iter().find(|p| p["kind"] == "refund").cloned());
-                refund.filter(|r| r["status"] == "refunded")
-            })
-            .await;
+        let refunded = cancel_and_refund(&app, &c.access_token, &id).await;
         assert_eq!(refunded["amount"], eur(total));
     }
 );
@@ -866,14 +866,6 @@ every_topology!(
 
         // Each is charged its total in its currency; the dollar order, cancelled, is refunded
         // exactly that.
-        let charged = |order: &Value| {
-            order["payments"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| p["kind"] == "charge")
-                .map(|p| p["amount"].clone())
-        };
         let order = app
             .order_reaches(&b.access_token, &id_eur, "confirmed")
             .await;
@@ -882,29 +874,7 @@ every_topology!(
             .order_reaches(&a.access_token, &id_usd, "confirmed")
             .await;
         assert_eq!(charged(&order), Some(usd(total_usd)));
-        app.post(
-            &format!("/api/v1/ordering/orders/{id_usd}/cancel"),
-            Some(&a.access_token),
-            &json!({}),
-        )
-        .await
-        .assert_status(200);
-        let refund = app
-            .eventually("the dollar refund is settled", 20, || async {
-                let o = app
-                    .get(
-                        &format!("/api/v1/ordering/orders/{id_usd}"),
-                        Some(&a.access_token),
-                    )
-                    .await
-                    .body;
-                o["payments"].as_array().and_then(|ps| {
-                    ps.iter()
-                        .find(|p| p["kind"] == "refund" && p["status"] == "refunded")
-                        .cloned()
-                })
-            })
-            .await;
+        let refund = cancel_and_refund(&app, &a.access_token, &id_usd).await;
         assert_eq!(refund["amount"], usd(total_usd));
     }
 );
