@@ -167,10 +167,16 @@ impl KeySource for RemoteJwks {
     }
 
     async fn ready(&self) -> bool {
+        // The cache counts its entries lazily: without its pending work done, keys inserted
+        // moments ago are not counted yet (and a refresh within 5 s of the last fetches none).
+        self.cache.run_pending_tasks().await;
         if self.cache.entry_count() > 0 {
             return true;
         }
-        self.refresh().await.is_ok() && self.cache.entry_count() > 0
+        self.refresh().await.is_ok() && {
+            self.cache.run_pending_tasks().await;
+            self.cache.entry_count() > 0
+        }
     }
 }
 
@@ -376,5 +382,45 @@ impl FromRequest for AdminUser {
             }
             Ok(AdminUser(user))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one JWKS document to every connection.
+    async fn jwks_server(body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/.well-known/jwks.json")
+    }
+
+    #[tokio::test]
+    async fn keys_fetched_moments_ago_make_the_source_ready() {
+        let url = jwks_server(
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1","alg":"EdDSA","use":"sig"}]}"#,
+        )
+        .await;
+        let jwks = RemoteJwks::new(url);
+        assert!(jwks.key("k1").await.is_some());
+        // Within the 5 s in which no refetch happens: the key just cached must count.
+        assert!(jwks.ready().await);
+        assert!(jwks.key("unknown").await.is_none());
+        assert!(jwks.ready().await);
     }
 }
