@@ -259,7 +259,22 @@ async fn resolve_names(up: Arc<Upstreams>, every: Duration) {
 /// The upstream client of one worker thread: its pooled connections are driven by that
 /// worker's runtime, so a proxied request never hops threads (one client shared by every
 /// worker would hand requests to connections another thread drives).
-struct WorkerClient(reqwest::Client);
+struct WorkerClient(ProxyClient);
+
+/// The proxy path's client: hyper's pooled HTTP/1.1 client, without reqwest's URL parsing,
+/// redirect and retry layers (the hop's cost is most of what the gateway adds to a request).
+type ProxyClient =
+    hyper_util::client::legacy::Client<HttpConnector, http_body_util::Full<web::Bytes>>;
+type HttpConnector = hyper_util::client::legacy::connect::HttpConnector;
+
+fn proxy_client() -> ProxyClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(64)
+        .build(connector)
+}
 
 fn upstream_client(config: &Config) -> reqwest::Client {
     reqwest::Client::builder()
@@ -276,6 +291,10 @@ struct Upstreams {
     by_context: BTreeMap<String, Pool>,
     /// For work outside a worker's requests (health checks, the dashboard).
     client: reqwest::Client,
+    /// The proxy path's client where a worker has none of its own.
+    proxy: ProxyClient,
+    /// The longest wait for an upstream's whole answer (`EMPORIUM_UPSTREAM_TIMEOUT_SECS`).
+    timeout: Duration,
     body_limit: usize,
     body_timeout: Duration,
     openapi: String,
@@ -332,6 +351,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .map(|(ctx, urls)| (ctx.as_str().to_owned(), Pool::new(ctx.as_str(), urls)))
             .collect(),
         client: upstream_client(&config),
+        proxy: proxy_client(),
+        timeout: config.upstream_timeout,
         body_limit: config.body_limit,
         body_timeout: config.body_timeout,
         trusted_proxies: config.trusted_proxies.clone(),
@@ -364,14 +385,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.service_credentials.clone(),
     ));
     let trusted_proxies = config.trusted_proxies.clone();
-    let client_config = config.clone();
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
     let server =
         with_connection_limits!(
             HttpServer::new(move || {
-                let worker_client = web::Data::new(WorkerClient(upstream_client(&client_config)));
+                let worker_client = web::Data::new(WorkerClient(proxy_client()));
                 let mut app = App::new()
                     .wrap(actix_web::middleware::from_fn(edge_auth))
                     .wrap(crate::limits::cors(&cors_origins))
@@ -888,15 +908,22 @@ async fn proxy(
     url: String,
     body: web::Bytes,
 ) -> Result<HttpResponse, ProxyError> {
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
+    let invalid = || {
+        ProxyError::Refused(ApiError::bad_request(
+            "invalid_path",
+            "the path is not a valid URL path",
+        ))
+    };
+    let method = hyper::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
         ProxyError::Refused(platform::http::status_problem(
             StatusCode::METHOD_NOT_ALLOWED,
         ))
     })?;
-    let client = req
-        .app_data::<web::Data<WorkerClient>>()
-        .map_or(&up.client, |c| &c.0);
-    let mut outgoing = client.request(method, &url).body(body);
+    let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
+    let mut outgoing = hyper::Request::new(http_body_util::Full::new(body));
+    *outgoing.method_mut() = method;
+    *outgoing.uri_mut() = uri;
+    let headers = outgoing.headers_mut();
     let named_in_connection = connection_tokens(
         req.headers()
             .iter()
@@ -917,26 +944,58 @@ async fn proxy(
         {
             continue;
         }
-        outgoing = outgoing.header(n, value.as_bytes());
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(n.as_bytes()),
+            hyper::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
+        }
     }
-    outgoing = outgoing.header(REQUEST_ID.as_str(), ctx.request_id.as_str());
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    put("x-request-id", ctx.request_id.as_str());
     // The upstream continues this request's trace (the caller's, or one started here).
-    outgoing = outgoing.header("traceparent", ctx.traceparent.as_str());
+    put("traceparent", ctx.traceparent.as_str());
     // The gateway is the edge: a client's own X-Forwarded-For is dropped unless the client is
     // a trusted proxy itself (a load balancer in front).
     if let Some(chain) = up
         .trusted_proxies
         .forward_for(req.peer_addr().map(|a| a.ip()), req.headers())
     {
-        outgoing = outgoing.header(FORWARDED_FOR, chain);
+        put(FORWARDED_FOR, &chain);
     }
-    let response = outgoing.send().await.map_err(|e| {
-        if e.is_connect() {
-            ProxyError::Unreached(upstream_failed(&e, &url))
-        } else {
-            ProxyError::NoAnswer(upstream_failed(&e, &url))
+    let client = req
+        .app_data::<web::Data<WorkerClient>>()
+        .map_or(&up.proxy, |c| &c.0);
+    // One deadline for the whole answer, head and body, as before the body streams.
+    let deadline = tokio::time::Instant::now() + up.timeout;
+    let response = match tokio::time::timeout_at(deadline, client.request(outgoing)).await {
+        Err(_) => {
+            return Err(ProxyError::NoAnswer(upstream_failed(
+                Failure::Timeout,
+                &"no answer in time",
+                &url,
+            )))
         }
-    })?;
+        Ok(Err(e)) if e.is_connect() => {
+            return Err(ProxyError::Unreached(upstream_failed(
+                Failure::Unreachable,
+                &e,
+                &url,
+            )))
+        }
+        Ok(Err(e)) => {
+            return Err(ProxyError::NoAnswer(upstream_failed(
+                Failure::Broken,
+                &e,
+                &url,
+            )))
+        }
+        Ok(Ok(response)) => response,
+    };
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
@@ -958,16 +1017,27 @@ async fn proxy(
         builder.append_header((n, value.as_bytes()));
     }
     // The body streams through as it arrives, with its length when the upstream gave one.
-    if let Some(length) = response.content_length() {
+    let body = response.into_body();
+    if let Some(length) = hyper::body::Body::size_hint(&body).exact() {
         builder.no_chunking(length);
     }
-    Ok(builder.streaming(response.bytes_stream()))
+    let stream = futures::StreamExt::take_until(
+        http_body_util::BodyDataStream::new(body),
+        tokio::time::sleep_until(deadline),
+    );
+    Ok(builder.streaming(stream))
+}
+
+enum Failure {
+    Timeout,
+    Unreachable,
+    Broken,
 }
 
 /// 504 when the upstream took too long, 502 when it could not be reached or broke off.
-fn upstream_failed(e: &reqwest::Error, url: &str) -> ApiError {
+fn upstream_failed(kind: Failure, e: &dyn std::fmt::Display, url: &str) -> ApiError {
     tracing::warn!(error = %e, url = %url, "upstream failed");
-    if e.is_timeout() {
+    if let Failure::Timeout = kind {
         return ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
