@@ -115,7 +115,7 @@ fn main() -> ExitCode {
                     .await?;
                 let rates = ordering::seed(db.clone()).await?;
                 db.close().await;
-                println!("seeded {rates} tax and shipping rates (DE, AT, FR, NL, BE; EUR)");
+                println!("seeded {rates} tax and shipping rates (DE, AT, FR, NL, BE; EUR) and codes (WELCOME-10)");
                 Ok(())
             }
             Command::Openapi { output } => {

@@ -439,7 +439,7 @@ both_backends!(
     |app| {
         let admin = app.admin().await;
         let db = app.database(emporium::config::ContextName::Ordering).await;
-        assert_eq!(ordering::seed(db.clone()).await.unwrap(), 10);
+        assert_eq!(ordering::seed(db.clone()).await.unwrap(), 11);
         let taxes = app
             .get("/api/v1/ordering/tax-rates", Some(&admin.access_token))
             .await;
@@ -456,6 +456,14 @@ both_backends!(
         .await
         .assert_status(200);
         assert_eq!(ordering::seed(db).await.unwrap(), 0);
+        let welcome = app
+            .get(
+                "/api/v1/ordering/promotions/welcome-10",
+                Some(&admin.access_token),
+            )
+            .await;
+        assert_eq!(welcome.body["percent_bps"], 1000);
+        assert_eq!(welcome.body["max_uses_per_customer"], 1);
         let taxes = app
             .get("/api/v1/ordering/tax-rates", Some(&admin.access_token))
             .await;

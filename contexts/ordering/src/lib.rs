@@ -152,16 +152,25 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     .with_task(sweep))
 }
 
-/// Sets demo tax and shipping rates (`emporium seed`) where none are set; how many were set.
+/// Sets demo tax and shipping rates and a demo code (`emporium seed`) where a shop has none;
+/// how many were set.
 pub async fn seed(db: Database) -> anyhow::Result<usize> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let promotions = Arc::new(SqlPromotions { db: db.clone() });
     let rates = Rates {
         book: Arc::new(SqlRates { db: db.clone() }),
-        carts: Arc::new(SqlCarts { db: db.clone() }),
-        promotions: Arc::new(SqlPromotions { db }),
-        clock: Arc::new(SystemClock),
+        carts: Arc::new(SqlCarts { db }),
+        promotions: promotions.clone(),
+        clock: clock.clone(),
         prices_include_tax: false,
     };
-    rates.seed_demo().await.map_err(anyhow::Error::new)
+    let set = rates.seed_demo().await.map_err(anyhow::Error::new)?;
+    let codes = Promotions {
+        book: promotions,
+        clock,
+    };
+    let welcome = codes.seed_demo().await.map_err(anyhow::Error::new)?;
+    Ok(set + welcome)
 }
 
 /// The consumer groups this context runs, with the contract types each handles.

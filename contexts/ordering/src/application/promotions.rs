@@ -7,7 +7,7 @@ use platform::pagination::{Page, PageRequest};
 
 use super::ports::PromotionBook;
 use super::OrderingError;
-use crate::domain::promotion::{Promotion, PromotionCode, PromotionTerms};
+use crate::domain::promotion::{Benefit, Promotion, PromotionCode, PromotionTerms};
 
 pub(crate) struct Promotions {
     pub(crate) book: Arc<dyn PromotionBook>,
@@ -19,6 +19,33 @@ fn code(raw: &str) -> Result<PromotionCode, OrderingError> {
 }
 
 impl Promotions {
+    /// `WELCOME-10`, 10 % off once per customer, where a shop has no code yet (`emporium
+    /// seed`); how many were created.
+    pub(crate) async fn seed_demo(&self) -> Result<usize, OrderingError> {
+        if !self
+            .book
+            .list(&PageRequest::first(1))
+            .await?
+            .items
+            .is_empty()
+        {
+            return Ok(0);
+        }
+        let terms = PromotionTerms {
+            benefit: Benefit::Percent(1000),
+            min_subtotal: vec![],
+            starts_at: None,
+            ends_at: None,
+            max_uses: None,
+            max_uses_per_customer: Some(1),
+        };
+        match self.create("WELCOME-10", terms).await {
+            Ok(_) => Ok(1),
+            Err(OrderingError::DuplicatePromotion) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) async fn create(
         &self,
         raw_code: &str,
