@@ -288,6 +288,7 @@ both_backends!(rates_are_admin_only_and_checked, |app| {
     .assert_status(200);
     let taxes = app.get("/api/v1/ordering/tax-rates", Some(admin)).await;
     taxes.assert_status(200);
+    assert!(taxes.body["next_cursor"].is_null());
     assert_eq!(taxes.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(taxes.body["items"][0]["country"], "AT");
     assert_eq!(taxes.body["items"][0]["standard_bps"], 2000);

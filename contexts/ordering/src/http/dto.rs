@@ -387,6 +387,8 @@ impl TaxRatesResponse {
 pub(crate) struct TaxRatesList {
     /// One entry per country, by country code.
     pub(crate) items: Vec<TaxRatesResponse>,
+    /// Always null: every country's rates fit one page.
+    pub(crate) next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -435,6 +437,8 @@ impl ShippingRateResponse {
 pub(crate) struct ShippingRatesList {
     /// One entry per country and currency, by country code.
     pub(crate) items: Vec<ShippingRateResponse>,
+    /// Always null: the rates are few (at most one per country and currency) and fit one page.
+    pub(crate) next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]

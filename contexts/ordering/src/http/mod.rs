@@ -602,6 +602,7 @@ pub(crate) async fn list_tax_rates(
     let items = state.rates.tax_rates().await?;
     Ok(web::Json(TaxRatesList {
         items: items.into_iter().map(TaxRatesResponse::new).collect(),
+        next_cursor: None,
     }))
 }
 
@@ -671,6 +672,7 @@ pub(crate) async fn list_shipping_rates(
     let items = state.rates.shipping_rates().await?;
     Ok(web::Json(ShippingRatesList {
         items: items.into_iter().map(ShippingRateResponse::new).collect(),
+        next_cursor: None,
     }))
 }
 
