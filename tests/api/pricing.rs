@@ -11,6 +11,15 @@ fn eur(amount: i64) -> Value {
     json!({"amount": amount, "currency": "EUR"})
 }
 
+/// The customer's cart priced for a destination.
+async fn quote_for(app: &TestApp, token: &str, country: &str) -> crate::helpers::Response {
+    app.get(
+        &format!("/api/v1/ordering/cart/quote?country={country}"),
+        Some(token),
+    )
+    .await
+}
+
 /// The amount of the order's charge.
 fn charged(order: &Value) -> Option<Value> {
     crate::checkout::payments(order, "charge")
@@ -73,12 +82,7 @@ async fn sellable(
         .await
         .assert_status(200);
     app.eventually("ordering knows the product's weight", 10, || async {
-        let quote = app
-            .get(
-                "/api/v1/ordering/cart/quote?country=DE",
-                Some(&probe.access_token),
-            )
-            .await;
+        let quote = quote_for(app, &probe.access_token, "DE").await;
         (quote.status == 200 && quote.body["weight_grams"] == grams).then_some(())
     })
     .await;
@@ -121,12 +125,7 @@ every_topology!(
             .assert_status(200);
 
         // 2 × 19.99 at 19 % and 10.00 at 7 %; 2.3 kg ships for 4.95 + 2 × 1.50, taxed at 19 %.
-        let quote = app
-            .get(
-                "/api/v1/ordering/cart/quote?country=DE",
-                Some(&c.access_token),
-            )
-            .await;
+        let quote = quote_for(&app, &c.access_token, "DE").await;
         quote.assert_status(200);
         let (tax_mug, tax_book, tax_shipping) = (760, 70, 151);
         let expected = [
@@ -148,18 +147,12 @@ every_topology!(
         assert_eq!(quote.body["prices_include_tax"], false);
 
         // A destination the currency has no rate for, and one that is not a country.
-        app.get(
-            "/api/v1/ordering/cart/quote?country=FR",
-            Some(&c.access_token),
-        )
-        .await
-        .assert_problem(422, "ordering.no_shipping_rate");
-        app.get(
-            "/api/v1/ordering/cart/quote?country=XX",
-            Some(&c.access_token),
-        )
-        .await
-        .assert_status(422);
+        quote_for(&app, &c.access_token, "FR")
+            .await
+            .assert_problem(422, "ordering.no_shipping_rate");
+        quote_for(&app, &c.access_token, "XX")
+            .await
+            .assert_status(422);
 
         let placed = app
             .checkout(&c.access_token, "tok_visa", Some("tax-1"))
@@ -318,12 +311,7 @@ both_backends!(rates_are_admin_only_and_checked, |app| {
     app.add_to_cart(&c.access_token, &mug, 3)
         .await
         .assert_status(200);
-    let quote = app
-        .get(
-            "/api/v1/ordering/cart/quote?country=JP",
-            Some(&c.access_token),
-        )
-        .await;
+    let quote = quote_for(&app, &c.access_token, "JP").await;
     quote.assert_status(200);
     assert_eq!(quote.body["total"], eur(3000));
     assert_eq!(quote.body["shipping"], eur(0));
@@ -332,12 +320,9 @@ both_backends!(rates_are_admin_only_and_checked, |app| {
         .await
         .assert_status(400);
     let empty = app.customer().await;
-    app.get(
-        "/api/v1/ordering/cart/quote?country=DE",
-        Some(&empty.access_token),
-    )
-    .await
-    .assert_problem(422, "ordering.cart_empty");
+    quote_for(&app, &empty.access_token, "DE")
+        .await
+        .assert_problem(422, "ordering.cart_empty");
 
     // The product's new fields are checked too.
     for (bad, status) in [
@@ -695,12 +680,7 @@ both_backends!(
         apply(&app, &c.access_token, "five-off")
             .await
             .assert_status(200);
-        let quote = app
-            .get(
-                "/api/v1/ordering/cart/quote?country=DE",
-                Some(&c.access_token),
-            )
-            .await;
+        let quote = quote_for(&app, &c.access_token, "DE").await;
         quote.assert_status(200);
         assert_eq!(quote.body["promotion_code"], "FIVE-OFF");
         assert_eq!(quote.body["discount"], eur(500));
