@@ -9,7 +9,8 @@
 #   5. flood: 400 sign-ups at once, /health/live probed meanwhile, resident memory before/after
 # Resident memory (VmRSS, and the peak VmHWM) is reported after start, after 50 log-ins and
 # after the reads. Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|proxy|flood|all]
-#   (proxy: only the read through nginx and the gateway, against a SQLite monolith)
+#   (proxy: only the read through nginx and the gateway, against a SQLite monolith; with
+#   GATEWAY_BIN=another/build/emporium the gateway is that build, to compare two)
 #   bench/run.sh compare OTHER_BINARY [ROUNDS]: PostgreSQL checkouts with another build of the
 #   server (e.g. the previous release) and this one, alternating, ROUNDS (3) each; the medians
 #   and their ratio. Alternating keeps the machine's drift out of the ratio.
@@ -118,13 +119,17 @@ proxy_reads() {
   start_nginx
   direct=$(rps "http://127.0.0.1:18082/api/v1/catalog/products/$PRODUCT_ID")
   nginx=$(rps "http://127.0.0.1:$NGINX_PORT/api/v1/catalog/products/$PRODUCT_ID")
+  local before; before=$(awk '{ print $14 + $15 }' "/proc/${SPLIT_PIDS[-1]}/stat")
   gateway=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
+  local after; after=$(awk '{ print $14 + $15 }' "/proc/${SPLIT_PIDS[-1]}/stat")
   stop_nginx
   gateway_rss=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/${SPLIT_PIDS[-1]}/status")
+  # The gateway's CPU (user + system, in clock ticks of 10 ms) per proxied request.
+  gateway_cpu=$(awk -v t="$((after - before))" -v r="$gateway" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')
   echo "split reads (wrk, 64 connections, 10 s each, same run):"
   echo "  catalog process directly     $direct req/s"
   awk -v a="$nginx" -v b="$direct" 'BEGIN { printf "  through nginx                %s req/s  = %.0f%% of direct\n", a, 100*a/b }'
-  awk -v a="$gateway" -v b="$direct" -v n="$nginx" -v m="$gateway_rss" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct, %.2fx nginx (gateway resident %s MiB)\n", a, 100*a/b, a/n, m }'
+  awk -v a="$gateway" -v b="$direct" -v n="$nginx" -v m="$gateway_rss" -v c="$gateway_cpu" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct, %.2fx nginx (gateway resident %s MiB, %s us of gateway CPU per request)\n", a, 100*a/b, a/n, m, c }'
 }
 
 rps() { wrk -t2 -c64 -d10s "$@" | awk '/Requests\/sec/ {print $2}'; }
@@ -199,7 +204,7 @@ if [ "$mode" = proxy ]; then
   upstreams=""
   for ctx in identity catalog ordering shipping notifications; do upstreams="$upstreams${upstreams:+,}$ctx=http://127.0.0.1:18082"; done
   EMPORIUM_GATEWAY_UPSTREAMS=$upstreams EMPORIUM_LISTEN=127.0.0.1:$PORT EMPORIUM_RATE_LIMIT=off RUST_LOG=warn \
-    "$BIN/emporium" gateway > "$out/proxy-gateway.log" 2>&1 &
+    "${GATEWAY_BIN:-$BIN/emporium}" gateway > "$out/proxy-gateway.log" 2>&1 &
   SPLIT_PIDS+=($!)
   for _ in $(seq 1 100); do curl -fs "$BENCH_URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
   eval "$("$BIN/emporium-bench" setup)"
