@@ -50,6 +50,23 @@ impl From<Unpriced> for OrderingError {
 }
 
 /// Prices `lines` (products with quantities, in the order given) for a destination.
+/// The lines priced in `currency`; the first product without a price in it is named.
+pub(crate) fn in_currency(
+    lines: Vec<(KnownProduct, u32)>,
+    currency: Currency,
+) -> Result<Vec<(KnownProduct, u32)>, String> {
+    lines
+        .into_iter()
+        .map(|(p, q)| match p.priced_in(currency) {
+            Some(priced) => Ok((priced, q)),
+            None => Err(format!(
+                "{} has no price in {currency}; remove it from the cart",
+                p.name
+            )),
+        })
+        .collect()
+}
+
 /// What the lines cost as listed (before discount, shipping and tax added on top): what a
 /// code's minimum is compared with.
 pub(crate) fn listed_subtotal(lines: &[(&KnownProduct, u32)]) -> Result<Money, Unpriced> {
@@ -343,16 +360,7 @@ impl Rates {
         };
         let fallback = first.price.currency();
         let currency = self.carts.currency(customer).await?.unwrap_or(fallback);
-        lines
-            .into_iter()
-            .map(|(p, q)| match p.priced_in(currency) {
-                Some(priced) => Ok((priced, q)),
-                None => Err(OrderingError::ProductUnavailable(format!(
-                    "{} has no price in {currency}; remove it from the cart",
-                    p.name
-                ))),
-            })
-            .collect()
+        in_currency(lines, currency).map_err(OrderingError::ProductUnavailable)
     }
 
     /// What `code` takes off a cart of the customer's with this listed subtotal, now.

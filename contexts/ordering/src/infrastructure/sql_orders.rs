@@ -14,7 +14,7 @@ use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{Applied, CheckoutOutcome, Decide, NewOrder, OrderRepository};
-use crate::application::rates::{listed_subtotal, price_lines};
+use crate::application::rates::{in_currency, listed_subtotal, price_lines};
 use crate::domain::promotion::NotApplicable;
 use crate::domain::{
     retry_delay, Amounts, CancellationReason, Move, Order, OrderEvent, OrderLine, OrderStatus,
@@ -314,19 +314,10 @@ impl SqlOrders {
             Some(code) => Currency::parse(&code)?,
             None => products[0].0.price.currency(),
         };
-        let mut priced = Vec::with_capacity(products.len());
-        for (p, quantity) in products {
-            match p.priced_in(currency) {
-                Some(p) => priced.push((p, quantity)),
-                None => {
-                    return Ok(CheckoutOutcome::Unavailable(format!(
-                        "{} has no price in {currency}; remove it from the cart",
-                        p.name
-                    )))
-                }
-            }
-        }
-        let products = priced;
+        let products = match in_currency(products, currency) {
+            Ok(priced) => priced,
+            Err(why) => return Ok(CheckoutOutcome::Unavailable(why)),
+        };
         let country = new.shipping_address.country.as_str();
         let rates = super::sql_rates::destination(&mut *tx, country, currency).await?;
         let refs: Vec<_> = products.iter().map(|(p, q)| (p, *q)).collect();
