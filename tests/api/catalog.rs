@@ -25,6 +25,7 @@ fn order_placed(lines: &[(&str, u32)]) -> (kernel::id::OrderId, bus::Envelope) {
             .iter()
             .map(|(p, q)| ordering_contracts::OrderLine {
                 product_id: kernel::id::ProductId::parse(p).unwrap(),
+                variant_id: None,
                 sku: "X".into(),
                 name: "X".into(),
                 quantity: *q,

@@ -30,3 +30,4 @@ mod schema_compat;
 mod shared_state;
 mod shipping;
 mod split;
+mod variants;

@@ -163,6 +163,13 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             None,
             &[200],
         ),
+        // A product without options is its own one variant.
+        "get_variant_stock" => cell(
+            Method::GET,
+            format!("/api/v1/catalog/products/{p}/variants/{p}/stock"),
+            None,
+            &[200],
+        ),
         "track_shipment" => cell(
             Method::GET,
             format!("/api/v1/shipping/tracking/{}", w.tracking),
@@ -488,7 +495,30 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             ),
             &admin_only(who, &[201]),
         ),
-        "update_product" | "archive_product" | "set_stock" => {
+        "add_variant" => {
+            let base = unique("MV");
+            let created = app
+                .post(
+                    "/api/v1/catalog/products",
+                    Some(&w.admin.access_token),
+                    &json!({"sku": base, "name": "Matrix tee", "price": {"amount": 100, "currency": "EUR"},
+                            "options": [{"name": "Size", "values": ["S"]}],
+                            "variants": [{"sku": format!("{base}-S"), "options": {"Size": "S"}}]}),
+                )
+                .await;
+            created.assert_status(201);
+            cell(
+                Method::POST,
+                format!(
+                    "/api/v1/catalog/products/{}/variants",
+                    created.body["id"].as_str().unwrap_or_default()
+                ),
+                Some(json!({"sku": format!("{base}-M"), "options": {"Size": "M"}})),
+                &admin_only(who, &[201]),
+            )
+        }
+        "update_product" | "archive_product" | "set_stock" | "update_variant"
+        | "set_variant_stock" => {
             let target = app
                 .product(&w.admin.access_token, &unique("MX"), 100, 5)
                 .await;
@@ -503,6 +533,18 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                     Method::DELETE,
                     format!("/api/v1/catalog/products/{target}"),
                     None,
+                    &admin_only(who, &[200]),
+                ),
+                "update_variant" => cell(
+                    Method::PATCH,
+                    format!("/api/v1/catalog/products/{target}/variants/{target}"),
+                    Some(json!({"weight_grams": 5})),
+                    &admin_only(who, &[200]),
+                ),
+                "set_variant_stock" => cell(
+                    Method::PUT,
+                    format!("/api/v1/catalog/products/{target}/variants/{target}/stock"),
+                    Some(json!({"on_hand": 9})),
                     &admin_only(who, &[200]),
                 ),
                 _ => cell(

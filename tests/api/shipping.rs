@@ -16,6 +16,7 @@ fn paid(order: kernel::id::OrderId, customer: &str) -> bus::Envelope {
         customer_id: kernel::id::UserId::parse(customer).unwrap(),
         lines: vec![ordering_contracts::OrderLine {
             product_id: kernel::id::ProductId::new(),
+            variant_id: None,
             sku: "MUG".into(),
             name: "Mug".into(),
             quantity: 2,

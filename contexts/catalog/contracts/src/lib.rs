@@ -50,6 +50,38 @@ impl TaxClass {
     }
 }
 
+/// An option a product comes in (a size, a colour) and its values, in display order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ProductOption {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// One value of one option, as a variant has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct OptionValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// What is sold and stocked: one combination of a product's option values, with its own
+/// SKU, prices and weight. A product without options has one variant whose id is the
+/// product's; stock, reservations and the stock events' `product_id` name variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct VariantSnapshot {
+    pub variant_id: ProductId,
+    pub sku: String,
+    /// One value per product option, in the product's option order (empty without options).
+    pub options: Vec<OptionValue>,
+    pub price: Money,
+    /// Prices in currencies other than `price`'s, at most one per currency.
+    pub other_prices: Vec<Money>,
+    pub weight_grams: u32,
+}
+
 /// Everything a product projection needs, sent whole on each change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -70,6 +102,14 @@ pub struct ProductSnapshot {
     /// Prices in currencies other than `price`'s, at most one per currency.
     #[serde(default)]
     pub other_prices: Vec<Money>,
+    /// The options the product comes in (empty: one variant, the product itself).
+    #[serde(default)]
+    pub options: Vec<ProductOption>,
+    /// Every variant sold. Empty in snapshots from before variants: the product is then its
+    /// only variant, with the product's id, SKU, prices and weight. For a product with
+    /// variants, `sku` is the product's own (base) SKU and `price` the lowest variant price.
+    #[serde(default)]
+    pub variants: Vec<VariantSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +136,7 @@ event!(ProductArchived, "catalog.product_archived");
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StockLine {
+    /// The variant stocked (a product without options: its one variant, the product's id).
     pub product_id: ProductId,
     pub quantity: u32,
 }
@@ -113,6 +154,7 @@ event!(StockReserved, "catalog.stock_reserved");
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShortLine {
+    /// The variant short (a product without options: its one variant, the product's id).
     pub product_id: ProductId,
     pub requested: u32,
     pub available: i64,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bus::{Causation, Consumer, DeliveryMode, Envelope, Handles, Store};
 use catalog_contracts::{
-    ProductArchived, ProductCreated, ProductSnapshot, ProductStatus as ContractStatus,
-    ProductUpdated, TaxClass,
+    ProductArchived, ProductCreated, ProductOption, ProductSnapshot,
+    ProductStatus as ContractStatus, ProductUpdated, TaxClass, VariantSnapshot,
 };
 use kernel::error::FieldError;
 use kernel::id::{CategoryId, ProductId};
@@ -17,8 +17,9 @@ use super::cache::ReadCache;
 use super::ports::{CatalogRepository, Category, ProductQuery, SaveError};
 use super::CatalogError;
 use crate::domain::{
-    other_prices, CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug,
-    MAX_PRICE, MAX_WEIGHT_GRAMS,
+    check_options, check_set, check_variant, other_prices, CategoryName, Defaults, Description,
+    Product, ProductName, ProductStatus, Sku, Slug, Variant, VariantDraft, MAX_PRICE,
+    MAX_WEIGHT_GRAMS,
 };
 
 pub(crate) struct Catalog {
@@ -43,6 +44,17 @@ pub(crate) struct NewProduct {
     pub(crate) category_id: Option<CategoryId>,
     pub(crate) weight_grams: Option<u32>,
     pub(crate) tax_class: Option<TaxClass>,
+    pub(crate) options: Vec<ProductOption>,
+    pub(crate) variants: Vec<VariantDraft>,
+}
+
+/// A partial update of one variant; `None` leaves a field alone.
+#[derive(Default)]
+pub(crate) struct VariantChange {
+    pub(crate) sku: Option<String>,
+    pub(crate) price: Option<Money>,
+    pub(crate) other_prices: Option<Vec<Money>>,
+    pub(crate) weight_grams: Option<u32>,
 }
 
 /// A partial update; `None` leaves a field alone, `Some(None)` clears an optional one.
@@ -73,7 +85,51 @@ pub(crate) fn snapshot(p: &Product) -> ProductSnapshot {
         weight_grams: p.weight_grams,
         tax_class: p.tax_class,
         other_prices: p.other_prices.clone(),
+        options: p.options.clone(),
+        variants: p
+            .sold()
+            .into_iter()
+            .map(|v| VariantSnapshot {
+                variant_id: v.id,
+                sku: v.sku.as_ref().to_owned(),
+                options: v.options,
+                price: v.price,
+                other_prices: v.other_prices,
+                weight_grams: v.weight_grams,
+            })
+            .collect(),
     }
+}
+
+/// Checks variant drafts against the product's options and defaults, and the set as a whole.
+fn check_variants(
+    product: &Product,
+    drafts: Vec<VariantDraft>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<Variant> {
+    let defaults = Defaults {
+        price: &product.price,
+        other_prices: &product.other_prices,
+        weight_grams: product.weight_grams,
+    };
+    let variants: Vec<Variant> = drafts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, draft)| {
+            check_variant(
+                ProductId::new(),
+                draft,
+                &product.options,
+                &defaults,
+                &format!("variants[{i}]"),
+                errors,
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        check_set(&variants, &product.sku, errors);
+    }
+    variants
 }
 
 fn check_weight(grams: u32, errors: &mut Vec<FieldError>) {
@@ -189,11 +245,18 @@ impl Catalog {
             .unwrap_or_default();
         check_weight(new.weight_grams.unwrap_or(0), &mut errors);
         self.check_category(new.category_id, &mut errors).await?;
+        let options = check_options(new.options, &mut errors);
+        if options.is_empty() && !new.variants.is_empty() && errors.is_empty() {
+            errors.push(FieldError::new(
+                "variants",
+                "variants need options to tell them apart",
+            ));
+        }
         let (Some(sku), Some(name), true) = (sku, name, errors.is_empty()) else {
             return Err(CatalogError::Invalid(errors));
         };
         let now = self.clock.now();
-        let product = Product {
+        let mut product = Product {
             id: ProductId::new(),
             sku,
             name,
@@ -203,11 +266,20 @@ impl Catalog {
             category_id: new.category_id,
             weight_grams: new.weight_grams.unwrap_or(0),
             tax_class: new.tax_class.unwrap_or_default(),
+            options,
+            variants: Vec::new(),
             status: ProductStatus::Active,
             revision: 1,
             created_at: now,
             updated_at: now,
         };
+        if !product.options.is_empty() {
+            product.variants = check_variants(&product, new.variants, &mut errors);
+            if !errors.is_empty() {
+                return Err(CatalogError::Invalid(errors));
+            }
+            product.refresh_price();
+        }
         let mut work = self.store.begin(cause.clone()).await?;
         self.repo
             .create_product(&mut work, &product)
@@ -267,6 +339,20 @@ impl Catalog {
                 Err(m) => errors.push(FieldError::new("description", m)),
             }
         }
+        if current.has_variants() {
+            for (field, given) in [
+                ("price", change.price.is_some()),
+                ("other_prices", change.other_prices.is_some()),
+                ("weight_grams", change.weight_grams.is_some()),
+            ] {
+                if given {
+                    errors.push(FieldError::new(
+                        field,
+                        "this product has variants: change it on each variant",
+                    ));
+                }
+            }
+        }
         if let Some(price) = change.price {
             check_price(&price, &mut errors);
             next.price = price;
@@ -290,6 +376,9 @@ impl Catalog {
             self.check_category(category, &mut errors).await?;
             next.category_id = category;
         }
+        if next.has_variants() && errors.is_empty() {
+            check_set(&next.variants, &next.sku, &mut errors);
+        }
         // A malformed change is 422 whatever its precondition; a well-formed one on a stale
         // revision is 412.
         if !errors.is_empty() {
@@ -308,6 +397,158 @@ impl Catalog {
             cause,
         )
         .await
+    }
+
+    /// Changes one variant; for a product without options, its one variant is the product
+    /// itself (`variant` = the product's id).
+    pub(crate) async fn update_variant(
+        &self,
+        id: ProductId,
+        variant: ProductId,
+        change: VariantChange,
+        if_match: Option<i64>,
+        cause: &Causation,
+    ) -> Result<Product, CatalogError> {
+        let current = self.product(id).await?;
+        if !current.has_variants() {
+            if variant != id {
+                return Err(CatalogError::VariantNotFound);
+            }
+            let change = ProductChange {
+                sku: change.sku,
+                price: change.price,
+                other_prices: change.other_prices,
+                weight_grams: change.weight_grams,
+                ..ProductChange::default()
+            };
+            return self.update_product(id, change, if_match, cause).await;
+        }
+        let Some(index) = current.variants.iter().position(|v| v.id == variant) else {
+            return Err(CatalogError::VariantNotFound);
+        };
+        let mut errors = Vec::new();
+        let mut next = current.clone();
+        let v = &mut next.variants[index];
+        if let Some(raw) = change.sku.as_deref() {
+            match Sku::parse(raw) {
+                Ok(sku) => v.sku = sku,
+                Err(m) => errors.push(FieldError::new("sku", m)),
+            }
+        }
+        if let Some(price) = change.price {
+            check_price(&price, &mut errors);
+            if price.currency() != current.price.currency() {
+                errors.push(FieldError::new(
+                    "price.currency",
+                    format!(
+                        "must be the product's currency, {}; other currencies go in other_prices",
+                        current.price.currency()
+                    ),
+                ));
+            }
+            v.price = price;
+        }
+        if let Some(others) = change.other_prices {
+            v.other_prices = others;
+        }
+        match other_prices(&v.price, v.other_prices.clone()) {
+            Ok(others) => v.other_prices = others,
+            Err(m) => errors.push(FieldError::new("other_prices", m)),
+        }
+        if let Some(grams) = change.weight_grams {
+            check_weight(grams, &mut errors);
+            v.weight_grams = grams;
+        }
+        if errors.is_empty() {
+            check_set(&next.variants, &next.sku, &mut errors);
+        }
+        if !errors.is_empty() {
+            return Err(CatalogError::Invalid(errors));
+        }
+        if if_match.is_some_and(|rev| rev != current.revision) {
+            return Err(CatalogError::Stale);
+        }
+        next.refresh_price();
+        if next == current {
+            return Ok(current);
+        }
+        self.save(
+            current.revision,
+            next,
+            |product| ProductUpdated { product },
+            cause,
+        )
+        .await
+    }
+
+    /// Adds a variant to a product with options; a value an option does not have yet is
+    /// added to it.
+    pub(crate) async fn add_variant(
+        &self,
+        id: ProductId,
+        mut draft: VariantDraft,
+        if_match: Option<i64>,
+        cause: &Causation,
+    ) -> Result<(Product, ProductId), CatalogError> {
+        let current = self.product(id).await?;
+        if !current.has_variants() {
+            return Err(CatalogError::field(
+                "options",
+                "this product has no options; it is sold as itself",
+            ));
+        }
+        let mut next = current.clone();
+        for option in &mut next.options {
+            let given = draft
+                .options
+                .iter()
+                .find(|(n, _)| crate::domain::key(n) == crate::domain::key(&option.name));
+            if let Some((_, value)) = given {
+                let known = option
+                    .values
+                    .iter()
+                    .any(|v| crate::domain::key(v) == crate::domain::key(value));
+                if !known {
+                    option.values.push(value.trim().to_owned());
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        next.options = check_options(next.options, &mut errors);
+        let defaults = Defaults {
+            price: &current.price,
+            other_prices: &current.other_prices,
+            weight_grams: current.weight_grams,
+        };
+        draft.sku = draft.sku.trim().to_owned();
+        let added = check_variant(
+            ProductId::new(),
+            draft,
+            &next.options,
+            &defaults,
+            "variant",
+            &mut errors,
+        );
+        if let Some(v) = &added {
+            next.variants.push(v.clone());
+            check_set(&next.variants, &next.sku, &mut errors);
+        }
+        let (Some(added), true) = (added, errors.is_empty()) else {
+            return Err(CatalogError::Invalid(errors));
+        };
+        if if_match.is_some_and(|rev| rev != current.revision) {
+            return Err(CatalogError::Stale);
+        }
+        next.refresh_price();
+        let saved = self
+            .save(
+                current.revision,
+                next,
+                |product| ProductUpdated { product },
+                cause,
+            )
+            .await?;
+        Ok((saved, added.id))
     }
 
     /// Stores the next revision of a product with its event, if nobody changed it meanwhile.

@@ -138,7 +138,7 @@ impl Inventory {
 #[async_trait::async_trait]
 impl HandlesOnce<OrderPlaced> for Inventory {
     async fn handle_once(&self, event: OrderPlaced, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        let lines = merge(event.lines.iter().map(|l| (l.product_id, l.quantity)));
+        let lines = merge(event.lines.iter().map(|l| (l.stocked_item(), l.quantity)));
         let now = self.clock.now();
         let expires_at = now.plus(self.reservation_ttl);
         let order = event.order_id;

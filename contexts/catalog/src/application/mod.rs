@@ -16,6 +16,8 @@ pub(crate) enum CatalogError {
     Duplicate(&'static str),
     #[error("no such product")]
     ProductNotFound,
+    #[error("no such variant")]
+    VariantNotFound,
     #[error("no such category")]
     CategoryNotFound,
     #[error("the product changed since it was read")]

@@ -33,6 +33,8 @@ pub(crate) struct ProductQuery {
     pub(crate) category: Option<CategoryId>,
     /// Lower-cased words that must all appear in the name or description.
     pub(crate) words: Vec<String>,
+    /// Lower-cased (option name, value) pairs a product must have a variant with.
+    pub(crate) options: Vec<(String, String)>,
     pub(crate) sort: Sort,
     pub(crate) page: PageRequest,
 }

@@ -1,12 +1,15 @@
 //! The demo catalog loaded by `emporium seed`.
 
 use bus::Causation;
-use catalog_contracts::TaxClass;
+use std::collections::BTreeMap;
+
+use catalog_contracts::{ProductOption, TaxClass};
 use kernel::{Currency, Money};
 
 use super::catalog::{Catalog, NewCategory, NewProduct};
 use super::inventory::Inventory;
 use super::CatalogError;
+use crate::domain::VariantDraft;
 
 /// A unit's shipping weight and its tax class (books and seeds are taxed at the reduced rate).
 fn weight_and_tax_class(sku: &str) -> (u32, TaxClass) {
@@ -20,7 +23,8 @@ fn weight_and_tax_class(sku: &str) -> (u32, TaxClass) {
     }
 }
 
-const CATEGORIES: [(&str, &str, Option<&str>); 5] = [
+const CATEGORIES: [(&str, &str, Option<&str>); 6] = [
+    ("Clothing", "clothing", None),
     ("Kitchen", "kitchen", None),
     ("Mugs and cups", "mugs", Some("kitchen")),
     ("Garden", "garden", None),
@@ -144,6 +148,8 @@ pub(crate) async fn run(
                     category_id: Some(category_id),
                     weight_grams: Some(grams),
                     tax_class: Some(class),
+                    options: Vec::new(),
+                    variants: Vec::new(),
                 },
                 cause,
             )
@@ -160,5 +166,75 @@ pub(crate) async fn run(
             Err(e) => return Err(e.into()),
         }
     }
+    created += tee(catalog, inventory, cause).await?;
     Ok(created)
+}
+
+/// A T-shirt in three sizes and two colours, sold as five variants (no large in green), the
+/// large ones dearer; returns 1 when it was created.
+async fn tee(catalog: &Catalog, inventory: &Inventory, cause: &Causation) -> anyhow::Result<usize> {
+    let eur = Currency::parse("EUR")?;
+    let usd = Currency::parse("USD")?;
+    let category_id = catalog
+        .resolve_category("clothing")
+        .await
+        .map_err(anyhow::Error::new)?;
+    let combinations = [
+        ("S", "Navy", 1900, 12),
+        ("M", "Navy", 1900, 20),
+        ("L", "Navy", 2100, 8),
+        ("S", "Green", 1900, 6),
+        ("M", "Green", 1900, 3),
+    ];
+    let mut variants = Vec::new();
+    for (size, colour, amount, _) in combinations {
+        variants.push(VariantDraft {
+            sku: format!("TEE-ORGANIC-{size}-{}", colour.to_uppercase()),
+            options: BTreeMap::from([
+                ("Size".to_owned(), size.to_owned()),
+                ("Colour".to_owned(), colour.to_owned()),
+            ]),
+            price: Some(Money::new(amount, eur)?),
+            other_prices: Some(vec![Money::new(amount * 11 / 10, usd)?]),
+            weight_grams: None,
+        });
+    }
+    let created = catalog
+        .create_product(
+            NewProduct {
+                sku: "TEE-ORGANIC".to_owned(),
+                name: "Organic cotton tee".to_owned(),
+                description: Some("Heavyweight organic cotton, regular fit".to_owned()),
+                price: Money::new(1900, eur)?,
+                other_prices: vec![Money::new(2090, usd)?],
+                category_id: Some(category_id),
+                weight_grams: Some(220),
+                tax_class: Some(TaxClass::Standard),
+                options: vec![
+                    ProductOption {
+                        name: "Size".to_owned(),
+                        values: vec!["S".to_owned(), "M".to_owned(), "L".to_owned()],
+                    },
+                    ProductOption {
+                        name: "Colour".to_owned(),
+                        values: vec!["Navy".to_owned(), "Green".to_owned()],
+                    },
+                ],
+                variants,
+            },
+            cause,
+        )
+        .await;
+    let product = match created {
+        Ok(product) => product,
+        Err(CatalogError::Duplicate(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for (variant, (_, _, _, stock)) in product.variants.iter().zip(combinations) {
+        inventory
+            .set_on_hand(variant.id, stock)
+            .await
+            .map_err(anyhow::Error::new)?;
+    }
+    Ok(1)
 }

@@ -4,6 +4,7 @@ mod category;
 mod product;
 mod reservation;
 mod stock;
+mod variant;
 
 pub(crate) use category::{CategoryName, Slug};
 pub(crate) use product::{
@@ -12,3 +13,6 @@ pub(crate) use product::{
 };
 pub(crate) use reservation::{Reservation, ReservationStatus, StockMove, Transition};
 pub(crate) use stock::StockLevel;
+pub(crate) use variant::{
+    check_options, check_set, check_variant, key, Defaults, Variant, VariantDraft,
+};

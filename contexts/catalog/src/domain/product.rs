@@ -1,6 +1,8 @@
 use kernel::id::{CategoryId, ProductId};
 use kernel::{Money, Timestamp};
 
+use super::variant::Variant;
+
 /// The largest price accepted (10 billion minor units), so order totals cannot overflow.
 pub(crate) const MAX_PRICE: i64 = 10_000_000_000;
 
@@ -105,6 +107,12 @@ pub(crate) struct Product {
     /// Shipping weight of one unit.
     pub(crate) weight_grams: u32,
     pub(crate) tax_class: catalog_contracts::TaxClass,
+    /// The options it comes in; empty for a product sold as itself (its one variant).
+    pub(crate) options: Vec<catalog_contracts::ProductOption>,
+    /// The variants sold when it has options (then `sku` is the product's base SKU, `price`
+    /// the lowest variant price, and `other_prices` and `weight_grams` the variants'
+    /// defaults); empty without options.
+    pub(crate) variants: Vec<Variant>,
     pub(crate) status: ProductStatus,
     /// Bumped on every change; the ETag and the projection's ordering key.
     pub(crate) revision: i64,
@@ -136,6 +144,43 @@ pub(crate) fn other_prices(
 }
 
 impl Product {
+    /// What is sold: its variants, or the product itself as its one variant.
+    pub(crate) fn sold(&self) -> Vec<Variant> {
+        if !self.variants.is_empty() {
+            return self.variants.clone();
+        }
+        vec![Variant {
+            id: self.id,
+            sku: self.sku.clone(),
+            options: Vec::new(),
+            price: self.price,
+            other_prices: self.other_prices.clone(),
+            weight_grams: self.weight_grams,
+        }]
+    }
+
+    pub(crate) fn has_variants(&self) -> bool {
+        !self.variants.is_empty()
+    }
+
+    /// The lowest and highest price of what is sold, in the product's currency.
+    pub(crate) fn price_range(&self) -> (Money, Money) {
+        let amounts = self.variants.iter().map(|v| v.price);
+        let min = amounts
+            .clone()
+            .min_by_key(Money::amount)
+            .unwrap_or(self.price);
+        let max = amounts.max_by_key(Money::amount).unwrap_or(self.price);
+        (min, max)
+    }
+
+    /// Keeps `price` at the lowest variant price (browsing sorts by it).
+    pub(crate) fn refresh_price(&mut self) {
+        if self.has_variants() {
+            self.price = self.price_range().0;
+        }
+    }
+
     /// The text the `q` search looks in.
     pub(crate) fn search_text(&self) -> String {
         let mut text = self.name.as_ref().to_lowercase();

@@ -6,9 +6,11 @@ use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, 
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use std::collections::BTreeMap;
+
 use crate::application::ports::Category;
-use crate::domain::{Product, StockLevel, MAX_PRICE};
-use catalog_contracts::TaxClass;
+use crate::domain::{Product, StockLevel, Variant, VariantDraft, MAX_PRICE};
+use catalog_contracts::{ProductOption, TaxClass};
 
 const SKU: &str = "[A-Za-z0-9._-]+";
 const SLUG: &str = "[a-z0-9]+(?:-[a-z0-9]+)*";
@@ -122,6 +124,82 @@ pub(crate) struct CreateProductRequest {
     pub(crate) weight_grams: Option<u32>,
     /// `standard` (default), `reduced` or `zero`.
     pub(crate) tax_class: Option<TaxClass>,
+    /// The options the product comes in (at most 3). With options, it is sold as its
+    /// `variants`; without, as itself.
+    #[serde(default)]
+    #[validate(length(max = 3))]
+    #[schema(max_items = 3)]
+    pub(crate) options: Vec<OptionRequest>,
+    /// One per combination sold (at most 100); each variant's price, other prices and weight
+    /// default to the product's.
+    #[serde(default)]
+    #[validate(length(max = 100))]
+    #[schema(max_items = 100)]
+    pub(crate) variants: Vec<VariantRequest>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Size", "values": ["S", "M", "L"]}))]
+pub(crate) struct OptionRequest {
+    #[schema(min_length = 1, max_length = 40)]
+    pub(crate) name: String,
+    /// 1 to 50 distinct values.
+    #[schema(min_items = 1, max_items = 50)]
+    pub(crate) values: Vec<String>,
+}
+
+/// A variant: a value for each of the product's options (names and values match ignoring
+/// case), and what it sets differently from the product.
+#[derive(Debug, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"sku": "TEE-M-BLUE", "options": {"Size": "M", "Colour": "Blue"}, "price": {"amount": 1900, "currency": "EUR"}}))]
+pub(crate) struct VariantRequest {
+    #[validate(length(max = 64))]
+    #[schema(schema_with = sku_schema)]
+    pub(crate) sku: String,
+    /// Option name to value, one for each of the product's options.
+    pub(crate) options: BTreeMap<String, String>,
+    /// In the product's currency; the product's price when absent.
+    #[schema(schema_with = price_or_null_schema)]
+    pub(crate) price: Option<Money>,
+    #[validate(length(max = 20))]
+    #[schema(max_items = 20)]
+    pub(crate) other_prices: Option<Vec<Money>>,
+    #[validate(range(max = 1_000_000))]
+    #[schema(maximum = 1_000_000)]
+    pub(crate) weight_grams: Option<u32>,
+}
+
+impl From<VariantRequest> for VariantDraft {
+    fn from(v: VariantRequest) -> Self {
+        Self {
+            sku: v.sku,
+            options: v.options,
+            price: v.price,
+            other_prices: v.other_prices,
+            weight_grams: v.weight_grams,
+        }
+    }
+}
+
+/// Changes to one variant.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"price": {"amount": 2100, "currency": "EUR"}}))]
+pub(crate) struct UpdateVariantRequest {
+    #[validate(length(max = 64))]
+    #[schema(schema_with = sku_or_null_schema)]
+    pub(crate) sku: Option<String>,
+    #[schema(schema_with = price_or_null_schema)]
+    pub(crate) price: Option<Money>,
+    /// Replaces the variant's prices in other currencies.
+    #[validate(length(max = 20))]
+    #[schema(max_items = 20)]
+    pub(crate) other_prices: Option<Vec<Money>>,
+    #[validate(range(max = 1_000_000))]
+    #[schema(maximum = 1_000_000)]
+    pub(crate) weight_grams: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -168,6 +246,13 @@ pub(crate) struct ProductResponse {
     /// Shipping weight of one unit in grams.
     pub(crate) weight_grams: u32,
     pub(crate) tax_class: TaxClass,
+    /// The options it comes in (empty: sold as itself, its one variant).
+    pub(crate) options: Vec<ProductOption>,
+    /// What is sold: each variant with its id (a product without options has one, whose id
+    /// is the product's).
+    pub(crate) variants: Vec<VariantResponse>,
+    /// The lowest and highest variant price, in `price`'s currency.
+    pub(crate) price_range: PriceRange,
     /// `active` or `archived`.
     pub(crate) status: &'static str,
     /// Increases on every change; the `ETag`.
@@ -188,10 +273,50 @@ impl From<&Product> for ProductResponse {
             category_id: p.category_id.map(|c| c.as_uuid()),
             weight_grams: p.weight_grams,
             tax_class: p.tax_class,
+            options: p.options.clone(),
+            variants: p.sold().into_iter().map(VariantResponse::from).collect(),
+            price_range: {
+                let (min, max) = p.price_range();
+                PriceRange { min, max }
+            },
             status: p.status.as_str(),
             revision: p.revision,
             created_at: p.created_at,
             updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PriceRange {
+    pub(crate) min: Money,
+    pub(crate) max: Money,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VariantResponse {
+    /// What carts, stock and orders name.
+    pub(crate) id: uuid::Uuid,
+    pub(crate) sku: String,
+    /// Option name to value.
+    pub(crate) options: BTreeMap<String, String>,
+    /// The values for people, e.g. `M / Blue` (empty without options).
+    pub(crate) title: String,
+    pub(crate) price: Money,
+    pub(crate) other_prices: Vec<Money>,
+    pub(crate) weight_grams: u32,
+}
+
+impl From<Variant> for VariantResponse {
+    fn from(v: Variant) -> Self {
+        Self {
+            id: v.id.as_uuid(),
+            sku: v.sku.as_ref().to_owned(),
+            title: v.title(),
+            options: v.options.into_iter().map(|o| (o.name, o.value)).collect(),
+            price: v.price,
+            other_prices: v.other_prices,
+            weight_grams: v.weight_grams,
         }
     }
 }
@@ -212,6 +337,9 @@ pub(crate) struct ProductListQuery {
     pub(crate) category: Option<String>,
     /// Words to find in the name or description.
     pub(crate) q: Option<String>,
+    /// Option values a variant must have, `name:value` pairs joined by commas (ignoring
+    /// case), e.g. `size:m,colour:blue`; at most 3.
+    pub(crate) option: Option<String>,
     /// `newest` (default), `price`, `price_desc` or `name`.
     #[param(inline)]
     pub(crate) sort: Option<SortParam>,

@@ -15,11 +15,12 @@ use platform::http::{RequestContext, ValidJson};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cache::{Cached, ReadCache};
-use crate::application::catalog::{Catalog, NewCategory, NewProduct, ProductChange};
+use crate::application::catalog::{Catalog, NewCategory, NewProduct, ProductChange, VariantChange};
 use crate::application::inventory::Inventory;
 use crate::application::ports::{ProductQuery, Sort};
 use crate::application::CatalogError;
-use crate::domain::Product;
+use crate::domain::{key, Product, VariantDraft};
+use catalog_contracts::ProductOption;
 pub(crate) use dto::*;
 
 pub(crate) struct State {
@@ -39,6 +40,10 @@ impl From<CatalogError> for ApiError {
             CatalogError::ProductNotFound => {
                 ApiError::not_found("catalog.product_not_found", "no such product")
             }
+            CatalogError::VariantNotFound => ApiError::not_found(
+                "catalog.variant_not_found",
+                "no such variant of this product",
+            ),
             CatalogError::CategoryNotFound => {
                 ApiError::not_found("catalog.category_not_found", "no such category")
             }
@@ -78,6 +83,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource("/products/{id}/stock")
                     .route(web::get().to(get_stock))
                     .route(web::put().to(set_stock)),
+            )
+            .service(web::resource("/products/{id}/variants").route(web::post().to(add_variant)))
+            .service(
+                web::resource("/products/{id}/variants/{variant_id}")
+                    .route(web::patch().to(update_variant)),
+            )
+            .service(
+                web::resource("/products/{id}/variants/{variant_id}/stock")
+                    .route(web::get().to(get_variant_stock))
+                    .route(web::put().to(set_variant_stock)),
             ),
     );
 }
@@ -228,6 +243,10 @@ pub(crate) async fn list_products(
                 .resolve_category(raw)
                 .await
                 .map_err(|e| match e {
+                    CatalogError::VariantNotFound => ApiError::not_found(
+                        "catalog.variant_not_found",
+                        "no such variant of this product",
+                    ),
                     CatalogError::CategoryNotFound => {
                         ApiError::field("category", "no such category")
                     }
@@ -245,10 +264,12 @@ pub(crate) async fn list_products(
         .take(8)
         .map(str::to_lowercase)
         .collect();
+    let options = option_filter(query.option.as_deref().unwrap_or_default())?;
     let key = format!(
-        "{}|{}|{:?}|{}|{}",
+        "{}|{}|{:?}|{:?}|{}|{}",
         category.map(|c| c.to_string()).unwrap_or_default(),
         words.join(" "),
+        options,
         sort,
         page.limit,
         query.cursor.as_deref().unwrap_or_default()
@@ -262,6 +283,7 @@ pub(crate) async fn list_products(
         .products(&ProductQuery {
             category,
             words,
+            options,
             sort,
             page,
         })
@@ -274,6 +296,29 @@ pub(crate) async fn list_products(
     };
     state.cache.put_list(generation, key, cached.clone()).await;
     Ok(cached_response(&req, &cached))
+}
+
+/// `size:m,colour:blue` as lower-cased (name, value) pairs.
+fn option_filter(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    const BAD: &str = "name:value pairs joined by commas, at most 3, each part 1 to 40 characters";
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<(String, String)> = raw
+        .split(',')
+        .map(|pair| {
+            let (name, value) = pair.split_once(':')?;
+            let (name, value) = (key(name), key(value));
+            let fits = |s: &str| (1..=40).contains(&s.chars().count());
+            (fits(&name) && fits(&value)).then_some((name, value))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::field("option", BAD))?;
+    if pairs.len() > 3 {
+        return Err(ApiError::field("option", BAD));
+    }
+    Ok(pairs)
 }
 
 /// A small, stable hash for list ETags.
@@ -322,6 +367,15 @@ pub(crate) async fn create_product(
                 category_id: body.category_id.map(CategoryId::from_uuid),
                 weight_grams: body.weight_grams,
                 tax_class: body.tax_class,
+                options: body
+                    .options
+                    .into_iter()
+                    .map(|o| ProductOption {
+                        name: o.name,
+                        values: o.values,
+                    })
+                    .collect(),
+                variants: body.variants.into_iter().map(VariantDraft::from).collect(),
             },
             &Causation::from(&ctx),
         )
@@ -460,7 +514,8 @@ pub(crate) async fn archive_product(
     responses(
         (status = 200, description = "Stock", body = StockResponse),
         (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json")
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Stocked per variant", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn get_stock(
@@ -468,8 +523,35 @@ pub(crate) async fn get_stock(
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<StockResponse>, ApiError> {
     let id = ProductId::from_uuid(id.into_inner());
-    let level = state.inventory.stock(id).await?;
+    let product = state.catalog.product(id).await?;
+    let level = state.inventory.stock(sold_as_itself(&product)?).await?;
     Ok(web::Json(StockResponse::new(id.as_uuid(), level)))
+}
+
+/// A product without options is stocked as itself; one with options, per variant.
+fn sold_as_itself(product: &Product) -> Result<ProductId, ApiError> {
+    if product.has_variants() {
+        return Err(ApiError::conflict(
+            "catalog.has_variants",
+            "this product is stocked per variant: use /products/{id}/variants/{variant_id}/stock",
+        ));
+    }
+    Ok(product.id)
+}
+
+/// The variant `variant_id` of product `id` (a product without options: itself).
+async fn variant_of(
+    state: &State,
+    id: uuid::Uuid,
+    variant_id: uuid::Uuid,
+) -> Result<ProductId, ApiError> {
+    let product = state.catalog.product(ProductId::from_uuid(id)).await?;
+    let variant = ProductId::from_uuid(variant_id);
+    if product.sold().iter().any(|v| v.id == variant) {
+        Ok(variant)
+    } else {
+        Err(CatalogError::VariantNotFound.into())
+    }
 }
 
 /// Set units on hand (admin); never below what is reserved.
@@ -484,7 +566,7 @@ pub(crate) async fn get_stock(
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "Below what is reserved", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Below what is reserved, or stocked per variant", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
@@ -495,13 +577,170 @@ pub(crate) async fn set_stock(
     body: ValidJson<SetStockRequest>,
 ) -> Result<web::Json<StockResponse>, ApiError> {
     let id = ProductId::from_uuid(id.into_inner());
-    let level = state.inventory.set_on_hand(id, body.on_hand).await?;
+    let product = state.catalog.product(id).await?;
+    let level = state
+        .inventory
+        .set_on_hand(sold_as_itself(&product)?, body.on_hand)
+        .await?;
     Ok(web::Json(StockResponse::new(id.as_uuid(), level)))
+}
+
+/// Add a variant to a product with options (admin); a value an option lacks is added to it.
+#[utoipa::path(
+    post, path = "/api/v1/catalog/products/{id}/variants", tag = "catalog", operation_id = "add_variant",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the revision being changed")
+    ),
+    request_body = VariantRequest,
+    responses(
+        (status = 201, description = "Added; the product with its new variant", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "SKU taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a product without options", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn add_variant(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    req: HttpRequest,
+    ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
+    body: ValidJson<VariantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let expected = if_match(&req)?.flatten();
+    let (product, variant) = state
+        .catalog
+        .add_variant(
+            id,
+            VariantDraft::from(body.into_inner()),
+            expected,
+            &Causation::from(&ctx),
+        )
+        .await?;
+    let mut res = with_etag(StatusCode::CREATED, &product);
+    if let Ok(location) = HeaderValue::from_str(&format!(
+        "/api/v1/catalog/products/{id}/variants/{variant}/stock"
+    )) {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(res)
+}
+
+/// Change a variant's SKU, price, other prices or weight (admin). `If-Match` takes the
+/// product's `ETag`; a product without options has one variant whose id is the product's.
+#[utoipa::path(
+    patch, path = "/api/v1/catalog/products/{id}/variants/{variant_id}", tag = "catalog", operation_id = "update_variant",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("variant_id" = uuid::Uuid, Path, description = "Variant id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the product revision being changed")
+    ),
+    request_body = UpdateVariantRequest,
+    responses(
+        (status = 200, description = "Updated; the product", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "SKU taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn update_variant(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<(uuid::Uuid, uuid::Uuid)>,
+    body: ValidJson<UpdateVariantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, variant) = path.into_inner();
+    let expected = if_match(&req)?.flatten();
+    let body = body.into_inner();
+    let product = state
+        .catalog
+        .update_variant(
+            ProductId::from_uuid(id),
+            ProductId::from_uuid(variant),
+            VariantChange {
+                sku: body.sku,
+                price: body.price,
+                other_prices: body.other_prices,
+                weight_grams: body.weight_grams,
+            },
+            expected,
+            &Causation::from(&ctx),
+        )
+        .await?;
+    Ok(with_etag(StatusCode::OK, &product))
+}
+
+/// A variant's stock: on hand, reserved by open orders, available.
+#[utoipa::path(
+    get, path = "/api/v1/catalog/products/{id}/variants/{variant_id}/stock", tag = "catalog", operation_id = "get_variant_stock",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("variant_id" = uuid::Uuid, Path, description = "Variant id")
+    ),
+    responses(
+        (status = 200, description = "Stock", body = StockResponse),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn get_variant_stock(
+    state: web::Data<State>,
+    path: web::Path<(uuid::Uuid, uuid::Uuid)>,
+) -> Result<web::Json<StockResponse>, ApiError> {
+    let (id, variant) = path.into_inner();
+    let variant = variant_of(&state, id, variant).await?;
+    let level = state.inventory.stock(variant).await?;
+    Ok(web::Json(StockResponse::new(variant.as_uuid(), level)))
+}
+
+/// Set a variant's units on hand (admin); never below what is reserved.
+#[utoipa::path(
+    put, path = "/api/v1/catalog/products/{id}/variants/{variant_id}/stock", tag = "catalog", operation_id = "set_variant_stock",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("variant_id" = uuid::Uuid, Path, description = "Variant id")
+    ),
+    request_body = SetStockRequest,
+    responses(
+        (status = 200, description = "Stock", body = StockResponse),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product or variant", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Below what is reserved", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn set_variant_stock(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    path: web::Path<(uuid::Uuid, uuid::Uuid)>,
+    body: ValidJson<SetStockRequest>,
+) -> Result<web::Json<StockResponse>, ApiError> {
+    let (id, variant) = path.into_inner();
+    let variant = variant_of(&state, id, variant).await?;
+    let level = state.inventory.set_on_hand(variant, body.on_hand).await?;
+    Ok(web::Json(StockResponse::new(variant.as_uuid(), level)))
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_categories, create_category, list_products, create_product, get_product, update_product, archive_product, get_stock, set_stock),
+    paths(list_categories, create_category, list_products, create_product, get_product, update_product, archive_product, get_stock, set_stock, add_variant, update_variant, get_variant_stock, set_variant_stock),
     tags((name = "catalog", description = "Categories, products, prices and stock"))
 )]
 pub(crate) struct ApiDoc;

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use anyhow::Context as _;
 use bus::UnitOfWork;
 use catalog_contracts::TaxClass;
@@ -9,13 +11,18 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::application::ports::{CatalogRepository, Category, ProductQuery, SaveError, Sort};
-use crate::domain::{CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug};
+use crate::domain::{
+    key, CategoryName, Description, Product, ProductName, ProductStatus, Sku, Slug, Variant,
+};
 
 pub(crate) struct SqlCatalog {
     pub(crate) db: Database,
 }
 
-const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at, weight_grams, tax_class, other_prices";
+const PRODUCT_COLUMNS: &str = "product_id, sku, name, description, price_amount, currency, category_id, status, revision, created_at, updated_at, weight_grams, tax_class, other_prices, options";
+
+const VARIANT_COLUMNS: &str =
+    "variant_id, product_id, sku, options, price_amount, currency, other_prices, weight_grams";
 
 fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
     let id: String = row.try_get("product_id")?;
@@ -27,8 +34,11 @@ fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
     let status: String = row.try_get("status")?;
     let tax_class: String = row.try_get("tax_class")?;
     let others: String = row.try_get("other_prices")?;
+    let options: String = row.try_get("options")?;
     Ok(Product {
         other_prices: serde_json::from_str(&others)?,
+        options: serde_json::from_str(&options)?,
+        variants: Vec::new(),
         id: ProductId::parse(&id)?,
         sku: Sku::parse(&sku).map_err(anyhow::Error::msg)?,
         name: ProductName::parse(&name).map_err(anyhow::Error::msg)?,
@@ -47,6 +57,136 @@ fn product_from_row(row: &AnyRow) -> anyhow::Result<Product> {
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
         updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
     })
+}
+
+fn variant_from_row(row: &AnyRow) -> anyhow::Result<(ProductId, Variant)> {
+    let id: String = row.try_get("variant_id")?;
+    let product: String = row.try_get("product_id")?;
+    let sku: String = row.try_get("sku")?;
+    let currency: String = row.try_get("currency")?;
+    let options: String = row.try_get("options")?;
+    let others: String = row.try_get("other_prices")?;
+    Ok((
+        ProductId::parse(&product)?,
+        Variant {
+            id: ProductId::parse(&id)?,
+            sku: Sku::parse(&sku).map_err(anyhow::Error::msg)?,
+            options: serde_json::from_str(&options)?,
+            price: Money::new(row.try_get("price_amount")?, Currency::parse(&currency)?)?,
+            other_prices: serde_json::from_str(&others)?,
+            weight_grams: u32::try_from(row.try_get::<i64, _>("weight_grams")?)?,
+        },
+    ))
+}
+
+/// Fills in the variants of those products that have options (one query for all of them).
+async fn with_variants(db: &Database, products: &mut [Product]) -> anyhow::Result<()> {
+    let ids: Vec<String> = products
+        .iter()
+        .filter(|p| !p.options.is_empty())
+        .map(|p| p.id.to_string())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "select {VARIANT_COLUMNS} from variant where product_id in ({}) order by product_id, position",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for id in &ids {
+        q = q.bind(id.clone());
+    }
+    let rows = q
+        .fetch_all(db.pool())
+        .await
+        .context("cannot read variants")?;
+    let mut by_product: HashMap<ProductId, Vec<Variant>> = HashMap::new();
+    for row in &rows {
+        let (product, variant) = variant_from_row(row)?;
+        by_product.entry(product).or_default().push(variant);
+    }
+    for p in products.iter_mut() {
+        if let Some(variants) = by_product.remove(&p.id) {
+            p.variants = variants;
+        }
+    }
+    Ok(())
+}
+
+/// Stores a product's variants (new ones get their stock row), their option values for
+/// browsing, and checks that no SKU is used both by a product and by a variant.
+async fn save_variants(
+    tx: &mut sqlx::AnyConnection,
+    p: &Product,
+    now: Timestamp,
+) -> Result<(), SaveError> {
+    let taken: i64 =
+        sqlx::query_scalar("select count(*) from variant where sku = $1 and product_id <> $2")
+            .bind(p.sku.as_ref())
+            .bind(p.id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(anyhow::Error::new)?;
+    if taken > 0 {
+        return Err(SaveError::Duplicate("sku"));
+    }
+    for (position, v) in p.sold().iter().enumerate() {
+        if p.has_variants() {
+            let taken: i64 = sqlx::query_scalar("select count(*) from product where sku = $1")
+                .bind(v.sku.as_ref())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(anyhow::Error::new)?;
+            if taken > 0 {
+                return Err(SaveError::Duplicate("sku"));
+            }
+            sqlx::query(&format!(
+                "insert into variant ({VARIANT_COLUMNS}, position) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 on conflict (variant_id) do update set sku = excluded.sku, options = excluded.options, \
+                 price_amount = excluded.price_amount, currency = excluded.currency, \
+                 other_prices = excluded.other_prices, weight_grams = excluded.weight_grams"
+            ))
+            .bind(v.id.to_string())
+            .bind(p.id.to_string())
+            .bind(v.sku.as_ref())
+            .bind(serde_json::to_string(&v.options).map_err(anyhow::Error::new)?)
+            .bind(v.price.amount())
+            .bind(v.price.currency().as_str())
+            .bind(serde_json::to_string(&v.other_prices).map_err(anyhow::Error::new)?)
+            .bind(i64::from(v.weight_grams))
+            .bind(i64::try_from(position).map_err(anyhow::Error::new)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, "sku"))?;
+            sqlx::query("delete from variant_option where variant_id = $1")
+                .bind(v.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(anyhow::Error::new)?;
+            for o in &v.options {
+                sqlx::query("insert into variant_option (variant_id, product_id, name_key, value_key) values ($1, $2, $3, $4)")
+                    .bind(v.id.to_string())
+                    .bind(p.id.to_string())
+                    .bind(key(&o.name))
+                    .bind(key(&o.value))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(anyhow::Error::new)?;
+            }
+        }
+        sqlx::query(
+            "insert into stock (product_id, on_hand, reserved, updated_at) values ($1, 0, 0, $2) \
+             on conflict (product_id) do nothing",
+        )
+        .bind(v.id.to_string())
+        .bind(now.as_micros())
+        .execute(&mut *tx)
+        .await
+        .context("cannot create stock row")?;
+    }
+    Ok(())
 }
 
 fn category_from_row(row: &AnyRow) -> anyhow::Result<Category> {
@@ -141,7 +281,7 @@ impl CatalogRepository for SqlCatalog {
     async fn create_product(&self, work: &mut UnitOfWork, p: &Product) -> Result<(), SaveError> {
         let tx = work.conn()?;
         sqlx::query(&format!(
-            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "insert into product ({PRODUCT_COLUMNS}, search_text) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(p.id.to_string())
         .bind(p.sku.as_ref())
@@ -157,19 +297,12 @@ impl CatalogRepository for SqlCatalog {
         .bind(i64::from(p.weight_grams))
         .bind(p.tax_class.as_str())
         .bind(serde_json::to_string(&p.other_prices).map_err(anyhow::Error::new)?)
+        .bind(serde_json::to_string(&p.options).map_err(anyhow::Error::new)?)
         .bind(p.search_text())
         .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, "sku"))?;
-        sqlx::query(
-            "insert into stock (product_id, on_hand, reserved, updated_at) values ($1, 0, 0, $2)",
-        )
-        .bind(p.id.to_string())
-        .bind(p.created_at.as_micros())
-        .execute(&mut *tx)
-        .await
-        .context("cannot create stock row")?;
-        Ok(())
+        save_variants(tx, p, p.created_at).await
     }
 
     async fn update_product(
@@ -182,7 +315,7 @@ impl CatalogRepository for SqlCatalog {
         let done = sqlx::query(
             "update product set sku = $1, name = $2, description = $3, price_amount = $4, currency = $5, category_id = $6, \
              status = $7, revision = $8, updated_at = $9, search_text = $10, weight_grams = $11, tax_class = $12, \
-             other_prices = $13 where product_id = $14 and revision = $15",
+             other_prices = $13, options = $14 where product_id = $15 and revision = $16",
         )
         .bind(p.sku.as_ref())
         .bind(p.name.as_ref())
@@ -197,6 +330,7 @@ impl CatalogRepository for SqlCatalog {
         .bind(i64::from(p.weight_grams))
         .bind(p.tax_class.as_str())
         .bind(serde_json::to_string(&p.other_prices).map_err(anyhow::Error::new)?)
+        .bind(serde_json::to_string(&p.options).map_err(anyhow::Error::new)?)
         .bind(p.id.to_string())
         .bind(expected_revision)
         .execute(&mut *tx)
@@ -205,7 +339,7 @@ impl CatalogRepository for SqlCatalog {
         if done.rows_affected() != 1 {
             return Err(SaveError::Stale);
         }
-        Ok(())
+        save_variants(tx, p, p.updated_at).await
     }
 
     async fn product(&self, id: ProductId) -> anyhow::Result<Option<Product>> {
@@ -216,7 +350,11 @@ impl CatalogRepository for SqlCatalog {
         .fetch_optional(self.db.pool())
         .await
         .context("cannot read product")?;
-        row.as_ref().map(product_from_row).transpose()
+        let Some(mut product) = row.as_ref().map(product_from_row).transpose()? else {
+            return Ok(None);
+        };
+        with_variants(&self.db, std::slice::from_mut(&mut product)).await?;
+        Ok(Some(product))
     }
 
     async fn products(&self, query: &ProductQuery) -> anyhow::Result<Page<Product>> {
@@ -240,6 +378,21 @@ impl CatalogRepository for SqlCatalog {
         ));
         if query.category.is_some() {
             sql.push_str(" and category_id in (select category_id from sub)");
+        }
+        if !query.options.is_empty() {
+            // Some one variant has every value asked for (a variant has one value per name).
+            let mut pairs = Vec::new();
+            for (name, value) in &query.options {
+                let n = next(&mut binds, Bind::Text(name.clone()));
+                let v = next(&mut binds, Bind::Text(value.clone()));
+                pairs.push(format!("(name_key = {n} and value_key = {v})"));
+            }
+            let count = next(&mut binds, Bind::Int(i64::try_from(pairs.len())?));
+            sql.push_str(&format!(
+                " and product_id in (select product_id from variant_option where {} \
+                 group by variant_id, product_id having count(*) = {count})",
+                pairs.join(" or ")
+            ));
         }
         for word in &query.words {
             let p = next(&mut binds, Bind::Text(like_escape(word)));
@@ -284,10 +437,11 @@ impl CatalogRepository for SqlCatalog {
             .fetch_all(self.db.pool())
             .await
             .context("cannot list products")?;
-        let items = rows
+        let mut items = rows
             .iter()
             .map(product_from_row)
             .collect::<anyhow::Result<Vec<_>>>()?;
+        with_variants(&self.db, &mut items).await?;
         let sort = query.sort;
         Ok(query.page.finish(items, |p| {
             let key = match sort {

@@ -19,10 +19,21 @@ macro_rules! event {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderLine {
     pub product_id: ProductId,
+    /// The variant sold, for a product with options; absent: the product's only variant,
+    /// whose id is the product's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<ProductId>,
     pub sku: String,
     pub name: String,
     pub quantity: u32,
     pub unit_price: Money,
+}
+
+impl OrderLine {
+    /// What is stocked and reserved for this line: its variant.
+    pub fn stocked_item(&self) -> ProductId {
+        self.variant_id.unwrap_or(self.product_id)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,8 +78,28 @@ impl Carts {
         })
     }
 
-    async fn available(&self, product: ProductId) -> Result<KnownProduct, OrderingError> {
-        match self.products.get(product).await? {
+    /// What the customer asks for: the variant named, or the product sold as itself.
+    async fn available(
+        &self,
+        product: ProductId,
+        variant: Option<ProductId>,
+    ) -> Result<KnownProduct, OrderingError> {
+        let found = self.products.get(variant.unwrap_or(product)).await?;
+        if let Some(p) = &found {
+            if variant.is_some() && p.product_id() != product {
+                return Err(OrderingError::Invalid(vec![FieldError::new(
+                    "variant_id",
+                    "not a variant of this product",
+                )]));
+            }
+        }
+        if found.is_none() && variant.is_none() && self.products.variants_of(product).await? > 0 {
+            return Err(OrderingError::Invalid(vec![FieldError::new(
+                "variant_id",
+                "this product comes in variants: choose one (the product's variants list them)",
+            )]));
+        }
+        match found {
             Some(p) if p.active => Ok(p),
             Some(_) => Err(OrderingError::ProductUnavailable(
                 "this product is no longer sold".to_owned(),
@@ -95,6 +115,7 @@ impl Carts {
         &self,
         customer: UserId,
         product: ProductId,
+        variant: Option<ProductId>,
         raw_quantity: i64,
         requested: Option<&str>,
     ) -> Result<PricedCart, OrderingError> {
@@ -102,7 +123,7 @@ impl Carts {
         let requested = requested.map(Currency::parse).transpose().map_err(|e| {
             OrderingError::Invalid(vec![FieldError::new("currency", e.to_string())])
         })?;
-        let known = self.available(product).await?;
+        let known = self.available(product, variant).await?;
         let lines = self.carts.lines(customer).await?;
         let current = if lines.is_empty() {
             None
@@ -133,7 +154,7 @@ impl Carts {
         }
         match self
             .carts
-            .add(customer, product, q.get(), price, self.clock.now())
+            .add(customer, known.id, q.get(), price, self.clock.now())
             .await?
         {
             Ok(()) => {}

@@ -11,10 +11,14 @@ use crate::domain::promotion::{NotApplicable, Promotion, PromotionCode};
 use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, Settlement};
 pub(crate) use catalog_contracts::TaxClass;
 
-/// A product as ordering knows it (from catalog events).
+/// What is sold as ordering knows it (from catalog events): a variant, or a product without
+/// options (its own one variant).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KnownProduct {
+    /// The variant's id (for a product without options, the product's).
     pub(crate) id: ProductId,
+    /// The product the variant belongs to, for a product with options.
+    pub(crate) variant_of: Option<ProductId>,
     pub(crate) sku: String,
     pub(crate) name: String,
     pub(crate) price: Money,
@@ -27,6 +31,11 @@ pub(crate) struct KnownProduct {
 }
 
 impl KnownProduct {
+    /// The product this is (or is a variant of).
+    pub(crate) fn product_id(&self) -> ProductId {
+        self.variant_of.unwrap_or(self.id)
+    }
+
     pub(crate) fn price_in(&self, currency: Currency) -> Option<Money> {
         std::iter::once(&self.price)
             .chain(&self.other_prices)
@@ -58,6 +67,8 @@ pub(crate) trait ProductProjection: Send + Sync {
     /// Stores the snapshot if it is newer than what is known.
     async fn upsert(&self, work: &mut UnitOfWork, product: &KnownProduct) -> anyhow::Result<()>;
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>>;
+    /// How many variants are sold of a product with options (0 for any other id).
+    async fn variants_of(&self, product: ProductId) -> anyhow::Result<i64>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,23 +24,50 @@ pub(crate) struct ProductFeed {
     pub(crate) products: Arc<dyn ProductProjection>,
 }
 
-fn known(p: ProductSnapshot) -> KnownProduct {
-    KnownProduct {
-        id: p.product_id,
-        sku: p.sku,
-        name: p.name,
-        price: p.price,
-        active: p.status == ProductStatus::Active,
-        revision: p.revision,
-        weight_grams: p.weight_grams,
-        tax_class: p.tax_class,
-        other_prices: p.other_prices,
+/// What a snapshot sells: each variant of a product with options (named after the product
+/// and its values), or the product itself.
+fn sold(p: ProductSnapshot) -> Vec<KnownProduct> {
+    let active = p.status == ProductStatus::Active;
+    if p.options.is_empty() || p.variants.is_empty() {
+        return vec![KnownProduct {
+            id: p.product_id,
+            variant_of: None,
+            sku: p.sku,
+            name: p.name,
+            price: p.price,
+            active,
+            revision: p.revision,
+            weight_grams: p.weight_grams,
+            tax_class: p.tax_class,
+            other_prices: p.other_prices,
+        }];
     }
+    p.variants
+        .into_iter()
+        .map(|v| {
+            let values: Vec<&str> = v.options.iter().map(|o| o.value.as_str()).collect();
+            KnownProduct {
+                id: v.variant_id,
+                variant_of: Some(p.product_id),
+                sku: v.sku,
+                name: format!("{} ({})", p.name, values.join(" / ")),
+                price: v.price,
+                active,
+                revision: p.revision,
+                weight_grams: v.weight_grams,
+                tax_class: p.tax_class,
+                other_prices: v.other_prices,
+            }
+        })
+        .collect()
 }
 
 impl ProductFeed {
     async fn keep(&self, snapshot: ProductSnapshot, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        self.products.upsert(work, &known(snapshot)).await
+        for item in sold(snapshot) {
+            self.products.upsert(work, &item).await?;
+        }
+        Ok(())
     }
 }
 

@@ -42,7 +42,8 @@ impl Order {
         self.lines
             .iter()
             .map(|l| contract::OrderLine {
-                product_id: l.product_id,
+                product_id: l.variant_of.unwrap_or(l.product_id),
+                variant_id: l.variant_of.map(|_| l.product_id),
                 sku: l.sku.clone(),
                 name: l.name.clone(),
                 quantity: l.quantity,

@@ -66,7 +66,10 @@ impl CancellationReason {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OrderLine {
+    /// What was sold: a variant's id (a product without options is its own one variant).
     pub(crate) product_id: ProductId,
+    /// The product the variant belongs to, for a product with options.
+    pub(crate) variant_of: Option<ProductId>,
     pub(crate) sku: String,
     pub(crate) name: String,
     pub(crate) quantity: u32,

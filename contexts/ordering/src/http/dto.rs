@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::application::cart::PricedCart;
-use crate::application::ports::TaxRates;
+use crate::application::ports::{KnownProduct, TaxRates};
 use crate::application::rates::Quote;
 use crate::domain::pricing::ShippingRate;
 use crate::domain::promotion::{Benefit, Promotion, PromotionTerms};
@@ -18,6 +18,9 @@ use crate::domain::{Order, OrderStatus, Payment};
 #[schema(example = json!({"product_id": "01a20899-843f-734e-9500-914ec2e156c2", "quantity": 2}))]
 pub(crate) struct AddCartItemRequest {
     pub(crate) product_id: uuid::Uuid,
+    /// The variant, for a product with options (required then); a product without options is
+    /// sold as itself.
+    pub(crate) variant_id: Option<uuid::Uuid>,
     /// 1..=99 (added to what the cart holds).
     #[schema(minimum = 1, maximum = 99)]
     #[serde(deserialize_with = "kernel::schema::whole_number")]
@@ -41,6 +44,9 @@ pub(crate) struct SetQuantityRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CartItemResponse {
     pub(crate) product_id: uuid::Uuid,
+    /// What is in the cart (for a product without options, the product's id); the path of
+    /// `/cart/items/{product_id}` takes it.
+    pub(crate) variant_id: uuid::Uuid,
     pub(crate) quantity: u32,
     pub(crate) sku: Option<String>,
     pub(crate) name: Option<String>,
@@ -76,7 +82,8 @@ impl From<PricedCart> for CartResponse {
                 .map(|l| {
                     let p = l.product.as_ref();
                     CartItemResponse {
-                        product_id: l.product_id.as_uuid(),
+                        product_id: p.map_or(l.product_id, KnownProduct::product_id).as_uuid(),
+                        variant_id: l.product_id.as_uuid(),
                         quantity: l.quantity,
                         sku: p.map(|p| p.sku.clone()),
                         name: p.map(|p| p.name.clone()),
@@ -119,6 +126,8 @@ fn payment_token(token: &str) -> Result<(), validator::ValidationError> {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OrderLineResponse {
     pub(crate) product_id: uuid::Uuid,
+    /// What was sold (for a product without options, the product's id).
+    pub(crate) variant_id: uuid::Uuid,
     pub(crate) sku: String,
     pub(crate) name: String,
     pub(crate) quantity: u32,
@@ -215,7 +224,8 @@ impl From<Order> for OrderResponse {
                 .lines
                 .iter()
                 .map(|l| OrderLineResponse {
-                    product_id: l.product_id.as_uuid(),
+                    product_id: l.variant_of.unwrap_or(l.product_id).as_uuid(),
+                    variant_id: l.product_id.as_uuid(),
                     sku: l.sku.clone(),
                     name: l.name.clone(),
                     quantity: l.quantity,
@@ -286,6 +296,8 @@ pub(crate) struct RatePath {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QuoteLineResponse {
     pub(crate) product_id: uuid::Uuid,
+    /// What is priced (for a product without options, the product's id).
+    pub(crate) variant_id: uuid::Uuid,
     pub(crate) sku: String,
     pub(crate) name: String,
     pub(crate) quantity: u32,
@@ -328,7 +340,8 @@ impl QuoteResponse {
                 .iter()
                 .zip(&b.lines)
                 .map(|((p, quantity), a)| QuoteLineResponse {
-                    product_id: p.id.as_uuid(),
+                    product_id: p.product_id().as_uuid(),
+                    variant_id: p.id.as_uuid(),
                     sku: p.sku.clone(),
                     name: p.name.clone(),
                     quantity: *quantity,

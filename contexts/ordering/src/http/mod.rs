@@ -182,7 +182,7 @@ pub(crate) async fn get_cart(
         (status = 200, description = "The cart", body = CartResponse),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Bad quantity, or unknown or archived product", body = ProblemBody, content_type = "application/problem+json")
+        (status = 422, description = "Bad quantity; unknown or archived product; no variant chosen of a product with options", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn add_item(
@@ -195,6 +195,7 @@ pub(crate) async fn add_item(
         .add(
             user.user_id,
             ProductId::from_uuid(body.product_id),
+            body.variant_id.map(ProductId::from_uuid),
             body.quantity,
             body.currency.as_deref(),
         )
@@ -206,7 +207,7 @@ pub(crate) async fn add_item(
 #[utoipa::path(
     patch, path = "/api/v1/ordering/cart/items/{product_id}", tag = "ordering", operation_id = "set_cart_item_quantity",
     security(("bearer" = [])),
-    params(("product_id" = uuid::Uuid, Path, description = "Product id")),
+    params(("product_id" = uuid::Uuid, Path, description = "The cart item's `variant_id` (for a product without options, the product's id)")),
     request_body = SetQuantityRequest,
     responses(
         (status = 200, description = "The cart", body = CartResponse),
@@ -237,7 +238,7 @@ pub(crate) async fn set_quantity(
 #[utoipa::path(
     delete, path = "/api/v1/ordering/cart/items/{product_id}", tag = "ordering", operation_id = "remove_cart_item",
     security(("bearer" = [])),
-    params(("product_id" = uuid::Uuid, Path, description = "Product id")),
+    params(("product_id" = uuid::Uuid, Path, description = "The cart item's `variant_id` (for a product without options, the product's id)")),
     responses(
         (status = 200, description = "The cart", body = CartResponse),
         (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),

@@ -23,8 +23,10 @@ pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
     let currency: String = row.try_get("currency")?;
     let status: String = row.try_get("status")?;
     let tax_class: String = row.try_get("tax_class")?;
+    let variant_of: Option<String> = row.try_get("variant_of")?;
     Ok(KnownProduct {
         id: ProductId::parse(&id)?,
+        variant_of: variant_of.map(|p| ProductId::parse(&p)).transpose()?,
         sku: row.try_get("sku")?,
         name: row.try_get("name")?,
         price: Money::new(row.try_get("price_amount")?, Currency::parse(&currency)?)?,
@@ -43,12 +45,13 @@ impl ProductProjection for SqlCarts {
         let tx = work.conn()?;
         // Newest revision wins, whatever order the events arrive in.
         sqlx::query(
-            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at, weight_grams, tax_class, other_prices) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+            "insert into product (product_id, sku, name, price_amount, currency, status, revision, updated_at, weight_grams, tax_class, other_prices, variant_of) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              on conflict (product_id) do update set sku = excluded.sku, name = excluded.name, \
              price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status, \
              revision = excluded.revision, updated_at = excluded.updated_at, \
-             weight_grams = excluded.weight_grams, tax_class = excluded.tax_class, other_prices = excluded.other_prices \
+             weight_grams = excluded.weight_grams, tax_class = excluded.tax_class, other_prices = excluded.other_prices, \
+             variant_of = excluded.variant_of \
              where product.revision < excluded.revision",
         )
         .bind(p.id.to_string())
@@ -62,6 +65,7 @@ impl ProductProjection for SqlCarts {
         .bind(i64::from(p.weight_grams))
         .bind(p.tax_class.as_str())
         .bind(serde_json::to_string(&p.other_prices)?)
+        .bind(p.variant_of.map(|v| v.to_string()))
         .execute(&mut *tx)
         .await
         .context("cannot store product")?;
@@ -70,13 +74,22 @@ impl ProductProjection for SqlCarts {
 
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>> {
         let row = sqlx::query(
-            "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices \
+            "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices, variant_of \
              from product where product_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(self.db.pool())
         .await?;
         row.as_ref().map(product_from_row).transpose()
+    }
+
+    async fn variants_of(&self, product: ProductId) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "select count(*) from product where variant_of = $1 and status = 'active'",
+        )
+        .bind(product.to_string())
+        .fetch_one(self.db.pool())
+        .await?)
     }
 }
 
@@ -85,7 +98,7 @@ impl CartRepository for SqlCarts {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>> {
         let rows = sqlx::query(
             "select c.product_id as cart_product, c.quantity, c.added_price_amount, c.added_price_currency, p.product_id, p.sku, p.name, p.price_amount, p.currency, p.status, p.revision, \
-             p.weight_grams, p.tax_class, p.other_prices \
+             p.weight_grams, p.tax_class, p.other_prices, p.variant_of \
              from cart_item c left join product p on p.product_id = c.product_id \
              where c.customer_id = $1 order by c.added_at, c.product_id",
         )

@@ -107,7 +107,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     // PostgreSQL types a union's columns from its first branches.
     let rows = sqlx::query(
         "select 1 as part, 0 as s1, product_id as s2, product_id as t1, sku as t2, name as t3, currency as t4, \
-                cast(null as text) as t5, cast(null as text) as t6, cast(null as text) as t7, \
+                variant_of as t5, cast(null as text) as t6, cast(null as text) as t7, \
                 quantity as i1, unit_price_amount as i2, discount_amount as i3, tax_amount as i4 \
          from order_line where order_id = $1 \
          union all \
@@ -138,6 +138,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
         match part {
             1 => lines.push(OrderLine {
                 product_id: ProductId::parse(&required("t1")?)?,
+                variant_of: text("t5")?.map(|p| ProductId::parse(&p)).transpose()?,
                 sku: required("t2")?,
                 name: required("t3")?,
                 quantity: u32::try_from(number("i1")?)?,
@@ -281,7 +282,7 @@ impl SqlOrders {
         let mut products = Vec::with_capacity(claimed.len());
         for (product_id, quantity) in &claimed {
             let row = sqlx::query(
-                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices \
+                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices, variant_of \
                  from product where product_id = $1",
             )
             .bind(product_id)
@@ -353,6 +354,7 @@ impl SqlOrders {
             .zip(&breakdown.lines)
             .map(|((p, quantity), amounts)| OrderLine {
                 product_id: p.id,
+                variant_of: p.variant_of,
                 sku: p.sku,
                 name: p.name,
                 quantity,
@@ -408,8 +410,8 @@ impl SqlOrders {
         }
         for line in &lines {
             sqlx::query(
-                "insert into order_line (order_id, product_id, sku, name, quantity, unit_price_amount, currency, discount_amount, tax_amount) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "insert into order_line (order_id, product_id, sku, name, quantity, unit_price_amount, currency, discount_amount, tax_amount, variant_of) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(new.id.to_string())
             .bind(line.product_id.to_string())
@@ -420,6 +422,7 @@ impl SqlOrders {
             .bind(line.unit_price.currency().as_str())
             .bind(line.discount.amount())
             .bind(line.tax.amount())
+            .bind(line.variant_of.map(|p| p.to_string()))
             .execute(&mut *tx)
             .await?;
         }

@@ -18,6 +18,9 @@ macro_rules! event {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShippedLine {
     pub product_id: ProductId,
+    /// The variant shipped, for a product with options (absent: the product's only one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<ProductId>,
     pub quantity: u32,
 }
 

@@ -147,6 +147,7 @@ impl HandlesOnce<OrderPaid> for Shipments {
                 .iter()
                 .map(|l| ShippedLine {
                     product_id: l.product_id,
+                    variant_id: l.variant_id,
                     quantity: l.quantity,
                 })
                 .collect(),
