@@ -534,3 +534,131 @@ every_topology!(a_variant_is_chosen_bought_and_shipped, |app| {
     );
     app.stop().await;
 });
+
+/// A catalog database as the release before variants left it: a product with stock, three
+/// units held for an order.
+async fn before_variants(
+    backend: platform::testing::TestBackend,
+) -> Option<(
+    tempfile::TempDir,
+    Option<String>,
+    String,
+    kernel::id::OrderId,
+)> {
+    use emporium::config::{Config, ContextName};
+    let dir = tempfile::tempdir().ok()?;
+    let mut config = Config::local(dir.path().to_path_buf());
+    if backend == platform::testing::TestBackend::Postgres {
+        let admin = platform::testing::postgres_url()?;
+        config.database_url = Some(
+            platform::testing::fresh_postgres_database(&admin)
+                .await
+                .unwrap(),
+        );
+    }
+    let db =
+        platform::db::Database::connect(&emporium::contexts::target(&config, ContextName::Catalog))
+            .await
+            .unwrap();
+    let early = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/catalog");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0005" {
+            std::fs::copy(&path, early.path().join(name)).unwrap();
+        }
+    }
+    db.migrate(&sqlx::migrate::Migrator::new(early.path()).await.unwrap())
+        .await
+        .unwrap();
+    let product = kernel::id::ProductId::new().to_string();
+    let order = kernel::id::OrderId::new();
+    let now = kernel::Timestamp::now().as_micros();
+    let far = now + 3_600_000_000;
+    for (sql, binds) in [
+        (
+            "insert into product (product_id, sku, name, description, price_amount, currency, category_id, status, revision, search_text, created_at, updated_at) \
+             values ($1, 'OLD-MUG', 'Old mug', null, 1299, 'EUR', null, 'active', 1, 'old mug', $2, $2)",
+            vec![product.clone()],
+        ),
+        (
+            "insert into stock (product_id, on_hand, reserved, updated_at) values ($1, 10, 3, $2)",
+            vec![product.clone()],
+        ),
+        (
+            "insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, 'held', $3, $2, $2)",
+            vec![order.to_string()],
+        ),
+        (
+            "insert into reservation_line (order_id, product_id, quantity) values ($1, $3, 3)",
+            vec![order.to_string()],
+        ),
+    ] {
+        let mut q = sqlx::query(sql).bind(binds[0].clone()).bind(now);
+        if sql.contains("$3") {
+            q = if sql.contains("reservation_line") {
+                q.bind(product.clone())
+            } else {
+                q.bind(far)
+            };
+        }
+        q.execute(db.pool()).await.unwrap();
+    }
+    Some((dir, config.database_url, product, order))
+}
+
+async fn products_from_before_variants_are_their_own_variant(
+    backend: platform::testing::TestBackend,
+) {
+    let Some((dir, url, product, order)) = before_variants(backend).await else {
+        return;
+    };
+    let app = crate::helpers::spawn_app_with(backend, |c| {
+        c.data_dir = dir.path().to_path_buf();
+        c.database_url = url;
+    })
+    .await
+    .unwrap();
+    let res = app
+        .get(&format!("/api/v1/catalog/products/{product}"), None)
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.body["options"], json!([]));
+    assert_eq!(
+        res.body["variants"],
+        json!([{"id": product, "sku": "OLD-MUG", "options": {}, "title": "", "price": eur(1299),
+                "other_prices": [], "weight_grams": 0}])
+    );
+    let held = json!({"product_id": product, "on_hand": 10, "reserved": 3, "available": 7});
+    assert_eq!(app.stock(&product).await, held);
+    assert_eq!(variant_stock(&app, &product, &product).await, held);
+    // The reservation made before the migration is released as it was held.
+    app.bus
+        .publish(&envelope(&ordering_contracts::OrderCancelled {
+            order_id: order,
+            customer_id: kernel::id::UserId::new(),
+            reason: ordering_contracts::CancellationReason::CustomerCancelled,
+            refunded: false,
+            cancelled_at: kernel::Timestamp::now(),
+        }))
+        .await
+        .unwrap();
+    app.eventually("the old reservation is released", 10, || async {
+        (app.stock(&product).await["reserved"] == 0).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_from_before_variants_are_their_own_variant_on_sqlite() {
+    products_from_before_variants_are_their_own_variant(platform::testing::TestBackend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_from_before_variants_are_their_own_variant_on_postgres() {
+    products_from_before_variants_are_their_own_variant(platform::testing::TestBackend::Postgres)
+        .await;
+}
