@@ -246,7 +246,11 @@ mod tests {
     use kernel::Currency;
 
     fn eur(amount: i64) -> Money {
-        Money::new(amount, Currency::parse("EUR").expect("EUR")).expect("money")
+        Money::new(
+            amount,
+            Currency::parse("EUR").unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn sizes() -> Vec<ProductOption> {
@@ -299,7 +303,7 @@ mod tests {
     #[test]
     fn values_are_matched_ignoring_case_and_kept_as_declared() {
         let mut errors = Vec::new();
-        let v = check(draft("tee-m", "m", "blue"), &mut errors).expect("valid");
+        let v = check(draft("tee-m", "m", "blue"), &mut errors).unwrap_or_else(|| panic!("valid"));
         assert_eq!(v.title(), "M / Blue");
         assert_eq!(v.price, eur(1500));
         assert_eq!(v.weight_grams, 200);
@@ -324,7 +328,13 @@ mod tests {
     fn a_variant_price_is_in_the_product_currency() {
         let mut errors = Vec::new();
         let mut d = draft("tee-s", "S", "Blue");
-        d.price = Some(Money::new(1500, Currency::parse("USD").expect("USD")).expect("money"));
+        d.price = Some(
+            Money::new(
+                1500,
+                Currency::parse("USD").unwrap_or_else(|e| panic!("{e}")),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
         assert!(check(d, &mut errors).is_none());
         assert_eq!(errors[0].field, "variants[0].price.currency");
     }
@@ -332,10 +342,10 @@ mod tests {
     #[test]
     fn duplicate_combinations_and_skus_are_refused() {
         let mut errors = Vec::new();
-        let a = check(draft("tee-s", "S", "Blue"), &mut errors).expect("a");
-        let b = check(draft("tee-s2", "s", "BLUE"), &mut errors).expect("b");
-        let c = check(draft("TEE-S", "M", "Blue"), &mut errors).expect("c");
-        let base = Sku::parse("TEE").expect("sku");
+        let a = check(draft("tee-s", "S", "Blue"), &mut errors).unwrap_or_else(|| panic!("a"));
+        let b = check(draft("tee-s2", "s", "BLUE"), &mut errors).unwrap_or_else(|| panic!("b"));
+        let c = check(draft("TEE-S", "M", "Blue"), &mut errors).unwrap_or_else(|| panic!("c"));
+        let base = Sku::parse("TEE").unwrap_or_else(|e| panic!("{e}"));
         check_set(&[a, b, c], &base, &mut errors);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["variants[1].options", "variants[2].sku"]);
