@@ -116,6 +116,9 @@ pub struct Config {
     pub max_connections: usize,
     /// The gateway's time limit for an upstream's answer (then 504).
     pub upstream_timeout: Duration,
+    /// Per-context limits that replace `upstream_timeout` for that context's upstreams
+    /// (`EMPORIUM_GATEWAY_TIMEOUTS=catalog=2,ordering=20`, seconds).
+    pub upstream_timeouts: BTreeMap<ContextName, Duration>,
     /// How often the gateway resolves upstream host names into instances again.
     pub gateway_resolve_every: Duration,
     /// A second listener for `/metrics` and the health checks only.
@@ -202,6 +205,7 @@ impl Config {
             keep_alive: Duration::from_secs(15),
             max_connections: 10_000,
             upstream_timeout: Duration::from_secs(30),
+            upstream_timeouts: BTreeMap::new(),
             gateway_resolve_every: Duration::from_secs(10),
             ops_listen: None,
             metrics_token: None,
@@ -341,6 +345,12 @@ impl Config {
             match parse_upstreams(&v) {
                 Ok(map) => c.gateway_upstreams = map,
                 Err(e) => errors.push(format!("EMPORIUM_GATEWAY_UPSTREAMS: {e}")),
+            }
+        }
+        if let Some(v) = get("EMPORIUM_GATEWAY_TIMEOUTS") {
+            match parse_timeouts(&v) {
+                Ok(map) => c.upstream_timeouts = map,
+                Err(e) => errors.push(format!("EMPORIUM_GATEWAY_TIMEOUTS: {e}")),
             }
         }
         c.jwt_private_key = secret("EMPORIUM_JWT_PRIVATE_KEY", &mut errors);
@@ -729,6 +739,23 @@ fn parse_service_clients(raw: &str) -> Result<Vec<identity::ServiceClient>, Stri
     Ok(out)
 }
 
+/// `catalog=2,ordering=20`: seconds per context, 1 to 600.
+fn parse_timeouts(raw: &str) -> Result<BTreeMap<ContextName, Duration>, String> {
+    let mut map = BTreeMap::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, secs) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not context=seconds"))?;
+        let ctx = ContextName::parse(name.trim())
+            .ok_or_else(|| format!("{name:?} is not a context"))?;
+        match secs.trim().parse::<u64>() {
+            Ok(n) if (1..=600).contains(&n) => map.insert(ctx, Duration::from_secs(n)),
+            _ => return Err(format!("{secs:?} must be a number of seconds from 1 to 600")),
+        };
+    }
+    Ok(map)
+}
+
 fn parse_upstreams(raw: &str) -> Result<BTreeMap<ContextName, Vec<String>>, String> {
     let mut map = BTreeMap::new();
     for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -773,6 +800,28 @@ mod tests {
         assert_eq!(c.contexts.len(), 5);
         assert!(c.database_url.is_none());
         assert!(c.smtp_url.is_none(), "no SMTP: the mail drop");
+    }
+
+    #[test]
+    fn a_context_may_have_its_own_upstream_timeout() {
+        let c = from(&[("EMPORIUM_GATEWAY_TIMEOUTS", "catalog=2, ordering=20")])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            c.upstream_timeouts.get(&ContextName::Catalog),
+            Some(&Duration::from_secs(2))
+        );
+        assert_eq!(c.upstream_timeouts.len(), 2);
+        for bad in ["catalog", "catalog=0", "catalog=601", "catalog=fast", "billing=2"] {
+            let errors = from(&[("EMPORIUM_GATEWAY_TIMEOUTS", bad)])
+                .err()
+                .unwrap_or_default();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with("EMPORIUM_GATEWAY_TIMEOUTS")),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 
     #[test]

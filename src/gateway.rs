@@ -109,6 +109,8 @@ impl Target {
 /// One context's instances.
 struct Pool {
     context: String,
+    /// The longest wait for an instance's whole answer (then 504).
+    timeout: Duration,
     targets: Vec<Target>,
     instances: std::sync::RwLock<Vec<Arc<Instance>>>,
 }
@@ -122,9 +124,10 @@ fn instance(base: String) -> Arc<Instance> {
 }
 
 impl Pool {
-    fn new(context: &str, bases: &[String]) -> Self {
+    fn new(context: &str, bases: &[String], timeout: Duration) -> Self {
         Self {
             context: context.to_owned(),
+            timeout,
             targets: bases.iter().map(|b| Target::new(b)).collect(),
             instances: std::sync::RwLock::new(bases.iter().map(|b| instance(b.clone())).collect()),
         }
@@ -293,7 +296,8 @@ struct Upstreams {
     client: reqwest::Client,
     /// The proxy path's client where a worker has none of its own.
     proxy: ProxyClient,
-    /// The longest wait for an upstream's whole answer (`EMPORIUM_UPSTREAM_TIMEOUT_SECS`).
+    /// The longest wait for an upstream's whole answer (`EMPORIUM_UPSTREAM_TIMEOUT_SECS`)
+    /// where a call is not one context's (dead letters); each pool has its own.
     timeout: Duration,
     body_limit: usize,
     body_timeout: Duration,
@@ -348,7 +352,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         by_context: config
             .gateway_upstreams
             .iter()
-            .map(|(ctx, urls)| (ctx.as_str().to_owned(), Pool::new(ctx.as_str(), urls)))
+            .map(|(ctx, urls)| {
+                let timeout = config
+                    .upstream_timeouts
+                    .get(ctx)
+                    .copied()
+                    .unwrap_or(config.upstream_timeout);
+                (
+                    ctx.as_str().to_owned(),
+                    Pool::new(ctx.as_str(), urls, timeout),
+                )
+            })
             .collect(),
         client: upstream_client(&config),
         proxy: proxy_client(),
@@ -633,7 +647,7 @@ async fn send(
         .pick(None)
         .ok_or_else(|| ApiError::not_found("not_found", "no upstream"))?;
     let url = format!("{}{path_and_query}", first.0.base);
-    let failure = match proxy(up, req, ctx, url, body.clone()).await {
+    let failure = match proxy(up, req, ctx, url, body.clone(), pool.timeout).await {
         Ok(response) => return Ok(response),
         Err(failure) => failure,
     };
@@ -652,7 +666,7 @@ async fn send(
     metrics::counter!("emporium_gateway_retries_total", "context" => pool.context.clone())
         .increment(1);
     let url = format!("{}{path_and_query}", second.0.base);
-    match proxy(up, req, ctx, url, body).await {
+    match proxy(up, req, ctx, url, body, pool.timeout).await {
         Ok(response) => Ok(response),
         Err(failure) => {
             if matches!(failure, ProxyError::Unreached(_)) {
@@ -823,7 +837,7 @@ async fn list_dead_letters(
     let calls = up.processes().into_iter().map(|base| {
         let url = format!("{base}{}?{}", req_ref.path(), req_ref.query_string());
         async move {
-            proxy(up_ref, req_ref, ctx_ref, url, web::Bytes::new())
+            proxy(up_ref, req_ref, ctx_ref, url, web::Bytes::new(), up_ref.timeout)
                 .await
                 .map_err(ApiError::from)
         }
@@ -873,6 +887,7 @@ async fn replay_dead_letter(
             &ctx,
             format!("{base}{}", req.path()),
             web::Bytes::new(),
+            up.timeout,
         )
         .await?;
         if response.status() != StatusCode::NOT_FOUND {
@@ -907,6 +922,7 @@ async fn proxy(
     ctx: &RequestContext,
     url: String,
     body: web::Bytes,
+    timeout: Duration,
 ) -> Result<HttpResponse, ProxyError> {
     let invalid = || {
         ProxyError::Refused(ApiError::bad_request(
@@ -971,7 +987,7 @@ async fn proxy(
         .app_data::<web::Data<WorkerClient>>()
         .map_or(&up.proxy, |c| &c.0);
     // One deadline for the whole answer, head and body, as before the body streams.
-    let deadline = tokio::time::Instant::now() + up.timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
     let response = match tokio::time::timeout_at(deadline, client.request(outgoing)).await {
         Err(_) => {
             return Err(ProxyError::NoAnswer(upstream_failed(
@@ -1121,6 +1137,7 @@ mod tests {
                 "http://catalog.shop.svc:8080".to_owned(),
                 "http://10.0.1.1:8080".to_owned(),
             ],
+            Duration::from_secs(30),
         );
         pool.resolve(&table).await;
         assert_eq!(
@@ -1179,6 +1196,7 @@ mod tests {
                 "https://ordering.example.com".to_owned(),
                 "http://[::1]:8081".to_owned(),
             ],
+            Duration::from_secs(30),
         );
         pool.resolve(&table).await;
         assert_eq!(

@@ -79,7 +79,7 @@ async fn serve(mut stream: TcpStream, seen: Seen) {
                 "location: http://127.0.0.1:9/elsewhere\r\n".to_owned(),
                 "{}".to_owned(),
             ),
-            "/api/v1/catalog/slow" => {
+            "/api/v1/catalog/slow" | "/api/v1/ordering/slow" => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 ("200 OK", String::new(), "{}".to_owned())
             }
@@ -113,9 +113,11 @@ async fn the_gateway_keeps_requests_inside_their_context_and_strips_what_is_not_
         ("EMPORIUM_LOG_FORMAT", "json".to_owned()),
         (
             "EMPORIUM_GATEWAY_UPSTREAMS",
-            format!("catalog=http://127.0.0.1:{up}"),
+            format!("catalog=http://127.0.0.1:{up},ordering=http://127.0.0.1:{up}"),
         ),
         ("EMPORIUM_UPSTREAM_TIMEOUT_SECS", "1".to_owned()),
+        // Ordering's answers may take longer than the others'.
+        ("EMPORIUM_GATEWAY_TIMEOUTS", "ordering=8".to_owned()),
         ("EMPORIUM_BODY_LIMIT_BYTES", "2048".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]
@@ -233,6 +235,13 @@ async fn the_gateway_keeps_requests_inside_their_context_and_strips_what_is_not_
         "{:?}",
         started.elapsed()
     );
+    // A context with its own, longer limit waits for the same 5 s answer.
+    let answer = raw(
+        port,
+        "GET /api/v1/ordering/slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     gateway.kill();
 }
 
