@@ -746,11 +746,15 @@ fn parse_timeouts(raw: &str) -> Result<BTreeMap<ContextName, Duration>, String> 
         let (name, secs) = part
             .split_once('=')
             .ok_or_else(|| format!("{part:?} is not context=seconds"))?;
-        let ctx = ContextName::parse(name.trim())
-            .ok_or_else(|| format!("{name:?} is not a context"))?;
+        let ctx =
+            ContextName::parse(name.trim()).ok_or_else(|| format!("{name:?} is not a context"))?;
         match secs.trim().parse::<u64>() {
             Ok(n) if (1..=600).contains(&n) => map.insert(ctx, Duration::from_secs(n)),
-            _ => return Err(format!("{secs:?} must be a number of seconds from 1 to 600")),
+            _ => {
+                return Err(format!(
+                    "{secs:?} must be a number of seconds from 1 to 600"
+                ))
+            }
         };
     }
     Ok(map)
@@ -811,7 +815,13 @@ mod tests {
             Some(&Duration::from_secs(2))
         );
         assert_eq!(c.upstream_timeouts.len(), 2);
-        for bad in ["catalog", "catalog=0", "catalog=601", "catalog=fast", "billing=2"] {
+        for bad in [
+            "catalog",
+            "catalog=0",
+            "catalog=601",
+            "catalog=fast",
+            "billing=2",
+        ] {
             let errors = from(&[("EMPORIUM_GATEWAY_TIMEOUTS", bad)])
                 .err()
                 .unwrap_or_default();

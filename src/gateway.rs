@@ -837,9 +837,16 @@ async fn list_dead_letters(
     let calls = up.processes().into_iter().map(|base| {
         let url = format!("{base}{}?{}", req_ref.path(), req_ref.query_string());
         async move {
-            proxy(up_ref, req_ref, ctx_ref, url, web::Bytes::new(), up_ref.timeout)
-                .await
-                .map_err(ApiError::from)
+            proxy(
+                up_ref,
+                req_ref,
+                ctx_ref,
+                url,
+                web::Bytes::new(),
+                up_ref.timeout,
+            )
+            .await
+            .map_err(ApiError::from)
         }
     });
     let mut items = Vec::new();
