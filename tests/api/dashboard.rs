@@ -203,13 +203,30 @@ async fn service_tokens_name_one_audience_and_service_endpoints_take_nothing_els
         ),
     ];
     for (form, basic, content_type, status, code) in refusals {
-        let (got, _, body) = token_request(&app, form, basic, content_type).await;
+        let (got, headers, body) = token_request(&app, form, basic, content_type).await;
         assert_eq!(
             (got, body["code"].as_str()),
             (status, Some(code)),
             "{form}: {body}"
         );
+        // A refused client is told to authenticate with HTTP Basic (RFC 6749 §5.2).
+        if got == 401 {
+            assert_eq!(
+                headers
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok()),
+                Some("Basic realm=\"emporium\""),
+                "{form}"
+            );
+        }
     }
+    // A refused access token is asked for again as a bearer token (RFC 6750 §3).
+    let res = app.get("/api/v1/ordering/orders", None).await;
+    res.assert_problem(401, "unauthorized");
+    assert_eq!(
+        res.header("www-authenticate").as_deref(),
+        Some("Bearer realm=\"emporium\"")
+    );
     let (got, _, _) = token_request(
         &app,
         r#"{"grant_type":"client_credentials"}"#,

@@ -37,8 +37,13 @@ pub struct ApiError {
     detail: Option<String>,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401 (a bearer token's unless said otherwise).
+    challenge: Option<&'static str>,
     source: Option<anyhow::Error>,
 }
+
+/// What a 401 asks for unless its handler says otherwise: an access token (RFC 6750 §3).
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"emporium\"";
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +72,7 @@ impl ApiError {
             detail: Some(detail.into()),
             errors: Vec::new(),
             retry_after: None,
+            challenge: None,
             source: None,
         }
     }
@@ -154,6 +160,13 @@ impl ApiError {
         }
     }
 
+    /// The `WWW-Authenticate` challenge this 401 carries (e.g. `Basic realm="…"` where a
+    /// client authenticates with HTTP Basic, RFC 6749 §5.2).
+    pub fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs.max(1));
         self
@@ -199,6 +212,13 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §15.5.2: a 401 says how to authenticate.
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                self.challenge.unwrap_or(BEARER_CHALLENGE),
+            ));
         }
         if self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of a late body may still be on its way: this connection is done.

@@ -122,6 +122,9 @@ fn tokens(pair: TokenPair) -> HttpResponse {
         })
 }
 
+/// How a service authenticates at the token endpoint (RFC 6749 §2.3.1, §5.2).
+const CLIENT_CHALLENGE: &str = "Basic realm=\"emporium\"";
+
 impl From<ClientCredentialsError> for ApiError {
     /// The `code` is the RFC 6749 §5.2 error code.
     fn from(e: ClientCredentialsError) -> Self {
@@ -130,7 +133,8 @@ impl From<ClientCredentialsError> for ApiError {
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "unknown client or wrong secret",
-            ),
+            )
+            .with_challenge(CLIENT_CHALLENGE),
             ClientCredentialsError::InvalidTarget(audience) => ApiError::bad_request(
                 "invalid_target",
                 format!("this client may not ask for a token for `{audience}`"),
@@ -185,7 +189,8 @@ pub(crate) async fn service_token(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "client authentication is required (HTTP Basic, or client_id and client_secret)",
-            )),
+            )
+            .with_challenge(CLIENT_CHALLENGE)),
         };
     let issued = state
         .service_tokens
