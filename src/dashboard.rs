@@ -220,7 +220,11 @@ impl Dashboard {
 
     /// A client-credentials token for `audience`, from identity (cached until shortly
     /// before it expires).
-    async fn service_token(&self, audience: ContextName, ctx: &Caller) -> anyhow::Result<String> {
+    pub(crate) async fn service_token(
+        &self,
+        audience: ContextName,
+        ctx: &Caller,
+    ) -> anyhow::Result<String> {
         let (id, secret) = self.credentials.as_ref().ok_or_else(|| {
             anyhow::anyhow!("no service credentials (EMPORIUM_SERVICE_CLIENT_ID)")
         })?;

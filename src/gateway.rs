@@ -647,7 +647,7 @@ async fn send(
         .pick(None)
         .ok_or_else(|| ApiError::not_found("not_found", "no upstream"))?;
     let url = format!("{}{path_and_query}", first.0.base);
-    let failure = match proxy(up, req, ctx, url, body.clone(), pool.timeout).await {
+    let failure = match proxy(up, req, ctx, url, body.clone(), pool.timeout, None).await {
         Ok(response) => return Ok(response),
         Err(failure) => failure,
     };
@@ -666,7 +666,7 @@ async fn send(
     metrics::counter!("emporium_gateway_retries_total", "context" => pool.context.clone())
         .increment(1);
     let url = format!("{}{path_and_query}", second.0.base);
-    match proxy(up, req, ctx, url, body, pool.timeout).await {
+    match proxy(up, req, ctx, url, body, pool.timeout, None).await {
         Ok(response) => Ok(response),
         Err(failure) => {
             if matches!(failure, ProxyError::Unreached(_)) {
@@ -799,44 +799,93 @@ fn percent_decode(raw: &str) -> Vec<u8> {
 
 impl Upstreams {
     /// One instance of each context's process, each process once (several contexts may
-    /// share one; the instances of a context share its database, so one answers for all).
-    fn processes(&self) -> Vec<String> {
+    /// share one; the instances of a context share its database, so one answers for all),
+    /// with a context it hosts.
+    fn processes(&self) -> Vec<(String, ContextName)> {
         let now = Instant::now();
-        let mut bases: Vec<String> = self
+        let mut bases: Vec<(String, ContextName)> = self
             .by_context
             .values()
             .filter_map(|pool| {
                 let instances = pool.instances();
+                let context = ContextName::parse(&pool.context)?;
                 instances
                     .iter()
                     .find(|i| i.in_service(now))
                     .or_else(|| instances.first())
-                    .map(|i| i.base.clone())
+                    .map(|i| (i.base.clone(), context))
             })
             .collect();
-        bases.sort_unstable();
-        bases.dedup();
+        bases.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        bases.dedup_by(|a, b| a.0 == b.0);
         bases
     }
+}
+
+/// Dead letters are an admin's to see, checked here: the processes are asked with the
+/// gateway's own service token, not the admin's.
+async fn admin_at_edge(req: &HttpRequest) -> Result<(), ApiError> {
+    let verifier = req.app_data::<web::Data<TokenVerifier>>().ok_or_else(|| {
+        ApiError::unavailable(
+            "service_unavailable",
+            "tokens cannot be checked: the gateway has no identity upstream or EMPORIUM_JWKS_URL",
+        )
+    })?;
+    let token = platform::auth::bearer(req)
+        .ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
+    if !verifier.verify(&token).await?.is_admin() {
+        return Err(ApiError::forbidden("this needs the admin role"));
+    }
+    Ok(())
+}
+
+/// A service token for a process, by a context it hosts (503 when the gateway has no
+/// service credentials or identity gives none).
+async fn process_token(
+    dashboard: &crate::dashboard::Dashboard,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    up: &Upstreams,
+    context: ContextName,
+) -> Result<String, ApiError> {
+    let caller = crate::dashboard::Caller {
+        request: ctx.clone(),
+        forwarded_for: up
+            .trusted_proxies
+            .forward_for(req.peer_addr().map(|a| a.ip()), req.headers()),
+    };
+    dashboard
+        .service_token(context, &caller)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "no service token for the dead-letter merge");
+            ApiError::unavailable(
+                "service_unavailable",
+                "the gateway cannot act as a service (EMPORIUM_SERVICE_CLIENT_ID and a client for it at identity)",
+            )
+        })
 }
 
 /// Each process keeps the dead letters of its own contexts: the gateway asks every process
 /// for the same page and merges them, newest first, into one page with one cursor.
 async fn list_dead_letters(
     up: web::Data<Upstreams>,
+    dashboard: web::Data<crate::dashboard::Dashboard>,
     req: HttpRequest,
     ctx: RequestContext,
     query: web::Query<platform::pagination::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    admin_at_edge(&req).await?;
     let page = platform::pagination::PageRequest::from_query(
         query.limit,
         query.cursor.as_deref(),
         &[platform::pagination::Part::Id],
     )?;
-    let (up_ref, req_ref, ctx_ref) = (&up, &req, &ctx);
-    let calls = up.processes().into_iter().map(|base| {
-        let url = format!("{base}{}?{}", req_ref.path(), req_ref.query_string());
+    let (up_ref, req_ref, ctx_ref, dashboard) = (&up, &req, &ctx, &dashboard);
+    let calls = up.processes().into_iter().map(|(base, context)| {
+        let url = format!("{base}{DEAD_LETTERS}?{}", req_ref.query_string());
         async move {
+            let token = process_token(dashboard, req_ref, ctx_ref, up_ref, context).await?;
             proxy(
                 up_ref,
                 req_ref,
@@ -844,6 +893,7 @@ async fn list_dead_letters(
                 url,
                 web::Bytes::new(),
                 up_ref.timeout,
+                Some(&token),
             )
             .await
             .map_err(ApiError::from)
@@ -880,21 +930,30 @@ async fn list_dead_letters(
     Ok(HttpResponse::Ok().json(platform::pagination::Page { items, next_cursor }))
 }
 
+/// Where each process serves its dead letters to services.
+const DEAD_LETTERS: &str = "/internal/v1/operations/dead-letters";
+
 /// A dead letter lives in one process: the first that does not answer 404 replays it.
 async fn replay_dead_letter(
     up: web::Data<Upstreams>,
+    dashboard: web::Data<crate::dashboard::Dashboard>,
     req: HttpRequest,
     ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    admin_at_edge(&req).await?;
+    let id = id.into_inner();
     let mut last = None;
-    for base in up.processes() {
+    for (base, context) in up.processes() {
+        let token = process_token(&dashboard, &req, &ctx, &up, context).await?;
         let response = proxy(
             &up,
             &req,
             &ctx,
-            format!("{base}{}", req.path()),
+            format!("{base}{DEAD_LETTERS}/{id}/replay"),
             web::Bytes::new(),
             up.timeout,
+            Some(&token),
         )
         .await?;
         if response.status() != StatusCode::NOT_FOUND {
@@ -930,6 +989,7 @@ async fn proxy(
     url: String,
     body: web::Bytes,
     timeout: Duration,
+    bearer: Option<&str>,
 ) -> Result<HttpResponse, ProxyError> {
     let invalid = || {
         ProxyError::Refused(ApiError::bad_request(
@@ -964,6 +1024,7 @@ async fn proxy(
             || n == "x-forwarded-host"
             || n == "x-forwarded-proto"
             || n == "traceparent"
+            || (bearer.is_some() && n == "authorization")
         {
             continue;
         }
@@ -980,6 +1041,9 @@ async fn proxy(
         }
     };
     put("x-request-id", ctx.request_id.as_str());
+    if let Some(token) = bearer {
+        put("authorization", &format!("Bearer {token}"));
+    }
     // The upstream continues this request's trace (the caller's, or one started here).
     put("traceparent", ctx.traceparent.as_str());
     // The gateway is the edge: a client's own X-Forwarded-For is dropped unless the client is

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::{DeadLetter, DeadLetterStore, SharedBus, SqlDeadLetters};
 use kernel::Timestamp;
-use platform::auth::{AdminUser, KeySource};
+use platform::auth::{AdminUser, KeySource, TokenVerifier};
 use platform::db::Database;
 use platform::error::{ApiError, PROBLEM_JSON};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
@@ -42,7 +42,48 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/api/v1/admin/dead-letters/{id}/replay")
                 .route(web::post().to(replay_dead_letter)),
+        )
+        // The same for services (the gateway merging every process's dead letters), with a
+        // client-credentials token for a context this process hosts; not in the public API,
+        // and not routed by the gateway.
+        .service(
+            web::scope("/internal/v1/operations/dead-letters")
+                .service(web::resource("").route(web::get().to(service_list_dead_letters)))
+                .service(
+                    web::resource("/{id}/replay").route(web::post().to(service_replay_dead_letter)),
+                ),
         );
+}
+
+/// The calling service, whose token must be for one of the contexts this process hosts.
+async fn hosted_service(req: &HttpRequest, state: &OpsState) -> Result<String, ApiError> {
+    let verifier = req
+        .app_data::<web::Data<TokenVerifier>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no token verifier configured")))?;
+    let token = platform::auth::bearer(req)
+        .ok_or_else(|| ApiError::unauthorized("a service access token is required"))?;
+    let audiences: Vec<&str> = state.databases.iter().map(|(c, _)| c.as_str()).collect();
+    verifier.verify_service_among(&token, &audiences).await
+}
+
+pub(crate) async fn service_list_dead_letters(
+    req: HttpRequest,
+    state: web::Data<OpsState>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
+    let service = hosted_service(&req, &state).await?;
+    tracing::debug!(%service, "dead letters listed for a service");
+    dead_letter_page(&state, &query).await
+}
+
+pub(crate) async fn service_replay_dead_letter(
+    req: HttpRequest,
+    state: web::Data<OpsState>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<DeadLetterResponse>, ApiError> {
+    let service = hosted_service(&req, &state).await?;
+    tracing::info!(%service, id = %id, "dead letter replayed for a service");
+    replay(&state, id.into_inner()).await
 }
 
 /// Liveness: the process serves requests.
@@ -308,6 +349,13 @@ pub(crate) async fn list_dead_letters(
     state: web::Data<OpsState>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
+    dead_letter_page(&state, &query).await
+}
+
+async fn dead_letter_page(
+    state: &OpsState,
+    query: &PageQuery,
+) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let mut all = Vec::new();
     for store in state.stores() {
@@ -338,7 +386,13 @@ pub(crate) async fn replay_dead_letter(
     state: web::Data<OpsState>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<DeadLetterResponse>, ApiError> {
-    let id = id.into_inner();
+    replay(&state, id.into_inner()).await
+}
+
+async fn replay(
+    state: &OpsState,
+    id: uuid::Uuid,
+) -> Result<web::Json<DeadLetterResponse>, ApiError> {
     for store in state.stores() {
         let Some(dead) = store.get(id).await.map_err(ApiError::internal)? else {
             continue;

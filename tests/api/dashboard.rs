@@ -148,6 +148,25 @@ async fn service_tokens_name_one_audience_and_service_endpoints_take_nothing_els
     app.get(&counts_path, None)
         .await
         .assert_problem(401, "unauthorized");
+    // Dead letters for services: a token for a context this process hosts, nothing else.
+    app.get("/api/v1/admin/dead-letters", Some(&ordering_token))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get(
+        "/internal/v1/operations/dead-letters",
+        Some(&ordering_token),
+    )
+    .await
+    .assert_status(200);
+    app.get(
+        "/internal/v1/operations/dead-letters",
+        Some(&admin.access_token),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.get("/internal/v1/operations/dead-letters", None)
+        .await
+        .assert_problem(401, "unauthorized");
     // A service token is not a user's: the public API refuses it.
     app.get("/api/v1/identity/me", Some(&ordering_token))
         .await

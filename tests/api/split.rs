@@ -4,6 +4,7 @@
 //! the same stories run against it as against the monolith (`every_topology!`). Needs
 //! EMPORIUM_TEST_POSTGRES_URL and EMPORIUM_TEST_AMQP_URL (both required under CI=true).
 
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -398,6 +399,9 @@ async fn spawn_deployment(
     );
 }
 
+/// The gateway's client secret in split deployments.
+const GATEWAY_SECRET: &str = "split-gateway-secret-0123456789abcdef0123456789";
+
 async fn try_spawn_split(
     broker: Broker,
     extra: &[(&str, &str)],
@@ -430,9 +434,22 @@ async fn try_spawn_split(
         ("EMPORIUM_LISTEN", "127.0.0.1:0"),
         ("EMPORIUM_LOG_FORMAT", "json"),
         ("RUST_LOG", "warn,emporium::app=info,emporium::gateway=info"),
+        // The gateway is a service client of every context (dead letters, the dashboard).
+        ("EMPORIUM_SERVICE_CLIENT_ID", "gateway"),
+        ("EMPORIUM_SERVICE_CLIENT_SECRET", GATEWAY_SECRET),
     ] {
         common.insert(k.to_owned(), v.to_owned());
     }
+    common.insert(
+        "EMPORIUM_SERVICE_CLIENTS".to_owned(),
+        format!(
+            "gateway:{}:identity|catalog|ordering|shipping|notifications",
+            sha2::Sha256::digest(GATEWAY_SECRET.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+    );
     for (k, v) in extra {
         common.insert((*k).to_owned(), (*v).to_owned());
     }
@@ -790,6 +807,29 @@ async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
     )
     .await
     .assert_problem(404, "dead_letter_not_found");
+    // The gateway asked each process as a service: a process's own service endpoint takes
+    // no user's token, an admin's included.
+    if let Host::Split(deployment) = &app.host {
+        let internal = format!(
+            "http://127.0.0.1:{}/internal/v1/operations/dead-letters",
+            deployment.ports["catalog"]
+        );
+        let refused = app
+            .client
+            .get(&internal)
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(refused.status(), 403);
+        let anonymous = app
+            .client
+            .get(&internal)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(anonymous.status(), 401);
+    }
     // Customers and bad input are refused as by every process.
     let customer = app.customer().await;
     app.get("/api/v1/admin/dead-letters", Some(&customer.access_token))

@@ -290,6 +290,16 @@ pub struct ServiceCaller<A> {
 impl TokenVerifier {
     /// Verifies a service token for `audience`.
     pub async fn verify_service(&self, token: &str, audience: &str) -> Result<String, ApiError> {
+        self.verify_service_among(token, &[audience]).await
+    }
+
+    /// Verifies a service token for any of `audiences` (a process hosting several contexts
+    /// accepts a token for each); the calling service.
+    pub async fn verify_service_among(
+        &self,
+        token: &str,
+        audiences: &[&str],
+    ) -> Result<String, ApiError> {
         let invalid = || ApiError::unauthorized("the access token is invalid or expired");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
@@ -307,9 +317,10 @@ impl TokenVerifier {
                 "this endpoint is for services: a user's access token is not accepted",
             ));
         }
-        if data.claims.aud != audience {
+        if !audiences.contains(&data.claims.aud.as_str()) {
             return Err(ApiError::unauthorized(format!(
-                "the access token is not for this service (audience {audience})"
+                "the access token is not for this service (audience {})",
+                audiences.join(" or ")
             )));
         }
         Ok(data.claims.sub)

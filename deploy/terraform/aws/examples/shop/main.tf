@@ -104,9 +104,11 @@ locals {
     EMPORIUM_SQS_NAMESPACE = local.sqs_namespace
     EMPORIUM_SQS_REGION    = var.region
   }
+  # Identity signs tokens, and issues client-credentials tokens to services (the gateway).
   identity_secrets = {
     EMPORIUM_JWT_PRIVATE_KEY          = module.data.shared_secret_arns["jwt-private-key"]
     EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD = module.data.shared_secret_arns["bootstrap-admin-password"]
+    EMPORIUM_SERVICE_CLIENTS          = module.data.shared_secret_arns["service-clients"]
   }
   # Every process reads the metrics token, and shares rate limits and log-in throttles in Redis.
   metrics_secret = {
@@ -140,8 +142,12 @@ locals {
         memory        = 512
         environment = merge(local.common_env, {
           EMPORIUM_GATEWAY_UPSTREAMS = join(",", [for c in local.contexts : "${c}=http://${c}.${local.discovery}:8080"])
+          EMPORIUM_SERVICE_CLIENT_ID = "gateway"
         })
-        secrets = local.metrics_secret
+        # Its service identity, for the dead-letter merge and the dashboard's counts.
+        secrets = merge(local.metrics_secret, {
+          EMPORIUM_SERVICE_CLIENT_SECRET = module.data.shared_secret_arns["gateway-client-secret"]
+        })
       }
     },
   )

@@ -3,6 +3,8 @@
 #   <name>/<context>/database-url   postgres://<context>:…@<endpoint>/<context>?sslmode=require
 #   <name>/jwt-private-key          the Ed25519 key identity signs access tokens with
 #   <name>/metrics-token, <name>/bootstrap-admin-password, <name>/redis-url, <name>/smtp-url
+#   <name>/gateway-client-secret    the gateway's service identity (decisions §40), and
+#   <name>/service-clients          identity's list of service clients (the secret's SHA-256)
 # The databases and roles are created by a one-off ECS task (`db_init_task_definition`) that
 # runs deploy/postgres-init.sh with the master credentials RDS keeps in Secrets Manager.
 
@@ -209,6 +211,11 @@ resource "random_password" "redis" {
   special = false
 }
 
+resource "random_password" "gateway_client" {
+  length  = 48
+  special = false
+}
+
 locals {
   shared = {
     "jwt-private-key"          = tls_private_key.signing.private_key_pem
@@ -216,6 +223,8 @@ locals {
     "bootstrap-admin-password" = random_password.admin.result
     "redis-url"                = "rediss://:${random_password.redis.result}@${aws_elasticache_replication_group.this.primary_endpoint_address}:6379"
     "smtp-url"                 = var.smtp_url
+    "gateway-client-secret"    = random_password.gateway_client.result
+    "service-clients"          = "gateway:${sha256(random_password.gateway_client.result)}:${join("|", var.contexts)}"
   }
 }
 
