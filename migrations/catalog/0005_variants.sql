@@ -21,6 +21,17 @@ create table variant (
     unique (product_id, position)
 );
 
+-- Every SKU in use, a product's own or a variant's: one SKU names one thing, whichever table
+-- it is in (the unique key makes two writers claiming one SKU at once conflict).
+create table sku (
+    sku text primary key,
+    product_id text not null
+);
+
+insert into sku (sku, product_id) select sku, product_id from product;
+
+create index sku_product on sku (product_id);
+
 -- Each variant's option values, lower-cased, for browsing by value.
 create table variant_option (
     variant_id text not null references variant (variant_id),

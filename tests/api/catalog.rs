@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::both_backends;
 use crate::helpers::TestApp;
 
-fn envelope<E: kernel::IntegrationEvent>(event: &E) -> bus::Envelope {
+pub(crate) fn envelope<E: kernel::IntegrationEvent>(event: &E) -> bus::Envelope {
     bus::Envelope::wrap(event, kernel::Timestamp::now(), &bus::Causation::system()).unwrap()
 }
 
@@ -43,7 +43,8 @@ fn order_placed(lines: &[(&str, u32)]) -> (kernel::id::OrderId, bus::Envelope) {
     (order, envelope(&event))
 }
 
-fn cancelled(order: kernel::id::OrderId) -> bus::Envelope {
+/// `order_cancelled` by the customer, as ordering publishes it.
+pub(crate) fn cancelled(order: kernel::id::OrderId) -> bus::Envelope {
     envelope(&ordering_contracts::OrderCancelled {
         order_id: order,
         customer_id: kernel::id::UserId::new(),

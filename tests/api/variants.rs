@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::catalog::{cancelled, envelope};
 use crate::helpers::TestApp;
 use crate::{both_backends, every_topology};
 
@@ -77,10 +78,6 @@ async fn variant_stock(app: &TestApp, product: &str, variant: &str) -> Value {
         .await;
     res.assert_status(200);
     res.body
-}
-
-fn envelope<E: kernel::IntegrationEvent>(event: &E) -> bus::Envelope {
-    bus::Envelope::wrap(event, kernel::Timestamp::now(), &bus::Causation::system()).unwrap()
 }
 
 /// `order_placed` for lines of (product, variant, quantity).
@@ -412,16 +409,7 @@ both_backends!(variants_are_released_and_dispatched_one_by_one, |app| {
     assert_eq!(variant_stock(&app, &id, m).await["reserved"], 2);
     assert_eq!(variant_stock(&app, &id, s).await["reserved"], 1);
     assert_eq!(variant_stock(&app, &id, l).await["reserved"], 0);
-    app.bus
-        .publish(&envelope(&ordering_contracts::OrderCancelled {
-            order_id: order,
-            customer_id: kernel::id::UserId::new(),
-            reason: ordering_contracts::CancellationReason::CustomerCancelled,
-            refunded: false,
-            cancelled_at: kernel::Timestamp::now(),
-        }))
-        .await
-        .unwrap();
+    app.bus.publish(&cancelled(order)).await.unwrap();
     app.eventually("release", 10, || async {
         (seen.of_type("catalog.stock_released").len() == 1).then_some(())
     })
@@ -634,16 +622,7 @@ async fn products_from_before_variants_are_their_own_variant(
     assert_eq!(app.stock(&product).await, held);
     assert_eq!(variant_stock(&app, &product, &product).await, held);
     // The reservation made before the migration is released as it was held.
-    app.bus
-        .publish(&envelope(&ordering_contracts::OrderCancelled {
-            order_id: order,
-            customer_id: kernel::id::UserId::new(),
-            reason: ordering_contracts::CancellationReason::CustomerCancelled,
-            refunded: false,
-            cancelled_at: kernel::Timestamp::now(),
-        }))
-        .await
-        .unwrap();
+    app.bus.publish(&cancelled(order)).await.unwrap();
     app.eventually("the old reservation is released", 10, || async {
         (app.stock(&product).await["reserved"] == 0).then_some(())
     })
@@ -662,3 +641,27 @@ async fn products_from_before_variants_are_their_own_variant_on_postgres() {
     products_from_before_variants_are_their_own_variant(platform::testing::TestBackend::Postgres)
         .await;
 }
+
+both_backends!(one_sku_names_one_thing_under_concurrent_writes, |app| {
+    let admin = app.admin().await;
+    let t = Some(admin.access_token.as_str());
+    // Products and variants of other products all claim the same SKU at once.
+    let attempts = (0..12).map(|i| {
+        let body = if i % 2 == 0 {
+            json!({"sku": "RACE-1", "name": "Plain", "price": eur(100)})
+        } else {
+            json!({"sku": format!("RACE-BASE-{i}"), "name": "Tee", "price": eur(100),
+                   "options": [{"name": "Size", "values": ["M"]}],
+                   "variants": [{"sku": "race-1", "options": {"Size": "M"}}]})
+        };
+        let app = &app;
+        async move { app.post("/api/v1/catalog/products", t, &body).await }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let created = answers.iter().filter(|r| r.status == 201).count();
+    assert_eq!(created, 1, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for r in answers.iter().filter(|r| r.status != 201) {
+        r.assert_problem(409, "catalog.duplicate_sku");
+    }
+    app.stop().await;
+});

@@ -379,14 +379,27 @@ impl Catalog {
         if next.has_variants() && errors.is_empty() {
             check_set(&next.variants, &next.sku, &mut errors);
         }
-        // A malformed change is 422 whatever its precondition; a well-formed one on a stale
-        // revision is 412.
+        self.store_change(current, next, errors, if_match, cause)
+            .await
+    }
+
+    /// Stores `next` as the change of `current`. A malformed change is 422 whatever its
+    /// precondition; a well-formed one on a stale revision is 412; no change stores nothing.
+    async fn store_change(
+        &self,
+        current: Product,
+        mut next: Product,
+        errors: Vec<FieldError>,
+        if_match: Option<i64>,
+        cause: &Causation,
+    ) -> Result<Product, CatalogError> {
         if !errors.is_empty() {
             return Err(CatalogError::Invalid(errors));
         }
         if if_match.is_some_and(|rev| rev != current.revision) {
             return Err(CatalogError::Stale);
         }
+        next.refresh_price();
         if next == current {
             return Ok(current);
         }
@@ -462,23 +475,8 @@ impl Catalog {
         if errors.is_empty() {
             check_set(&next.variants, &next.sku, &mut errors);
         }
-        if !errors.is_empty() {
-            return Err(CatalogError::Invalid(errors));
-        }
-        if if_match.is_some_and(|rev| rev != current.revision) {
-            return Err(CatalogError::Stale);
-        }
-        next.refresh_price();
-        if next == current {
-            return Ok(current);
-        }
-        self.save(
-            current.revision,
-            next,
-            |product| ProductUpdated { product },
-            cause,
-        )
-        .await
+        self.store_change(current, next, errors, if_match, cause)
+            .await
     }
 
     /// Adds a variant to a product with options; a value an option does not have yet is
@@ -533,20 +531,11 @@ impl Catalog {
             next.variants.push(v.clone());
             check_set(&next.variants, &next.sku, &mut errors);
         }
-        let (Some(added), true) = (added, errors.is_empty()) else {
+        let Some(added) = added else {
             return Err(CatalogError::Invalid(errors));
         };
-        if if_match.is_some_and(|rev| rev != current.revision) {
-            return Err(CatalogError::Stale);
-        }
-        next.refresh_price();
         let saved = self
-            .save(
-                current.revision,
-                next,
-                |product| ProductUpdated { product },
-                cause,
-            )
+            .store_change(current, next, errors, if_match, cause)
             .await?;
         Ok((saved, added.id))
     }

@@ -116,32 +116,32 @@ async fn with_variants(db: &Database, products: &mut [Product]) -> anyhow::Resul
 }
 
 /// Stores a product's variants (new ones get their stock row), their option values for
-/// browsing, and checks that no SKU is used both by a product and by a variant.
+/// browsing, and claims every SKU it uses in the `sku` table, where a SKU is unique whether a
+/// product or a variant has it.
 async fn save_variants(
     tx: &mut sqlx::AnyConnection,
     p: &Product,
     now: Timestamp,
 ) -> Result<(), SaveError> {
-    let taken: i64 =
-        sqlx::query_scalar("select count(*) from variant where sku = $1 and product_id <> $2")
-            .bind(p.sku.as_ref())
+    sqlx::query("delete from sku where product_id = $1")
+        .bind(p.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let mut skus = vec![p.sku.as_ref()];
+    if p.has_variants() {
+        skus.extend(p.variants.iter().map(|v| v.sku.as_ref()));
+    }
+    for sku in skus {
+        sqlx::query("insert into sku (sku, product_id) values ($1, $2)")
+            .bind(sku)
             .bind(p.id.to_string())
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await
-            .map_err(anyhow::Error::new)?;
-    if taken > 0 {
-        return Err(SaveError::Duplicate("sku"));
+            .map_err(|e| map_unique(e, "sku"))?;
     }
     for (position, v) in p.sold().iter().enumerate() {
         if p.has_variants() {
-            let taken: i64 = sqlx::query_scalar("select count(*) from product where sku = $1")
-                .bind(v.sku.as_ref())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(anyhow::Error::new)?;
-            if taken > 0 {
-                return Err(SaveError::Duplicate("sku"));
-            }
             sqlx::query(&format!(
                 "insert into variant ({VARIANT_COLUMNS}, position) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  on conflict (variant_id) do update set sku = excluded.sku, options = excluded.options, \
