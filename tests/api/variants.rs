@@ -659,7 +659,12 @@ both_backends!(one_sku_names_one_thing_under_concurrent_writes, |app| {
     });
     let answers = futures::future::join_all(attempts).await;
     let created = answers.iter().filter(|r| r.status == 201).count();
-    assert_eq!(created, 1, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        created,
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     for r in answers.iter().filter(|r| r.status != 201) {
         r.assert_problem(409, "catalog.duplicate_sku");
     }
