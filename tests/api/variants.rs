@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::catalog::{cancelled, envelope};
+use crate::catalog::{cancelled, envelope, publish_and_await_outcomes};
 use crate::helpers::TestApp;
 use crate::{both_backends, every_topology};
 
@@ -362,17 +362,7 @@ both_backends!(
             .observe(&["catalog.stock_reserved", "catalog.stock_rejected"])
             .await;
         let orders: Vec<bus::Envelope> = (0..50).map(|_| order_placed(&[(&id, m, 1)]).1).collect();
-        let publishes = orders.iter().map(|e| app.bus.publish(e));
-        for result in futures::future::join_all(publishes).await {
-            result.unwrap();
-        }
-        app.eventually("50 outcomes", 30, || async {
-            (seen.of_type("catalog.stock_reserved").len()
-                + seen.of_type("catalog.stock_rejected").len()
-                == 50)
-                .then_some(())
-        })
-        .await;
+        publish_and_await_outcomes(&app, &orders, &seen).await;
         assert_eq!(seen.of_type("catalog.stock_reserved").len(), 10);
         assert_eq!(
             variant_stock(&app, &id, m).await,
