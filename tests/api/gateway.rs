@@ -235,6 +235,14 @@ async fn the_gateway_keeps_requests_inside_their_context_and_strips_what_is_not_
         "{:?}",
         started.elapsed()
     );
+    // Without identity's keys the gateway cannot tell an admin: the dead-letter merge is
+    // unavailable, not passed on with whatever token came.
+    let answer = raw(
+        port,
+        "GET /api/v1/admin/dead-letters HTTP/1.1\r\nhost: x\r\nauthorization: Bearer forged\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     // A context with its own, longer limit waits for the same 5 s answer.
     let answer = raw(
         port,
