@@ -96,7 +96,10 @@ impl Application {
         let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
             local.clone(),
             config.dashboard_budget,
-            own_client,
+            Arc::new(crate::service_tokens::ServiceTokens::new(
+                local.clone(),
+                own_client,
+            )),
         ));
         bus::handler::set_transient_retry_limit(config.transient_retry);
         let shared = match &config.redis_url {

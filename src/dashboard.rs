@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::ContextName;
+use crate::service_tokens::ServiceTokens;
 
 /// One request to one context, as the dashboard sends it.
 pub struct Call {
@@ -81,9 +82,8 @@ pub struct Caller {
 pub struct Dashboard {
     upstream: Arc<dyn Upstream>,
     budget: Duration,
-    credentials: Option<(String, String)>,
-    /// Service tokens by audience, with their lifetime; dropped a minute before they expire.
-    tokens: moka::future::Cache<&'static str, (String, u64)>,
+    /// For ordering's service-only counts.
+    tokens: Arc<ServiceTokens>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -163,30 +163,16 @@ struct OrderCounts {
     by_status: BTreeMap<String, i64>,
 }
 
-#[derive(Deserialize)]
-struct ServiceToken {
-    access_token: String,
-    expires_in: u64,
-}
-
 /// Shipments looked at to find the recent orders' ones (a shipment is created per order, so
 /// the newest shipments belong to the newest orders).
 const SHIPMENTS_SCANNED: u32 = 20;
 
 impl Dashboard {
-    pub fn new(
-        upstream: Arc<dyn Upstream>,
-        budget: Duration,
-        credentials: Option<(String, String)>,
-    ) -> Self {
+    pub fn new(upstream: Arc<dyn Upstream>, budget: Duration, tokens: Arc<ServiceTokens>) -> Self {
         Self {
             upstream,
             budget,
-            credentials,
-            tokens: moka::future::Cache::builder()
-                .max_capacity(16)
-                .expire_after(TokenExpiry)
-                .build(),
+            tokens,
         }
     }
 
@@ -216,51 +202,6 @@ impl Dashboard {
             anyhow::bail!("{} answered {status}", context.as_str());
         }
         Ok(serde_json::from_slice(&body)?)
-    }
-
-    /// A client-credentials token for `audience`, from identity (cached until shortly
-    /// before it expires).
-    pub(crate) async fn service_token(
-        &self,
-        audience: ContextName,
-        ctx: &Caller,
-    ) -> anyhow::Result<String> {
-        let (id, secret) = self.credentials.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no service credentials (EMPORIUM_SERVICE_CLIENT_ID)")
-        })?;
-        let key = audience.as_str();
-        if let Some((token, _)) = self.tokens.get(key).await {
-            return Ok(token);
-        }
-        let form = format!(
-            "grant_type=client_credentials&audience={}&client_id={}&client_secret={}",
-            form_escape(key),
-            form_escape(id),
-            form_escape(secret)
-        );
-        let (status, body) = self
-            .upstream
-            .call(
-                ContextName::Identity,
-                Call {
-                    method: reqwest::Method::POST,
-                    path: "/api/v1/identity/oauth/token".to_owned(),
-                    bearer: None,
-                    form: Some(form),
-                    request_id: ctx.request.request_id.clone(),
-                    traceparent: ctx.request.traceparent.clone(),
-                    forwarded_for: ctx.forwarded_for.clone(),
-                },
-            )
-            .await?;
-        if status != 200 {
-            anyhow::bail!("identity refused a service token for {key}: {status}");
-        }
-        let token: ServiceToken = serde_json::from_slice(&body)?;
-        self.tokens
-            .insert(key, (token.access_token.clone(), token.expires_in))
-            .await;
-        Ok(token.access_token)
     }
 
     /// The dashboard of the customer `user`, whose token is `bearer`.
@@ -299,7 +240,7 @@ impl Dashboard {
             ),
         );
         let counts = tokio::time::timeout(self.budget, async {
-            let token = self.service_token(ContextName::Ordering, ctx).await?;
+            let token = self.tokens.token(ContextName::Ordering, ctx).await?;
             self.get::<OrderCounts>(
                 ContextName::Ordering,
                 format!("/internal/v1/ordering/customers/{user}/order-counts"),
@@ -394,31 +335,6 @@ fn settle<T>(
             None
         }
     }
-}
-
-/// A service token remembered until a minute before it expires (never less than a second).
-struct TokenExpiry;
-
-impl moka::Expiry<&'static str, (String, u64)> for TokenExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &&'static str,
-        value: &(String, u64),
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(value.1.saturating_sub(60).max(1)))
-    }
-}
-
-fn form_escape(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The signed-in customer's dashboard: profile, five most recent orders with their

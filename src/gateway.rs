@@ -28,6 +28,7 @@ use platform::http::{request_middleware, RequestContext, REQUEST_ID};
 use crate::app::{bind_ops, with_connection_limits};
 use crate::config::{Config, ContextName};
 use crate::ops::OpsAccess;
+use crate::service_tokens::ServiceTokens;
 
 /// How long an instance stays out of service after a refused connection or a failed check.
 const EJECTION: Duration = Duration::from_secs(10);
@@ -388,16 +389,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ]
         .iter()
         .all(|c| config.gateway_upstreams.contains_key(c));
-    if serves_dashboard && config.service_credentials.is_none() {
+    if config.service_credentials.is_none() {
         tracing::warn!(
-            "EMPORIUM_SERVICE_CLIENT_ID is not set: the dashboard's order counts are unavailable"
+            "EMPORIUM_SERVICE_CLIENT_ID is not set: the dead-letter merge and the dashboard's order counts are unavailable"
         );
     }
-    let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
-        Arc::new(Pools(upstreams.clone().into_inner())),
-        config.dashboard_budget,
+    let pools = Arc::new(Pools(upstreams.clone().into_inner()));
+    let service_tokens = Arc::new(ServiceTokens::new(
+        pools.clone(),
         config.service_credentials.clone(),
     ));
+    let dashboard = web::Data::new(crate::dashboard::Dashboard::new(
+        pools,
+        config.dashboard_budget,
+        service_tokens.clone(),
+    ));
+    let service_tokens = web::Data::from(service_tokens);
     let trusted_proxies = config.trusted_proxies.clone();
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
@@ -423,6 +430,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     .app_data(worker_client)
                     .app_data(rate_limit.clone())
                     .app_data(dashboard.clone())
+                    .app_data(service_tokens.clone())
                     .app_data(trusted_proxies.clone())
                     .configure(platform::http::configure_extractors);
                 if let Some(verifier) = &verifier {
@@ -842,7 +850,7 @@ async fn admin_at_edge(req: &HttpRequest) -> Result<(), ApiError> {
 /// A service token for a process, by a context it hosts (503 when the gateway has no
 /// service credentials or identity gives none).
 async fn process_token(
-    dashboard: &crate::dashboard::Dashboard,
+    tokens: &ServiceTokens,
     req: &HttpRequest,
     ctx: &RequestContext,
     up: &Upstreams,
@@ -854,8 +862,8 @@ async fn process_token(
             .trusted_proxies
             .forward_for(req.peer_addr().map(|a| a.ip()), req.headers()),
     };
-    dashboard
-        .service_token(context, &caller)
+    tokens
+        .token(context, &caller)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "no service token for the dead-letter merge");
@@ -870,7 +878,7 @@ async fn process_token(
 /// for the same page and merges them, newest first, into one page with one cursor.
 async fn list_dead_letters(
     up: web::Data<Upstreams>,
-    dashboard: web::Data<crate::dashboard::Dashboard>,
+    tokens: web::Data<ServiceTokens>,
     req: HttpRequest,
     ctx: RequestContext,
     query: web::Query<platform::pagination::PageQuery>,
@@ -881,11 +889,11 @@ async fn list_dead_letters(
         query.cursor.as_deref(),
         &[platform::pagination::Part::Id],
     )?;
-    let (up_ref, req_ref, ctx_ref, dashboard) = (&up, &req, &ctx, &dashboard);
+    let (up_ref, req_ref, ctx_ref, tokens) = (&up, &req, &ctx, &tokens);
     let calls = up.processes().into_iter().map(|(base, context)| {
         let url = format!("{base}{DEAD_LETTERS}?{}", req_ref.query_string());
         async move {
-            let token = process_token(dashboard, req_ref, ctx_ref, up_ref, context).await?;
+            let token = process_token(tokens, req_ref, ctx_ref, up_ref, context).await?;
             proxy(
                 up_ref,
                 req_ref,
@@ -936,7 +944,7 @@ const DEAD_LETTERS: &str = "/internal/v1/operations/dead-letters";
 /// A dead letter lives in one process: the first that does not answer 404 replays it.
 async fn replay_dead_letter(
     up: web::Data<Upstreams>,
-    dashboard: web::Data<crate::dashboard::Dashboard>,
+    tokens: web::Data<ServiceTokens>,
     req: HttpRequest,
     ctx: RequestContext,
     id: web::Path<uuid::Uuid>,
@@ -945,7 +953,7 @@ async fn replay_dead_letter(
     let id = id.into_inner();
     let mut last = None;
     for (base, context) in up.processes() {
-        let token = process_token(&dashboard, &req, &ctx, &up, context).await?;
+        let token = process_token(&tokens, &req, &ctx, &up, context).await?;
         let response = proxy(
             &up,
             &req,

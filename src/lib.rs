@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod limits;
 pub mod openapi;
 pub mod ops;
+pub mod service_tokens;
 pub mod telemetry;
 
 pub use app::Application;

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bus::{DeadLetter, DeadLetterStore, SharedBus, SqlDeadLetters};
 use kernel::Timestamp;
-use platform::auth::{AdminUser, KeySource, TokenVerifier};
+use platform::auth::{AdminUser, KeySource};
 use platform::db::Database;
 use platform::error::{ApiError, PROBLEM_JSON};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
@@ -57,11 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The calling service, whose token must be for one of the contexts this process hosts.
 async fn hosted_service(req: &HttpRequest, state: &OpsState) -> Result<String, ApiError> {
-    let verifier = req
-        .app_data::<web::Data<TokenVerifier>>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no token verifier configured")))?;
-    let token = platform::auth::bearer(req)
-        .ok_or_else(|| ApiError::unauthorized("a service access token is required"))?;
+    let (verifier, token) =
+        platform::auth::verifier_and_token(req, "a service access token is required")?;
     let audiences: Vec<&str> = state.databases.iter().map(|(c, _)| c.as_str()).collect();
     verifier.verify_service_among(&token, &audiences).await
 }

@@ -17,20 +17,34 @@ fn eur(amount: i64) -> kernel::Money {
 }
 
 fn order_placed(lines: &[(&str, u32)]) -> (kernel::id::OrderId, bus::Envelope) {
+    order_placed_with(
+        lines
+            .iter()
+            .map(|(p, q)| (kernel::id::ProductId::parse(p).unwrap(), None, *q))
+            .collect(),
+    )
+}
+
+/// `order_placed` for lines of (product, variant, quantity), as ordering publishes it.
+pub(crate) fn order_placed_with(
+    lines: Vec<(kernel::id::ProductId, Option<kernel::id::ProductId>, u32)>,
+) -> (kernel::id::OrderId, bus::Envelope) {
     let order = kernel::id::OrderId::new();
     let event = ordering_contracts::OrderPlaced {
         order_id: order,
         customer_id: kernel::id::UserId::new(),
         lines: lines
-            .iter()
-            .map(|(p, q)| ordering_contracts::OrderLine {
-                product_id: kernel::id::ProductId::parse(p).unwrap(),
-                variant_id: None,
-                sku: "X".into(),
-                name: "X".into(),
-                quantity: *q,
-                unit_price: eur(100),
-            })
+            .into_iter()
+            .map(
+                |(product_id, variant_id, quantity)| ordering_contracts::OrderLine {
+                    product_id,
+                    variant_id,
+                    sku: "X".into(),
+                    name: "X".into(),
+                    quantity,
+                    unit_price: eur(100),
+                },
+            )
             .collect(),
         total: eur(100),
         totals: None,

@@ -391,12 +391,7 @@ every_topology!(checkout_and_cart_input_is_validated, |app| {
         .post("/api/v1/ordering/orders", t, &json!({"shipping_address": {"name": "", "line1": "x", "city": "y", "postal_code": "1", "country": "XX"}, "payment_token": "visa"}))
         .await;
     bad.assert_problem(422, "validation_failed");
-    let fields: Vec<&str> = bad.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = bad.error_fields();
     assert!(fields.contains(&"shipping_address.name"), "{fields:?}");
     assert!(fields.contains(&"payment_token"), "{fields:?}");
     app.post(

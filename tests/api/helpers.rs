@@ -67,6 +67,14 @@ impl Response {
 
     /// Asserts a problem+json error with the given status and code.
     #[track_caller]
+    /// The fields a validation problem names, in its order.
+    pub fn error_fields(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
         self.assert_status(status);
         let content_type = self.header("content-type").unwrap_or_default();

@@ -13,12 +13,7 @@ use crate::helpers::TestApp;
 both_backends!(sign_up_validates_every_field_and_normalises_email, |app| {
     let res = app.sign_up("not-an-email", "short", "").await;
     res.assert_problem(422, "validation_failed");
-    let fields: Vec<&str> = res.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = res.error_fields();
     assert_eq!(fields, vec!["email", "name", "password"]);
     app.sign_up("ada@example.com", "Password1234", "Ada")
         .await

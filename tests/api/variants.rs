@@ -82,31 +82,15 @@ async fn variant_stock(app: &TestApp, product: &str, variant: &str) -> Value {
 
 /// `order_placed` for lines of (product, variant, quantity).
 fn order_placed(lines: &[(&str, &str, u32)]) -> (kernel::id::OrderId, bus::Envelope) {
-    let order = kernel::id::OrderId::new();
-    let price: kernel::Money = serde_json::from_value(eur(1900)).unwrap();
-    let event = ordering_contracts::OrderPlaced {
-        order_id: order,
-        customer_id: kernel::id::UserId::new(),
-        lines: lines
+    crate::catalog::order_placed_with(
+        lines
             .iter()
-            .map(|(p, v, q)| ordering_contracts::OrderLine {
-                product_id: kernel::id::ProductId::parse(p).unwrap(),
-                variant_id: Some(kernel::id::ProductId::parse(v).unwrap()),
-                sku: "TEE".into(),
-                name: "Tee".into(),
-                quantity: *q,
-                unit_price: price,
+            .map(|(p, v, q)| {
+                let id = |raw: &str| kernel::id::ProductId::parse(raw).unwrap();
+                (id(p), Some(id(v)), *q)
             })
             .collect(),
-        total: price,
-        totals: None,
-        shipping_address: kernel::address::PostalAddress::parse(
-            "A", "1 St", None, "Berlin", "10115", "DE",
-        )
-        .unwrap(),
-        placed_at: kernel::Timestamp::now(),
-    };
-    (order, envelope(&event))
+    )
 }
 
 both_backends!(variants_are_created_priced_stocked_and_browsed, |app| {
@@ -333,12 +317,7 @@ both_backends!(variant_input_is_validated, |app| {
     for (body, field) in cases {
         let res = app.post("/api/v1/catalog/products", t, &body).await;
         res.assert_problem(422, "validation_failed");
-        let fields: Vec<&str> = res.body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = res.error_fields();
         assert!(fields.contains(&field), "{body}: {fields:?}");
     }
     // Nothing was stored.

@@ -345,7 +345,7 @@ impl<A: ServiceAudience> FromRequest for ServiceCaller<A> {
 }
 
 /// The app's verifier and the request's bearer token (401 with `missing` without one).
-fn verifier_and_token(
+pub fn verifier_and_token(
     req: &HttpRequest,
     missing: &'static str,
 ) -> Result<(web::Data<TokenVerifier>, String), ApiError> {
