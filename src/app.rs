@@ -176,7 +176,8 @@ impl Application {
                     .configure(ops::configure)
                     .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))
                     .service(web::resource("/docs").route(web::get().to(docs_redirect)))
-                    .service(crate::openapi::swagger_ui());
+                    .service(crate::openapi::swagger_ui())
+                    .configure(crate::admin::configure);
                 if serves_dashboard {
                     app = app.service(
                         web::resource("/api/v1/dashboard")

@@ -450,6 +450,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .service(web::resource("/health/ready").route(web::get().to(ready)))
                 .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
                 .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+                .configure(crate::admin::configure)
                 .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
                 .service(
                     web::scope("/api/v1/admin/dead-letters")

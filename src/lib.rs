@@ -1,6 +1,7 @@
 //! The composition root: configuration, context wiring, the HTTP server and operations
 //! endpoints. Only this crate knows every context.
 
+pub mod admin;
 pub mod app;
 pub mod asyncapi;
 pub mod config;

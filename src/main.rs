@@ -28,10 +28,12 @@ enum Command {
     Migrate,
     /// Load a demo catalog (categories, products, stock) into the catalog database.
     Seed,
-    /// Write the OpenAPI document.
+    /// Write the OpenAPI and AsyncAPI documents, and the admin console's API client.
     Openapi {
         #[arg(long, default_value = "openapi/openapi.json")]
         output: PathBuf,
+        #[arg(long, default_value = "admin/api.js")]
+        admin_client: PathBuf,
     },
 }
 
@@ -118,12 +120,18 @@ fn main() -> ExitCode {
                 println!("seeded {rates} tax and shipping rates (DE, AT, FR, NL, BE; EUR) and codes (WELCOME-10)");
                 Ok(())
             }
-            Command::Openapi { output } => {
+            Command::Openapi {
+                output,
+                admin_client,
+            } => {
                 if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)?;
                 }
-                std::fs::write(&output, openapi::to_json()?)?;
+                let document = openapi::to_json()?;
+                std::fs::write(&output, &document)?;
                 println!("wrote {}", output.display());
+                std::fs::write(&admin_client, emporium::admin::client_js(&document)?)?;
+                println!("wrote {}", admin_client.display());
                 let events = output.with_file_name("asyncapi.json");
                 std::fs::write(&events, emporium::asyncapi::to_json()?)?;
                 println!("wrote {}", events.display());

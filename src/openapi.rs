@@ -12,7 +12,7 @@ use utoipa::Modify;
         version = "1.0.0",
         license(name = "Apache-2.0")
     ),
-    paths(crate::ops::live, crate::ops::ready, crate::ops::metrics, crate::ops::list_dead_letters, crate::ops::replay_dead_letter),
+    paths(crate::ops::live, crate::ops::ready, crate::ops::metrics, crate::ops::messaging, crate::ops::list_dead_letters, crate::ops::replay_dead_letter),
     components(schemas(platform::error::ProblemBody, kernel::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "operations", description = "Health and operations"))

@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health/live").route(web::get().to(live)))
         .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(web::resource("/health/ready").route(web::get().to(ready)))
+        .service(web::resource("/api/v1/admin/messaging").route(web::get().to(messaging)))
         .service(
             web::resource("/api/v1/admin/dead-letters").route(web::get().to(list_dead_letters)),
         )
@@ -324,6 +325,60 @@ impl From<DeadLetter> for DeadLetterResponse {
             envelope: serde_json::to_value(&d.envelope).unwrap_or_default(),
         }
     }
+}
+
+/// One context's messaging, as its database holds it now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContextMessaging {
+    pub context: String,
+    /// Events recorded in the outbox and not yet published.
+    pub outbox_unsent: i64,
+    /// Dead letters not replayed.
+    pub dead_letters_open: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagingResponse {
+    /// Every context this process hosts.
+    pub contexts: Vec<ContextMessaging>,
+}
+
+/// The outbox backlog and open dead letters of each context in this process (admins).
+#[utoipa::path(
+    get, path = "/api/v1/admin/messaging", tag = "operations", operation_id = "admin_messaging",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Per context", body = MessagingResponse),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 403, description = "Not an admin", content_type = "application/problem+json", body = platform::error::ProblemBody),
+        (status = 503, description = "A context's database is not available", content_type = "application/problem+json", body = platform::error::ProblemBody)
+    )
+)]
+pub(crate) async fn messaging(
+    _admin: AdminUser,
+    state: web::Data<OpsState>,
+) -> Result<web::Json<MessagingResponse>, ApiError> {
+    let mut contexts = Vec::with_capacity(state.databases.len());
+    for (ctx, db) in &state.databases {
+        let unavailable = |e: anyhow::Error| {
+            tracing::warn!(context = ctx.as_str(), error = %format!("{e:#}"), "cannot read messaging figures");
+            ApiError::unavailable(
+                "database_unavailable",
+                format!("the {} database is not available", ctx.as_str()),
+            )
+        };
+        let outbox_unsent = bus::outbox::pending(db).await.map_err(unavailable)?;
+        let dead_letters_open = SqlDeadLetters::new(db.clone())
+            .open()
+            .await
+            .map_err(unavailable)?;
+        contexts.push(ContextMessaging {
+            context: ctx.as_str().to_owned(),
+            outbox_unsent,
+            dead_letters_open,
+        });
+    }
+    Ok(web::Json(MessagingResponse { contexts }))
 }
 
 /// Dead letters of every context in this process, newest first.

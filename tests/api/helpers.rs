@@ -723,3 +723,33 @@ impl TestApp {
         }
     }
 }
+
+/// A Python that can import `module`: `EMPORIUM_TEST_PYTHON`, else the CI virtualenv, else
+/// `python3`. `None` (a skip) when there is none, which fails under `CI=true`.
+pub fn test_python(module: &str) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let python = std::env::var("EMPORIUM_TEST_PYTHON")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            let venv =
+                PathBuf::from(std::env::var("HOME").ok()?).join(".cache/emporium-venv/bin/python");
+            venv.exists().then_some(venv)
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let usable = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI: {} cannot import {module} (pip install {module})",
+            python.display()
+        );
+        eprintln!("skipping: no Python with {module} (set EMPORIUM_TEST_PYTHON)");
+        return None;
+    }
+    Some(python)
+}

@@ -8,6 +8,7 @@
 )]
 
 mod abuse;
+mod admin_console;
 mod catalog;
 mod chaos;
 mod checkout;

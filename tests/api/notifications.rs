@@ -21,31 +21,9 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     /// Starts one, or `None` when Python with aiosmtpd is not installed (a failure under
-    /// `CI=true`): `EMPORIUM_TEST_PYTHON`, else the CI virtualenv, else `python3`.
+    /// `CI=true`).
     pub fn start() -> Option<Self> {
-        let python = std::env::var("EMPORIUM_TEST_PYTHON")
-            .map(PathBuf::from)
-            .ok()
-            .or_else(|| {
-                let venv = PathBuf::from(std::env::var("HOME").ok()?)
-                    .join(".cache/emporium-venv/bin/python");
-                venv.exists().then_some(venv)
-            })
-            .unwrap_or_else(|| PathBuf::from("python3"));
-        let usable = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !usable {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI: {} cannot import aiosmtpd (pip install aiosmtpd)",
-                python.display()
-            );
-            eprintln!("skipping: no Python with aiosmtpd (set EMPORIUM_TEST_PYTHON)");
-            return None;
-        }
+        let python = crate::helpers::test_python("aiosmtpd")?;
         let mut sink = Self {
             python,
             child: None,

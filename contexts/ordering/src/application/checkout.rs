@@ -8,11 +8,11 @@ use base64::Engine;
 use bus::Causation;
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, UserId};
-use kernel::{Clock, FieldError};
+use kernel::{Clock, FieldError, Timestamp};
 use platform::pagination::{Page, PageRequest};
 use sha2::{Digest, Sha256};
 
-use super::ports::{CheckoutOutcome, NewOrder, OrderRepository};
+use super::ports::{CheckoutOutcome, NewOrder, OrderFilter, OrderRepository, OrderSummary};
 use super::saga::Saga;
 use super::OrderingError;
 use crate::domain::Order;
@@ -122,6 +122,20 @@ impl Checkout {
         page: &PageRequest,
     ) -> Result<Page<Order>, OrderingError> {
         Ok(self.orders.list(customer, page).await?)
+    }
+
+    /// Every customer's orders matching `filter`, newest first (admins).
+    pub(crate) async fn search(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, OrderingError> {
+        Ok(self.orders.search(filter, page).await?)
+    }
+
+    /// Orders placed since `since`, counted and timed (admins).
+    pub(crate) async fn summary(&self, since: Timestamp) -> Result<OrderSummary, OrderingError> {
+        Ok(self.orders.summary(since).await?)
     }
 
     /// How many orders the customer has in each status (for services, e.g. a dashboard).

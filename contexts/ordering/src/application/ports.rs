@@ -286,6 +286,12 @@ pub(crate) trait OrderRepository: Send + Sync {
     async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>>;
     /// How many orders the customer has in each status.
     async fn counts(&self, customer: UserId) -> anyhow::Result<Vec<(String, i64)>>;
+    /// Every customer's orders matching `filter`, newest first (as `view`): for admins.
+    async fn search(&self, filter: &OrderFilter, page: &PageRequest)
+        -> anyhow::Result<Page<Order>>;
+    /// Orders placed since `since`: how many are in each status now, how many reached each
+    /// status, and the time from placing to confirmation of the most recent ones.
+    async fn summary(&self, since: Timestamp) -> anyhow::Result<OrderSummary>;
     /// Orders in a waiting state whose deadline has passed.
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
     /// Cancelled orders owing a refund that is due now (first try, or a retry past its backoff).
@@ -294,6 +300,32 @@ pub(crate) trait OrderRepository: Send + Sync {
     /// call for them can still be running).
     async fn stale_charges(&self, before: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
 }
+
+/// Which orders an admin lists. Empty fields match every order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderFilter {
+    pub(crate) status: Option<OrderStatus>,
+    pub(crate) customer: Option<UserId>,
+    /// Placed at or after.
+    pub(crate) placed_from: Option<Timestamp>,
+    /// Placed before.
+    pub(crate) placed_to: Option<Timestamp>,
+}
+
+/// Orders placed in a period, as the admin overview shows them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderSummary {
+    /// Status now → orders.
+    pub(crate) by_status: Vec<(OrderStatus, i64)>,
+    /// Status → orders that reached it (at any time since they were placed).
+    pub(crate) reached: Vec<(OrderStatus, i64)>,
+    /// Microseconds from placed to confirmed, of up to the latest `SUMMARY_SAMPLE` confirmed
+    /// orders, sorted.
+    pub(crate) placed_to_confirmed: Vec<i64>,
+}
+
+/// How many of the latest confirmations the latency figures are taken from.
+pub(crate) const SUMMARY_SAMPLE: i64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum GatewayError {

@@ -1,13 +1,15 @@
 //! Request and response bodies.
 
 use kernel::address::AddressBody;
-use kernel::{Currency, Money, Timestamp};
+use kernel::id::UserId;
+use kernel::{Currency, FieldError, Money, Timestamp};
+use platform::error::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::application::cart::PricedCart;
-use crate::application::ports::{KnownProduct, TaxRates};
+use crate::application::ports::{KnownProduct, OrderFilter, OrderSummary, TaxRates};
 use crate::application::rates::Quote;
 use crate::domain::pricing::ShippingRate;
 use crate::domain::promotion::{Benefit, Promotion, PromotionTerms};
@@ -189,6 +191,8 @@ pub(crate) struct StatusEntryResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OrderResponse {
     pub(crate) id: uuid::Uuid,
+    /// Who placed it.
+    pub(crate) customer_id: uuid::Uuid,
     pub(crate) status: OrderStatus,
     /// out_of_stock, payment_declined, payment_unavailable, customer_cancelled or reservation_expired.
     pub(crate) cancellation_reason: Option<&'static str>,
@@ -218,6 +222,7 @@ impl From<Order> for OrderResponse {
     fn from(o: Order) -> Self {
         Self {
             id: o.id.as_uuid(),
+            customer_id: o.customer_id.as_uuid(),
             status: o.status,
             cancellation_reason: o.cancellation_reason.map(|r| r.as_str()),
             lines: o
@@ -559,6 +564,129 @@ impl From<&Promotion> for PromotionResponse {
             uses: p.uses,
             active: p.active,
             created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AdminOrderQuery {
+    /// Only orders in this status.
+    pub(crate) status: Option<OrderStatus>,
+    /// Only this customer's orders.
+    pub(crate) customer_id: Option<uuid::Uuid>,
+    /// Placed at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub(crate) placed_from: Option<Timestamp>,
+    /// Placed before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub(crate) placed_to: Option<Timestamp>,
+    /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub(crate) limit: Option<i64>,
+    /// The `next_cursor` of the previous page (with the same filters).
+    pub(crate) cursor: Option<String>,
+}
+
+impl AdminOrderQuery {
+    pub(crate) fn filter(&self) -> Result<OrderFilter, ApiError> {
+        if let (Some(from), Some(to)) = (self.placed_from, self.placed_to) {
+            if from.as_micros() > to.as_micros() {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    "placed_from",
+                    "must not be after placed_to",
+                )]));
+            }
+        }
+        Ok(OrderFilter {
+            status: self.status,
+            customer: self.customer_id.map(UserId::from_uuid),
+            placed_from: self.placed_from,
+            placed_to: self.placed_to,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SummaryQuery {
+    /// Orders placed at or after this time (RFC 3339; default: midnight UTC today).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub(crate) since: Option<Timestamp>,
+}
+
+/// Orders per status.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct StatusCounts {
+    pub(crate) pending: i64,
+    pub(crate) stock_reserved: i64,
+    pub(crate) paid: i64,
+    pub(crate) confirmed: i64,
+    pub(crate) shipped: i64,
+    pub(crate) delivered: i64,
+    pub(crate) cancelled: i64,
+}
+
+impl StatusCounts {
+    fn of(rows: &[(OrderStatus, i64)]) -> Self {
+        let mut counts = Self::default();
+        for (status, n) in rows {
+            let slot = match status {
+                OrderStatus::Pending => &mut counts.pending,
+                OrderStatus::StockReserved => &mut counts.stock_reserved,
+                OrderStatus::Paid => &mut counts.paid,
+                OrderStatus::Confirmed => &mut counts.confirmed,
+                OrderStatus::Shipped => &mut counts.shipped,
+                OrderStatus::Delivered => &mut counts.delivered,
+                OrderStatus::Cancelled => &mut counts.cancelled,
+            };
+            *slot += n;
+        }
+        counts
+    }
+}
+
+/// Time from placed to confirmed, in milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LatencyResponse {
+    /// Confirmed orders measured (the latest 10,000 at most).
+    pub(crate) count: usize,
+    pub(crate) p50_ms: Option<f64>,
+    pub(crate) p95_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrderSummaryResponse {
+    /// Orders placed at or after this time are counted.
+    pub(crate) since: Timestamp,
+    /// Orders placed.
+    pub(crate) placed: i64,
+    /// Where those orders are now.
+    pub(crate) by_status: StatusCounts,
+    /// How many of them reached each status: the checkout funnel.
+    pub(crate) reached: StatusCounts,
+    pub(crate) placed_to_confirmed: LatencyResponse,
+}
+
+impl OrderSummaryResponse {
+    pub(crate) fn new(since: Timestamp, summary: OrderSummary) -> Self {
+        let sorted = &summary.placed_to_confirmed;
+        // Nearest rank: the smallest value with at least p% of the sample at or below it.
+        let rank = |p: usize| -> Option<f64> {
+            let n = sorted.len();
+            let i = (n * p).div_ceil(100).max(1) - 1;
+            sorted.get(i).map(|micros| *micros as f64 / 1000.0)
+        };
+        Self {
+            since,
+            placed: summary.by_status.iter().map(|(_, n)| n).sum(),
+            by_status: StatusCounts::of(&summary.by_status),
+            reached: StatusCounts::of(&summary.reached),
+            placed_to_confirmed: LatencyResponse {
+                count: sorted.len(),
+                p50_ms: rank(50),
+                p95_ms: rank(95),
+            },
         }
     }
 }

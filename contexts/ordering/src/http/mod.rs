@@ -113,7 +113,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(list_orders)),
             )
             .service(web::resource("/orders/{id}").route(web::get().to(get_order)))
-            .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order))),
+            .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order)))
+            .service(web::resource("/admin/orders").route(web::get().to(admin_list_orders)))
+            .service(web::resource("/admin/summary").route(web::get().to(admin_order_summary))),
     )
     // For services only (a client-credentials token for `ordering`); the gateway does not
     // route `/internal/`, so it is not reachable from the edge.
@@ -359,6 +361,65 @@ pub(crate) async fn list_orders(
             .await?
             .map(OrderResponse::from),
     ))
+}
+
+/// Every customer's orders, newest first, filtered by status, customer and when they were
+/// placed (admins).
+#[utoipa::path(
+    get, path = "/api/v1/ordering/admin/orders", tag = "ordering", operation_id = "admin_list_orders",
+    security(("bearer" = [])),
+    params(AdminOrderQuery),
+    responses(
+        (status = 200, description = "Orders", body = Page<OrderResponse>, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/items/0/id"))))
+        )),
+        (status = 400, description = "Bad cursor, status, customer id or time", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit, or `placed_from` after `placed_to`", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn admin_list_orders(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    query: web::Query<AdminOrderQuery>,
+) -> Result<web::Json<Page<OrderResponse>>, ApiError> {
+    let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
+    let filter = query.filter()?;
+    Ok(web::Json(
+        state
+            .checkout
+            .search(&filter, &page)
+            .await?
+            .map(OrderResponse::from),
+    ))
+}
+
+/// Orders placed since a moment (default: midnight UTC today): how many are in each status
+/// now, how many reached each step of the checkout, and the time from placed to confirmed
+/// (admins).
+#[utoipa::path(
+    get, path = "/api/v1/ordering/admin/summary", tag = "ordering", operation_id = "admin_order_summary",
+    security(("bearer" = [])),
+    params(SummaryQuery),
+    responses(
+        (status = 200, description = "The summary", body = OrderSummaryResponse),
+        (status = 400, description = "Bad time", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn admin_order_summary(
+    state: web::Data<State>,
+    _admin: AdminUser,
+    query: web::Query<SummaryQuery>,
+) -> Result<web::Json<OrderSummaryResponse>, ApiError> {
+    let since = query.since.unwrap_or_else(|| {
+        let now = state.checkout.clock.now().as_micros();
+        kernel::Timestamp::from_micros(now - now.rem_euclid(86_400_000_000))
+    });
+    let summary = state.checkout.summary(since).await?;
+    Ok(web::Json(OrderSummaryResponse::new(since, summary)))
 }
 
 /// An order: status, lines, total, payments, shipment and status history.
@@ -740,7 +801,7 @@ pub(crate) async fn delete_shipping_rate(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order,
+    paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, admin_list_orders, admin_order_summary,
           quote_cart, apply_promotion, remove_promotion, create_promotion, list_promotions, get_promotion, withdraw_promotion,
           list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))

@@ -13,7 +13,10 @@ use platform::db::{is_unique_violation, Database};
 use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
-use crate::application::ports::{Applied, CheckoutOutcome, Decide, NewOrder, OrderRepository};
+use crate::application::ports::{
+    Applied, CheckoutOutcome, Decide, NewOrder, OrderFilter, OrderRepository, OrderSummary,
+    SUMMARY_SAMPLE,
+};
 use crate::application::rates::{in_currency, listed_subtotal, price_lines};
 use crate::domain::promotion::NotApplicable;
 use crate::domain::{
@@ -51,6 +54,18 @@ impl SqlOrders {
             read: moka::sync::Cache::new(ORDERS_KEPT),
             prices_include_tax,
         }
+    }
+
+    /// The orders named, as `view` shows them, as one page.
+    async fn page_of(&self, ids: Vec<String>, page: &PageRequest) -> anyhow::Result<Page<Order>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(o) = self.current(&mut conn, OrderId::parse(&id)?).await? {
+                orders.push(o);
+            }
+        }
+        Ok(page.finish(orders, |o| vec![o.id.to_string()]))
     }
 
     /// The committed order, from `read` when it holds the current version.
@@ -643,14 +658,7 @@ impl OrderRepository for SqlOrders {
         .fetch_all(self.db.pool())
         .await
         .context("cannot list orders")?;
-        let mut conn = self.db.pool().acquire().await?;
-        let mut orders = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(o) = self.current(&mut conn, OrderId::parse(&id)?).await? {
-                orders.push(o);
-            }
-        }
-        Ok(page.finish(orders, |o| vec![o.id.to_string()]))
+        self.page_of(ids, page).await
     }
 
     async fn counts(&self, customer: UserId) -> anyhow::Result<Vec<(String, i64)>> {
@@ -661,6 +669,102 @@ impl OrderRepository for SqlOrders {
         .fetch_all(self.db.pool())
         .await
         .context("cannot count orders")
+    }
+
+    async fn search(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> anyhow::Result<Page<Order>> {
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| c.parts()[0].clone())
+            .unwrap_or_else(|| "~".to_owned());
+        // Only the conditions asked for, so each plan can use an index.
+        let mut sql = String::from("select order_id from customer_order where order_id < $1");
+        let mut n = 1;
+        let mut next = |column: &str, op: &str| {
+            n += 1;
+            format!(" and {column} {op} ${n}")
+        };
+        if filter.status.is_some() {
+            sql += &next("status", "=");
+        }
+        if filter.customer.is_some() {
+            sql += &next("customer_id", "=");
+        }
+        if filter.placed_from.is_some() {
+            sql += &next("placed_at", ">=");
+        }
+        if filter.placed_to.is_some() {
+            sql += &next("placed_at", "<");
+        }
+        sql += &format!(" order by order_id desc limit ${}", n + 1);
+        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(after);
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(customer) = filter.customer {
+            query = query.bind(customer.to_string());
+        }
+        if let Some(from) = filter.placed_from {
+            query = query.bind(from.as_micros());
+        }
+        if let Some(to) = filter.placed_to {
+            query = query.bind(to.as_micros());
+        }
+        let ids = query
+            .bind(page.fetch_limit())
+            .fetch_all(self.db.pool())
+            .await
+            .context("cannot search orders")?;
+        self.page_of(ids, page).await
+    }
+
+    async fn summary(&self, since: Timestamp) -> anyhow::Result<OrderSummary> {
+        let parse = |rows: Vec<(String, i64)>| -> anyhow::Result<Vec<(OrderStatus, i64)>> {
+            rows.into_iter()
+                .map(|(s, n)| {
+                    let status = OrderStatus::parse(&s)
+                        .with_context(|| format!("unknown order status {s:?}"))?;
+                    Ok((status, n))
+                })
+                .collect()
+        };
+        let by_status = sqlx::query_as(
+            "select status, count(*) from customer_order where placed_at >= $1 group by status",
+        )
+        .bind(since.as_micros())
+        .fetch_all(self.db.pool())
+        .await
+        .context("cannot count orders by status")?;
+        let reached = sqlx::query_as(
+            "select h.status, count(distinct h.order_id) from order_status_history h \
+             join customer_order o on o.order_id = h.order_id \
+             where o.placed_at >= $1 group by h.status",
+        )
+        .bind(since.as_micros())
+        .fetch_all(self.db.pool())
+        .await
+        .context("cannot count the statuses orders reached")?;
+        let mut placed_to_confirmed: Vec<i64> = sqlx::query_scalar(
+            "select min(h.occurred_at) - o.placed_at from order_status_history h \
+             join customer_order o on o.order_id = h.order_id \
+             where o.placed_at >= $1 and h.status = 'confirmed' \
+             group by o.order_id, o.placed_at order by o.placed_at desc limit $2",
+        )
+        .bind(since.as_micros())
+        .bind(SUMMARY_SAMPLE)
+        .fetch_all(self.db.pool())
+        .await
+        .context("cannot measure confirmations")?;
+        placed_to_confirmed.sort_unstable();
+        Ok(OrderSummary {
+            by_status: parse(by_status)?,
+            reached: parse(reached)?,
+            placed_to_confirmed,
+        })
     }
 
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
