@@ -151,7 +151,7 @@ function showProblem(form, error) {
 
 function table(headers, rows) {
   return h("div", { class: "table-wrap" }, h("table", {},
-    h("thead", {}, h("tr", {}, headers.map((c) => h("th", { scope: "col", class: /^(Total|Qty|Price|Amount|On hand|Reserved|Available|Attempts|Orders)$/.test(c) ? "num" : null }, c)))),
+    h("thead", {}, h("tr", {}, headers.map((c) => h("th", { scope: "col", class: /^(Total|Qty|Price|Amount|Attempts|Orders|Outbox|Dead letters)$/.test(c) ? "num" : null }, c)))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "Nothing here.")))));
 }
 
@@ -299,7 +299,7 @@ async function overview() {
   }
   cards.push(h("div", { class: "card", id: "messaging" }, h("h2", {}, "Messaging"),
     messaging.status === "fulfilled"
-      ? table(["Context", "Outbox backlog", "Open dead letters"], messaging.value.data.contexts.map((c) =>
+      ? table(["Context", "Outbox", "Dead letters"], messaging.value.data.contexts.map((c) =>
         h("tr", {}, h("td", {}, c.context), h("td", { class: "num" }, c.outbox_unsent), h("td", { class: "num" }, c.dead_letters_open))))
       : h("p", { class: "down" }, `Not available: ${messaging.reason.message}`)));
   const checks = ready.status === "fulfilled" ? ready.value.data.checks : ready.reason.body?.checks;
@@ -558,7 +558,8 @@ async function shipment(id) {
 async function deadLetters() {
   const { data } = await call("list_dead_letters", { query: { limit: 100 } });
   const rows = data.items.map((d) => {
-    const envelope = h("pre", { hidden: true, id: `envelope-${d.id}` }, JSON.stringify(d.envelope, null, 2));
+    const envelope = h("tr", { hidden: true, id: `envelope-${d.id}` },
+      h("td", { colspan: 6 }, h("pre", {}, JSON.stringify(d.envelope, null, 2))));
     const cell = h("td", {},
       h("button", { type: "button", "aria-controls": envelope.id, "aria-expanded": "false", onclick: (ev) => {
         envelope.hidden = !envelope.hidden;
@@ -575,8 +576,8 @@ async function deadLetters() {
             notice(cell, "error", e.message);
           }
         },
-      }, "Replay"), envelope);
-    return h("tr", { "data-id": d.id }, h("td", {}, d.consumer_group), h("td", {}, d.event_type), h("td", {}, d.error), h("td", { class: "num" }, d.attempts), h("td", {}, when(d.failed_at)), cell);
+      }, "Replay"));
+    return [h("tr", { "data-id": d.id }, h("td", {}, d.consumer_group), h("td", {}, d.event_type), h("td", {}, d.error), h("td", { class: "num" }, d.attempts), h("td", {}, when(d.failed_at)), cell), envelope];
   });
   return h("section", {}, h("h1", {}, "Dead letters"),
     h("p", { class: "muted" }, "Events a consumer could not handle, across every context. Replaying runs the handler again."),

@@ -452,6 +452,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .service(web::resource("/openapi.json").route(web::get().to(openapi)))
                 .configure(crate::admin::configure)
                 .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+                .service(web::resource("/api/v1/admin/messaging").route(web::get().to(messaging)))
                 .service(
                     web::scope("/api/v1/admin/dead-letters")
                         .service(web::resource("").route(web::get().to(list_dead_letters)))
@@ -937,6 +938,44 @@ async fn list_dead_letters(
         None
     };
     Ok(HttpResponse::Ok().json(platform::pagination::Page { items, next_cursor }))
+}
+
+/// Each process counts its own contexts' outbox and dead letters: the gateway asks every
+/// process and lists each context once (instances of one context share its database).
+async fn messaging(
+    up: web::Data<Upstreams>,
+    tokens: web::Data<ServiceTokens>,
+    req: HttpRequest,
+    ctx: RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    admin_at_edge(&req).await?;
+    let (up_ref, req_ref, ctx_ref, tokens) = (&up, &req, &ctx, &tokens);
+    let calls = up.processes().into_iter().map(|(base, context)| async move {
+        let token = process_token(tokens, req_ref, ctx_ref, up_ref, context).await?;
+        let url = format!("{base}/internal/v1/operations/messaging");
+        let empty = web::Bytes::new();
+        proxy(up_ref, req_ref, ctx_ref, url, empty, up_ref.timeout, Some(&token))
+            .await
+            .map_err(ApiError::from)
+    });
+    let mut contexts = std::collections::BTreeMap::new();
+    for response in futures::future::join_all(calls).await {
+        let response = response?;
+        if !response.status().is_success() {
+            return Ok(response);
+        }
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("unreadable upstream figures")))?;
+        let part: crate::ops::MessagingResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream figures: {e}")))?;
+        for c in part.contexts {
+            contexts.insert(c.context.clone(), c);
+        }
+    }
+    Ok(HttpResponse::Ok().json(crate::ops::MessagingResponse {
+        contexts: contexts.into_values().collect(),
+    }))
 }
 
 /// Where each process serves its dead letters to services.

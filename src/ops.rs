@@ -11,7 +11,7 @@ use platform::auth::{AdminUser, KeySource};
 use platform::db::Database;
 use platform::error::{ApiError, PROBLEM_JSON};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -48,6 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // client-credentials token for a context this process hosts; not in the public API,
         // and not routed by the gateway.
         .service(
+            web::resource("/internal/v1/operations/messaging")
+                .route(web::get().to(service_messaging)),
+        )
+        .service(
             web::scope("/internal/v1/operations/dead-letters")
                 .service(web::resource("").route(web::get().to(service_list_dead_letters)))
                 .service(
@@ -72,6 +76,14 @@ pub(crate) async fn service_list_dead_letters(
     let service = hosted_service(&req, &state).await?;
     tracing::debug!(%service, "dead letters listed for a service");
     dead_letter_page(&state, &query).await
+}
+
+pub(crate) async fn service_messaging(
+    req: HttpRequest,
+    state: web::Data<OpsState>,
+) -> Result<web::Json<MessagingResponse>, ApiError> {
+    hosted_service(&req, &state).await?;
+    messaging_figures(&state).await
 }
 
 pub(crate) async fn service_replay_dead_letter(
@@ -328,7 +340,7 @@ impl From<DeadLetter> for DeadLetterResponse {
 }
 
 /// One context's messaging, as its database holds it now.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ContextMessaging {
     pub context: String,
     /// Events recorded in the outbox and not yet published.
@@ -337,7 +349,7 @@ pub struct ContextMessaging {
     pub dead_letters_open: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessagingResponse {
     /// Every context this process hosts.
     pub contexts: Vec<ContextMessaging>,
@@ -358,6 +370,10 @@ pub(crate) async fn messaging(
     _admin: AdminUser,
     state: web::Data<OpsState>,
 ) -> Result<web::Json<MessagingResponse>, ApiError> {
+    messaging_figures(&state).await
+}
+
+async fn messaging_figures(state: &OpsState) -> Result<web::Json<MessagingResponse>, ApiError> {
     let mut contexts = Vec::with_capacity(state.databases.len());
     for (ctx, db) in &state.databases {
         let unavailable = |e: anyhow::Error| {

@@ -463,6 +463,24 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             None,
             &admin_only(who, &[404]),
         ),
+        "admin_list_orders" => cell(
+            Method::GET,
+            "/api/v1/ordering/admin/orders",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "admin_order_summary" => cell(
+            Method::GET,
+            "/api/v1/ordering/admin/summary",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "admin_messaging" => cell(
+            Method::GET,
+            "/api/v1/admin/messaging",
+            None,
+            &admin_only(who, &[200]),
+        ),
         "list_users" => cell(
             Method::GET,
             "/api/v1/identity/users",

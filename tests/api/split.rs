@@ -769,6 +769,34 @@ async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted, "newest first across processes");
 
+    // The console's messaging figures, from every process: each context once.
+    let figures = app
+        .get("/api/v1/admin/messaging", Some(&admin.access_token))
+        .await;
+    figures.assert_status(200);
+    let open: std::collections::BTreeMap<String, i64> = figures.body["contexts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", figures.body))
+        .iter()
+        .map(|c| {
+            let name = c["context"].as_str().unwrap_or_default().to_owned();
+            (name, c["dead_letters_open"].as_i64().unwrap_or(-1))
+        })
+        .collect();
+    assert_eq!(
+        open.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["catalog", "identity", "notifications", "ordering", "shipping"]
+    );
+    for ctx in ["catalog", "shipping", "identity"] {
+        assert_eq!(open[ctx], 1, "{open:?}");
+    }
+    let customer = app.customer().await;
+    app.get("/api/v1/admin/messaging", Some(&customer.access_token))
+        .await
+        .assert_status(403);
+    // The gateway serves the console itself.
+    crate::admin_console::assert_console_is_served(&app).await;
+
     // One page at a time, with one cursor across processes.
     let first = app
         .get(

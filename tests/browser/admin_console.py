@@ -260,6 +260,13 @@ try:
     nonempty(f"tr[data-email='{email}'] .notice.error")
     shot("customers")
 
+    # The overview again, now with the day's order in it.
+    find("nav a[href='#/overview']").click()
+    heading("Overview")
+    text_in("#orders-today", "1 placed")
+    text_in("#latency", "p50")
+    shot("overview-with-orders")
+
     find("#sign-out").click()
     heading("Sign in")
 
