@@ -950,14 +950,25 @@ async fn messaging(
 ) -> Result<HttpResponse, ApiError> {
     admin_at_edge(&req).await?;
     let (up_ref, req_ref, ctx_ref, tokens) = (&up, &req, &ctx, &tokens);
-    let calls = up.processes().into_iter().map(|(base, context)| async move {
-        let token = process_token(tokens, req_ref, ctx_ref, up_ref, context).await?;
-        let url = format!("{base}/internal/v1/operations/messaging");
-        let empty = web::Bytes::new();
-        proxy(up_ref, req_ref, ctx_ref, url, empty, up_ref.timeout, Some(&token))
+    let calls = up
+        .processes()
+        .into_iter()
+        .map(|(base, context)| async move {
+            let token = process_token(tokens, req_ref, ctx_ref, up_ref, context).await?;
+            let url = format!("{base}/internal/v1/operations/messaging");
+            let empty = web::Bytes::new();
+            proxy(
+                up_ref,
+                req_ref,
+                ctx_ref,
+                url,
+                empty,
+                up_ref.timeout,
+                Some(&token),
+            )
             .await
             .map_err(ApiError::from)
-    });
+        });
     let mut contexts = std::collections::BTreeMap::new();
     for response in futures::future::join_all(calls).await {
         let response = response?;

@@ -785,7 +785,13 @@ async fn the_gateway_lists_and_replays_dead_letters_of_every_process() {
         .collect();
     assert_eq!(
         open.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["catalog", "identity", "notifications", "ordering", "shipping"]
+        [
+            "catalog",
+            "identity",
+            "notifications",
+            "ordering",
+            "shipping"
+        ]
     );
     for ctx in ["catalog", "shipping", "identity"] {
         assert_eq!(open[ctx], 1, "{open:?}");
