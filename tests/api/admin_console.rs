@@ -277,6 +277,20 @@ async fn park_a_dead_letter(app: &TestApp, admin: &str) {
     db.close().await;
 }
 
+/// Refresh tokens of the user that are neither used (rotated) nor revoked.
+async fn live_refresh_tokens(app: &TestApp, user: &str) -> i64 {
+    let db = app.database(ContextName::Identity).await;
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_token where user_id = $1 and used_at is null and revoked_at is null",
+    )
+    .bind(user)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    live
+}
+
 /// Debian's Chromium and its driver, or `None` (a skip; a failure under `CI=true`).
 fn chromium() -> Option<(PathBuf, PathBuf)> {
     let path = |var: &str, default: &str| {
@@ -312,6 +326,7 @@ async fn an_admin_runs_the_shop_from_the_console_in_chromium() {
         .expect("sqlite app");
     let admin = app.admin().await;
     park_a_dead_letter(&app, &admin.access_token).await;
+    let live_sessions = live_refresh_tokens(&app, &admin.id).await;
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin-console");
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
@@ -327,6 +342,7 @@ async fn an_admin_runs_the_shop_from_the_console_in_chromium() {
             .arg(script)
             .args([&address, &email, &password])
             .arg(&shots_arg)
+            .arg(crate::helpers::BOOTSTRAP_ADMIN.0)
             .env("EMPORIUM_TEST_CHROMIUM", browser)
             .env("EMPORIUM_TEST_CHROMEDRIVER", driver)
             // Selenium must not look for (or download) a driver of its own.
@@ -359,6 +375,8 @@ async fn an_admin_runs_the_shop_from_the_console_in_chromium() {
         .cloned()
         .unwrap();
     assert!(parked["replayed_at"].is_string(), "{parked}");
+    // Each sign-out revoked what its sign-in was given.
+    assert_eq!(live_refresh_tokens(&app, &admin.id).await, live_sessions);
     let pages = std::fs::read_dir(&shots).unwrap().count();
     assert!(pages >= 10, "{pages} screenshots in {}", shots.display());
     app.stop().await;

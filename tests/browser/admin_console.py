@@ -1,12 +1,13 @@
 """The admin console in a real browser (Debian's chromium and chromedriver, driven by Selenium).
 
-    python admin_console.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD SCREENSHOT_DIR
+    python admin_console.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD SCREENSHOT_DIR OTHER_ADMIN_EMAIL
 
 An admin signs in, creates a product (seeing the API's refusal next to its field first) and
 sets its stock; a customer buys it through the API; the admin finds the order, watches its
 timeline reach `confirmed`, posts `dispatched` (after a refused `delivered`) and sees the order
 move, replays the dead letter the calling test parked for `ordering.products`, is refused an
-empty role list, and signs out. A customer account is shown "not an admin". Every page is
+empty role list, takes the admin role from the other admin and is then refused losing it
+(the last admin), and signs out. A customer account is shown "not an admin". Every page is
 screenshotted, every field must have a label, and no request may leave the server's origin.
 Exits non-zero on the first failed expectation.
 """
@@ -27,7 +28,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-BASE, ADMIN_EMAIL, ADMIN_PASSWORD, SHOTS = sys.argv[1:5]
+BASE, ADMIN_EMAIL, ADMIN_PASSWORD, SHOTS, OTHER_ADMIN = sys.argv[1:6]
 ORIGIN = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(BASE))
 
 
@@ -258,6 +259,15 @@ try:
         box.click()
     buyer.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     nonempty(f"tr[data-email='{email}'] .notice.error")
+    # The last admin keeps the role, and is told why.
+    other = find(f"tr[data-email='{OTHER_ADMIN}']")
+    other.find_element(By.CSS_SELECTOR, "input[value=admin]").click()
+    other.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_in(f"tr[data-email='{OTHER_ADMIN}'] .notice.ok", "Saved")
+    me = find(f"tr[data-email='{ADMIN_EMAIL}']")
+    me.find_element(By.CSS_SELECTOR, "input[value=admin]").click()
+    me.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    text_in(f"tr[data-email='{ADMIN_EMAIL}'] .notice.error", "last admin")
     shot("customers")
 
     # The overview again, now with the day's order in it.
