@@ -87,7 +87,7 @@ fn the_console_client_matches_the_openapi_document() {
     }
 }
 
-crate::both_backends!(admins_find_every_order_by_status_customer_and_time, |app| {
+crate::every_topology!(admins_find_every_order_by_status_customer_and_time, |app| {
     assert_console_is_served(&app).await;
     let admin = app.admin().await;
     let token = admin.access_token.as_str();

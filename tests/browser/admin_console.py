@@ -25,6 +25,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -124,6 +125,19 @@ def fill(css, value):
     field.send_keys(value)
 
 
+def tab_to(css, presses=40):
+    """Presses Tab from the top of the page until `css` has the focus."""
+    target = find(css)
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.focus()")
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    for _ in range(presses):
+        if driver.switch_to.active_element == target:
+            return
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+    raise AssertionError(f"Tab never reaches {css}")
+
+
 def sign_in(email, password):
     find("#sign-in")
     fill("#f-email", email)
@@ -153,7 +167,17 @@ try:
     sign_in(ADMIN_EMAIL, "not-the-password-1")
     nonempty("#sign-in .notice.error")
 
-    sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    # With the keyboard alone: Tab to the fields, type, Enter; then Tab to a section and Enter.
+    find("#f-email").clear()
+    find("#f-password").clear()
+    tab_to("#f-email")
+    driver.switch_to.active_element.send_keys(ADMIN_EMAIL, Keys.TAB, ADMIN_PASSWORD, Keys.ENTER)
+    heading("Overview")
+    tab_to("nav a[href='#/orders']")
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    heading("Orders")
+    tab_to("nav a[href='#/overview']")
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
     heading("Overview")
     find("#orders-today")
     find("#funnel")
