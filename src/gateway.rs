@@ -891,37 +891,15 @@ async fn list_dead_letters(
         query.cursor.as_deref(),
         &[platform::pagination::Part::Id],
     )?;
-    let (up_ref, req_ref, ctx_ref, tokens) = (&up, &req, &ctx, &tokens);
-    let calls = up.processes().into_iter().map(|(base, context)| {
-        let url = format!("{base}{DEAD_LETTERS}?{}", req_ref.query_string());
-        async move {
-            let token = process_token(tokens, req_ref, ctx_ref, up_ref, context).await?;
-            proxy(
-                up_ref,
-                req_ref,
-                ctx_ref,
-                url,
-                web::Bytes::new(),
-                up_ref.timeout,
-                Some(&token),
-            )
-            .await
-            .map_err(ApiError::from)
-        }
-    });
+    let path = format!("{DEAD_LETTERS}?{}", req.query_string());
+    let pages: Vec<platform::pagination::Page<serde_json::Value>> =
+        match from_every_process(&up, &tokens, &req, &ctx, &path).await? {
+            Ok(pages) => pages,
+            Err(refused) => return Ok(refused),
+        };
     let mut items = Vec::new();
     let mut more = false;
-    for response in futures::future::join_all(calls).await {
-        let response = response?;
-        if !response.status().is_success() {
-            // Unauthorised, forbidden, invalid: every process says the same; pass it on.
-            return Ok(response);
-        }
-        let bytes = actix_web::body::to_bytes(response.into_body())
-            .await
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("unreadable upstream page")))?;
-        let part: platform::pagination::Page<serde_json::Value> = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream page: {e}")))?;
+    for part in pages {
         more |= part.next_cursor.is_some();
         items.extend(part.items);
     }
@@ -940,6 +918,50 @@ async fn list_dead_letters(
     Ok(HttpResponse::Ok().json(platform::pagination::Page { items, next_cursor }))
 }
 
+/// Asks every process for `path` as a service (its own token per process), in parallel:
+/// each answer's body as `T`, or the first refusal as it came (an unauthorised or invalid
+/// request is refused alike by every process), to pass on.
+async fn from_every_process<T: serde::de::DeserializeOwned>(
+    up: &Upstreams,
+    tokens: &ServiceTokens,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    path: &str,
+) -> Result<Result<Vec<T>, HttpResponse>, ApiError> {
+    let calls = up
+        .processes()
+        .into_iter()
+        .map(|(base, context)| async move {
+            let token = process_token(tokens, req, ctx, up, context).await?;
+            let url = format!("{base}{path}");
+            proxy(
+                up,
+                req,
+                ctx,
+                url,
+                web::Bytes::new(),
+                up.timeout,
+                Some(&token),
+            )
+            .await
+            .map_err(ApiError::from)
+        });
+    let mut answers = Vec::new();
+    for response in futures::future::join_all(calls).await {
+        let response = response?;
+        if !response.status().is_success() {
+            return Ok(Err(response));
+        }
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("unreadable upstream answer")))?;
+        let answer = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream answer {path}: {e}")))?;
+        answers.push(answer);
+    }
+    Ok(Ok(answers))
+}
+
 /// Each process counts its own contexts' outbox and dead letters: the gateway asks every
 /// process and lists each context once (instances of one context share its database).
 async fn messaging(
@@ -949,41 +971,17 @@ async fn messaging(
     ctx: RequestContext,
 ) -> Result<HttpResponse, ApiError> {
     admin_at_edge(&req).await?;
-    let (up_ref, req_ref, ctx_ref, tokens) = (&up, &req, &ctx, &tokens);
-    let calls = up
-        .processes()
+    let path = "/internal/v1/operations/messaging";
+    let answers: Vec<crate::ops::MessagingResponse> =
+        match from_every_process(&up, &tokens, &req, &ctx, path).await? {
+            Ok(answers) => answers,
+            Err(refused) => return Ok(refused),
+        };
+    let contexts: std::collections::BTreeMap<_, _> = answers
         .into_iter()
-        .map(|(base, context)| async move {
-            let token = process_token(tokens, req_ref, ctx_ref, up_ref, context).await?;
-            let url = format!("{base}/internal/v1/operations/messaging");
-            let empty = web::Bytes::new();
-            proxy(
-                up_ref,
-                req_ref,
-                ctx_ref,
-                url,
-                empty,
-                up_ref.timeout,
-                Some(&token),
-            )
-            .await
-            .map_err(ApiError::from)
-        });
-    let mut contexts = std::collections::BTreeMap::new();
-    for response in futures::future::join_all(calls).await {
-        let response = response?;
-        if !response.status().is_success() {
-            return Ok(response);
-        }
-        let bytes = actix_web::body::to_bytes(response.into_body())
-            .await
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("unreadable upstream figures")))?;
-        let part: crate::ops::MessagingResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("upstream figures: {e}")))?;
-        for c in part.contexts {
-            contexts.insert(c.context.clone(), c);
-        }
-    }
+        .flat_map(|a| a.contexts)
+        .map(|c| (c.context.clone(), c))
+        .collect();
     Ok(HttpResponse::Ok().json(crate::ops::MessagingResponse {
         contexts: contexts.into_values().collect(),
     }))
