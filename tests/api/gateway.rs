@@ -443,3 +443,61 @@ async fn an_upstream_host_name_is_expanded_into_its_addresses() {
     );
     gateway.kill();
 }
+
+// A gateway that can check tokens (identity's keys) but has no service credentials: an
+// admin's dead-letter and messaging requests are 503, never passed on with the admin's
+// token; a customer is still 403 at the edge; the log names what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_service_credentials_the_gateways_merges_are_unavailable() {
+    let app = crate::helpers::spawn_app(platform::testing::TestBackend::Sqlite)
+        .await
+        .expect("sqlite app");
+    let admin = app.admin().await;
+    let customer = app.customer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstreams = [
+        "identity",
+        "catalog",
+        "ordering",
+        "shipping",
+        "notifications",
+    ]
+    .map(|ctx| format!("{ctx}=http://127.0.0.1:{}", app.port))
+    .join(",");
+    let (gateway, port) = gateway_for(&upstreams, dir.path()).await;
+    let ask = |path: &'static str, token: String| async move {
+        raw(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"),
+        )
+        .await
+    };
+    // Once the gateway has identity's keys, a customer is refused at the edge.
+    let mut refused = String::new();
+    for _ in 0..100 {
+        refused = ask("/api/v1/admin/messaging", customer.access_token.clone()).await;
+        if refused.starts_with("HTTP/1.1 403") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    for path in ["/api/v1/admin/dead-letters", "/api/v1/admin/messaging"] {
+        let answer = ask(path, admin.access_token.clone()).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{path}: {answer}");
+        assert!(
+            answer.contains("\"code\":\"service_unavailable\""),
+            "{path}: {answer}"
+        );
+        let refused = ask(path, customer.access_token.clone()).await;
+        assert!(refused.starts_with("HTTP/1.1 403"), "{path}: {refused}");
+    }
+    // The operator's log says what is missing (a 5xx body carries no detail).
+    let log = gateway.log_text();
+    assert!(
+        log.contains("no service credentials (EMPORIUM_SERVICE_CLIENT_ID)"),
+        "{log}"
+    );
+    drop(gateway);
+    app.stop().await;
+}
