@@ -447,13 +447,36 @@ function priceOf(form) {
   return { amount, currency };
 }
 
+// "Size: S, M, L; Colour: Navy, Green" → options, and one variant per combination, each with
+// the product's SKU and its values (TEE-M-NAVY) and the product's price.
+function optionsOf(text, sku) {
+  const options = text.split(";").map((part) => part.trim()).filter(Boolean).map((part) => {
+    const [name, values = ""] = part.split(":");
+    return { name: name.trim(), values: values.split(",").map((v) => v.trim()).filter(Boolean) };
+  });
+  let combinations = [{}];
+  for (const o of options) {
+    combinations = combinations.flatMap((c) => o.values.map((v) => ({ ...c, [o.name]: v })));
+  }
+  const variants = options.length ? combinations.map((c) => ({
+    sku: [sku, ...Object.values(c)].join("-").toUpperCase().replace(/[^A-Z0-9-]+/g, "-"),
+    options: c,
+  })) : [];
+  return { options, variants };
+}
+
 function newProduct() {
-  const form = h("form", { class: "stack", id: "product-form" }, productFields(null), h("div", {}, h("button", { class: "primary", type: "submit" }, "Create product")));
+  const form = h("form", { class: "stack", id: "product-form" }, productFields(null),
+    field("Options (optional)", "options", h("input", { type: "text", placeholder: "Size: S, M, L; Colour: Navy, Green" }),
+      "One variant is created for every combination."),
+    h("div", {}, h("button", { class: "primary", type: "submit" }, "Create product")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
       const body = { name: input(form, "name").value, sku: input(form, "sku").value, price: priceOf(form) };
       if (input(form, "description").value.trim()) body.description = input(form, "description").value;
+      const { options, variants } = optionsOf(input(form, "options").value, body.sku);
+      if (options.length) Object.assign(body, { options, variants });
       const { data } = await call("create_product", { body });
       location.hash = `#/catalog/${data.id}`;
     } catch (e) {
@@ -488,7 +511,7 @@ async function product(id) {
     const s = (await read).data;
     const sf = h("form", { class: "row stock-form", "data-variant": v.id },
       h("span", {}, h("strong", {}, v.title || p.name), ` ${v.sku}: on hand ${s.on_hand}, reserved ${s.reserved}, available ${s.available}`),
-      field("On hand", `on_hand-${v.id}`, h("input", { type: "number", min: 0, value: s.on_hand })),
+      field(`On hand: ${v.title || p.name}`, `on_hand-${v.id}`, h("input", { type: "number", min: 0, value: s.on_hand })),
       h("button", { type: "submit" }, "Set stock"));
     sf.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -504,6 +527,7 @@ async function product(id) {
     });
     stock.append(sf);
   }
+  const variants = hasOptions ? variantSection(p, etag) : null;
   const archive = h("div", {}, p.status === "archived" ? h("p", { class: "muted" }, "Archived.") : h("button", {
     type: "button", class: "danger", id: "archive-product",
     onclick: async () => {
@@ -517,7 +541,45 @@ async function product(id) {
     },
   }, "Archive product"));
   return h("section", {}, h("h1", {}, p.name), h("p", { class: "muted" }, `${p.status} · revision ${p.revision}`),
-    form, h("h2", {}, "Stock"), stock, h("h2", {}, "Archive"), archive);
+    form, variants, h("h2", {}, "Stock"), stock, h("h2", {}, "Archive"), archive);
+}
+
+// A product with options: each variant's price, and a form to add one.
+function variantSection(p, etag) {
+  const rows = p.variants.map((v) => {
+    const price = h("input", { type: "text", inputmode: "decimal", size: 8, value: majorUnits(v.price), "aria-label": `Price of ${v.title}` });
+    const save = h("form", { class: "row variant-price", "data-variant": v.id }, price, h("button", { type: "submit" }, "Save price"));
+    save.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const amount = minorUnits(price.value, v.price.currency);
+        if (amount === null) throw new Problem(422, { detail: "enter a price such as 12.99" });
+        await call("update_variant", { path: { id: p.id, variant_id: v.id }, headers: { "If-Match": etag }, body: { price: { amount, currency: v.price.currency } } });
+        await render();
+        notice(document.getElementById("variants"), "ok", `Saved the price of ${v.title}.`);
+      } catch (e) {
+        notice(save, "error", e.message + (e.body?.errors ? `: ${e.body.errors.map((x) => x.message).join("; ")}` : ""));
+      }
+    });
+    return h("tr", { "data-id": v.id }, h("td", {}, v.title), h("td", {}, v.sku), h("td", { class: "num" }, money(v.price)), h("td", {}, save));
+  });
+  const add = h("form", { class: "row", id: "add-variant" },
+    p.options.map((o) => field(o.name, `option-${o.name}`, h("input", { type: "text", placeholder: o.values.join(", ") }))),
+    field("SKU", "variant-sku", h("input", { type: "text" })),
+    h("button", { type: "submit" }, "Add variant"));
+  add.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const options = Object.fromEntries(p.options.map((o) => [o.name, input(add, `option-${o.name}`).value.trim()]));
+    try {
+      await call("add_variant", { path: { id: p.id }, headers: { "If-Match": etag }, body: { sku: input(add, "variant-sku").value, options } });
+      await render();
+      notice(document.getElementById("variants"), "ok", "Variant added.");
+    } catch (e) {
+      notice(add, "error", e.message + (e.body?.errors ? `: ${e.body.errors.map((x) => `${x.field}: ${x.message}`).join("; ")}` : ""));
+    }
+  });
+  return h("div", { id: "variants" }, h("h2", {}, "Variants"),
+    table(["Variant", "SKU", "Price", "New price"], rows), h("h2", {}, "Add a variant"), add);
 }
 
 async function shipments() {
