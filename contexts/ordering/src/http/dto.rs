@@ -690,3 +690,42 @@ impl OrderSummaryResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles_are_nearest_rank_in_milliseconds() {
+        let summary = |micros: Vec<i64>| OrderSummary {
+            placed_to_confirmed: micros,
+            ..OrderSummary::default()
+        };
+        let hundred = OrderSummaryResponse::new(
+            Timestamp::from_micros(0),
+            summary((1..=100).map(|ms| ms * 1000).collect()),
+        );
+        let l = &hundred.placed_to_confirmed;
+        assert_eq!((l.count, l.p50_ms, l.p95_ms), (100, Some(50.0), Some(95.0)));
+        let one = OrderSummaryResponse::new(Timestamp::from_micros(0), summary(vec![2500]));
+        let l = &one.placed_to_confirmed;
+        assert_eq!((l.p50_ms, l.p95_ms), (Some(2.5), Some(2.5)));
+        let none = OrderSummaryResponse::new(Timestamp::from_micros(0), summary(vec![]));
+        let l = &none.placed_to_confirmed;
+        assert_eq!((l.count, l.p50_ms, l.p95_ms), (0, None, None));
+    }
+
+    #[test]
+    fn every_status_is_counted_in_its_own_field() {
+        let rows: Vec<(OrderStatus, i64)> = OrderStatus::ALL
+            .iter()
+            .zip(1..)
+            .map(|(s, n)| (*s, n))
+            .collect();
+        let counts =
+            serde_json::to_value(StatusCounts::of(&rows)).unwrap_or_else(|e| panic!("{e}"));
+        for (status, n) in rows {
+            assert_eq!(counts[status.as_str()], n, "{counts}");
+        }
+    }
+}
