@@ -138,6 +138,20 @@ def tab_to(css, presses=40):
     raise AssertionError(f"Tab never reaches {css}")
 
 
+def new_product(name, sku, price, options=None):
+    """Opens the catalog's new-product form, fills it and submits it."""
+    find("nav a[href='#/catalog']").click()
+    heading("Catalog")
+    find("#new-product").click()
+    heading("New product")
+    fill("#f-name", name)
+    fill("#f-sku", sku)
+    fill("#f-price", price)
+    if options:
+        fill("#f-options", options)
+    driver.find_element(By.CSS_SELECTOR, "#product-form button[type=submit]").click()
+
+
 def sign_in(email, password):
     find("#sign-in")
     fill("#f-email", email)
@@ -186,15 +200,7 @@ try:
     shot("overview")
 
     # A product: the API's refusal shown next to its field, then created, then stocked.
-    find("nav a[href='#/catalog']").click()
-    heading("Catalog")
-    find("#new-product").click()
-    heading("New product")
-    sku = "BROWSER-" + uuid.uuid4().hex[:8].upper()
-    fill("#f-name", "Browser mug")
-    fill("#f-sku", sku)
-    fill("#f-price", "-5")
-    driver.find_element(By.CSS_SELECTOR, "#product-form button[type=submit]").click()
+    new_product("Browser mug", "BROWSER-" + uuid.uuid4().hex[:8].upper(), "-5")
     nonempty("#err-price")
     expect(find("#f-price").get_attribute("aria-invalid") == "true", "the refused field is marked invalid")
     shot("product-refused")
@@ -211,16 +217,8 @@ try:
 
     # A product with options: a variant per combination, a variant's price, one more variant
     # (and the refusal of the same combination again), stock per variant.
-    find("nav a[href='#/catalog']").click()
-    heading("Catalog")
-    find("#new-product").click()
-    heading("New product")
     tee = "TEE-" + uuid.uuid4().hex[:6].upper()
-    fill("#f-name", "Browser tee")
-    fill("#f-sku", tee)
-    fill("#f-price", "19")
-    fill("#f-options", "Size: S, M")
-    driver.find_element(By.CSS_SELECTOR, "#product-form button[type=submit]").click()
+    new_product("Browser tee", tee, "19", "Size: S, M")
     heading("Browser tee")
     expect(len(driver.find_elements(By.CSS_SELECTOR, "#variants tbody tr")) == 2, "one variant per size")
     text_in("#variants", f"{tee}-M")
