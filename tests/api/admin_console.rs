@@ -230,13 +230,7 @@ async fn admins_see_each_contexts_backlog_and_open_dead_letters() {
         .iter()
         .map(|c| c["context"].as_str().unwrap())
         .collect();
-    for ctx in [
-        "identity",
-        "catalog",
-        "ordering",
-        "shipping",
-        "notifications",
-    ] {
+    for ctx in ContextName::ALL.map(|c| c.as_str()) {
         assert!(names.contains(&ctx), "{names:?}");
     }
     let ordering = contexts
