@@ -287,12 +287,14 @@ impl<H: Send + Sync + 'static> EventHandler for Router<H> {
             return Ok(true);
         };
         let mut work = self.store.begin(Causation::from(*first)).await?;
-        for (envelope, step) in envelopes.iter().zip(steps) {
+        let fresh = crate::inbox::first_deliveries(work.conn()?, self.group, envelopes).await?;
+        for ((envelope, step), fresh) in envelopes.iter().zip(steps).zip(fresh) {
+            if !fresh {
+                continue;
+            }
             // What a handler publishes is caused by its own envelope.
             work.caused_by(Causation::from(*envelope));
-            if crate::inbox::first_delivery(work.conn()?, self.group, envelope).await? {
-                step(&self.handler, envelope, &mut work).await?;
-            }
+            step(&self.handler, envelope, &mut work).await?;
         }
         work.commit().await?;
         Ok(true)

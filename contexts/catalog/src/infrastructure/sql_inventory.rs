@@ -169,8 +169,8 @@ async fn take_off_free(
     Ok(())
 }
 
-/// Tries to hold every line, inside a savepoint; `Ok(None)` when a line is short (the
-/// savepoint is rolled back, nothing is held).
+/// Tries to hold every line, inside a savepoint when there are several; `Ok(None)` when a
+/// line is short (the savepoint is rolled back, nothing is held).
 async fn try_hold(
     conn: &mut AnyConnection,
     order: OrderId,
@@ -182,12 +182,19 @@ async fn try_hold(
         // Cancelled before it was reserved (a tombstone), or reserved under another envelope.
         return Ok(Some(ReserveOutcome::AlreadyClosed));
     }
-    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-    if !hold_lines(&mut savepoint, lines, now).await? {
-        savepoint.rollback().await?;
-        return Ok(None);
+    if let [_] = lines {
+        // One line: a hold that fails has changed nothing, no savepoint needed.
+        if !hold_lines(&mut *conn, lines, now).await? {
+            return Ok(None);
+        }
+    } else {
+        let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+        if !hold_lines(&mut savepoint, lines, now).await? {
+            savepoint.rollback().await?;
+            return Ok(None);
+        }
+        savepoint.commit().await?;
     }
-    savepoint.commit().await?;
     sqlx::query("insert into reservation (order_id, status, expires_at, created_at, updated_at) values ($1, $2, $3, $4, $4)")
         .bind(order.to_string())
         .bind(ReservationStatus::Held.as_str())

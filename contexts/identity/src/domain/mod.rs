@@ -5,6 +5,6 @@ mod order_history;
 mod password;
 mod user;
 
-pub(crate) use order_history::{status_of_rank, OrderHistoryEntry, OrderStatus, Progress};
+pub(crate) use order_history::{moving_to, OrderHistoryEntry, OrderStatus, Progress};
 pub(crate) use password::Password;
 pub(crate) use user::{Roles, User, UserName};

@@ -30,12 +30,12 @@ impl Progress for OrderStatus {
     }
 }
 
-/// The status of a stored rank (`Progress::rank`).
-pub(crate) fn status_of_rank(rank: i64) -> OrderStatus {
-    usize::try_from(rank)
-        .ok()
-        .and_then(|i| OrderStatus::ALL.get(i).copied())
-        .unwrap_or(OrderStatus::Cancelled)
+/// The statuses an order may move from to `next`: where an event bringing `next` applies.
+pub(crate) fn moving_to(next: OrderStatus) -> Vec<OrderStatus> {
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|current| current.may_move_to(next))
+        .collect()
 }
 
 /// One line of a customer's order history.
@@ -54,14 +54,29 @@ pub(crate) struct OrderHistoryEntry {
 #[cfg(test)]
 mod tests {
     use super::OrderStatus::*;
-    use super::{status_of_rank, OrderStatus, Progress};
+    use super::{moving_to, OrderStatus, Progress};
 
     #[test]
-    fn ranks_follow_the_checkout_and_read_back() {
+    fn ranks_follow_the_checkout() {
         let ranks: Vec<i64> = OrderStatus::ALL.iter().map(Progress::rank).collect();
         assert_eq!(ranks, vec![0, 1, 2, 3, 4, 5, 6]);
-        for s in OrderStatus::ALL {
-            assert_eq!(status_of_rank(s.rank()), s);
+    }
+
+    #[test]
+    fn an_event_applies_from_the_statuses_before_it_and_never_after_cancellation() {
+        assert_eq!(moving_to(Pending), vec![]);
+        assert_eq!(moving_to(Paid), vec![Pending, StockReserved]);
+        assert_eq!(
+            moving_to(Delivered),
+            vec![Pending, StockReserved, Paid, Confirmed, Shipped]
+        );
+        // Cancelled from anything but delivered; nothing leaves cancelled.
+        assert_eq!(
+            moving_to(Cancelled),
+            vec![Pending, StockReserved, Paid, Confirmed, Shipped]
+        );
+        for next in OrderStatus::ALL {
+            assert!(!moving_to(next).contains(&Cancelled));
         }
     }
 

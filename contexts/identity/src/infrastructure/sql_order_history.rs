@@ -4,183 +4,136 @@ use kernel::id::{OrderId, UserId};
 use kernel::{Currency, Money, Timestamp};
 use platform::db::Database;
 use platform::pagination::{Page, PageRequest};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::application::ports::{OrderHistoryRepository, OrderHistoryUpdate};
-use crate::domain::{status_of_rank, OrderHistoryEntry, OrderStatus, Progress};
+use crate::domain::{moving_to, OrderHistoryEntry, OrderStatus, Progress};
 
 pub(crate) struct SqlOrderHistory {
     pub(crate) db: Database,
 }
 
-impl SqlOrderHistory {
-    /// Makes sure the row exists and locks it; returns its current progress, and whether
-    /// this event created it.
-    async fn lock_row(
-        &self,
-        tx: &mut AnyConnection,
-        order: OrderId,
-        customer: UserId,
-        at: Timestamp,
-    ) -> anyhow::Result<(OrderStatus, bool)> {
-        // Creates the row, or takes its write lock with a no-op update (no `for update`
-        // dialect needed), so two events of one order are applied one after the other. A
-        // rank below zero is a row this event created: every event gives it a status.
-        let rank: i64 = sqlx::query_scalar(
-            "insert into order_history (order_id, customer_id, status, status_rank, updated_at) values ($1, $2, 'pending', -1, $3) \
-             on conflict (order_id) do update set status_rank = order_history.status_rank returning status_rank",
-        )
-        .bind(order.to_string())
-        .bind(customer.to_string())
-        .bind(at.as_micros())
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok(if rank < 0 {
-            (OrderStatus::Pending, true)
-        } else {
-            (status_of_rank(rank), false)
-        })
-    }
-}
-
-/// One `update order_history` statement: the fields an event carries and, when the order
-/// moves on, its new status.
-struct RowUpdate<'a> {
-    /// `total_amount = $, currency = $, placed_at = earliest of the two`.
-    totals: Option<(Money, Timestamp)>,
+/// What one event says about an order: the status it brings and the fields it knows.
+struct Said<'a> {
+    order: OrderId,
+    customer: UserId,
+    at: Timestamp,
+    status: OrderStatus,
+    reason: Option<&'a str>,
     tracking_number: Option<&'a str>,
-    /// `(status, reason, at)` when the status moves.
-    status: Option<(OrderStatus, Option<&'a str>, Timestamp)>,
+    /// The total and when the order was placed.
+    totals: Option<(Money, Timestamp)>,
 }
 
-impl RowUpdate<'_> {
-    async fn execute(&self, tx: &mut AnyConnection, order: OrderId) -> anyhow::Result<()> {
-        let mut sets = Vec::new();
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        if self.totals.is_some() {
-            let (amount, currency, placed) = (next(), next(), next());
-            sets.push(format!(
-                "total_amount = {amount}, currency = {currency}, \
-                 placed_at = case when placed_at is null or placed_at > {placed} then {placed} else placed_at end"
-            ));
+impl<'a> Said<'a> {
+    fn of(update: &'a OrderHistoryUpdate) -> Self {
+        match update {
+            OrderHistoryUpdate::Status(change) => {
+                let e = &change.entry;
+                Said {
+                    order: e.order_id,
+                    customer: e.customer_id,
+                    at: e.updated_at,
+                    status: change.progress,
+                    reason: e.cancellation_reason.as_deref(),
+                    tracking_number: e.tracking_number.as_deref(),
+                    totals: Some((e.total, e.placed_at)),
+                }
+            }
+            OrderHistoryUpdate::Cancelled {
+                order_id,
+                customer_id,
+                reason,
+                at,
+            } => Said {
+                order: *order_id,
+                customer: *customer_id,
+                at: *at,
+                status: OrderStatus::Cancelled,
+                reason: Some(reason),
+                tracking_number: None,
+                totals: None,
+            },
+            OrderHistoryUpdate::Tracking {
+                order_id,
+                customer_id,
+                tracking_number,
+                at,
+            } => Said {
+                order: *order_id,
+                customer: *customer_id,
+                at: *at,
+                status: OrderStatus::Confirmed,
+                reason: None,
+                tracking_number: Some(tracking_number),
+                totals: None,
+            },
+            OrderHistoryUpdate::Shipment {
+                order_id,
+                customer_id,
+                progress,
+                tracking_number,
+                at,
+            } => Said {
+                order: *order_id,
+                customer: *customer_id,
+                at: *at,
+                status: *progress,
+                reason: None,
+                tracking_number: Some(tracking_number),
+                totals: None,
+            },
         }
-        if self.tracking_number.is_some() {
-            sets.push(format!("tracking_number = {}", next()));
-        }
-        if self.status.is_some() {
-            let (status, rank, reason, at) = (next(), next(), next(), next());
-            sets.push(format!(
-                "status = {status}, status_rank = {rank}, cancellation_reason = coalesce({reason}, cancellation_reason), updated_at = {at}"
-            ));
-        }
-        if sets.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "update order_history set {} where order_id = {}",
-            sets.join(", "),
-            next()
-        );
-        let mut query = sqlx::query(&sql);
-        if let Some((total, placed)) = &self.totals {
-            query = query
-                .bind(total.amount())
-                .bind(total.currency().as_str().to_owned())
-                .bind(placed.as_micros());
-        }
-        if let Some(number) = self.tracking_number {
-            query = query.bind(number);
-        }
-        if let Some((status, reason, at)) = &self.status {
-            query = query
-                .bind(status.as_str())
-                .bind(status.rank())
-                .bind(*reason)
-                .bind(at.as_micros());
-        }
-        query.bind(order.to_string()).execute(&mut *tx).await?;
-        Ok(())
     }
 }
 
 #[async_trait::async_trait]
 impl OrderHistoryRepository for SqlOrderHistory {
+    /// One statement: a new row takes everything the event says; a known row takes the
+    /// fields the event knows, and its status only from a status that may move to the
+    /// event's (`moving_to`, the domain's rule, given as the ranks it allows: `,0,2,`).
     async fn apply(&self, work: &mut UnitOfWork, update: OrderHistoryUpdate) -> anyhow::Result<()> {
-        let tx = work.conn()?;
-        let (order, customer, at) = match &update {
-            OrderHistoryUpdate::Status(c) => {
-                (c.entry.order_id, c.entry.customer_id, c.entry.updated_at)
-            }
-            OrderHistoryUpdate::Cancelled {
-                order_id,
-                customer_id,
-                at,
-                ..
-            }
-            | OrderHistoryUpdate::Tracking {
-                order_id,
-                customer_id,
-                at,
-                ..
-            }
-            | OrderHistoryUpdate::Shipment {
-                order_id,
-                customer_id,
-                at,
-                ..
-            } => (*order_id, *customer_id, *at),
-        };
-        let (current, fresh) = self.lock_row(&mut *tx, order, customer, at).await?;
-        // A new row takes the event's status whatever it is; a known one only moves forward.
-        let moving = |next: OrderStatus| fresh || current.may_move_to(next);
-        let row = match &update {
-            OrderHistoryUpdate::Status(change) => {
-                let e = &change.entry;
-                RowUpdate {
-                    totals: Some((e.total, e.placed_at)),
-                    tracking_number: e.tracking_number.as_deref(),
-                    status: moving(change.progress).then_some((
-                        change.progress,
-                        e.cancellation_reason.as_deref(),
-                        at,
-                    )),
-                }
-            }
-            OrderHistoryUpdate::Cancelled { reason, .. } => RowUpdate {
-                totals: None,
-                tracking_number: None,
-                status: moving(OrderStatus::Cancelled).then_some((
-                    OrderStatus::Cancelled,
-                    Some(reason.as_str()),
-                    at,
-                )),
-            },
-            OrderHistoryUpdate::Tracking {
-                tracking_number, ..
-            } => RowUpdate {
-                totals: None,
-                tracking_number: Some(tracking_number),
-                status: moving(OrderStatus::Confirmed).then_some((
-                    OrderStatus::Confirmed,
-                    None,
-                    at,
-                )),
-            },
-            OrderHistoryUpdate::Shipment {
-                progress,
-                tracking_number,
-                ..
-            } => RowUpdate {
-                totals: None,
-                tracking_number: Some(tracking_number),
-                status: moving(*progress).then_some((*progress, None, at)),
-            },
-        };
-        row.execute(&mut *tx, order).await
+        let said = Said::of(&update);
+        let from: String = moving_to(said.status)
+            .iter()
+            .map(|s| format!("{},", s.rank()))
+            .collect();
+        let moves = "($11 like ('%,' || order_history.status_rank || ',%'))";
+        let sql = format!(
+            "insert into order_history (order_id, customer_id, status, status_rank, cancellation_reason, tracking_number, \
+             total_amount, currency, placed_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             on conflict (order_id) do update set \
+             total_amount = coalesce(excluded.total_amount, order_history.total_amount), \
+             currency = coalesce(excluded.currency, order_history.currency), \
+             placed_at = case when order_history.placed_at is null or order_history.placed_at > excluded.placed_at \
+                 then excluded.placed_at else order_history.placed_at end, \
+             tracking_number = coalesce(excluded.tracking_number, order_history.tracking_number), \
+             status = case when {moves} then excluded.status else order_history.status end, \
+             status_rank = case when {moves} then excluded.status_rank else order_history.status_rank end, \
+             cancellation_reason = case when {moves} \
+                 then coalesce(excluded.cancellation_reason, order_history.cancellation_reason) \
+                 else order_history.cancellation_reason end, \
+             updated_at = case when {moves} then excluded.updated_at else order_history.updated_at end"
+        );
+        sqlx::query(&sql)
+            .bind(said.order.to_string())
+            .bind(said.customer.to_string())
+            .bind(said.status.as_str())
+            .bind(said.status.rank())
+            .bind(said.reason)
+            .bind(said.tracking_number)
+            .bind(said.totals.map(|(total, _)| total.amount()))
+            .bind(
+                said.totals
+                    .map(|(total, _)| total.currency().as_str().to_owned()),
+            )
+            .bind(said.totals.map(|(_, placed)| placed.as_micros()))
+            .bind(said.at.as_micros())
+            .bind(format!(",{from}"))
+            .execute(work.conn()?)
+            .await
+            .context("cannot record order history")?;
+        Ok(())
     }
 
     async fn for_customer(

@@ -22,6 +22,7 @@ pub(crate) const GROUP: &str = "notifications.messages";
 /// Every event notifications hears, in one consumer group.
 pub(crate) fn consumer() -> Consumer<Projection> {
     Consumer::new(GROUP, DeliveryMode::Competing)
+        .in_batches()
         .once::<UserRegistered>()
         .once::<ProfileChanged>()
         .once::<OrderPlaced>()

@@ -268,9 +268,10 @@ pub(crate) trait OrderRepository: Send + Sync {
         order: &NewOrder,
         cause: &Causation,
     ) -> anyhow::Result<CheckoutOutcome>;
-    /// Reads the order, lets `decide` choose a change, and applies it in `work` with the
-    /// events the order announces for it, if the order did not move meanwhile (deciding
-    /// again on a concurrent change).
+    /// Reads the order (or takes it as last committed, when kept), lets `decide` choose a
+    /// change, and applies it in `work` with the events the order announces for it, if the
+    /// order is still at the version decided on (deciding again on the tables otherwise).
+    /// `Unchanged` is always what the tables hold.
     async fn apply(
         &self,
         work: &mut UnitOfWork,

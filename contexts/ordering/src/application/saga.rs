@@ -136,21 +136,29 @@ impl Saga {
         let applied = self.apply(work, order_id, &decide).await?;
         // The gateway is called outside the transaction: the reservation is recorded first.
         work.commit().await?;
-        if matches!(applied, Applied::Changed(_)) {
-            self.process_payment(order_id, work.cause()).await?;
+        if let Applied::Changed(reserved) = applied {
+            // What this unit committed: no need to read it back.
+            self.process_payment(order_id, work.cause(), Some(*reserved))
+                .await?;
         }
         Ok(())
     }
 
     /// Authorises the order's pending charge (with retries for transient failures) and moves
     /// the order on. Safe to run again at any point: the gateway key makes it one charge.
+    /// `known` is the order as the caller has just committed it; `None` reads it.
     pub(crate) async fn process_payment(
         &self,
         order_id: OrderId,
         cause: &Causation,
+        known: Option<Order>,
     ) -> anyhow::Result<()> {
-        let Some(order) = self.orders.get(order_id).await? else {
-            return Ok(());
+        let order = match known {
+            Some(order) => order,
+            None => match self.orders.get(order_id).await? {
+                Some(order) => order,
+                None => return Ok(()),
+            },
         };
         let Some(charge) = order.pending_charge().cloned() else {
             return Ok(());
@@ -245,8 +253,14 @@ impl Saga {
             change.payment_update = Some(update);
             Some(change)
         };
-        self.apply_now(order_id, cause, &decide).await?;
-        self.process_refund(order_id, cause).await
+        let applied = self.apply_now(order_id, cause, &decide).await?;
+        // Cancelled while the gateway was asked: the authorisation is given back now. Any
+        // later cancellation refunds through its own path (customer, stock, sweeper).
+        match applied {
+            Applied::Changed(o) | Applied::Unchanged(o) if !o.refund_outstanding() => Ok(()),
+            Applied::Missing => Ok(()),
+            _ => self.process_refund(order_id, cause).await,
+        }
     }
 
     /// Refunds a cancelled order's authorised charge, exactly once (one refund row per order,
@@ -392,7 +406,10 @@ impl Saga {
             .saturating_mul(self.gateway_retry.max_attempts)
             + Duration::from_secs(5);
         for order_id in self.orders.stale_charges(now.minus(quiet), 50).await? {
-            if let Err(e) = self.process_payment(order_id, &Causation::system()).await {
+            if let Err(e) = self
+                .process_payment(order_id, &Causation::system(), None)
+                .await
+            {
                 failed += 1;
                 tracing::warn!(order_id = %order_id, error = %format!("{e:#}"), "saga sweep: charge skipped");
             }
@@ -432,7 +449,7 @@ impl Saga {
                     })
                 };
                 self.apply_now(order_id, &cause, &decide).await?;
-                self.process_payment(order_id, &cause).await?;
+                self.process_payment(order_id, &cause, None).await?;
             }
             OrderStatus::Paid => self.announce_again(&order, false).await?,
             _ => {

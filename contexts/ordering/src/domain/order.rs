@@ -281,6 +281,14 @@ impl Order {
             && self.authorized_charge().is_some()
             && self.refund().is_none()
     }
+
+    /// A refund still to create or to send: what `Saga::process_refund` has to do.
+    pub(crate) fn refund_outstanding(&self) -> bool {
+        self.owes_refund()
+            || self
+                .refund()
+                .is_some_and(|r| r.status == PaymentStatus::Pending)
+    }
 }
 
 #[cfg(test)]
@@ -461,6 +469,41 @@ mod tests {
         assert!(
             matches!(&cancelled.events_since(&paid)[..], [OrderEvent::Cancelled(c), _] if c.refunded)
         );
+    }
+
+    #[test]
+    fn a_refund_is_outstanding_until_a_cancelled_charge_is_given_back() {
+        let payment = |kind, status| Payment {
+            id: uuid::Uuid::now_v7(),
+            kind,
+            status,
+            amount: order(Paid).total,
+            idempotency_key: format!("{kind:?}"),
+            gateway_reference: None,
+            attempts: 1,
+            last_error: None,
+            created_at: Timestamp::from_micros(1),
+            updated_at: Timestamp::from_micros(1),
+        };
+        let charged = |status| {
+            let mut o = order(status);
+            o.payments
+                .push(payment(PaymentKind::Charge, PaymentStatus::Authorized));
+            o
+        };
+        // Paid and going on: nothing to give back.
+        assert!(!charged(Paid).refund_outstanding());
+        // Cancelled before any charge: nothing either.
+        assert!(!order(Cancelled).refund_outstanding());
+        // Cancelled after the charge: a refund to create, then to send, then done.
+        let mut cancelled = charged(Cancelled);
+        assert!(cancelled.refund_outstanding());
+        cancelled
+            .payments
+            .push(payment(PaymentKind::Refund, PaymentStatus::Pending));
+        assert!(cancelled.refund_outstanding());
+        cancelled.payments[1].status = PaymentStatus::Refunded;
+        assert!(!cancelled.refund_outstanding());
     }
 
     #[test]

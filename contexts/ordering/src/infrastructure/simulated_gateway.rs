@@ -49,7 +49,7 @@ impl SimulatedPaymentGateway {
             Err(GatewayError::Declined(why)) => (why.clone(), None),
             Err(GatewayError::Unavailable(_)) => return Ok(outcome.clone()),
         };
-        sqlx::query(
+        let recorded = sqlx::query(
             "insert into simulated_gateway_operation (idempotency_key, operation, outcome, reference, amount, created_at) \
              values ($1, $2, $3, $4, $5, $6) on conflict (idempotency_key) do nothing",
         )
@@ -61,7 +61,10 @@ impl SimulatedPaymentGateway {
         .bind(Timestamp::now().as_micros())
         .execute(self.db.pool())
         .await?;
-        // Whoever recorded first decides the outcome.
+        if recorded.rows_affected() == 1 {
+            return Ok(outcome.clone());
+        }
+        // Recorded first by a concurrent call with the key: its outcome is the answer.
         Ok(self.replay(key).await?.unwrap_or_else(|| outcome.clone()))
     }
 

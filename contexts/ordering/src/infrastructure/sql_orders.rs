@@ -35,9 +35,11 @@ pub(crate) struct SqlOrders {
     /// entry whose version is the row's current one is exactly what the tables hold: a read
     /// checks the version (one indexed lookup) instead of reading four tables. Only committed
     /// states go in: read from the database, or written by a change once its unit committed.
-    /// Decisions (the saga's, a cancellation's) are made on what the tables hold, never on a
-    /// kept copy, so a change made behind the repository's back (by hand, without a version
-    /// bump) can only make a shown order lag until its next change.
+    /// A change (the saga's, a cancellation's) may be decided on a kept copy, but it is
+    /// written only where the row is still at the copy's version, and decided again on the
+    /// tables otherwise; a decision to change nothing is always taken on the tables. So a
+    /// change made behind the repository's back (by hand, without a version bump) can only
+    /// make a shown order lag until its next change.
     read: moka::sync::Cache<OrderId, Arc<Order>>,
     /// Listed prices include tax (`EMPORIUM_PRICES_INCLUDE_TAX`).
     prices_include_tax: bool,
@@ -519,12 +521,25 @@ impl OrderRepository for SqlOrders {
         order_id: OrderId,
         decide: Decide<'_>,
     ) -> anyhow::Result<Applied> {
+        // The order as last committed, if kept: a change decided on it is written only if
+        // the row is still at its version, so a copy that is not current costs one failed
+        // update and the decision is made again on what the tables hold. A decision to do
+        // nothing is only ever taken on the tables.
+        let mut kept = self.read.get(&order_id);
         for _ in 0..10 {
             let tx = work.conn()?;
-            let Some(before) = load(&mut *tx, order_id).await? else {
-                return Ok(Applied::Missing);
+            let copy = kept.take();
+            let before = match &copy {
+                Some(known) => Order::clone(known),
+                None => match load(&mut *tx, order_id).await? {
+                    Some(order) => order,
+                    None => return Ok(Applied::Missing),
+                },
             };
             let Some(change) = decide(&before) else {
+                if copy.is_some() {
+                    continue;
+                }
                 return Ok(Applied::Unchanged(Box::new(before)));
             };
             let requested = Move {
@@ -535,6 +550,9 @@ impl OrderRepository for SqlOrders {
                 shipment: change.shipment.as_ref().map(|(id, n)| (*id, n.as_str())),
             };
             let Some(next) = before.apply(requested, Timestamp::now()) else {
+                if copy.is_some() {
+                    continue;
+                }
                 // The decision asked for a move the state machine forbids: nothing happens.
                 return Ok(Applied::Unchanged(Box::new(before)));
             };
@@ -555,8 +573,8 @@ impl OrderRepository for SqlOrders {
             .await
             .context("cannot update order")?;
             if moved.rows_affected() != 1 {
-                // Moved by someone else since we read it (PostgreSQL): decide again on the
-                // new state, which this transaction now reads.
+                // The kept copy was behind, or the order moved since we read it
+                // (PostgreSQL): decide again on the tables, which this transaction now reads.
                 continue;
             }
             if let Some(entry) = &next.entry {
