@@ -135,8 +135,17 @@ where
 pub struct Consumer<H> {
     group: &'static str,
     mode: DeliveryMode,
-    routes: Vec<(EventType, Route<H>, Option<Step<H>>)>,
+    routes: Vec<RouteOf<H>>,
     batched: bool,
+}
+
+/// One declared type: how it is handled alone, and (`once` routes) its work inside a unit
+/// someone else opened, with whether that unit may hold other envelopes too.
+struct RouteOf<H> {
+    event: EventType,
+    route: Route<H>,
+    step: Option<Step<H>>,
+    batchable: bool,
 }
 
 impl<H: Send + Sync + 'static> Consumer<H> {
@@ -164,7 +173,12 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     where
         H: Handles<E>,
     {
-        self.with_route(EventType::of::<E>(), route::<E, H>, None)
+        self.with_route(RouteOf {
+            event: EventType::of::<E>(),
+            route: route::<E, H>,
+            step: None,
+            batchable: false,
+        })
     }
 
     /// Adds a contract type this group handles once, in a unit of work (see
@@ -173,21 +187,38 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     where
         H: HandlesOnce<E>,
     {
-        self.with_route(
-            EventType::of::<E>(),
-            route_once::<E, H>,
-            Some(step_once::<E, H>),
-        )
+        self.with_route(RouteOf {
+            event: EventType::of::<E>(),
+            route: route_once::<E, H>,
+            step: Some(step_once::<E, H>),
+            batchable: false,
+        })
     }
 
-    fn with_route(mut self, event: EventType, route: Route<H>, step: Option<Step<H>>) -> Self {
+    /// As [`Consumer::once`], and several envelopes of this type (and of the group's other
+    /// batched types) may share one unit of work, as in a group declared
+    /// [`Consumer::in_batches`], under the same conditions on the handler. A batch that
+    /// holds any other type is delivered one by one.
+    pub fn once_in_batches<E: IntegrationEvent>(self) -> Self
+    where
+        H: HandlesOnce<E>,
+    {
+        self.with_route(RouteOf {
+            event: EventType::of::<E>(),
+            route: route_once::<E, H>,
+            step: Some(step_once::<E, H>),
+            batchable: true,
+        })
+    }
+
+    fn with_route(mut self, route: RouteOf<H>) -> Self {
         debug_assert!(
-            self.routes.iter().all(|(t, _, _)| t.name != event.name),
+            self.routes.iter().all(|r| r.event.name != route.event.name),
             "{} declared twice in {}",
-            event.name,
+            route.event.name,
             self.group
         );
-        self.routes.push((event, route, step));
+        self.routes.push(route);
         self
     }
 
@@ -195,7 +226,7 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         Declaration {
             group: self.group,
             mode: self.mode,
-            events: self.routes.iter().map(|(t, _, _)| *t).collect(),
+            events: self.routes.iter().map(|r| r.event).collect(),
         }
     }
 
@@ -214,20 +245,22 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         store: &Store,
         dead_letters: Arc<dyn DeadLetterStore>,
     ) -> Subscription {
-        let names: Vec<&str> = self.routes.iter().map(|(t, _, _)| t.name).collect();
+        let names: Vec<&str> = self.routes.iter().map(|r| r.event.name).collect();
         let router = Router {
             group: self.group,
             handler,
             store: store.clone(),
-            routes: self.routes.iter().map(|(t, r, _)| (t.name, *r)).collect(),
-            steps: if self.batched {
-                self.routes
-                    .iter()
-                    .filter_map(|(t, _, step)| step.map(|s| (t.name, s)))
-                    .collect()
-            } else {
-                HashMap::new()
-            },
+            routes: self
+                .routes
+                .iter()
+                .map(|r| (r.event.name, r.route))
+                .collect(),
+            steps: self
+                .routes
+                .iter()
+                .filter(|r| self.batched || r.batchable)
+                .filter_map(|r| r.step.map(|s| (r.event.name, s)))
+                .collect(),
         };
         Subscription::new(
             self.group,
@@ -245,7 +278,8 @@ struct Router<H> {
     handler: Arc<H>,
     store: Store,
     routes: HashMap<&'static str, Route<H>>,
-    /// The `once` steps a batch may run in one unit (empty unless the group is batched).
+    /// The `once` steps a batch may run in one unit (all of them in a group declared in
+    /// batches, those declared `once_in_batches` in another).
     steps: HashMap<&'static str, Step<H>>,
 }
 
@@ -548,6 +582,46 @@ mod tests {
             3
         );
         assert_eq!(count(&store, "select count(*) from dead_letter").await, 1);
+    }
+
+    #[derive(Default)]
+    struct Both(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl HandlesOnce<Left> for Both {
+        async fn handle_once(&self, e: Left, _: &mut UnitOfWork) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(format!("left {}", e.n));
+            Ok(())
+        }
+    }
+    #[async_trait::async_trait]
+    impl HandlesOnce<Right> for Both {
+        async fn handle_once(&self, e: Right, _: &mut UnitOfWork) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(format!("right {}", e.word));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn only_types_declared_in_batches_share_a_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let both = Arc::new(Both::default());
+        let sub = Consumer::new("test.some", DeliveryMode::Competing)
+            .once::<Left>()
+            .once_in_batches::<Right>()
+            .bind(both.clone(), &store);
+        let (a, b) = (
+            wrap(&Right { word: "a".into() }),
+            wrap(&Right { word: "b".into() }),
+        );
+        assert!(sub.handler.handle_batch(&[&a, &b]).await.unwrap());
+        assert_eq!(count(&store, "select count(*) from inbox").await, 2);
+        // A batch with a type that is not batched is declined whole, nothing recorded.
+        let (left, c) = (wrap(&Left { n: 1 }), wrap(&Right { word: "c".into() }));
+        assert!(!sub.handler.handle_batch(&[&c, &left]).await.unwrap());
+        assert_eq!(count(&store, "select count(*) from inbox").await, 2);
+        assert_eq!(*both.0.lock().unwrap(), vec!["right a", "right b"]);
     }
 
     #[tokio::test]

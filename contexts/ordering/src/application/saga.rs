@@ -35,10 +35,12 @@ pub(crate) fn consumer() -> Consumer<Saga> {
         .once::<StockReserved>()
         .once::<StockRejected>()
         .once::<StockReleased>()
-        .once::<ShipmentCreated>()
-        .once::<ShipmentDispatched>()
-        .once::<ShipmentDelivered>()
-        .once::<ShipmentCancelled>()
+        // What shipping says only changes the order, in the unit it is given: several
+        // of these may share one unit. The stock answers lead to the payment gateway.
+        .once_in_batches::<ShipmentCreated>()
+        .once_in_batches::<ShipmentDispatched>()
+        .once_in_batches::<ShipmentDelivered>()
+        .once_in_batches::<ShipmentCancelled>()
 }
 
 #[derive(Debug, Clone)]
@@ -576,13 +578,16 @@ impl HandlesOnce<ShipmentCreated> for Saga {
             if o.status == OrderStatus::Confirmed
                 && was_confirmable.load(std::sync::atomic::Ordering::Relaxed)
             {
-                // The saga's latency, from checkout to confirmation.
+                // The saga's latency, from checkout to confirmation, counted once the
+                // confirmation has committed (a batch rolled back is handled again).
                 let elapsed = self
                     .now()
                     .as_micros()
                     .saturating_sub(o.placed_at.as_micros());
-                metrics::histogram!("emporium_checkout_to_confirmed_seconds")
-                    .record(elapsed as f64 / 1e6);
+                work.after_commit(move || {
+                    metrics::histogram!("emporium_checkout_to_confirmed_seconds")
+                        .record(elapsed as f64 / 1e6);
+                });
             }
         }
         Ok(())
