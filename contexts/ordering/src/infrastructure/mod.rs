@@ -5,3 +5,4 @@ pub(crate) mod sql_carts;
 pub(crate) mod sql_orders;
 pub(crate) mod sql_promotions;
 pub(crate) mod sql_rates;
+mod versions;

@@ -26,6 +26,7 @@ use crate::domain::{
 
 use super::sql_carts::product_from_row;
 use super::sql_promotions;
+use super::versions::Versions;
 
 pub(crate) struct SqlOrders {
     db: Database,
@@ -41,6 +42,8 @@ pub(crate) struct SqlOrders {
     /// change made behind the repository's back (by hand, without a version bump) can only
     /// make a shown order lag until its next change.
     read: moka::sync::Cache<OrderId, Arc<Order>>,
+    /// Where a view asks for the order's current version (one statement for many).
+    versions: Versions,
     /// Listed prices include tax (`EMPORIUM_PRICES_INCLUDE_TAX`).
     prices_include_tax: bool,
 }
@@ -51,6 +54,7 @@ const ORDERS_KEPT: u64 = 4096;
 impl SqlOrders {
     pub(crate) fn new(db: Database, store: Store, prices_include_tax: bool) -> Self {
         Self {
+            versions: Versions::start(db.clone()),
             db,
             store,
             read: moka::sync::Cache::new(ORDERS_KEPT),
@@ -58,12 +62,28 @@ impl SqlOrders {
         }
     }
 
-    /// The orders named, as `view` shows them, as one page.
+    /// The orders named, as `view` shows them, as one page: their versions asked for
+    /// together, the orders not kept at them read one after the other.
     async fn page_of(&self, ids: Vec<String>, page: &PageRequest) -> anyhow::Result<Page<Order>> {
-        let mut conn = self.db.pool().acquire().await?;
+        let ids = ids
+            .iter()
+            .map(|id| OrderId::parse(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let versions =
+            futures::future::try_join_all(ids.iter().map(|id| self.versions.of(*id))).await?;
+        let mut conn = None;
         let mut orders = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(o) = self.current(&mut conn, OrderId::parse(&id)?).await? {
+        for (id, version) in ids.into_iter().zip(versions) {
+            let Some(version) = version else { continue };
+            if let Some(known) = self.kept(id, version) {
+                orders.push(known);
+                continue;
+            }
+            let conn = match &mut conn {
+                Some(conn) => conn,
+                None => conn.insert(self.db.pool().acquire().await?),
+            };
+            if let Some(o) = self.load_and_keep(conn, id).await? {
                 orders.push(o);
             }
         }
@@ -71,23 +91,30 @@ impl SqlOrders {
     }
 
     /// The committed order, from `read` when it holds the current version.
-    async fn current(
+    async fn current(&self, id: OrderId) -> anyhow::Result<Option<Order>> {
+        let Some(version) = self.versions.of(id).await? else {
+            return Ok(None);
+        };
+        if let Some(known) = self.kept(id, version) {
+            return Ok(Some(known));
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        self.load_and_keep(&mut conn, id).await
+    }
+
+    /// The kept copy of the order, if it is at `version`.
+    fn kept(&self, id: OrderId, version: i64) -> Option<Order> {
+        self.read
+            .get(&id)
+            .filter(|o| o.version == version)
+            .map(|o| Order::clone(&o))
+    }
+
+    async fn load_and_keep(
         &self,
         conn: &mut AnyConnection,
         id: OrderId,
     ) -> anyhow::Result<Option<Order>> {
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from customer_order where order_id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *conn)
-                .await
-                .context("cannot read order")?;
-        let Some(version) = version else {
-            return Ok(None);
-        };
-        if let Some(known) = self.read.get(&id).filter(|o| o.version == version) {
-            return Ok(Some(Order::clone(&known)));
-        }
         let order = load(conn, id).await?;
         if let Some(o) = &order {
             self.read.insert(id, Arc::new(o.clone()));
@@ -657,8 +684,7 @@ impl OrderRepository for SqlOrders {
     }
 
     async fn view(&self, id: OrderId) -> anyhow::Result<Option<Order>> {
-        let mut conn = self.db.pool().acquire().await?;
-        self.current(&mut conn, id).await
+        self.current(id).await
     }
 
     async fn list(&self, customer: UserId, page: &PageRequest) -> anyhow::Result<Page<Order>> {
