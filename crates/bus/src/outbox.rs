@@ -144,8 +144,8 @@ impl Relay {
             if *shutdown.borrow() {
                 break;
             }
-            let sent = match self.relay_once().await {
-                Ok(n) => n,
+            let claimed = match self.pass().await {
+                Ok((claimed, _)) => claimed,
                 Err(e) => {
                     self.failing(&format!("{e:#}"), "outbox relay pass failed");
                     0
@@ -157,7 +157,10 @@ impl Relay {
                     tracing::warn!(error = %format!("{e:#}"), "outbox purge failed");
                 }
             }
-            if sent == 0 {
+            // A pass that took less than a full batch has emptied the outbox as it stood:
+            // the next waits for a unit to commit (its wake is kept if it came meanwhile)
+            // instead of asking again at once for rows that are not there.
+            if claimed < usize::try_from(self.config.batch).unwrap_or(usize::MAX) {
                 tokio::select! {
                     _ = self.outbox.notify.notified() => {}
                     _ = tokio::time::sleep(self.config.idle_poll) => {}
@@ -170,6 +173,11 @@ impl Relay {
 
     /// Claims one batch, publishes it and marks what was accepted. Returns how many were sent.
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
+        Ok(self.pass().await?.1)
+    }
+
+    /// One pass: how many rows it claimed, and how many of them were sent.
+    async fn pass(&self) -> anyhow::Result<(usize, usize)> {
         let now = Timestamp::now();
         let lease_end = now.plus(self.config.lease);
         let lock = match self.db.backend() {
@@ -193,7 +201,7 @@ impl Relay {
             .await
             .context("cannot claim outbox rows")?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut batch = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -246,7 +254,7 @@ impl Relay {
         {
             tracing::info!(context = %self.name, "outbox relay recovered: publishing again");
         }
-        Ok(sent.len())
+        Ok((rows.len(), sent.len()))
     }
 
     /// Logs a failure when the relay goes from working to failing, not on every try.
