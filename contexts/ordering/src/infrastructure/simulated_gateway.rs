@@ -92,7 +92,8 @@ impl SimulatedPaymentGateway {
         )
     }
 
-    /// Replays a known key, or decides and records a new outcome, with fault injection.
+    /// Decides and records a new outcome, or replays the one a known key has, with fault
+    /// injection.
     async fn operate(
         &self,
         key: &str,
@@ -104,13 +105,11 @@ impl SimulatedPaymentGateway {
         if fault == Fault::Before {
             return Err(Self::injected());
         }
-        let outcome = match self.replay(key).await.map_err(Self::unavailable)? {
-            Some(previous) => previous,
-            None => self
-                .record(key, operation, &decide(), amount)
-                .await
-                .map_err(Self::unavailable)?,
-        };
+        // Recorded first by this key's first call; a repeated key is answered from there.
+        let outcome = self
+            .record(key, operation, &decide(), amount)
+            .await
+            .map_err(Self::unavailable)?;
         if fault == Fault::AnswerLost {
             return Err(Self::injected());
         }
