@@ -148,6 +148,20 @@ struct RouteOf<H> {
     batchable: bool,
 }
 
+impl<H: Send + Sync + 'static> RouteOf<H> {
+    fn once<E: IntegrationEvent>(batchable: bool) -> Self
+    where
+        H: HandlesOnce<E>,
+    {
+        Self {
+            event: EventType::of::<E>(),
+            route: route_once::<E, H>,
+            step: Some(step_once::<E, H>),
+            batchable,
+        }
+    }
+}
+
 impl<H: Send + Sync + 'static> Consumer<H> {
     pub fn new(group: &'static str, mode: DeliveryMode) -> Self {
         Self {
@@ -187,12 +201,7 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     where
         H: HandlesOnce<E>,
     {
-        self.with_route(RouteOf {
-            event: EventType::of::<E>(),
-            route: route_once::<E, H>,
-            step: Some(step_once::<E, H>),
-            batchable: false,
-        })
+        self.with_route(RouteOf::once::<E>(false))
     }
 
     /// As [`Consumer::once`], and several envelopes of this type (and of the group's other
@@ -203,12 +212,7 @@ impl<H: Send + Sync + 'static> Consumer<H> {
     where
         H: HandlesOnce<E>,
     {
-        self.with_route(RouteOf {
-            event: EventType::of::<E>(),
-            route: route_once::<E, H>,
-            step: Some(step_once::<E, H>),
-            batchable: true,
-        })
+        self.with_route(RouteOf::once::<E>(true))
     }
 
     fn with_route(mut self, route: RouteOf<H>) -> Self {

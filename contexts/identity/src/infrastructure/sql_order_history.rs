@@ -59,30 +59,37 @@ impl<'a> Said<'a> {
                 customer_id,
                 tracking_number,
                 at,
-            } => Said {
-                order: *order_id,
-                customer: *customer_id,
-                at: *at,
-                status: OrderStatus::Confirmed,
-                reason: None,
-                tracking_number: Some(tracking_number),
-                totals: None,
-            },
+            } => Said::shipment(
+                (*order_id, *customer_id),
+                OrderStatus::Confirmed,
+                tracking_number,
+                *at,
+            ),
             OrderHistoryUpdate::Shipment {
                 order_id,
                 customer_id,
                 progress,
                 tracking_number,
                 at,
-            } => Said {
-                order: *order_id,
-                customer: *customer_id,
-                at: *at,
-                status: *progress,
-                reason: None,
-                tracking_number: Some(tracking_number),
-                totals: None,
-            },
+            } => Said::shipment((*order_id, *customer_id), *progress, tracking_number, *at),
+        }
+    }
+
+    /// What shipping says: a tracking number and how far the parcel brings the order.
+    fn shipment(
+        (order, customer): (OrderId, UserId),
+        status: OrderStatus,
+        tracking_number: &'a str,
+        at: Timestamp,
+    ) -> Self {
+        Said {
+            order,
+            customer,
+            at,
+            status,
+            reason: None,
+            tracking_number: Some(tracking_number),
+            totals: None,
         }
     }
 }
