@@ -433,3 +433,44 @@ async fn a_dead_letter_for_every_group_is_listed_and_replayed_to_all() {
     .await;
     app.stop().await;
 }
+
+// A change may be decided on the order as this instance last saw it, but it is written only
+// where the order is still at that version. Here the order moved on elsewhere (shipped, its
+// version bumped, as another instance's change would); the customer's cancellation, decided
+// first on the kept confirmed copy, is decided again on the tables and refused.
+async fn a_change_decided_on_a_copy_that_is_behind_is_decided_again(app: TestApp) {
+    let admin = app.admin().await;
+    let p = app.sellable(&admin.access_token, "KEPT", 700, 5).await;
+    let c = app.customer().await;
+    let id = place(&app, &c.access_token, &p, 1, "tok_visa").await;
+    app.order_reaches(&c.access_token, &id, "confirmed").await;
+    // Shown once more, so this instance keeps the confirmed order at its version.
+    assert_eq!(
+        order(&app, &c.access_token, &id).await["status"],
+        "confirmed"
+    );
+    let moved = exec(
+        &app,
+        ContextName::Ordering,
+        "update customer_order set status = 'shipped', deadline_at = null, version = version + 1 where order_id = $1",
+        &[&id],
+    )
+    .await;
+    assert_eq!(moved, 1);
+    app.post(
+        &format!("/api/v1/ordering/orders/{id}/cancel"),
+        Some(&c.access_token),
+        &json!({}),
+    )
+    .await
+    .assert_problem(409, "ordering.cannot_cancel");
+    let now = order(&app, &c.access_token, &id).await;
+    assert_eq!(now["status"], "shipped", "{now}");
+    assert_eq!(payment(&now, "refund"), Value::Null);
+    app.stop().await;
+}
+on_both!(
+    a_change_decided_on_a_kept_copy_that_is_behind_is_decided_again,
+    a_change_decided_on_a_copy_that_is_behind_is_decided_again,
+    |_: &mut Config| {}
+);
