@@ -17,18 +17,8 @@ pub async fn first_delivery(
     group: &str,
     envelope: &Envelope,
 ) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "insert into inbox (consumer_group, envelope_id, event_type, processed_at) values ($1, $2, $3, $4) \
-         on conflict do nothing",
-    )
-    .bind(group)
-    .bind(envelope.id.to_string())
-    .bind(&envelope.event_type)
-    .bind(Timestamp::now().as_micros())
-    .execute(conn)
-    .await
-    .context("cannot record inbox entry")?;
-    Ok(done.rows_affected() == 1)
+    let fresh = first_deliveries(conn, group, &[envelope]).await?;
+    Ok(fresh.first().copied().unwrap_or(false))
 }
 
 /// Records several deliveries in one statement; for each envelope, in order, whether this is
