@@ -53,7 +53,9 @@ impl Projection {
         subject: &str,
         data: serde_json::Value,
     ) -> anyhow::Result<()> {
-        if !kind.wanted_by(&self.projections.preferences_in(work, customer).await?) {
+        if !kind.always_sent()
+            && !kind.wanted_by(&self.projections.preferences_in(work, customer).await?)
+        {
             tracing::debug!(%customer, kind = kind.as_str(), "not wanted; nothing queued");
             return Ok(());
         }

@@ -47,6 +47,14 @@ impl MessageKind {
         }
     }
 
+    /// Sent whatever the customer's preferences say (wanted with every preference off), so
+    /// queueing one need not read them.
+    pub(crate) fn always_sent(self) -> bool {
+        self.wanted_by(&Preferences {
+            shipment_updates: false,
+        })
+    }
+
     /// The key that makes a message unique: one of this kind per subject (a customer, an
     /// order, a shipment), however often the event that asks for it arrives.
     pub(crate) fn dedup_key(self, subject: &str) -> String {
@@ -283,6 +291,18 @@ mod tests {
         assert!(MessageKind::OrderConfirmed.wanted_by(&off));
         assert!(MessageKind::OrderCancelled.wanted_by(&off));
         assert!(MessageKind::Welcome.wanted_by(&off));
+        let always: Vec<_> = MessageKind::ALL
+            .into_iter()
+            .filter(|k| k.always_sent())
+            .collect();
+        assert_eq!(
+            always,
+            vec![
+                MessageKind::Welcome,
+                MessageKind::OrderConfirmed,
+                MessageKind::OrderCancelled
+            ]
+        );
     }
 
     #[test]
