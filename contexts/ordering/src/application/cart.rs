@@ -47,35 +47,9 @@ impl Carts {
     }
 
     pub(crate) async fn cart(&self, customer: UserId) -> Result<PricedCart, OrderingError> {
-        let mut lines = self.carts.lines(customer).await?;
+        let lines = self.carts.lines(customer).await?;
         let currency = self.currency(customer, &lines).await?;
-        if let Some(currency) = currency {
-            for line in &mut lines {
-                // A product without a price in the cart's currency shows as unavailable.
-                line.product = line.product.as_ref().and_then(|p| p.priced_in(currency));
-            }
-        }
-        let mut total: Option<Money> = None;
-        let mut priceable = true;
-        for line in &lines {
-            match &line.product {
-                Some(p) if p.active => {
-                    let line_total = p.price.checked_mul(line.quantity).ok();
-                    total = match (total, line_total) {
-                        (None, Some(t)) => Some(t),
-                        (Some(acc), Some(t)) => acc.checked_add(t).ok(),
-                        _ => None,
-                    };
-                    priceable &= total.is_some();
-                }
-                _ => priceable = false,
-            }
-        }
-        Ok(PricedCart {
-            total: if priceable { total } else { None },
-            currency,
-            lines,
-        })
+        Ok(priced(lines, currency))
     }
 
     /// What the customer asks for: the variant named, or the product sold as itself.
@@ -171,7 +145,8 @@ impl Carts {
                 )]))
             }
         }
-        self.cart(customer).await
+        // Priced in the currency this addition kept or found, without reading it back.
+        Ok(priced(self.carts.lines(customer).await?, Some(currency)))
     }
 
     pub(crate) async fn set(
@@ -200,5 +175,36 @@ impl Carts {
             return Err(OrderingError::NotInCart);
         }
         self.cart(customer).await
+    }
+}
+
+/// The cart's lines priced in its currency.
+fn priced(mut lines: Vec<CartLine>, currency: Option<Currency>) -> PricedCart {
+    if let Some(currency) = currency {
+        for line in &mut lines {
+            // A product without a price in the cart's currency shows as unavailable.
+            line.product = line.product.as_ref().and_then(|p| p.priced_in(currency));
+        }
+    }
+    let mut total: Option<Money> = None;
+    let mut priceable = true;
+    for line in &lines {
+        match &line.product {
+            Some(p) if p.active => {
+                let line_total = p.price.checked_mul(line.quantity).ok();
+                total = match (total, line_total) {
+                    (None, Some(t)) => Some(t),
+                    (Some(acc), Some(t)) => acc.checked_add(t).ok(),
+                    _ => None,
+                };
+                priceable &= total.is_some();
+            }
+            _ => priceable = false,
+        }
+    }
+    PricedCart {
+        total: if priceable { total } else { None },
+        currency,
+        lines,
     }
 }
