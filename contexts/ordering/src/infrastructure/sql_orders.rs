@@ -306,8 +306,11 @@ impl SqlOrders {
             }
         }
         // Claiming the cart by deleting it: a concurrent checkout of the same cart finds it empty.
-        let claimed: Vec<(String, i64)> = sqlx::query_as(
-            "delete from cart_item where customer_id = $1 returning product_id, quantity",
+        // Each line comes back with the cart's currency and code, read in the same statement.
+        let claimed: Vec<(String, i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "delete from cart_item where customer_id = $1 returning product_id, quantity, \
+             (select currency from cart_currency where customer_id = $1), \
+             (select code from cart_promotion where customer_id = $1)",
         )
         .bind(new.customer_id.to_string())
         .fetch_all(&mut *tx)
@@ -323,8 +326,12 @@ impl SqlOrders {
             }
             return Ok(CheckoutOutcome::CartEmpty);
         }
+        let (kept, code) = claimed
+            .first()
+            .map(|(_, _, currency, code)| (currency.clone(), code.clone()))
+            .unwrap_or_default();
         let mut products = Vec::with_capacity(claimed.len());
-        for (product_id, quantity) in &claimed {
+        for (product_id, quantity, _, _) in &claimed {
             let row = sqlx::query(
                 "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices, variant_of \
                  from product where product_id = $1",
@@ -350,11 +357,6 @@ impl SqlOrders {
         }
         products.sort_by_key(|(p, _)| p.id.to_string());
         // The cart's currency (a cart from before currencies were kept: its first product's).
-        let kept: Option<String> =
-            sqlx::query_scalar("select currency from cart_currency where customer_id = $1")
-                .bind(new.customer_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
         let currency = match kept {
             Some(code) => Currency::parse(&code)?,
             None => products[0].0.price.currency(),
@@ -368,7 +370,7 @@ impl SqlOrders {
         let refs: Vec<_> = products.iter().map(|(p, q)| (p, *q)).collect();
         // The cart's code, checked again now: one that no longer applies refuses the checkout
         // and leaves the cart as it was (docs/decisions.md §44).
-        let promotion = match sql_promotions::on_cart(&mut *tx, new.customer_id).await? {
+        let promotion = match sql_promotions::cart_code(code)? {
             None => None,
             Some(code) => {
                 let Some(promotion) = sql_promotions::load(&mut *tx, &code).await? else {

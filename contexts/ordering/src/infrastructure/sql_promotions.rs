@@ -101,7 +101,13 @@ pub(crate) async fn on_cart(
             .fetch_optional(&mut *conn)
             .await
             .context("cannot read the cart's code")?;
-    code.map(|c| PromotionCode::parse(&c).map_err(anyhow::Error::msg))
+    cart_code(code)
+}
+
+/// The cart's code as stored.
+pub(crate) fn cart_code(stored: Option<String>) -> anyhow::Result<Option<PromotionCode>> {
+    stored
+        .map(|c| PromotionCode::parse(&c).map_err(anyhow::Error::msg))
         .transpose()
 }
 
