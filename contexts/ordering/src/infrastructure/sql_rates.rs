@@ -30,36 +30,40 @@ pub(crate) async fn destination(
     country: &str,
     currency: Currency,
 ) -> anyhow::Result<DestinationRates> {
-    let tax = sqlx::query("select standard_bps, reduced_bps from tax_rate where country = $1")
-        .bind(country)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("cannot read tax rates")?;
-    let tax = match tax {
-        Some(row) => TaxRates {
-            standard: tax_rate(row.try_get("standard_bps")?)?,
-            reduced: tax_rate(row.try_get("reduced_bps")?)?,
-        },
-        None => TaxRates::default(),
-    };
-    // The destination's own rate, or (when it has none) whether the currency has any at all.
+    // One statement: the destination's tax rates (or none) on every row, beside the
+    // destination's own shipping rate or, when it has none, whether the currency has any.
     let rows = sqlx::query(
-        "select country, flat_amount, per_kg_amount, included_grams from shipping_rate \
-         where currency = $1 and (country = $2 or country = (select min(country) from shipping_rate where currency = $1))",
+        "select t.standard_bps, t.reduced_bps, s.country, s.flat_amount, s.per_kg_amount, s.included_grams \
+         from (select 1 as one) destination \
+         left join tax_rate t on t.country = $2 \
+         left join shipping_rate s on s.currency = $1 \
+           and (s.country = $2 or s.country = (select min(country) from shipping_rate where currency = $1))",
     )
     .bind(currency.as_str())
     .bind(country)
     .fetch_all(&mut *conn)
     .await
-    .context("cannot read shipping rates")?;
+    .context("cannot read the destination's rates")?;
+    let mut tax = TaxRates::default();
     let mut shipping = Shipping::Free;
     for row in &rows {
-        let at: String = row.try_get("country")?;
+        if let (Some(standard), Some(reduced)) = (
+            row.try_get::<Option<i64>, _>("standard_bps")?,
+            row.try_get::<Option<i64>, _>("reduced_bps")?,
+        ) {
+            tax = TaxRates {
+                standard: tax_rate(standard)?,
+                reduced: tax_rate(reduced)?,
+            };
+        }
+        let Some(at) = row.try_get::<Option<String>, _>("country")? else {
+            continue;
+        };
         if at == country {
             shipping = Shipping::Rate(shipping_rate(row)?);
-            break;
+        } else if !matches!(shipping, Shipping::Rate(_)) {
+            shipping = Shipping::NotShipped;
         }
-        shipping = Shipping::NotShipped;
     }
     Ok(DestinationRates { tax, shipping })
 }
