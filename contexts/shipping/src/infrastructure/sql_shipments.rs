@@ -132,16 +132,11 @@ impl ShipmentRepository for SqlShipments {
     async fn create(&self, work: &mut UnitOfWork, s: &Shipment) -> anyhow::Result<CreateOutcome> {
         let tx = work.conn()?;
         lock_order(&mut *tx, s.order_id).await?;
-        let cancelled: Option<i64> =
-            sqlx::query_scalar("select 1 from cancelled_order where order_id = $1")
-                .bind(s.order_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if cancelled.is_some() {
-            return Ok(CreateOutcome::OrderCancelled);
-        }
+        // Not for an order cancelled first; whether that is why nothing was inserted is asked
+        // only then.
         let inserted = sqlx::query(&format!(
-            "insert into shipment ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) on conflict (order_id) do nothing"
+            "insert into shipment ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+             where not exists (select 1 from cancelled_order where order_id = $2) on conflict (order_id) do nothing"
         ))
         .bind(s.id.to_string())
         .bind(s.order_id.to_string())
@@ -164,10 +159,19 @@ impl ShipmentRepository for SqlShipments {
             Err(e) if is_unique_violation(&e) => anyhow::bail!("tracking number collision"),
             Err(e) => return Err(e).context("cannot create shipment"),
         };
-        if !inserted {
-            return Ok(CreateOutcome::Exists);
+        if inserted {
+            return Ok(CreateOutcome::Created(Box::new(s.clone())));
         }
-        Ok(CreateOutcome::Created(Box::new(s.clone())))
+        let cancelled: Option<i64> =
+            sqlx::query_scalar("select 1 from cancelled_order where order_id = $1")
+                .bind(s.order_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        Ok(if cancelled.is_some() {
+            CreateOutcome::OrderCancelled
+        } else {
+            CreateOutcome::Exists
+        })
     }
 
     async fn cancel_for_order(
