@@ -100,7 +100,6 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         .await?;
     let outbound = Arc::new(Outbound {
         deliveries: sql.clone(),
-        projections: sql.clone(),
         renderer: templates,
         sender,
         clock: clock.clone(),

@@ -10,15 +10,14 @@ use notifications_contracts::DeliveryFailed;
 use serde_json::json;
 use tokio::sync::{watch, Notify};
 
-use super::ports::{Deliveries, Outgoing, Projections, Renderer, Sender};
-use crate::domain::{AfterRefusal, Delivery, Refusal, RetrySchedule};
+use super::ports::{Deliveries, Outgoing, Renderer, Sender};
+use crate::domain::{AfterRefusal, Customer, Delivery, Refusal, RetrySchedule};
 
 /// Deliveries taken per round.
 const BATCH: u32 = 50;
 
 pub(crate) struct Outbound {
     pub(crate) deliveries: Arc<dyn Deliveries>,
-    pub(crate) projections: Arc<dyn Projections>,
     pub(crate) renderer: Arc<dyn Renderer>,
     pub(crate) sender: Arc<dyn Sender>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -71,7 +70,7 @@ impl Outbound {
     pub(crate) async fn round(&self, stop: &watch::Receiver<bool>) -> anyhow::Result<usize> {
         let due = self.deliveries.due(self.clock.now(), BATCH).await?;
         let mut taken = 0;
-        for delivery in due {
+        for (delivery, customer) in due {
             if *stop.borrow() {
                 break;
             }
@@ -85,7 +84,7 @@ impl Outbound {
             }
             taken += 1;
             let attempts = delivery.attempts + 1;
-            match self.attempt(&delivery).await? {
+            match self.attempt(&delivery, customer).await? {
                 Attempt::Sent => {
                     metrics::counter!("emporium_notifications_deliveries_total", "outcome" => "sent")
                         .increment(1);
@@ -108,8 +107,12 @@ impl Outbound {
         Ok(taken)
     }
 
-    async fn attempt(&self, delivery: &Delivery) -> anyhow::Result<Attempt> {
-        let Some(customer) = self.projections.customer(delivery.customer_id).await? else {
+    async fn attempt(
+        &self,
+        delivery: &Delivery,
+        customer: Option<Customer>,
+    ) -> anyhow::Result<Attempt> {
+        let Some(customer) = customer else {
             // Identity's registration has not reached this context yet (or the customer
             // registered before it joined): wait for it.
             return Ok(Attempt::Refused {

@@ -32,7 +32,6 @@ pub(crate) trait Projections: Send + Sync {
     /// Keeps the newest statement about a customer (`as_of`); an older one changes nothing.
     async fn save_customer(&self, work: &mut UnitOfWork, customer: &Customer)
         -> anyhow::Result<()>;
-    async fn customer(&self, id: UserId) -> anyhow::Result<Option<Customer>>;
     async fn save_order(&self, work: &mut UnitOfWork, order: &OrderSummary) -> anyhow::Result<()>;
     async fn order(
         &self,
@@ -83,8 +82,13 @@ pub(crate) trait Deliveries: Send + Sync {
         dedup_key: &str,
         delivery: &Delivery,
     ) -> anyhow::Result<bool>;
-    /// Queued deliveries whose next attempt is due, the longest waiting first.
-    async fn due(&self, now: Timestamp, limit: u32) -> anyhow::Result<Vec<Delivery>>;
+    /// Queued deliveries whose next attempt is due, the longest waiting first, each with its
+    /// customer as the projection knows them (none yet: identity's word has not arrived).
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> anyhow::Result<Vec<(Delivery, Option<Customer>)>>;
     /// Takes a due delivery for one attempt: counts it and hides the delivery from other
     /// senders until `lease_until`. False when another sender took it first.
     async fn claim(&self, delivery: &Delivery, lease_until: Timestamp) -> anyhow::Result<bool>;

@@ -51,6 +51,19 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Delivery> {
     })
 }
 
+/// The customer's columns of a row (absent when a join found none).
+fn customer_from_row(id: UserId, row: &AnyRow) -> anyhow::Result<Option<Customer>> {
+    let Some(email) = row.try_get::<Option<String>, _>("email")? else {
+        return Ok(None);
+    };
+    Ok(Some(Customer {
+        id,
+        email,
+        name: row.try_get("name")?,
+        as_of: Timestamp::from_micros(row.try_get("as_of")?),
+    }))
+}
+
 async fn read_preferences(
     conn: &mut AnyConnection,
     customer: UserId,
@@ -87,22 +100,6 @@ impl Projections for SqlNotifications {
         .await
         .context("cannot save customer")?;
         Ok(())
-    }
-
-    async fn customer(&self, id: UserId) -> anyhow::Result<Option<Customer>> {
-        let row = sqlx::query("select email, name, as_of from customer where customer_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|r| {
-            Ok(Customer {
-                id,
-                email: r.try_get("email")?,
-                name: r.try_get("name")?,
-                as_of: Timestamp::from_micros(r.try_get("as_of")?),
-            })
-        })
-        .transpose()
     }
 
     async fn save_order(&self, work: &mut UnitOfWork, o: &OrderSummary) -> anyhow::Result<()> {
@@ -254,9 +251,14 @@ impl Deliveries for SqlNotifications {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn due(&self, now: Timestamp, limit: u32) -> anyhow::Result<Vec<Delivery>> {
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> anyhow::Result<Vec<(Delivery, Option<Customer>)>> {
         let rows = sqlx::query(&format!(
-            "select {COLUMNS} from delivery where status = 'queued' and next_attempt_at <= $1 \
+            "select {COLUMNS}, email, name, as_of from delivery left join customer using (customer_id) \
+             where status = 'queued' and next_attempt_at <= $1 \
              order by next_attempt_at, delivery_id limit $2"
         ))
         .bind(now.as_micros())
@@ -264,7 +266,13 @@ impl Deliveries for SqlNotifications {
         .fetch_all(self.db.pool())
         .await
         .context("cannot read due deliveries")?;
-        rows.iter().map(from_row).collect()
+        rows.iter()
+            .map(|row| {
+                let delivery = from_row(row)?;
+                let customer = customer_from_row(delivery.customer_id, row)?;
+                Ok((delivery, customer))
+            })
+            .collect()
     }
 
     async fn claim(&self, d: &Delivery, lease_until: Timestamp) -> anyhow::Result<bool> {
