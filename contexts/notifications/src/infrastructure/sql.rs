@@ -420,3 +420,58 @@ impl Deliveries for SqlNotifications {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::db::DatabaseTarget;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn due_deliveries_come_with_their_customer_once_it_is_known() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = Database::connect(&DatabaseTarget::Sqlite {
+            path: dir.path().join("notifications.db"),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        db.migrate(&crate::MIGRATOR)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = bus::Store::new(db.clone(), bus::Outbox::new());
+        let sql = SqlNotifications { db };
+        let now = Timestamp::now();
+        let (known, unknown) = (UserId::new(), UserId::new());
+        let mut work = store
+            .begin(bus::Causation::system())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ada = Customer {
+            id: known,
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+            as_of: now,
+        };
+        sql.save_customer(&mut work, &ada)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for customer in [known, unknown] {
+            let queued = Delivery::queued(customer, MessageKind::Welcome, json!({}), now);
+            let key = MessageKind::Welcome.dedup_key(&customer.to_string());
+            sql.enqueue(&mut work, &key, &queued)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        work.commit().await.unwrap_or_else(|e| panic!("{e}"));
+
+        let due = sql.due(now, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(due.len(), 2);
+        for (delivery, customer) in due {
+            if delivery.customer_id == known {
+                assert_eq!(customer, Some(ada.clone()));
+            } else {
+                assert_eq!(customer, None, "identity's word has not arrived");
+            }
+        }
+    }
+}
