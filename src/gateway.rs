@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::HttpMessage;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use platform::auth::{RemoteJwks, TokenVerifier};
 use platform::client_ip::{TrustedProxies, FORWARDED_FOR};
 use platform::error::ApiError;
 use platform::http::{request_middleware, RequestContext, REQUEST_ID};
 
-use crate::app::{bind_ops, with_connection_limits};
 use crate::config::{Config, ContextName};
 use crate::ops::OpsAccess;
 use crate::service_tokens::ServiceTokens;
@@ -34,6 +33,8 @@ use crate::service_tokens::ServiceTokens;
 const EJECTION: Duration = Duration::from_secs(10);
 /// How often every instance's `/health/ready` is checked.
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
+
+mod front;
 
 struct Instance {
     base: String,
@@ -114,6 +115,8 @@ struct Pool {
     timeout: Duration,
     targets: Vec<Target>,
     instances: std::sync::RwLock<Vec<Arc<Instance>>>,
+    /// Every instance is reached over plain HTTP (the front door relays only to those).
+    plain_http: bool,
 }
 
 fn instance(base: String) -> Arc<Instance> {
@@ -131,6 +134,7 @@ impl Pool {
             timeout,
             targets: bases.iter().map(|b| Target::new(b)).collect(),
             instances: std::sync::RwLock::new(bases.iter().map(|b| instance(b.clone())).collect()),
+            plain_http: bases.iter().all(|b| b.starts_with("http://")),
         }
     }
 
@@ -318,6 +322,41 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// A listening socket as the HTTP server makes one (address reuse, a backlog of 1024).
+fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// The application served on a connection as `HttpServer` serves it (its keep-alive and
+/// header timeouts, the listener's address in its `AppConfig`).
+macro_rules! h1_service {
+    ($app:expr, $addr:expr, $keep_alive:expr, $header_timeout:expr) => {{
+        let addr: std::net::SocketAddr = $addr;
+        actix_http::HttpService::build()
+            .keep_alive($keep_alive)
+            .client_request_timeout($header_timeout)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .local_addr(addr)
+            .h1(actix_service::map_config(
+                actix_service::ServiceFactoryExt::map_err(
+                    actix_service::IntoServiceFactory::into_factory($app),
+                    |err: actix_web::Error| actix_web::ResponseError::error_response(err.as_response_error()),
+                ),
+                // The connection's listener, so that the ops listener's requests are told apart
+                // (`AppConfig`'s constructor is crate-private; this is the one actix-test uses).
+                move |()| actix_web::dev::AppConfig::__priv_test_new(false, addr.to_string(), addr),
+            ))
+    }};
+}
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.gateway_upstreams.is_empty() {
         anyhow::bail!("EMPORIUM_GATEWAY_UPSTREAMS: name at least one upstream, e.g. identity=http://127.0.0.1:8081");
@@ -409,9 +448,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
-    let server =
-        with_connection_limits!(
-            HttpServer::new(move || {
+    let front = Arc::new(front::Front {
+        up: upstreams.clone().into_inner(),
+        verifier: verifier.clone(),
+        rate_limit: rate_limit.clone(),
+        header_timeout: config.header_timeout,
+        keep_alive: config.keep_alive,
+        enabled: config.otlp_endpoint.is_none(),
+    });
+    // The application: everything the front door does not relay itself.
+    let make_app = move || {
                 let worker_client = web::Data::new(WorkerClient(proxy_client()));
                 let mut app = App::new()
                     .wrap(actix_web::middleware::from_fn(edge_auth))
@@ -463,17 +509,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 // Everything else under `/api/v1/<context>/` is proxied. Matched by hand rather
                 // than by a `{tail:.*}` pattern: the router would run a regex on every request.
                 .default_service(web::to(forward))
-            }),
-            &config
-        )
-        .bind(config.listen)
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let listener = bind_listener(config.listen)
         .map_err(|e| anyhow::anyhow!("EMPORIUM_LISTEN: cannot bind {}: {e}", config.listen))?;
     // The bound port (EMPORIUM_LISTEN may ask for port 0).
-    let port = server.addrs().first().map_or(0, |a| a.port());
-    let server = bind_ops!(server, config, ops_addr)?;
-    let server = server
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .run();
+    let addr = listener.local_addr()?;
+    let port = addr.port();
+    let (keep_alive, header_timeout) = (config.keep_alive, config.header_timeout);
+    let mut builder = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections((config.max_connections / workers).max(1))
+        .shutdown_timeout(config.shutdown_timeout.as_secs());
+    {
+        let make_app = make_app.clone();
+        builder = builder.listen("gateway", listener, move || {
+            let h1 = h1_service!(make_app(), addr, keep_alive, header_timeout);
+            let front = front.clone();
+            actix_service::fn_factory(move || {
+                let pending = actix_service::ServiceFactory::new_service(&h1, ());
+                let front = front.clone();
+                async move {
+                    let h1 = std::rc::Rc::new(pending.await.map_err(|_| ())?);
+                    let worker = std::rc::Rc::new(front::Worker::new(front));
+                    Ok::<_, ()>(actix_service::fn_service(
+                        move |stream: tokio::net::TcpStream| {
+                            let (worker, h1) = (worker.clone(), h1.clone());
+                            async move {
+                                front::serve(worker, stream, h1).await;
+                                Ok::<_, ()>(())
+                            }
+                        },
+                    ))
+                }
+            })
+        })?;
+    }
+    if let Some(listen) = config.ops_listen {
+        let listener = bind_listener(listen)
+            .map_err(|e| anyhow::anyhow!("EMPORIUM_OPS_LISTEN: cannot bind {listen}: {e}"))?;
+        let bound = listener.local_addr()?;
+        let _ = ops_addr.set(bound);
+        tracing::info!(port = bound.port(), "operations listener bound");
+        builder = builder.listen("ops", listener, move || {
+            h1_service!(make_app(), bound, keep_alive, header_timeout).tcp()
+        })?;
+    }
+    let server = builder.run();
     tracing::info!(port, upstreams = ?config.gateway_upstreams, "gateway listening");
     server.await?;
     Ok(())

@@ -122,8 +122,25 @@ impl RateLimit {
     /// The address a request is limited by: the peer, or behind a trusted proxy the address it
     /// forwards for. IPv6 clients are limited per /56, as providers hand out whole prefixes.
     fn key(&self, req: &ServiceRequest) -> Option<IpAddr> {
-        let peer = req.peer_addr().map(|a| a.ip());
-        let ip = self.trusted.client_ip(peer, req.headers())?;
+        self.key_of(req.peer_addr().map(|a| a.ip()), req.headers())
+    }
+
+    /// The key of a request from `peer` with `headers` (only `X-Forwarded-For` is read) when
+    /// limiting is on. A request carrying the internal header is the middleware's to judge.
+    pub fn applies_to(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> Option<IpAddr> {
+        self.enabled.then(|| self.key_of(peer, headers)).flatten()
+    }
+
+    fn key_of(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> Option<IpAddr> {
+        let ip = self.trusted.client_ip(peer, headers)?;
         Some(match ip {
             IpAddr::V6(v6) => {
                 let mut octets = v6.octets();

@@ -57,7 +57,11 @@ impl FromRequest for RequestContext {
 }
 
 fn accept_request_id(value: &HeaderValue) -> Option<String> {
-    let s = value.to_str().ok()?;
+    request_id_from(value.to_str().ok()?)
+}
+
+/// A caller's request id, if it is one we keep (at most 128 of `[A-Za-z0-9-_.:/+=]`).
+pub fn request_id_from(s: &str) -> Option<String> {
     let ok = !s.is_empty()
         && s.len() <= 128
         && s.bytes()
@@ -66,7 +70,11 @@ fn accept_request_id(value: &HeaderValue) -> Option<String> {
 }
 
 fn accept_traceparent(value: &HeaderValue) -> Option<String> {
-    let s = value.to_str().ok()?;
+    traceparent_from(value.to_str().ok()?)
+}
+
+/// A caller's W3C `traceparent`, if well-formed, in lower case.
+pub fn traceparent_from(s: &str) -> Option<String> {
     let parts: Vec<&str> = s.split('-').collect();
     let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
     let ok = parts.len() == 4
