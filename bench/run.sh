@@ -118,7 +118,11 @@ proxy_reads() {
   curl -fs "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID" >/dev/null
   start_nginx
   direct=$(rps "http://127.0.0.1:18082/api/v1/catalog/products/$PRODUCT_ID")
+  local nginx_pids; nginx_pids="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+  local nginx_before; nginx_before=$(cpu_ticks $nginx_pids)
   nginx=$(rps "http://127.0.0.1:$NGINX_PORT/api/v1/catalog/products/$PRODUCT_ID")
+  local nginx_after; nginx_after=$(cpu_ticks $nginx_pids)
+  nginx_cpu=$(awk -v t="$((nginx_after - nginx_before))" -v r="$nginx" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')
   local before; before=$(awk '{ print $14 + $15 }' "/proc/${SPLIT_PIDS[-1]}/stat")
   gateway=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
   local after; after=$(awk '{ print $14 + $15 }' "/proc/${SPLIT_PIDS[-1]}/stat")
@@ -128,10 +132,12 @@ proxy_reads() {
   gateway_cpu=$(awk -v t="$((after - before))" -v r="$gateway" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')
   echo "split reads (wrk, 64 connections, 10 s each, same run):"
   echo "  catalog process directly     $direct req/s"
-  awk -v a="$nginx" -v b="$direct" 'BEGIN { printf "  through nginx                %s req/s  = %.0f%% of direct\n", a, 100*a/b }'
+  awk -v a="$nginx" -v b="$direct" -v c="$nginx_cpu" 'BEGIN { printf "  through nginx                %s req/s  = %.0f%% of direct (%s us of nginx CPU per request)\n", a, 100*a/b, c }'
   awk -v a="$gateway" -v b="$direct" -v n="$nginx" -v m="$gateway_rss" -v c="$gateway_cpu" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct, %.2fx nginx (gateway resident %s MiB, %s us of gateway CPU per request)\n", a, 100*a/b, a/n, m, c }'
 }
 
+# CPU clock ticks (user + system, 10 ms each) the processes have used so far.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 rps() { wrk -t2 -c64 -d10s "$@" | awk '/Requests\/sec/ {print $2}'; }
 
 if [ "$mode" = compare ]; then

@@ -336,11 +336,17 @@ fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpLis
 }
 
 /// The application served on a connection as `HttpServer` serves it (its keep-alive and
-/// header timeouts, the listener's address in its `AppConfig`).
+/// header timeouts, idle connections closed when the server stops, the listener's address in
+/// its `AppConfig`).
 macro_rules! h1_service {
-    ($app:expr, $addr:expr, $keep_alive:expr, $header_timeout:expr) => {{
+    ($app:expr, $addr:expr, $keep_alive:expr, $header_timeout:expr, $shutdown:expr) => {{
         let addr: std::net::SocketAddr = $addr;
+        let shutdown: actix_server::GracefulShutdownSignal = $shutdown.clone();
         actix_http::HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
             .keep_alive($keep_alive)
             .client_request_timeout($header_timeout)
             .client_disconnect_timeout(Duration::from_secs(1))
@@ -348,7 +354,9 @@ macro_rules! h1_service {
             .h1(actix_service::map_config(
                 actix_service::ServiceFactoryExt::map_err(
                     actix_service::IntoServiceFactory::into_factory($app),
-                    |err: actix_web::Error| actix_web::ResponseError::error_response(err.as_response_error()),
+                    |err: actix_web::Error| {
+                        actix_web::ResponseError::error_response(err.as_response_error())
+                    },
                 ),
                 // The connection's listener, so that the ops listener's requests are told apart
                 // (`AppConfig`'s constructor is crate-private; this is the one actix-test uses).
@@ -448,6 +456,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
     let ops_addr = ops_access.ops_addr.clone();
     let ops_listener = config.ops_listen.is_some();
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
     let front = Arc::new(front::Front {
         up: upstreams.clone().into_inner(),
         verifier: verifier.clone(),
@@ -455,60 +465,60 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         header_timeout: config.header_timeout,
         keep_alive: config.keep_alive,
         enabled: config.otlp_endpoint.is_none(),
+        shutdown: shutdown.clone(),
     });
     // The application: everything the front door does not relay itself.
     let make_app = move || {
-                let worker_client = web::Data::new(WorkerClient(proxy_client()));
-                let mut app = App::new()
-                    .wrap(actix_web::middleware::from_fn(edge_auth))
-                    .wrap(crate::limits::cors(&cors_origins))
-                    .wrap(actix_web::middleware::Condition::new(
-                        rate_limited,
-                        actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
-                    ))
-                    .wrap(actix_web::middleware::Condition::new(
-                        ops_listener,
-                        actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
-                    ))
-                    .wrap(actix_web::middleware::from_fn(request_middleware))
-                    .app_data(ops_access.clone())
-                    .app_data(upstreams.clone())
-                    .app_data(worker_client)
-                    .app_data(rate_limit.clone())
-                    .app_data(dashboard.clone())
-                    .app_data(service_tokens.clone())
-                    .app_data(trusted_proxies.clone())
-                    .configure(platform::http::configure_extractors);
-                if let Some(verifier) = &verifier {
-                    app = app.app_data(verifier.clone());
-                }
-                if serves_dashboard {
-                    app = app.service(
-                        web::resource("/api/v1/dashboard")
-                            .route(web::get().to(crate::dashboard::get_dashboard)),
-                    );
-                }
-                app.service(web::resource("/health/live").route(
-                    web::get().to(|| async {
-                        HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-                    }),
-                ))
-                .service(web::resource("/health/ready").route(web::get().to(ready)))
-                .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
-                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
-                .configure(crate::admin::configure)
-                .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-                .service(web::resource("/api/v1/admin/messaging").route(web::get().to(messaging)))
-                .service(
-                    web::scope("/api/v1/admin/dead-letters")
-                        .service(web::resource("").route(web::get().to(list_dead_letters)))
-                        .service(
-                            web::resource("/{id}/replay").route(web::post().to(replay_dead_letter)),
-                        ),
-                )
-                // Everything else under `/api/v1/<context>/` is proxied. Matched by hand rather
-                // than by a `{tail:.*}` pattern: the router would run a regex on every request.
-                .default_service(web::to(forward))
+        let worker_client = web::Data::new(WorkerClient(proxy_client()));
+        let mut app = App::new()
+            .wrap(actix_web::middleware::from_fn(edge_auth))
+            .wrap(crate::limits::cors(&cors_origins))
+            .wrap(actix_web::middleware::Condition::new(
+                rate_limited,
+                actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
+            ))
+            .wrap(actix_web::middleware::Condition::new(
+                ops_listener,
+                actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
+            ))
+            .wrap(actix_web::middleware::from_fn(request_middleware))
+            .app_data(ops_access.clone())
+            .app_data(upstreams.clone())
+            .app_data(worker_client)
+            .app_data(rate_limit.clone())
+            .app_data(dashboard.clone())
+            .app_data(service_tokens.clone())
+            .app_data(trusted_proxies.clone())
+            .configure(platform::http::configure_extractors);
+        if let Some(verifier) = &verifier {
+            app = app.app_data(verifier.clone());
+        }
+        if serves_dashboard {
+            app = app.service(
+                web::resource("/api/v1/dashboard")
+                    .route(web::get().to(crate::dashboard::get_dashboard)),
+            );
+        }
+        app.service(
+            web::resource("/health/live").route(
+                web::get()
+                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            ),
+        )
+        .service(web::resource("/health/ready").route(web::get().to(ready)))
+        .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+        .configure(crate::admin::configure)
+        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+        .service(web::resource("/api/v1/admin/messaging").route(web::get().to(messaging)))
+        .service(
+            web::scope("/api/v1/admin/dead-letters")
+                .service(web::resource("").route(web::get().to(list_dead_letters)))
+                .service(web::resource("/{id}/replay").route(web::post().to(replay_dead_letter))),
+        )
+        // Everything else under `/api/v1/<context>/` is proxied. Matched by hand rather
+        // than by a `{tail:.*}` pattern: the router would run a regex on every request.
+        .default_service(web::to(forward))
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let listener = bind_listener(config.listen)
@@ -517,14 +527,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let port = addr.port();
     let (keep_alive, header_timeout) = (config.keep_alive, config.header_timeout);
-    let mut builder = actix_server::Server::build()
+    let mut builder = builder
         .workers(workers)
         .max_concurrent_connections((config.max_connections / workers).max(1))
         .shutdown_timeout(config.shutdown_timeout.as_secs());
     {
         let make_app = make_app.clone();
+        let shutdown = shutdown.clone();
         builder = builder.listen("gateway", listener, move || {
-            let h1 = h1_service!(make_app(), addr, keep_alive, header_timeout);
+            let h1 = h1_service!(make_app(), addr, keep_alive, header_timeout, shutdown);
             let front = front.clone();
             actix_service::fn_factory(move || {
                 let pending = actix_service::ServiceFactory::new_service(&h1, ());
@@ -552,7 +563,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = ops_addr.set(bound);
         tracing::info!(port = bound.port(), "operations listener bound");
         builder = builder.listen("ops", listener, move || {
-            h1_service!(make_app(), bound, keep_alive, header_timeout).tcp()
+            h1_service!(make_app(), bound, keep_alive, header_timeout, shutdown).tcp()
         })?;
     }
     let server = builder.run();

@@ -53,6 +53,8 @@ pub(super) struct Front {
     pub(super) keep_alive: Duration,
     /// Off: every request goes to the application (trace export needs its spans).
     pub(super) enabled: bool,
+    /// Fires when the server starts to stop: idle connections close then.
+    pub(super) shutdown: actix_server::GracefulShutdownSignal,
 }
 
 /// One worker's state: its kept connections and metric handles (a worker is one thread).
@@ -61,18 +63,19 @@ pub(super) struct Worker {
     idle: RefCell<HashMap<String, Vec<TcpStream>>>,
     counters: RefCell<HashMap<(bool, u16), metrics::Counter>>,
     durations: [metrics::Histogram; 2],
+    /// Requests answered here rather than by the application.
+    relayed: metrics::Counter,
 }
 
 impl Worker {
     pub(super) fn new(front: Arc<Front>) -> Self {
-        let duration = |method: &'static str| {
-            metrics::histogram!("emporium_http_request_duration_seconds", "method" => method, "route" => ROUTE)
-        };
+        let duration = |method: &'static str| metrics::histogram!("emporium_http_request_duration_seconds", "method" => method, "route" => ROUTE);
         Self {
             front,
             idle: RefCell::new(HashMap::new()),
             counters: RefCell::new(HashMap::new()),
             durations: [duration("GET"), duration("HEAD")],
+            relayed: metrics::counter!("emporium_gateway_relayed_total"),
         }
     }
 
@@ -86,6 +89,7 @@ impl Worker {
             })
             .increment(1);
         self.durations[usize::from(head)].record(elapsed.as_secs_f64());
+        self.relayed.increment(1);
     }
 
     fn take_idle(&self, authority: &str) -> Option<TcpStream> {
@@ -148,10 +152,7 @@ impl AsyncWrite for Prefixed {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
@@ -173,7 +174,18 @@ where
             worker.front.keep_alive
         };
         first = false;
-        match tokio::time::timeout(wait, read_head(&mut client, &mut buf)).await {
+        let idle = buf.is_empty();
+        let read = tokio::time::timeout(wait, read_head(&mut client, &mut buf));
+        let read = if idle {
+            // Idle between requests: a stopping server closes the connection.
+            tokio::select! {
+                read = read => read,
+                () = worker.front.shutdown.notified() => return,
+            }
+        } else {
+            read.await
+        };
+        match read {
             Ok(Ok(true)) => {}
             // Not a head this door reads (too long, malformed): the application answers.
             Ok(Ok(false)) => break,
@@ -299,7 +311,10 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
         }
         if is(FORWARDED_FOR) {
             let value = actix_web::http::header::HeaderValue::from_bytes(header.value).ok()?;
-            client_chain.append(actix_web::http::header::HeaderName::from_static(FORWARDED_FOR), value);
+            client_chain.append(
+                actix_web::http::header::HeaderName::from_static(FORWARDED_FOR),
+                value,
+            );
             continue;
         }
         if is(platform::http::REQUEST_ID.as_str()) {
@@ -393,10 +408,22 @@ enum Failed {
 /// the first gave no answer) and its answer to the client.
 async fn relay(worker: &Worker, plan: &Plan, client: &mut TcpStream) -> Next {
     let Some(pool) = worker.front.up.by_context.get(&plan.context) else {
-        return answer_problem(worker, plan, client, &ApiError::not_found("not_found", "no upstream")).await;
+        return answer_problem(
+            worker,
+            plan,
+            client,
+            &ApiError::not_found("not_found", "no upstream"),
+        )
+        .await;
     };
     let Some(first) = pool.pick(None) else {
-        return answer_problem(worker, plan, client, &ApiError::not_found("not_found", "no upstream")).await;
+        return answer_problem(
+            worker,
+            plan,
+            client,
+            &ApiError::not_found("not_found", "no upstream"),
+        )
+        .await;
     };
     let failure = match exchange(worker, pool, &first, plan, client).await {
         Ok(next) => return next,
@@ -445,7 +472,12 @@ async fn relay(worker: &Worker, plan: &Plan, client: &mut TcpStream) -> Next {
 }
 
 /// Answers the client with a problem of the gateway's own.
-async fn answer_problem(worker: &Worker, plan: &Plan, client: &mut TcpStream, problem: &ApiError) -> Next {
+async fn answer_problem(
+    worker: &Worker,
+    plan: &Plan,
+    client: &mut TcpStream,
+    problem: &ApiError,
+) -> Next {
     let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
     let status = actix_web::ResponseError::status_code(problem);
     let mut out = Vec::with_capacity(256 + body.len());
@@ -558,10 +590,15 @@ async fn exchange(
     let mut out = head.to_client;
     out.extend_from_slice(b"x-request-id: ");
     out.extend_from_slice(plan.request_id.as_bytes());
-    out.extend_from_slice(if close { b"\r\nconnection: close\r\n\r\n" } else { b"\r\n\r\n" });
+    out.extend_from_slice(if close {
+        b"\r\nconnection: close\r\n\r\n"
+    } else {
+        b"\r\n\r\n"
+    });
     worker.record(plan.head, head.status, plan.started.elapsed());
     finished(plan, head.status);
-    let ended = tokio::time::timeout_at(deadline, body(framing, &mut conn, &mut answer, client, out)).await;
+    let ended =
+        tokio::time::timeout_at(deadline, body(framing, &mut conn, &mut answer, client, out)).await;
     match ended {
         Ok(Ok(true)) if head.keep_alive && answer.is_empty() => worker.keep_idle(authority, conn),
         Ok(Ok(_)) => {}
@@ -630,7 +667,10 @@ fn parse_answer(bytes: &[u8]) -> Result<Option<AnswerHead>, ()> {
     for header in res.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("connection") {
-            for token in std::str::from_utf8(header.value).map_err(|_| ())?.split(',') {
+            for token in std::str::from_utf8(header.value)
+                .map_err(|_| ())?
+                .split(',')
+            {
                 let token = token.trim();
                 if token.eq_ignore_ascii_case("close") {
                     keep_alive = false;
@@ -664,7 +704,9 @@ fn parse_answer(bytes: &[u8]) -> Result<Option<AnswerHead>, ()> {
         keep_alive = false;
     }
     let mut to_client = Vec::with_capacity(len + 64);
-    to_client.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", res.reason.unwrap_or("")).as_bytes());
+    to_client.extend_from_slice(
+        format!("HTTP/1.1 {status} {}\r\n", res.reason.unwrap_or("")).as_bytes(),
+    );
     for header in res.headers.iter() {
         let name = header.name;
         let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -710,7 +752,9 @@ async fn body(
         // What of `answer` belongs to this body.
         let take = match framing {
             Framing::None => 0,
-            Framing::Length(_) => usize::try_from(left).unwrap_or(usize::MAX).min(answer.len()),
+            Framing::Length(_) => usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(answer.len()),
             Framing::Close => answer.len(),
             Framing::Chunked => match chunks.feed(answer) {
                 Ok(Some(end)) => {
@@ -864,7 +908,11 @@ mod tests {
         let end = body.len() - 3;
         assert_eq!(ends(&[body]), Ok(Some(end)));
         for cut in 1..body.len() {
-            assert_eq!(ends(&[&body[..cut], &body[cut..]]), Ok(Some(end)), "cut at {cut}");
+            assert_eq!(
+                ends(&[&body[..cut], &body[cut..]]),
+                Ok(Some(end)),
+                "cut at {cut}"
+            );
         }
         let bytes: Vec<&[u8]> = body.chunks(1).collect();
         assert_eq!(ends(&bytes), Ok(Some(end)));
@@ -889,7 +937,9 @@ mod tests {
     #[test]
     fn an_answer_keeps_its_framing_and_loses_its_hop_by_hop_headers() {
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: keep-alive, x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nx-request-id: theirs\r\netag: \"1\"\r\n\r\nhello";
-        let parsed = parse_answer(head).unwrap_or_else(|()| panic!("parses")).unwrap_or_else(|| panic!("whole"));
+        let parsed = parse_answer(head)
+            .unwrap_or_else(|()| panic!("parses"))
+            .unwrap_or_else(|| panic!("whole"));
         assert_eq!(parsed.status, 200);
         assert!(parsed.keep_alive);
         assert!(parsed.framing == Framing::Length(5));
@@ -897,16 +947,23 @@ mod tests {
             String::from_utf8_lossy(&parsed.to_client),
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\netag: \"1\"\r\n"
         );
-        let close = parse_answer(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
-            .unwrap_or_else(|()| panic!("parses"))
-            .unwrap_or_else(|| panic!("whole"));
+        let close =
+            parse_answer(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                .unwrap_or_else(|()| panic!("parses"))
+                .unwrap_or_else(|| panic!("whole"));
         assert!(!close.keep_alive);
         let unframed = parse_answer(b"HTTP/1.1 200 OK\r\n\r\nab")
             .unwrap_or_else(|()| panic!("parses"))
             .unwrap_or_else(|| panic!("whole"));
         assert!(unframed.framing == Framing::Close && !unframed.keep_alive);
-        assert!(parse_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n").is_err());
+        assert!(
+            parse_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n")
+                .is_err()
+        );
         assert!(parse_answer(b"HTTP/1.1 100 Continue\r\n\r\n").is_err());
-        assert!(matches!(parse_answer(b"HTTP/1.1 200 OK\r\ncontent-"), Ok(None)));
+        assert!(matches!(
+            parse_answer(b"HTTP/1.1 200 OK\r\ncontent-"),
+            Ok(None)
+        ));
     }
 }

@@ -67,7 +67,22 @@ async fn serve(mut stream: TcpStream, seen: Seen) {
         if let Ok(mut s) = seen.lock() {
             s.push(target.clone());
         }
-        let (status, extra, payload) = match target.as_str() {
+        // Answers framed otherwise than by a length, and one that closes the connection after
+        // answering without saying so (a kept connection the upstream has since dropped).
+        let raw_answer = match target.as_str() {
+            "/api/v1/catalog/chunked" => Some("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\n{\"a\":\r\n2\r\n1}\r\n0\r\nx-trailer: 1\r\n\r\n"),
+            "/api/v1/catalog/unframed" => Some("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"),
+            "/api/v1/catalog/hangup" => Some("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"),
+            _ => None,
+        };
+        if let Some(answer) = raw_answer {
+            let _ = stream.write_all(answer.as_bytes()).await;
+            if target.ends_with("/chunked") {
+                continue;
+            }
+            return;
+        }
+        let (status, extra, payload) = match target.split('?').next().unwrap_or_default() {
             "/health/ready" => ("200 OK", String::new(), "{}".to_owned()),
             "/api/v1/catalog/echo" => (
                 "200 OK",
@@ -500,4 +515,239 @@ async fn without_service_credentials_the_gateways_merges_are_unavailable() {
     );
     drop(gateway);
     app.stop().await;
+}
+
+/// `(answer heads and bodies, in order)` of the HTTP/1.1 answers in `text`, each framed by its
+/// `content-length`, chunked, or (the last) by the end.
+fn answers(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some((head, after)) = rest.split_once("\r\n\r\n") {
+        let lower = head.to_ascii_lowercase();
+        let length = lower.lines().find_map(|l| {
+            l.strip_prefix("content-length:")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        });
+        let (body, next) = if let Some(n) = length {
+            after.split_at(n.min(after.len()))
+        } else if lower.contains("transfer-encoding: chunked") {
+            let end = after.find("\r\n0\r\n").map_or(after.len(), |i| {
+                i + after[i + 5..]
+                    .find("\r\n\r\n")
+                    .map_or(after.len() - i, |j| j + 9)
+            });
+            after.split_at(end.min(after.len()))
+        } else {
+            (after, "")
+        };
+        out.push((head.to_owned(), body.to_owned()));
+        rest = next;
+    }
+    out
+}
+
+/// The gateway's `/metrics` text from its operations listener.
+async fn gateway_metrics(ops_port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{ops_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The gateway's counter `name` (summed over its labels).
+async fn gateway_counter(ops_port: u16, name: &str) -> f64 {
+    gateway_metrics(ops_port)
+        .await
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with(&format!("{name}_")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+// Plain reads are relayed by the gateway's front door (its own connections to the instances),
+// with the same rules as the rest: hop-by-hop and forged forwarding headers stop, the answer
+// keeps its framing (length, chunked, or to the end), requests on one connection are answered
+// in order even when one of them is not a plain read, and a kept connection the instance has
+// dropped is replaced without the client seeing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_reads_are_relayed_by_the_front_door_under_the_same_rules() {
+    let (up, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env: BTreeMap<String, String> = [
+        ("EMPORIUM_LISTEN", "127.0.0.1:0".to_owned()),
+        ("EMPORIUM_LOG_FORMAT", "json".to_owned()),
+        (
+            "EMPORIUM_GATEWAY_UPSTREAMS",
+            format!("catalog=http://127.0.0.1:{up}"),
+        ),
+        ("EMPORIUM_UPSTREAM_TIMEOUT_SECS", "2".to_owned()),
+        ("EMPORIUM_OPS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let log = dir.path().join("gateway.log");
+    let mut gateway = Process::new("gateway", &["gateway"], env, log);
+    gateway.start();
+    let mut port = None;
+    for _ in 0..400 {
+        port = gateway.listening_port();
+        if port.is_some() || !gateway.running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let port = port.unwrap_or_else(|| panic!("gateway did not start\n{}", gateway.log_text()));
+    let ops_port = gateway
+        .log_text()
+        .lines()
+        .find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["fields"]["message"] == "operations listener bound")
+                .then(|| v["fields"]["port"].as_u64())
+                .flatten()
+        })
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no operations listener\n{}", gateway.log_text()));
+    // The operations listener serves the operations alone, and they are served there only.
+    let status = |url: String| async move {
+        reqwest::get(url)
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        status(format!("http://127.0.0.1:{ops_port}/api/v1/catalog/echo")).await,
+        404
+    );
+    assert_eq!(
+        status(format!("http://127.0.0.1:{port}/metrics")).await,
+        404
+    );
+    let relayed = gateway_counter(ops_port, "emporium_gateway_relayed_total").await;
+
+    // Forged forwarding headers and hop-by-hop ones stop; the request id comes back.
+    let answer = raw(
+        port,
+        "GET /api/v1/catalog/echo?q=1 HTTP/1.1\r\nhost: x\r\nkeep-alive: timeout=5\r\nforwarded: for=1.2.3.4\r\nx-forwarded-host: evil.example\r\nx-forwarded-proto: http\r\nx-forwarded-for: 6.6.6.6\r\nx-request-id: front-door-1\r\nx-custom: kept\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let got = answers(&answer);
+    assert_eq!(got.len(), 1, "{answer}");
+    let (head, body) = &got[0];
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-request-id: front-door-1"), "{head}");
+    assert!(lower.contains("connection: close"), "{head}");
+    for hidden in ["x-upstream-secret", "keep-alive"] {
+        assert!(
+            !lower.contains(hidden),
+            "{hidden} reached the client: {head}"
+        );
+    }
+    let received: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let names: Vec<&str> = received["headers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        names.contains(&"x-custom") && names.contains(&"traceparent"),
+        "{names:?}"
+    );
+    for dropped in [
+        "keep-alive",
+        "forwarded",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "connection",
+    ] {
+        assert!(
+            !names.contains(&dropped),
+            "{dropped} reached the upstream: {names:?}"
+        );
+    }
+    assert_eq!(
+        names.iter().filter(|n| **n == "x-forwarded-for").count(),
+        1,
+        "the peer alone is forwarded for: {names:?}"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|t| t == "/api/v1/catalog/echo?q=1"));
+
+    // Several requests on one connection, answered in order: a chunked answer, a read after
+    // a dropped kept connection, a POST (the application's) and a read after it.
+    let answer = raw(
+        port,
+        concat!(
+            "GET /api/v1/catalog/chunked HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /api/v1/catalog/hangup HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /api/v1/catalog/hangup HTTP/1.1\r\nhost: x\r\n\r\n",
+            "POST /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+            "GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        ),
+    )
+    .await;
+    let got = answers(&answer);
+    assert_eq!(got.len(), 5, "{answer}");
+    assert!(
+        got.iter().all(|(h, _)| h.starts_with("HTTP/1.1 200")),
+        "{answer}"
+    );
+    assert!(
+        got[0]
+            .0
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{answer}"
+    );
+    assert!(
+        got[0].1.starts_with("5;x=1\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n"),
+        "{answer}"
+    );
+    assert_eq!(got[1].1, "{}");
+    assert_eq!(got[2].1, "{}");
+    assert!(got[3].1.contains("\"headers\""), "{answer}");
+    assert!(got[4].1.contains("\"headers\""), "{answer}");
+
+    // A HEAD answer has the head alone, even when the instance sent a body after it.
+    let answer = raw(
+        port,
+        "HEAD /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+
+    // An answer framed by the end of its connection ends the client's too.
+    let answer = raw(
+        port,
+        "GET /api/v1/catalog/unframed HTTP/1.1\r\nhost: x\r\n\r\nGET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\n\r\nuntil the end"), "{answer}");
+
+    // The reads before the POST went through the front door (the POST and what follows it on
+    // its connection are the application's), and are counted as any request.
+    let now = gateway_counter(ops_port, "emporium_gateway_relayed_total").await;
+    assert_eq!(now - relayed, 6.0, "relayed by the front door");
+    let text = gateway_metrics(ops_port).await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("emporium_http_requests_total")
+                && l.contains("route=\"/api/v1/{context}/{tail}\"")
+                && l.contains("method=\"HEAD\"")),
+        "{text}"
+    );
+    gateway.kill();
 }
