@@ -11,6 +11,10 @@
 //! connection, or fails its health check (every 5 s), is out of service for 10 s. A request
 //! that could not connect, or a safe one (GET, HEAD, a POST with an `Idempotency-Key`) that
 //! got no answer, is tried once more on another instance.
+//!
+//! A connection is read first by the front door (`front`), which relays plain reads itself
+//! under the same rules and hands anything else, with the connection, to the application
+//! below (decision 49).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
