@@ -166,8 +166,26 @@ where
     let _ = stream.set_nodelay(true);
     let mut client = stream;
     let mut buf = BytesMut::with_capacity(4096);
+    if worker.front.enabled && !relay_reads(&worker, &mut client, &mut buf, peer).await {
+        return;
+    }
+    let io = Prefixed {
+        prefix: buf.freeze(),
+        stream: client,
+    };
+    let _ = h1.call((io, peer)).await;
+}
+
+/// Relays the connection's plain reads: `true` when a request in `buf` is left for the
+/// application, `false` when the connection is done.
+async fn relay_reads(
+    worker: &Worker,
+    client: &mut TcpStream,
+    buf: &mut BytesMut,
+    peer: Option<SocketAddr>,
+) -> bool {
     let mut first = true;
-    while worker.front.enabled {
+    loop {
         let wait = if first {
             worker.front.header_timeout
         } else {
@@ -175,12 +193,12 @@ where
         };
         first = false;
         let idle = buf.is_empty();
-        let read = tokio::time::timeout(wait, read_head(&mut client, &mut buf));
+        let read = tokio::time::timeout(wait, read_head(client, buf));
         let read = if idle {
             // Idle between requests: a stopping server closes the connection.
             tokio::select! {
                 read = read => read,
-                () = worker.front.shutdown.notified() => return,
+                () = worker.front.shutdown.notified() => return false,
             }
         } else {
             read.await
@@ -188,28 +206,22 @@ where
         match read {
             Ok(Ok(true)) => {}
             // Not a head this door reads (too long, malformed): the application answers.
-            Ok(Ok(false)) => break,
+            Ok(Ok(false)) => return true,
             // Closed, failed, or silent too long (the application's 408 is for a slow first
             // request; here nothing has been answered yet, and nothing will be).
-            Ok(Err(_)) | Err(_) => return,
+            Ok(Err(_)) | Err(_) => return false,
         }
-        let Some(plan) = plan(&worker.front, &buf, peer) else {
-            break;
+        let Some(plan) = plan(&worker.front, buf, peer) else {
+            return true;
         };
         if !admitted(&worker.front, &plan, peer).await {
-            break;
+            return true;
         }
         buf.advance(plan.head_len);
-        match relay(&worker, &plan, &mut client).await {
-            Next::Continue => {}
-            Next::Close => return,
+        if let Next::Close = relay(worker, &plan, client).await {
+            return false;
         }
     }
-    let io = Prefixed {
-        prefix: buf.freeze(),
-        stream: client,
-    };
-    let _ = h1.call((io, peer)).await;
 }
 
 /// Reads until `buf` holds a whole request head: `Ok(false)` when it is not one this door
