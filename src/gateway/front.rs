@@ -185,6 +185,8 @@ async fn relay_reads(
     peer: Option<SocketAddr>,
 ) -> bool {
     let mut first = true;
+    // The instances' answers pass through here, one at a time.
+    let mut answer = BytesMut::new();
     loop {
         let wait = if first {
             worker.front.header_timeout
@@ -218,7 +220,7 @@ async fn relay_reads(
             return true;
         }
         buf.advance(plan.head_len);
-        if let Next::Close = relay(worker, &plan, client).await {
+        if let Next::Close = relay(worker, &plan, client, &mut answer).await {
             return false;
         }
     }
@@ -286,7 +288,10 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
     // A path that a URL parser would rewrite, a query with a NUL or a fragment, or an
     // instance not reached over plain HTTP: the application's proxy judges those.
     if !is_plain_path(path)
-        || query.to_ascii_lowercase().contains("%00")
+        || query
+            .as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
         || !query.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
         || !pool.plain_http
     {
@@ -377,13 +382,20 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
         target: target.to_owned(),
         forwarded,
         request_id: request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        traceparent: traceparent.unwrap_or_else(platform::http::new_traceparent),
+        traceparent: traceparent.unwrap_or_else(new_traceparent),
         forwarded_for,
         bearer,
         client_chain,
         close,
         started,
     })
+}
+
+/// A new trace's `traceparent` (random trace and span ids, sampled).
+fn new_traceparent() -> String {
+    let trace = rand::random::<u128>().max(1);
+    let span = rand::random::<u64>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
 }
 
 /// The edge's checks: a bearer token must verify and the client be within its limit.
@@ -418,7 +430,12 @@ enum Failed {
 
 /// Relays the planned read to an instance (another once, as the application's proxy does, if
 /// the first gave no answer) and its answer to the client.
-async fn relay(worker: &Worker, plan: &Plan, client: &mut TcpStream) -> Next {
+async fn relay(
+    worker: &Worker,
+    plan: &Plan,
+    client: &mut TcpStream,
+    answer: &mut BytesMut,
+) -> Next {
     let Some(pool) = worker.front.up.by_context.get(&plan.context) else {
         return answer_problem(
             worker,
@@ -437,7 +454,7 @@ async fn relay(worker: &Worker, plan: &Plan, client: &mut TcpStream) -> Next {
         )
         .await;
     };
-    let failure = match exchange(worker, pool, &first, plan, client).await {
+    let failure = match exchange(worker, pool, &first, plan, client, answer).await {
         Ok(next) => return next,
         Err(failure) => failure,
     };
@@ -450,7 +467,7 @@ async fn relay(worker: &Worker, plan: &Plan, client: &mut TcpStream) -> Next {
             drop(first);
             metrics::counter!("emporium_gateway_retries_total", "context" => pool.context.clone())
                 .increment(1);
-            match exchange(worker, pool, &second, plan, client).await {
+            match exchange(worker, pool, &second, plan, client, answer).await {
                 Ok(next) => return next,
                 Err(failure) => {
                     if let Failed::Unreached = failure {
@@ -543,6 +560,7 @@ async fn exchange(
     instance: &InFlight,
     plan: &Plan,
     client: &mut TcpStream,
+    answer: &mut BytesMut,
 ) -> Result<Next, Failed> {
     let base = instance.0.base.as_str();
     let rest = base.strip_prefix("http://").ok_or(Failed::Unreached)?;
@@ -569,7 +587,7 @@ async fn exchange(
     }
     out.extend_from_slice(b"\r\n");
     let deadline = tokio::time::Instant::now() + pool.timeout;
-    let mut answer = BytesMut::with_capacity(8192);
+    answer.clear();
     // A kept connection the instance has since closed fails before any answer: once more on a
     // new one, which is no failure of the instance.
     let mut kept = worker.take_idle(authority);
@@ -581,7 +599,7 @@ async fn exchange(
         };
         let sent = tokio::time::timeout_at(deadline, async {
             conn.write_all(&out).await?;
-            read_answer_head(&mut conn, &mut answer).await
+            read_answer_head(&mut conn, answer).await
         })
         .await;
         match sent {
@@ -610,7 +628,7 @@ async fn exchange(
     worker.record(plan.head, head.status, plan.started.elapsed());
     finished(plan, head.status);
     let ended =
-        tokio::time::timeout_at(deadline, body(framing, &mut conn, &mut answer, client, out)).await;
+        tokio::time::timeout_at(deadline, body(framing, &mut conn, answer, client, out)).await;
     match ended {
         Ok(Ok(true)) if head.keep_alive && answer.is_empty() => worker.keep_idle(authority, conn),
         Ok(Ok(_)) => {}
@@ -930,6 +948,17 @@ mod tests {
         assert_eq!(ends(&bytes), Ok(Some(end)));
         assert_eq!(ends(&[b"0\r\n\r\n"]), Ok(Some(5)));
         assert_eq!(ends(&[b"3\r\nabc\r\n"]), Ok(None));
+    }
+
+    #[test]
+    fn a_new_trace_is_one_the_contexts_continue() {
+        for _ in 0..100 {
+            let traceparent = new_traceparent();
+            assert_eq!(
+                platform::http::traceparent_from(&traceparent).as_deref(),
+                Some(traceparent.as_str())
+            );
+        }
     }
 
     #[test]
