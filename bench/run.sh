@@ -10,7 +10,8 @@
 # Resident memory (VmRSS, and the peak VmHWM) is reported after start, after 50 log-ins and
 # after the reads. Needs wrk (apt-get install wrk). Usage: bench/run.sh [sqlite|postgres|split|proxy|flood|all]
 #   (proxy: only the read through nginx and the gateway, against a SQLite monolith; with
-#   GATEWAY_BIN=another/build/emporium the gateway is that build, to compare two)
+#   GATEWAY_BIN=another/build/emporium the gateway is that build, to compare two;
+#   PROXY_ROUNDS=N: nginx and the gateway take N alternating turns, medians reported)
 #   bench/run.sh compare OTHER_BINARY [ROUNDS]: PostgreSQL checkouts with another build of the
 #   server (e.g. the previous release) and this one, alternating, ROUNDS (3) each; the medians
 #   and their ratio. Alternating keeps the machine's drift out of the ratio.
@@ -117,24 +118,32 @@ stop_nginx() { kill "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null || t
 proxy_reads() {
   curl -fs "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID" >/dev/null
   start_nginx
-  direct=$(rps "http://127.0.0.1:18082/api/v1/catalog/products/$PRODUCT_ID")
+  local path="/api/v1/catalog/products/$PRODUCT_ID" rounds=${PROXY_ROUNDS:-1} gateway_pid=${SPLIT_PIDS[-1]}
   local nginx_pids; nginx_pids="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
-  local nginx_before; nginx_before=$(cpu_ticks $nginx_pids)
-  nginx=$(rps "http://127.0.0.1:$NGINX_PORT/api/v1/catalog/products/$PRODUCT_ID")
-  local nginx_after; nginx_after=$(cpu_ticks $nginx_pids)
-  nginx_cpu=$(awk -v t="$((nginx_after - nginx_before))" -v r="$nginx" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')
-  local before; before=$(awk '{ print $14 + $15 }' "/proc/${SPLIT_PIDS[-1]}/stat")
-  gateway=$(rps "$BENCH_URL/api/v1/catalog/products/$PRODUCT_ID")
-  local after; after=$(awk '{ print $14 + $15 }' "/proc/${SPLIT_PIDS[-1]}/stat")
+  direct=$(rps "http://127.0.0.1:18082$path")
+  # nginx and the gateway take turns (PROXY_ROUNDS each, 1 by default), so that the machine's
+  # drift falls on both; each figure is the median of its rounds. CPU per request is user +
+  # system time (clock ticks of 10 ms) over the process's requests.
+  local nginx_rps=() gateway_rps=() nginx_cpus=() gateway_cpus=() r before after
+  for _ in $(seq 1 "$rounds"); do
+    before=$(cpu_ticks $nginx_pids); r=$(rps "http://127.0.0.1:$NGINX_PORT$path"); after=$(cpu_ticks $nginx_pids)
+    nginx_rps+=("$r"); nginx_cpus+=("$(awk -v t="$((after - before))" -v r="$r" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')")
+    before=$(cpu_ticks "$gateway_pid"); r=$(rps "$BENCH_URL$path"); after=$(cpu_ticks "$gateway_pid")
+    gateway_rps+=("$r"); gateway_cpus+=("$(awk -v t="$((after - before))" -v r="$r" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')")
+  done
   stop_nginx
-  gateway_rss=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/${SPLIT_PIDS[-1]}/status")
-  # The gateway's CPU (user + system, in clock ticks of 10 ms) per proxied request.
-  gateway_cpu=$(awk -v t="$((after - before))" -v r="$gateway" 'BEGIN { printf "%.1f", t * 10000 / (r * 10) }')
-  echo "split reads (wrk, 64 connections, 10 s each, same run):"
+  nginx=$(median_of "${nginx_rps[@]}"); gateway=$(median_of "${gateway_rps[@]}")
+  nginx_cpu=$(median_of "${nginx_cpus[@]}"); gateway_cpu=$(median_of "${gateway_cpus[@]}")
+  gateway_rss=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$gateway_pid/status")
+  echo "split reads (wrk, 64 connections, 10 s each, same run; nginx and gateway medians of $rounds alternating rounds):"
   echo "  catalog process directly     $direct req/s"
   awk -v a="$nginx" -v b="$direct" -v c="$nginx_cpu" 'BEGIN { printf "  through nginx                %s req/s  = %.0f%% of direct (%s us of nginx CPU per request)\n", a, 100*a/b, c }'
   awk -v a="$gateway" -v b="$direct" -v n="$nginx" -v m="$gateway_rss" -v c="$gateway_cpu" 'BEGIN { printf "  through the gateway          %s req/s  = %.0f%% of direct, %.2fx nginx (gateway resident %s MiB, %s us of gateway CPU per request)\n", a, 100*a/b, a/n, m, c }'
+  [ "$rounds" -gt 1 ] && echo "  rounds: nginx ${nginx_rps[*]}; gateway ${gateway_rps[*]}"
+  return 0
 }
+# The median of the numbers given.
+median_of() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # CPU clock ticks (user + system, 10 ms each) the processes have used so far.
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
