@@ -334,20 +334,19 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
             );
             continue;
         }
-        if is(platform::http::REQUEST_ID.as_str()) {
-            if request_id.is_none() {
-                request_id = std::str::from_utf8(header.value)
-                    .ok()
-                    .and_then(platform::http::request_id_from);
+        // The first value of each is taken if acceptable (else a new one is made), the rest
+        // are dropped, as the application does.
+        let keep_first = |slot: &mut Option<Option<String>>, accept: fn(&str) -> Option<String>| {
+            if slot.is_none() {
+                *slot = Some(std::str::from_utf8(header.value).ok().and_then(accept));
             }
+        };
+        if is(platform::http::REQUEST_ID.as_str()) {
+            keep_first(&mut request_id, platform::http::request_id_from);
             continue;
         }
         if is("traceparent") {
-            if traceparent.is_none() {
-                traceparent = std::str::from_utf8(header.value)
-                    .ok()
-                    .and_then(platform::http::traceparent_from);
-            }
+            keep_first(&mut traceparent, platform::http::traceparent_from);
             continue;
         }
         if is("authorization") {
@@ -381,8 +380,10 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
         context: context.to_owned(),
         target: target.to_owned(),
         forwarded,
-        request_id: request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        traceparent: traceparent.unwrap_or_else(new_traceparent),
+        request_id: request_id
+            .flatten()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        traceparent: traceparent.flatten().unwrap_or_else(new_traceparent),
         forwarded_for,
         bearer,
         client_chain,

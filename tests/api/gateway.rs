@@ -288,7 +288,16 @@ async fn silent_upstream() -> u16 {
 }
 
 async fn gateway_for(upstreams: &str, dir: &std::path::Path) -> (Process, u16) {
-    let env: BTreeMap<String, String> = [
+    gateway_with(upstreams, dir, &[]).await
+}
+
+/// A gateway for `upstreams` with `extra` settings, and its port.
+async fn gateway_with(
+    upstreams: &str,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Process, u16) {
+    let mut env: BTreeMap<String, String> = [
         ("EMPORIUM_LISTEN", "127.0.0.1:0".to_owned()),
         ("EMPORIUM_LOG_FORMAT", "json".to_owned()),
         ("EMPORIUM_GATEWAY_UPSTREAMS", upstreams.to_owned()),
@@ -298,6 +307,9 @@ async fn gateway_for(upstreams: &str, dir: &std::path::Path) -> (Process, u16) {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
     let log = dir.join(format!("gateway-{}.log", uuid::Uuid::new_v4().simple()));
     let mut gateway = Process::new("gateway", &["gateway"], env, log);
     gateway.start();
@@ -575,42 +587,14 @@ async fn gateway_counter(ops_port: u16, name: &str) -> f64 {
 async fn plain_reads_are_relayed_by_the_front_door_under_the_same_rules() {
     let (up, seen) = upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let env: BTreeMap<String, String> = [
-        ("EMPORIUM_LISTEN", "127.0.0.1:0".to_owned()),
-        ("EMPORIUM_LOG_FORMAT", "json".to_owned()),
-        (
-            "EMPORIUM_GATEWAY_UPSTREAMS",
-            format!("catalog=http://127.0.0.1:{up}"),
-        ),
-        ("EMPORIUM_UPSTREAM_TIMEOUT_SECS", "2".to_owned()),
-        ("EMPORIUM_OPS_LISTEN", "127.0.0.1:0".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let log = dir.path().join("gateway.log");
-    let mut gateway = Process::new("gateway", &["gateway"], env, log);
-    gateway.start();
-    let mut port = None;
-    for _ in 0..400 {
-        port = gateway.listening_port();
-        if port.is_some() || !gateway.running() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let port = port.unwrap_or_else(|| panic!("gateway did not start\n{}", gateway.log_text()));
+    let (mut gateway, port) = gateway_with(
+        &format!("catalog=http://127.0.0.1:{up}"),
+        dir.path(),
+        &[("EMPORIUM_OPS_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
     let ops_port = gateway
-        .log_text()
-        .lines()
-        .find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["fields"]["message"] == "operations listener bound")
-                .then(|| v["fields"]["port"].as_u64())
-                .flatten()
-        })
-        .and_then(|p| u16::try_from(p).ok())
+        .ops_port()
         .unwrap_or_else(|| panic!("no operations listener\n{}", gateway.log_text()));
     // The operations listener serves the operations alone, and they are served there only.
     let status = |url: String| async move {

@@ -511,14 +511,7 @@ async fn metrics_are_served_on_the_operations_listener_only() {
     let dir = tempfile::tempdir().unwrap();
     let (server, base) = ready_process(dir.path(), &[("EMPORIUM_OPS_LISTEN", "127.0.0.1:0")]).await;
     let ops_port = server
-        .log_text()
-        .lines()
-        .find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["fields"]["message"] == "operations listener bound")
-                .then(|| v["fields"]["port"].as_u64())
-                .flatten()
-        })
+        .ops_port()
         .unwrap_or_else(|| panic!("no operations listener\n{}", server.log_text()));
     let ops = format!("http://127.0.0.1:{ops_port}");
     let status = |url: String| async move {

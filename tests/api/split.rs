@@ -145,6 +145,17 @@ impl Process {
         logged.or_else(|| self.pid().and_then(only_listening_port))
     }
 
+    /// The operations listener's port (`EMPORIUM_OPS_LISTEN`), from its start-up log line.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.log_text().lines().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["fields"]["message"] == "operations listener bound")
+                .then(|| v["fields"]["port"].as_u64())
+                .flatten()
+                .and_then(|p| u16::try_from(p).ok())
+        })
+    }
+
     /// Started and not exited.
     pub fn running(&mut self) -> bool {
         self.child
