@@ -437,23 +437,10 @@ async fn relay(
     client: &mut TcpStream,
     answer: &mut BytesMut,
 ) -> Next {
-    let Some(pool) = worker.front.up.by_context.get(&plan.context) else {
-        return answer_problem(
-            worker,
-            plan,
-            client,
-            &ApiError::not_found("not_found", "no upstream"),
-        )
-        .await;
-    };
-    let Some(first) = pool.pick(None) else {
-        return answer_problem(
-            worker,
-            plan,
-            client,
-            &ApiError::not_found("not_found", "no upstream"),
-        )
-        .await;
+    let pool = worker.front.up.by_context.get(&plan.context);
+    let Some((pool, first)) = pool.and_then(|pool| Some((pool, pool.pick(None)?))) else {
+        let none = ApiError::not_found("not_found", "no upstream");
+        return answer_problem(worker, plan, client, &none).await;
     };
     let failure = match exchange(worker, pool, &first, plan, client, answer).await {
         Ok(next) => return next,
