@@ -184,39 +184,45 @@ async fn relay_reads(
     buf: &mut BytesMut,
     peer: Option<SocketAddr>,
 ) -> bool {
-    let mut first = true;
+    let front = &worker.front;
+    // The first request's head must be whole within the header timeout of the connection's
+    // start; a later one's first bytes within the keep-alive, then its head within the header
+    // timeout of them.
+    let mut head_by = Some(tokio::time::Instant::now() + front.header_timeout);
     // The instances' answers pass through here, one at a time.
     let mut answer = BytesMut::new();
     loop {
-        let wait = if first {
-            worker.front.header_timeout
-        } else {
-            worker.front.keep_alive
-        };
-        first = false;
-        let idle = buf.is_empty();
-        let read = tokio::time::timeout(wait, read_head(client, buf));
-        let read = if idle {
+        if buf.is_empty() {
+            let wait = head_by.unwrap_or_else(|| tokio::time::Instant::now() + front.keep_alive);
             // Idle between requests: a stopping server closes the connection.
-            tokio::select! {
-                read = read => read,
-                () = worker.front.shutdown.notified() => return false,
+            buf.reserve(4096);
+            let arrived = tokio::select! {
+                read = tokio::time::timeout_at(wait, client.read_buf(buf)) => read,
+                () = front.shutdown.notified() => return false,
+            };
+            if !matches!(arrived, Ok(Ok(n)) if n > 0) {
+                return false;
             }
-        } else {
-            read.await
-        };
-        match read {
+        }
+        let by = head_by
+            .take()
+            .unwrap_or_else(|| tokio::time::Instant::now() + front.header_timeout);
+        match tokio::time::timeout_at(by, read_head(client, buf)).await {
             Ok(Ok(true)) => {}
             // Not a head this door reads (too long, malformed): the application answers.
             Ok(Ok(false)) => return true,
-            // Closed, failed, or silent too long (the application's 408 is for a slow first
-            // request; here nothing has been answered yet, and nothing will be).
-            Ok(Err(_)) | Err(_) => return false,
+            // Closed or failed: nothing to answer.
+            Ok(Err(_)) => return false,
+            // Begun but not finished in time: 408, as the application answers, and closed.
+            Err(_) => {
+                let _ = client.write_all(&head_timed_out()).await;
+                return false;
+            }
         }
-        let Some(plan) = plan(&worker.front, buf, peer) else {
+        let Some(plan) = plan(front, buf, peer) else {
             return true;
         };
-        if !admitted(&worker.front, &plan, peer).await {
+        if !admitted(front, &plan, peer).await {
             return true;
         }
         buf.advance(plan.head_len);
@@ -224,6 +230,24 @@ async fn relay_reads(
             return false;
         }
     }
+}
+
+/// The answer to a head that did not arrive in time.
+fn head_timed_out() -> Vec<u8> {
+    let problem = ApiError::new(
+        actix_web::http::StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request head did not arrive in time",
+    );
+    let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        platform::error::PROBLEM_JSON,
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Reads until `buf` holds a whole request head: `Ok(false)` when it is not one this door

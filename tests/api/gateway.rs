@@ -735,3 +735,51 @@ async fn plain_reads_are_relayed_by_the_front_door_under_the_same_rules() {
     );
     gateway.kill();
 }
+
+// A head that does not arrive whole within EMPORIUM_HEADER_TIMEOUT_SECS is answered 408 and
+// the connection closed: the first request's from the connection's start, a later one's from
+// its first bytes (an idle kept connection waits for the keep-alive, not the header timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_head_at_the_front_door_is_answered_408() {
+    let (up, _seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut gateway, port) = gateway_with(
+        &format!("catalog=http://127.0.0.1:{up}"),
+        dir.path(),
+        &[("EMPORIUM_HEADER_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let slow = |first: &'static str, idle: Duration| async move {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(first.as_bytes()).await.unwrap();
+        tokio::time::sleep(idle).await;
+        // A head begun and never finished.
+        let _ = s
+            .write_all(b"GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            .await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let (answer, took) = slow("", Duration::ZERO).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // After a relayed read, 1.5 s idle (past the header timeout, within the keep-alive), then
+    // a head that stops: the read is answered, and the late head is 408.
+    let (answer, took) = slow(
+        "GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\n\r\n",
+        Duration::from_millis(1500),
+    )
+    .await;
+    let got = answers(&answer);
+    assert_eq!(got.len(), 2, "{answer}");
+    assert!(got[0].0.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(got[1].0.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    gateway.kill();
+}
