@@ -239,15 +239,53 @@ fn head_timed_out() -> Vec<u8> {
         "request_timeout",
         "the request head did not arrive in time",
     );
+    problem_answer(&problem, None, true, true)
+}
+
+/// A whole HTTP/1.1 answer carrying `problem` (its body unless `with_body` is false).
+fn problem_answer(
+    problem: &ApiError,
+    request_id: Option<&str>,
+    close: bool,
+    with_body: bool,
+) -> Vec<u8> {
     let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
+    let status = actix_web::ResponseError::status_code(problem);
     let mut out = format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        platform::error::PROBLEM_JSON,
-        body.len()
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
     )
     .into_bytes();
-    out.extend_from_slice(&body);
+    header_line(
+        &mut out,
+        "content-type",
+        platform::error::PROBLEM_JSON.as_bytes(),
+    );
+    header_line(
+        &mut out,
+        "content-length",
+        body.len().to_string().as_bytes(),
+    );
+    if let Some(id) = request_id {
+        header_line(&mut out, "x-request-id", id.as_bytes());
+    }
+    if close {
+        header_line(&mut out, "connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    if with_body {
+        out.extend_from_slice(&body);
+    }
     out
+}
+
+/// Appends `name: value` and its line end to a head being written.
+fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Reads until `buf` holds a whole request head: `Ok(false)` when it is not one this door
@@ -389,10 +427,7 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
         {
             continue;
         }
-        forwarded.extend_from_slice(name.as_bytes());
-        forwarded.extend_from_slice(b": ");
-        forwarded.extend_from_slice(header.value);
-        forwarded.extend_from_slice(b"\r\n");
+        header_line(&mut forwarded, name, header.value);
     }
     let forwarded_for = front
         .up
@@ -474,7 +509,7 @@ async fn relay(
         first.0.eject(&pool.context, "connect");
     }
     // Reads are safe to send twice.
-    let failure = match pool.pick(Some(&first.0)) {
+    let (failure, base) = match pool.pick(Some(&first.0)) {
         Some(second) => {
             drop(first);
             metrics::counter!("emporium_gateway_retries_total", "context" => pool.context.clone())
@@ -485,30 +520,19 @@ async fn relay(
                     if let Failed::Unreached = failure {
                         second.0.eject(&pool.context, "connect");
                     }
-                    failure
+                    (failure, second.0.base.clone())
                 }
             }
         }
-        None => failure,
+        None => (failure, first.0.base.clone()),
     };
-    let problem = match failure {
-        Failed::NoAnswer { timed_out: true } => {
-            tracing::warn!(context = %pool.context, "upstream failed: no answer in time");
-            ApiError::new(
-                actix_web::http::StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                "the service behind this route did not answer in time",
-            )
-        }
-        _ => {
-            tracing::warn!(context = %pool.context, "upstream failed: not reachable or broke off");
-            ApiError::new(
-                actix_web::http::StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                "the service behind this route is not reachable",
-            )
-        }
+    // The same answers as the application's proxy gives.
+    let (kind, why) = match failure {
+        Failed::NoAnswer { timed_out: true } => (super::Failure::Timeout, "no answer in time"),
+        Failed::NoAnswer { timed_out: false } => (super::Failure::Broken, "no whole answer"),
+        Failed::Unreached => (super::Failure::Unreachable, "no connection"),
     };
+    let problem = super::upstream_failed(kind, &why, &base);
     answer_problem(worker, plan, client, &problem).await
 }
 
@@ -519,24 +543,8 @@ async fn answer_problem(
     client: &mut TcpStream,
     problem: &ApiError,
 ) -> Next {
-    let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
     let status = actix_web::ResponseError::status_code(problem);
-    let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(
-        format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nx-request-id: {}\r\n{}\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            platform::error::PROBLEM_JSON,
-            body.len(),
-            plan.request_id,
-            if plan.close { "connection: close\r\n" } else { "" },
-        )
-        .as_bytes(),
-    );
-    if !plan.head {
-        out.extend_from_slice(&body);
-    }
+    let out = problem_answer(problem, Some(&plan.request_id), plan.close, !plan.head);
     worker.record(plan.head, status.as_u16(), plan.started.elapsed());
     finished(plan, status.as_u16());
     if client.write_all(&out).await.is_err() || plan.close {
@@ -591,10 +599,7 @@ async fn exchange(
         (FORWARDED_FOR, plan.forwarded_for.as_deref()),
     ] {
         if let Some(value) = value {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            header_line(&mut out, name, value.as_bytes());
         }
     }
     out.extend_from_slice(b"\r\n");
@@ -760,10 +765,7 @@ fn parse_answer(bytes: &[u8]) -> Result<Option<AnswerHead>, ()> {
         {
             continue;
         }
-        to_client.extend_from_slice(name.as_bytes());
-        to_client.extend_from_slice(b": ");
-        to_client.extend_from_slice(header.value);
-        to_client.extend_from_slice(b"\r\n");
+        header_line(&mut to_client, name, header.value);
     }
     Ok(Some(AnswerHead {
         len,
