@@ -29,7 +29,9 @@ async function call(id, { path = {}, query = {}, headers = {}, body, auth = true
     if (value !== undefined && value !== null && value !== "") search.append(name, value);
   }
   if ([...search].length) url += `?${search}`;
-  const init = { method: op.method, headers: { accept: "application/json" } };
+  // The catalog's reads are cacheable for a few seconds; the console always revalidates, so
+  // an edit shows at once (a 304 when nothing changed).
+  const init = { method: op.method, cache: "no-cache", headers: { accept: "application/json" } };
   for (const [name, value] of Object.entries(headers)) {
     if (!op.headers.includes(name)) throw new Error(`${id} takes no header ${name}`);
     init.headers[name] = value;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use bus::{MemoryBus, SharedBus};
 use platform::db::Database;
-use platform::http::{configure_extractors, request_middleware, BodyLimit, BodyTimeout};
+use platform::http::{configure_extractors, BodyLimit, BodyTimeout};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -151,18 +151,9 @@ impl Application {
         let ops_addr = ops_access.ops_addr.clone();
         let server = with_connection_limits!(
             HttpServer::new(move || {
-                let mut app = App::new()
-                    .wrap(crate::limits::cors(&cors_origins))
-                    // Each only where it has work to do: no per-request cost otherwise.
-                    .wrap(actix_web::middleware::Condition::new(
-                        rate_limited,
-                        actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
-                    ))
-                    .wrap(actix_web::middleware::Condition::new(
-                        ops_listener,
-                        actix_web::middleware::from_fn(ops::ops_listener_guard),
-                    ))
-                    .wrap(actix_web::middleware::from_fn(request_middleware))
+                let app =
+                    App::new().wrap(actix_web::middleware::from_fn(platform::http::head_as_get));
+                let mut app = edge_middleware!(app, &cors_origins, rate_limited, ops_listener)
                     .app_data(ops_access.clone())
                     .app_data(rate_limit.clone())
                     .app_data(verifier.clone())
@@ -319,6 +310,33 @@ async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
         .content_type("application/json")
         .body(doc.get_ref().clone())
 }
+
+/// The layers every HTTP answer of a process or the gateway passes, from the inside out: the
+/// rate limit (with its `RateLimit` fields, on 429 too), the operations-listener guard, CORS
+/// (so a browser may read every answer, 429 and 503 included), request ids, access log,
+/// metrics and problem+json, then compression. Each conditional one costs nothing when off.
+macro_rules! edge_middleware {
+    ($app:expr, $cors_origins:expr, $rate_limited:expr, $ops_listener:expr) => {
+        $app.wrap(actix_web::middleware::Condition::new(
+            $rate_limited,
+            actix_web::middleware::from_fn($crate::limits::rate_limit_middleware),
+        ))
+        .wrap(actix_web::middleware::Condition::new(
+            $ops_listener,
+            actix_web::middleware::from_fn($crate::ops::ops_listener_guard),
+        ))
+        .wrap($crate::limits::cors($cors_origins))
+        .wrap(actix_web::middleware::from_fn(
+            platform::http::request_middleware,
+        ))
+        .wrap(actix_web::middleware::from_fn(
+            $crate::compression::leave_alone,
+        ))
+        .wrap(actix_web::middleware::Compress::default())
+        .wrap(actix_web::middleware::from_fn($crate::compression::unmark))
+    };
+}
+pub(crate) use edge_middleware;
 
 /// Connection limits every listener applies (the processes and the gateway): headers must
 /// arrive within the header timeout (else 408), idle keep-alive connections close, the

@@ -27,7 +27,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 use platform::auth::{RemoteJwks, TokenVerifier};
 use platform::client_ip::{TrustedProxies, FORWARDED_FOR};
 use platform::error::ApiError;
-use platform::http::{request_middleware, RequestContext, REQUEST_ID};
+use platform::http::{RequestContext, REQUEST_ID};
 
 use crate::config::{Config, ContextName};
 use crate::ops::OpsAccess;
@@ -474,18 +474,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The application: everything the front door does not relay itself.
     let make_app = move || {
         let worker_client = web::Data::new(WorkerClient(proxy_client()));
-        let mut app = App::new()
-            .wrap(actix_web::middleware::from_fn(edge_auth))
-            .wrap(crate::limits::cors(&cors_origins))
-            .wrap(actix_web::middleware::Condition::new(
-                rate_limited,
-                actix_web::middleware::from_fn(crate::limits::rate_limit_middleware),
-            ))
-            .wrap(actix_web::middleware::Condition::new(
-                ops_listener,
-                actix_web::middleware::from_fn(crate::ops::ops_listener_guard),
-            ))
-            .wrap(actix_web::middleware::from_fn(request_middleware))
+        let app = App::new().wrap(actix_web::middleware::from_fn(edge_auth));
+        let mut app = crate::app::edge_middleware!(app, &cors_origins, rate_limited, ops_listener)
             .app_data(ops_access.clone())
             .app_data(upstreams.clone())
             .app_data(worker_client)

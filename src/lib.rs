@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod asyncapi;
+pub mod compression;
 pub mod config;
 pub mod contexts;
 pub mod dashboard;

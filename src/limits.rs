@@ -1,5 +1,6 @@
-//! Request limits: per-client rate limiting (429 problem+json with `Retry-After`) and CORS
-//! from configuration.
+//! Request limits: per-client rate limiting (429 problem+json with `Retry-After`, and the
+//! `RateLimit-Policy` / `RateLimit` fields of the IETF httpapi draft on every answer) and
+//! CORS from configuration.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,8 @@ pub struct RateLimit {
     interval: Duration,
     /// How far ahead of now an address's arrival time may run (the burst).
     tolerance: Duration,
+    /// `RateLimit-Policy`, the same on every answer.
+    policy: actix_web::http::header::HeaderValue,
     arrivals: moka::sync::Cache<IpAddr, Arc<Mutex<Instant>>>,
     /// With Redis, every instance draws from one budget per address.
     shared: Option<Arc<SharedState>>,
@@ -42,12 +45,17 @@ impl RateLimit {
     pub fn new(config: &Config, shared: Option<Arc<SharedState>>) -> anyhow::Result<Self> {
         let per_second = config.rate_limit_per_second.max(1);
         let interval = Duration::from_secs(1) / per_second;
-        let tolerance = interval.saturating_mul(config.rate_limit_burst.max(1).saturating_sub(1));
+        let burst = config.rate_limit_burst.max(1);
+        let tolerance = interval.saturating_mul(burst.saturating_sub(1));
+        // The quota is the burst; the window, the time the sustained rate takes to refill it.
+        let window = (interval.saturating_mul(burst).as_secs_f64().ceil() as u64).max(1);
+        let policy = format!("\"default\";q={burst};w={window}");
         Ok(Self {
             enabled: config.rate_limit,
             trusted: config.trusted_proxies.clone(),
             interval,
             tolerance,
+            policy: actix_web::http::header::HeaderValue::from_str(&policy)?,
             arrivals: moka::sync::Cache::builder()
                 .max_capacity(200_000)
                 // An address idle for longer than a full burst takes has nothing to remember.
@@ -78,18 +86,20 @@ impl RateLimit {
                 == 0
     }
 
-    /// `Err(seconds to wait)` when the address is over its limit. With Redis, the budget is
-    /// shared by every instance; Redis unreachable, the request passes (a warning at most
-    /// every 10 s, and `emporium_shared_state_failures_total{use="rate_limit"}`): a missing
-    /// limit is better than a shop that refuses everyone.
-    pub async fn admit(&self, client: IpAddr) -> Result<(), u64> {
+    /// `Err(seconds to wait)` when the address is over its limit; `Ok(Some(ahead))` when it
+    /// passes, its arrival time now `ahead` of the clock (what is left of the burst). With
+    /// Redis, the budget is shared by every instance; Redis unreachable, the request passes
+    /// with nothing known (`Ok(None)`; a warning at most every 10 s, and
+    /// `emporium_shared_state_failures_total{use="rate_limit"}`): a missing limit is better
+    /// than a shop that refuses everyone.
+    pub async fn admit(&self, client: IpAddr) -> Result<Option<Duration>, u64> {
         let Some(shared) = &self.shared else {
-            return self.check(client, Instant::now());
+            return self.check(client, Instant::now()).map(Some);
         };
         let key = shared.key("rate", &client.to_string());
         match shared.gcra(&key, self.interval, self.tolerance).await {
-            Ok(None) => Ok(()),
-            Ok(Some(wait)) => Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            Ok(Ok(ahead)) => Ok(Some(ahead)),
+            Ok(Err(wait)) => Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
             Err(e) => {
                 metrics::counter!("emporium_shared_state_failures_total", "use" => "rate_limit")
                     .increment(1);
@@ -100,13 +110,14 @@ impl RateLimit {
                 if LAST_WARNING.swap(now, Ordering::Relaxed) + 10 <= now {
                     tracing::warn!(error = %format!("{e:#}"), "rate limit: Redis unreachable; requests pass unlimited");
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    /// `Err(seconds to wait)` when the address is over its limit; otherwise counts the request.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+    /// `Err(seconds to wait)` when the address is over its limit; otherwise counts the request
+    /// and says how far ahead of `now` the address's arrival time has moved.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<Duration, u64> {
         let cell = self.arrivals.get_with(client, || Arc::new(Mutex::new(now)));
         let mut tat = cell.lock().unwrap_or_else(|p| p.into_inner());
         let arrival = (*tat).max(now);
@@ -116,7 +127,18 @@ impl RateLimit {
             return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         }
         *tat = arrival + self.interval;
-        Ok(())
+        Ok(ahead + self.interval)
+    }
+
+    /// The `RateLimit` field after a request that left the arrival time `ahead` of now: how
+    /// many more requests pass at once, and the seconds until the whole burst is back.
+    fn remaining(&self, ahead: Duration) -> String {
+        let left = match self.tolerance.checked_sub(ahead) {
+            Some(room) => room.as_nanos() / self.interval.as_nanos().max(1) + 1,
+            None => 0,
+        };
+        let reset = ahead.as_secs() + u64::from(ahead.subsec_nanos() > 0);
+        format!("\"default\";r={left};t={reset}")
     }
 
     /// The address a request is limited by: the peer, or behind a trusted proxy the address it
@@ -161,15 +183,33 @@ pub async fn rate_limit_middleware(
         .app_data::<web::Data<RateLimit>>()
         .filter(|limit| limit.enabled && !limit.is_internal(&req))
         .and_then(|limit| limit.key(&req).map(|ip| (limit.clone(), ip)));
-    let verdict = match limited {
-        Some((limit, ip)) => Some(limit.admit(ip).await),
-        None => None,
+    let Some((limit, ip)) = limited else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    if let Some(Err(wait)) = verdict {
-        let response = ApiError::too_many_requests(wait.max(1)).error_response();
-        return Ok(req.into_response(response));
+    let (mut response, state) = match limit.admit(ip).await {
+        Err(wait) => {
+            let response = ApiError::too_many_requests(wait.max(1)).error_response();
+            let state = format!("\"default\";r=0;t={}", wait.max(1));
+            (req.into_response(response), Some(state))
+        }
+        Ok(ahead) => (
+            next.call(req).await?.map_into_boxed_body(),
+            ahead.map(|a| limit.remaining(a)),
+        ),
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        actix_web::http::header::HeaderName::from_static("ratelimit-policy"),
+        limit.policy.clone(),
+    );
+    if let Some(value) = state.and_then(|s| actix_web::http::header::HeaderValue::from_str(&s).ok())
+    {
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("ratelimit"),
+            value,
+        );
     }
-    Ok(next.call(req).await?.map_into_boxed_body())
+    Ok(response)
 }
 
 /// CORS for the configured origins (`*` for any); none configured: no cross-origin access.
@@ -188,7 +228,10 @@ pub fn cors(origins: &[String]) -> Cors {
             "x-request-id",
             "etag",
             "location",
+            "link",
             "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
             "idempotent-replayed",
         ])
         .max_age(3600);
@@ -218,10 +261,15 @@ mod tests {
         let l = limit(10, 5);
         let ip: IpAddr = [1, 2, 3, 4].into();
         let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(l.check(ip, t0).is_ok());
+        for i in 0..5 {
+            let ahead = l.check(ip, t0);
+            assert_eq!(ahead, Ok(Duration::from_millis(100) * (i + 1)));
+            // What is left of the burst of 5 after i + 1 requests, and when it is whole again.
+            let left = l.remaining(ahead.unwrap_or_default());
+            assert_eq!(left, format!("\"default\";r={};t=1", 4 - i));
         }
         assert_eq!(l.check(ip, t0), Err(1));
+        assert_eq!(l.policy, "\"default\";q=5;w=1");
         // One interval later, one more.
         let t1 = t0 + Duration::from_millis(100);
         assert!(l.check(ip, t1).is_ok());

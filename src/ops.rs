@@ -72,7 +72,7 @@ pub(crate) async fn service_list_dead_letters(
     req: HttpRequest,
     state: web::Data<OpsState>,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
+) -> Result<Page<DeadLetterResponse>, ApiError> {
     let service = hosted_service(&req, &state).await?;
     tracing::debug!(%service, "dead letters listed for a service");
     dead_letter_page(&state, &query).await
@@ -165,9 +165,8 @@ pub fn figures_task(
                 metrics::gauge!("emporium_dependency_up", "dependency" => format!("bus_{}", bus.name()))
                     .set(f64::from(u8::from(bus_up)));
                 metrics::gauge!("emporium_ready").set(f64::from(u8::from(all_up)));
-                if let Some((resident, cpu)) = process_figures() {
+                if let Some(resident) = resident_bytes() {
                     metrics::gauge!("process_resident_memory_bytes").set(resident);
-                    metrics::gauge!("process_cpu_seconds_total").set(cpu);
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(FIGURES_EVERY) => {}
@@ -180,7 +179,7 @@ pub fn figures_task(
 
 /// This process's resident memory (bytes) and CPU time (seconds), from `/proc` (Linux, whose
 /// `/proc/<pid>/stat` counts CPU time in USER_HZ, 100 a second on x86-64 and arm64).
-fn process_figures() -> Option<(f64, f64)> {
+fn resident_bytes() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let resident_kib: f64 = status
         .lines()
@@ -189,12 +188,7 @@ fn process_figures() -> Option<(f64, f64)> {
         .next()?
         .parse()
         .ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((resident_kib * 1024.0, (utime + stime) / 100.0))
+    Some(resident_kib * 1024.0)
 }
 
 const FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -416,14 +410,14 @@ pub(crate) async fn list_dead_letters(
     _admin: AdminUser,
     state: web::Data<OpsState>,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
+) -> Result<Page<DeadLetterResponse>, ApiError> {
     dead_letter_page(&state, &query).await
 }
 
 async fn dead_letter_page(
     state: &OpsState,
     query: &PageQuery,
-) -> Result<web::Json<Page<DeadLetterResponse>>, ApiError> {
+) -> Result<Page<DeadLetterResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let mut all = Vec::new();
     for store in state.stores() {
@@ -432,7 +426,7 @@ async fn dead_letter_page(
     }
     all.sort_by_key(|d| std::cmp::Reverse(d.id));
     let page = page.finish(all, |d| vec![d.id.to_string()]);
-    Ok(web::Json(page.map(DeadLetterResponse::from)))
+    Ok(page.map(DeadLetterResponse::from))
 }
 
 /// Delivers a dead letter again to its consumer group.

@@ -195,7 +195,7 @@ pub fn metrics_page() -> Result<actix_web::HttpResponse, platform::error::ApiErr
     })?;
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render()))
+        .body(handle.render() + &cpu_counter()))
 }
 
 fn describe() {
@@ -238,11 +238,6 @@ fn describe() {
         Unit::Bytes,
         "Resident memory of this process"
     );
-    describe_gauge!(
-        "process_cpu_seconds_total",
-        Unit::Seconds,
-        "CPU time this process has used (user and system)"
-    );
     describe_counter!(
         "emporium_shared_state_failures_total",
         "Calls to Redis that failed, by use: rate_limit (the request passed) or login_throttle (refused with 503)"
@@ -264,4 +259,68 @@ fn describe() {
         "emporium_notifications_deliveries_total",
         "Notification attempts by outcome (sent, retried, failed)"
     );
+    describe_counter!(
+        "emporium_broker_dead_letters_total",
+        "Messages the broker dead-lettered, by consumer group and outcome (recorded for the admin API, or unreadable)"
+    );
+    describe_counter!(
+        "emporium_event_batches_split_total",
+        "Batches of deliveries a consumer group retried one by one after the batch failed"
+    );
+    describe_counter!(
+        "emporium_refund_failures_total",
+        "Refunds of cancelled orders that failed, by outcome (retried or given up)"
+    );
+    describe_histogram!(
+        "emporium_dashboard_seconds",
+        Unit::Seconds,
+        "Time to assemble a customer's dashboard from the contexts"
+    );
+    describe_counter!(
+        "emporium_dashboard_parts_unavailable_total",
+        "Dashboard parts left out because their context did not answer, by context"
+    );
+    describe_counter!(
+        "emporium_gateway_relayed_total",
+        "Requests the gateway's front door relayed to an instance itself"
+    );
+    describe_counter!(
+        "emporium_gateway_retries_total",
+        "Requests the gateway tried again on another instance, by context"
+    );
+    describe_counter!(
+        "emporium_gateway_ejections_total",
+        "Instances the gateway took out of rotation, by context and reason"
+    );
+    describe_gauge!(
+        "emporium_gateway_instances_out",
+        "Instances of a context currently out of rotation"
+    );
+    describe_counter!(
+        "emporium_gateway_tokens_refused_total",
+        "Requests the gateway refused at the edge for a bad access token"
+    );
+}
+
+/// `process_cpu_seconds_total` as Prometheus's own client libraries write it: a counter of
+/// fractional seconds, read from `/proc` at the scrape (the recorder's counters are integers).
+fn cpu_counter() -> String {
+    let Some(seconds) = process_cpu_seconds() else {
+        return String::new();
+    };
+    format!(
+        "# HELP process_cpu_seconds_total CPU time this process has used (user and system), in seconds\n\
+         # TYPE process_cpu_seconds_total counter\n\
+         process_cpu_seconds_total {seconds}\n"
+    )
+}
+
+/// User and system CPU time of this process, in seconds (Linux).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

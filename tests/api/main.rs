@@ -14,6 +14,7 @@ mod chaos;
 mod checkout;
 #[cfg(feature = "otlp")]
 mod collector;
+mod conventions;
 mod dashboard;
 mod fault_proxy;
 mod faults;

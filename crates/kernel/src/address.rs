@@ -143,6 +143,23 @@ pub fn country_schema() -> utoipa::openapi::schema::Object {
     crate::schema::one_of(&codes)
 }
 
+/// The country code list as the named schema `Country`: a parameter declared with
+/// `value_type = CountryCode` refers to it (and keeps its own description and required-ness,
+/// which `schema_with` drops on parameters).
+pub struct CountryCode;
+
+impl utoipa::PartialSchema for CountryCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        country_schema().into()
+    }
+}
+
+impl utoipa::ToSchema for CountryCode {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Country".into()
+    }
+}
+
 impl AddressBody {
     /// Parses into a checked address; errors name the field under `prefix`.
     pub fn parse(&self, prefix: &str) -> Result<PostalAddress, crate::error::FieldError> {

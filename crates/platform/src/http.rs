@@ -103,6 +103,8 @@ pub async fn request_middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Read before an inner layer answers HEAD through GET.
+    let method = method_label(req.method());
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -154,10 +156,9 @@ pub async fn request_middleware(
     let route = labelled
         .or_else(|| response.request().match_pattern())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = response.request().method().as_str().to_owned();
     metrics::counter!(
         "emporium_http_requests_total",
-        "method" => method.clone(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status.to_string()
     )
@@ -178,7 +179,44 @@ pub async fn request_middleware(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    // What a handler did not mark as shareable is the caller's own (or an error): no shared
+    // cache keeps it, and the caller revalidates before reusing it.
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
     Ok(response)
+}
+
+/// The method as a metrics label, from a closed set: any other name a client invents is
+/// `other` (each new label value would be a new series, kept for the life of the process).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Middleware: a HEAD request is served by the resource's GET route (RFC 9110 §9.3.2). The
+/// connection still knows it was HEAD, so the answer carries the GET's headers, its
+/// `Content-Length` included, and no body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
 }
 
 fn is_problem(res: &HttpResponse<BoxBody>) -> bool {
@@ -210,9 +248,15 @@ fn as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         status_problem(status)
     };
     let mut new = error.error_response();
-    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
-        if let Some(v) = old.headers().get(&name) {
-            new.headers_mut().insert(name, v.clone());
+    // The CORS answer (so a browser may read the problem) and the rate-limit fields stay.
+    for (name, value) in old.headers().iter() {
+        let kept = name == header::ALLOW
+            || name == header::WWW_AUTHENTICATE
+            || name == header::VARY
+            || name.as_str().starts_with("access-control-")
+            || name.as_str().starts_with("ratelimit");
+        if kept {
+            new.headers_mut().append(name.clone(), value.clone());
         }
     }
     ServiceResponse::new(req, new)
@@ -458,19 +502,54 @@ pub use kernel::schema::whole_number;
 /// Deserialises JSON, telling malformed documents (400) from wrong fields (422).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            let message = clean_serde_message(&inner.to_string());
-            ApiError::validation(vec![FieldError::new(field, message)])
-        } else {
-            malformed(&inner)
+    let first = serde_path_to_error::deserialize::<_, T>(&mut de);
+    let err = match first {
+        Ok(value) => {
+            de.end().map_err(|e| malformed(&e))?;
+            return Ok(value);
         }
-    })?;
-    de.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+        Err(err) => err,
+    };
+    if !err.inner().is_data() {
+        return Err(malformed(err.inner()));
+    }
+    // JSON Schema calls `250.0` an integer, so a client may send a whole number that way:
+    // read again with such numbers as integers (only when the first reading refused the body,
+    // so well-formed requests pay nothing).
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
+        if integral_numbers_as_integers(&mut value) {
+            return serde_path_to_error::deserialize::<_, T>(value).map_err(|e| invalid_field(&e));
+        }
+    }
+    Err(invalid_field(&err))
+}
+
+fn invalid_field<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> ApiError {
+    let path = err.path().to_string();
+    let field = if path == "." { "body".to_owned() } else { path };
+    let message = clean_serde_message(&err.inner().to_string());
+    ApiError::validation(vec![FieldError::new(field, message)])
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` as that integer; true when
+/// any was rewritten.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (-9.0e18..=9.0e18).contains(&f) => {
+                *value = serde_json::Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| integral_numbers_as_integers(v) | any),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| integral_numbers_as_integers(v) | any),
+        _ => false,
+    }
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
@@ -512,6 +591,28 @@ mod tests {
             .collect();
         assert_eq!(fields, vec!["inner.amount".to_owned()]);
         assert!(parse_json::<Body>(br#"{"inner":{"amount":1}} x"#).is_err());
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_zero_fraction_are_integers() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Counts {
+            quantity: u32,
+            list: Vec<i64>,
+        }
+        let counts = parse_json::<Counts>(br#"{"quantity":250.0,"list":[1,2.0,-3e0]}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((counts.quantity, counts.list), (250, vec![1, 2, -3]));
+        for refused in [
+            &br#"{"quantity":2.5,"list":[]}"#[..],
+            br#"{"quantity":-1.0,"list":[]}"#,
+            br#"{"quantity":1e300,"list":[]}"#,
+        ] {
+            let e = parse_json::<Counts>(refused).err();
+            assert_eq!(e.map(|e| e.status_code().as_u16()), Some(422));
+        }
+        let e = parse_json::<Counts>(br#"{"quantity":2.0,"list":[]} x"#).err();
+        assert!(e.is_some());
     }
 
     #[test]

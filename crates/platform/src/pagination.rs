@@ -25,6 +25,35 @@ impl<T> Page<T> {
     }
 }
 
+/// A page answers as JSON with, when there is a next page, a `Link: <…>; rel="next"` field
+/// (RFC 8288) beside `next_cursor`: the same request with that cursor.
+impl<T: Serialize> actix_web::Responder for Page<T> {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, req: &actix_web::HttpRequest) -> actix_web::HttpResponse {
+        let mut res = actix_web::HttpResponse::Ok();
+        if let Some(link) = self.next_cursor.as_deref().map(|c| next_link(req, c)) {
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&link) {
+                res.insert_header((actix_web::http::header::LINK, value));
+            }
+        }
+        res.json(&self)
+    }
+}
+
+/// `<path?query with cursor=…>; rel="next"`: the request's own path and query, its cursor
+/// replaced (cursors are base64url, nothing to escape).
+pub fn next_link(req: &actix_web::HttpRequest, cursor: &str) -> String {
+    let mut query: Vec<&str> = req
+        .query_string()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("cursor=") && *p != "cursor")
+        .collect();
+    let pair = format!("cursor={cursor}");
+    query.push(&pair);
+    format!("<{}?{}>; rel=\"next\"", req.path(), query.join("&"))
+}
+
 /// An opaque position in a list: the sort key parts of the last item shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor(Vec<String>);

@@ -28,7 +28,7 @@ if tat < now then tat = now end
 if tat - now > tolerance then return tat - now - tolerance end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
-return 0
+return now - next_tat
 ";
 
 /// Takes one unit from every key (`ARGV[1]`: window ms, `ARGV[1 + i]`: the limit of key i),
@@ -138,22 +138,24 @@ impl SharedState {
         Ok(value)
     }
 
-    /// One request by the GCRA: `Ok(None)` passes, `Ok(Some(wait))` is over the limit.
+    /// One request by the GCRA: `Ok(Ok(ahead))` passes, the key's arrival time now `ahead`
+    /// of the clock; `Ok(Err(wait))` is over the limit.
     pub async fn gcra(
         &self,
         key: &str,
         interval: Duration,
         tolerance: Duration,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> anyhow::Result<Result<Duration, Duration>> {
         let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        let wait = self
+        let answer = self
             .run(
                 &self.scripts.gcra,
                 &[key.to_owned()],
                 &[micros(interval), micros(tolerance)],
             )
             .await?;
-        Ok((wait > 0).then(|| Duration::from_micros(wait.unsigned_abs())))
+        let span = Duration::from_micros(answer.unsigned_abs());
+        Ok(if answer > 0 { Err(span) } else { Ok(span) })
     }
 
     /// Takes one unit from every `(key, limit)` within `window`, or none: `Ok(None)` when
@@ -209,14 +211,22 @@ mod tests {
         let key = s.key("rate", "1.2.3.4");
         let interval = Duration::from_secs(1);
         let tolerance = interval * 4;
-        for _ in 0..5 {
-            assert_eq!(s.gcra(&key, interval, tolerance).await.ok(), Some(None));
+        for i in 0..5 {
+            // Each request moves the arrival time one interval further ahead of the clock.
+            let ahead = s.gcra(&key, interval, tolerance).await.ok();
+            assert!(
+                matches!(ahead, Some(Ok(a)) if a > interval * i && a <= interval * (i + 1)),
+                "{i}: {ahead:?}"
+            );
         }
-        let wait = s.gcra(&key, interval, tolerance).await.ok().flatten();
-        assert!(wait.is_some_and(|w| w <= interval), "{wait:?}");
+        let wait = s.gcra(&key, interval, tolerance).await.ok();
+        assert!(matches!(wait, Some(Err(w)) if w <= interval), "{wait:?}");
         // Another key has its own budget.
         let other = s.key("rate", "5.6.7.8");
-        assert_eq!(s.gcra(&other, interval, tolerance).await.ok(), Some(None));
+        assert_eq!(
+            s.gcra(&other, interval, tolerance).await.ok(),
+            Some(Ok(interval))
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@ use kernel::id::ProductId;
 pub(crate) struct Cached {
     pub(crate) body: actix_web::web::Bytes,
     pub(crate) etag: Arc<str>,
+    /// A list page's `next_cursor`, for its `Link` field.
+    pub(crate) next_cursor: Option<Arc<str>>,
 }
 
 pub(crate) struct ReadCache {

@@ -133,18 +133,28 @@ fn not_modified(req: &HttpRequest, etag: &str) -> bool {
         })
 }
 
+/// The public catalog reads may be kept by any cache for a few seconds, and served a while
+/// longer while one revalidates in the background (the `ETag` makes that a 304); a price
+/// change shows everywhere within `max-age`. Checkout never prices from these copies.
+pub(crate) const PUBLIC_READ: &str = "public, max-age=10, stale-while-revalidate=60";
+
 fn cached_response(req: &HttpRequest, cached: &Cached) -> HttpResponse {
     let etag = HeaderValue::from_str(&cached.etag).unwrap_or(HeaderValue::from_static("\"0\""));
     if not_modified(req, &cached.etag) {
         return HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::CACHE_CONTROL, PUBLIC_READ))
             .finish();
     }
-    HttpResponse::Ok()
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .content_type("application/json")
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, PUBLIC_READ));
+    if let Some(cursor) = &cached.next_cursor {
+        if let Ok(link) = HeaderValue::from_str(&platform::pagination::next_link(req, cursor)) {
+            res.insert_header((header::LINK, link));
+        }
+    }
+    res.content_type("application/json")
         .body(cached.body.clone())
 }
 
@@ -161,15 +171,13 @@ fn cached_response(req: &HttpRequest, cached: &Cached) -> HttpResponse {
 pub(crate) async fn list_categories(
     state: web::Data<State>,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<CategoryResponse>>, ApiError> {
+) -> Result<Page<CategoryResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Text])?;
-    Ok(web::Json(
-        state
-            .catalog
-            .categories(&page)
-            .await?
-            .map(CategoryResponse::from),
-    ))
+    Ok(state
+        .catalog
+        .categories(&page)
+        .await?
+        .map(CategoryResponse::from))
 }
 
 /// Create a category (admin).
@@ -293,6 +301,7 @@ pub(crate) async fn list_products(
     let cached = Cached {
         etag: format!("\"l{:016x}\"", fnv(&bytes)).into(),
         body: bytes.into(),
+        next_cursor: body.next_cursor.as_deref().map(Into::into),
     };
     state.cache.put_list(generation, key, cached.clone()).await;
     Ok(cached_response(&req, &cached))
@@ -334,7 +343,7 @@ fn fnv(bytes: &[u8]) -> u64 {
     security(("bearer" = [])),
     request_body = CreateProductRequest,
     responses(
-        (status = 201, description = "Created", body = ProductResponse, headers(("ETag" = String, description = "Revision")), links(
+        (status = 201, description = "Created", body = ProductResponse, headers(("ETag" = String, description = "Revision"), ("Location" = String, description = "The new product")), links(
             ("GetProduct" = (operation_id = "get_product", parameters(("id" = "$response.body#/id")))),
             ("UpdateProduct" = (operation_id = "update_product", parameters(("id" = "$response.body#/id")))),
             ("GetStock" = (operation_id = "get_stock", parameters(("id" = "$response.body#/id")))),
@@ -393,7 +402,11 @@ pub(crate) async fn create_product(
     get, path = "/api/v1/catalog/products/{id}", tag = "catalog", operation_id = "get_product",
     params(("id" = uuid::Uuid, Path, description = "Product id")),
     responses(
-        (status = 200, description = "The product", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 200, description = "The product", body = ProductResponse, headers(("ETag" = String, description = "Revision")), links(
+            // No `requestBody` here: openapi-generator's parser takes only a string there.
+            ("AddToCart" = (operation_id = "add_cart_item")),
+            ("GetStock" = (operation_id = "get_stock", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 304, description = "Not modified"),
         (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = ProblemBody, content_type = "application/problem+json")
@@ -414,6 +427,7 @@ pub(crate) async fn get_product(
     let cached = Cached {
         body: bytes.into(),
         etag: product.etag().into(),
+        next_cursor: None,
     };
     state
         .cache
@@ -595,7 +609,7 @@ pub(crate) async fn set_stock(
     ),
     request_body = VariantRequest,
     responses(
-        (status = 201, description = "Added; the product with its new variant", body = ProductResponse, headers(("ETag" = String, description = "Revision"))),
+        (status = 201, description = "Added; the product with its new variant", body = ProductResponse, headers(("ETag" = String, description = "Revision"), ("Location" = String, description = "The product"))),
         (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),

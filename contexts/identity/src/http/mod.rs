@@ -247,7 +247,7 @@ pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiErr
     post, path = "/api/v1/identity/users", tag = "identity", operation_id = "sign_up",
     request_body = SignUpRequest,
     responses(
-        (status = 201, description = "Account created", body = UserResponse, links(
+        (status = 201, description = "Account created", body = UserResponse, headers(("Location" = String, description = "The new account's profile")), links(
             ("SetRoles" = (operation_id = "set_user_roles", parameters(("id" = "$response.body#/id"))))
         )),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
@@ -420,7 +420,7 @@ pub(crate) async fn my_orders(
     state: web::Data<State>,
     user: AuthUser,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<OrderHistoryItem>>, ApiError> {
+) -> Result<Page<OrderHistoryItem>, ApiError> {
     let page =
         PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Int, Part::Id])?;
     let entries = state
@@ -428,7 +428,7 @@ pub(crate) async fn my_orders(
         .for_customer(user.user_id, &page)
         .await
         .map_err(ApiError::internal)?;
-    Ok(web::Json(entries.map(OrderHistoryItem::from)))
+    Ok(entries.map(OrderHistoryItem::from))
 }
 
 /// All accounts (admin).
@@ -448,11 +448,9 @@ pub(crate) async fn list_users(
     state: web::Data<State>,
     _admin: AdminUser,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<UserResponse>>, ApiError> {
+) -> Result<Page<UserResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
-    Ok(web::Json(
-        state.accounts.list(&page).await?.map(UserResponse::from),
-    ))
+    Ok(state.accounts.list(&page).await?.map(UserResponse::from))
 }
 
 /// Replace a user's roles (admin). `customer` is always kept.

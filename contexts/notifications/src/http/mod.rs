@@ -187,10 +187,10 @@ pub(crate) async fn my_messages(
     state: web::Data<State>,
     user: AuthUser,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<MessageResponse>>, ApiError> {
+) -> Result<Page<MessageResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let list = state.messages.mine(user.user_id, &page).await?;
-    Ok(web::Json(list.map(MessageResponse::from)))
+    Ok(list.map(MessageResponse::from))
 }
 
 /// One of my messages (admins: anyone's), with its text once sent.
@@ -279,7 +279,7 @@ pub(crate) async fn list_deliveries(
     state: web::Data<State>,
     _admin: AdminUser,
     query: web::Query<DeliveryListQuery>,
-) -> Result<web::Json<Page<DeliveryResponse>>, ApiError> {
+) -> Result<Page<DeliveryResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let status = query.status.map(|s| match s {
         StatusFilter::Queued => DeliveryStatus::Queued,
@@ -287,7 +287,7 @@ pub(crate) async fn list_deliveries(
         StatusFilter::Failed => DeliveryStatus::Failed,
     });
     let list = state.messages.deliveries(status, &page).await?;
-    Ok(web::Json(list.map(DeliveryResponse::from)))
+    Ok(list.map(DeliveryResponse::from))
 }
 
 /// Queues a failed delivery again (admin), its attempts reset.
@@ -316,6 +316,7 @@ pub(crate) async fn retry_delivery(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(my_messages, my_message, get_preferences, put_preferences, list_deliveries, retry_delivery),
+    components(schemas(StatusFilter)),
     tags((name = "notifications", description = "Messages to customers and their delivery"))
 )]
 pub(crate) struct ApiDoc;

@@ -273,7 +273,7 @@ impl From<Order> for OrderResponse {
 #[into_params(parameter_in = Query)]
 pub(crate) struct QuoteQuery {
     /// The destination: an ISO 3166-1 alpha-2 country code.
-    #[param(schema_with = kernel::address::country_schema)]
+    #[param(value_type = kernel::address::CountryCode)]
     pub(crate) country: String,
 }
 
@@ -282,7 +282,7 @@ pub(crate) struct QuoteQuery {
 #[into_params(parameter_in = Path)]
 pub(crate) struct CountryPath {
     /// ISO 3166-1 alpha-2 country code.
-    #[param(schema_with = kernel::address::country_schema)]
+    #[param(value_type = kernel::address::CountryCode)]
     pub(crate) country: String,
 }
 
@@ -291,10 +291,10 @@ pub(crate) struct CountryPath {
 #[into_params(parameter_in = Path)]
 pub(crate) struct RatePath {
     /// ISO 3166-1 alpha-2 country code.
-    #[param(schema_with = kernel::address::country_schema)]
+    #[param(value_type = kernel::address::CountryCode)]
     pub(crate) country: String,
     /// ISO 4217 currency code.
-    #[param(schema_with = kernel::money::currency_schema)]
+    #[param(value_type = kernel::money::CurrencyCode)]
     pub(crate) currency: String,
 }
 

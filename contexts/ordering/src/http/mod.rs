@@ -162,8 +162,8 @@ pub(crate) async fn order_counts(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart", body = CartResponse, links(
-            ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$request.body#/product_id")))),
-            ("RemoveItem" = (operation_id = "remove_cart_item", parameters(("product_id" = "$request.body#/product_id"))))
+            ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$response.body#/items/0/product_id")))),
+            ("RemoveItem" = (operation_id = "remove_cart_item", parameters(("product_id" = "$response.body#/items/0/product_id"))))
         )),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json")
     )
@@ -181,7 +181,11 @@ pub(crate) async fn get_cart(
     security(("bearer" = [])),
     request_body = AddCartItemRequest,
     responses(
-        (status = 200, description = "The cart", body = CartResponse),
+        (status = 200, description = "The cart", body = CartResponse, links(
+            ("QuoteCart" = (operation_id = "quote_cart")),
+            ("PlaceOrder" = (operation_id = "place_order")),
+            ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$response.body#/items/0/product_id"))))
+        )),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad quantity; unknown or archived product; no variant chosen of a product with options", body = ProblemBody, content_type = "application/problem+json")
@@ -268,7 +272,7 @@ pub(crate) async fn remove_item(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same order; 1 to 200 visible ASCII characters", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     request_body = CheckoutRequest,
     responses(
-        (status = 202, description = "Order accepted (pending)", body = OrderResponse, links(
+        (status = 202, description = "Order accepted (pending)", body = OrderResponse, headers(("Location" = String, description = "The order")), links(
             ("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")))),
             ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
         )),
@@ -352,15 +356,13 @@ pub(crate) async fn list_orders(
     state: web::Data<State>,
     user: AuthUser,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<OrderResponse>>, ApiError> {
+) -> Result<Page<OrderResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
-    Ok(web::Json(
-        state
-            .checkout
-            .list(user.user_id, &page)
-            .await?
-            .map(OrderResponse::from),
-    ))
+    Ok(state
+        .checkout
+        .list(user.user_id, &page)
+        .await?
+        .map(OrderResponse::from))
 }
 
 /// Every customer's orders, newest first, filtered by status, customer and when they were
@@ -383,16 +385,14 @@ pub(crate) async fn admin_list_orders(
     state: web::Data<State>,
     _admin: AdminUser,
     query: web::Query<AdminOrderQuery>,
-) -> Result<web::Json<Page<OrderResponse>>, ApiError> {
+) -> Result<Page<OrderResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let filter = query.filter()?;
-    Ok(web::Json(
-        state
-            .checkout
-            .search(&filter, &page)
-            .await?
-            .map(OrderResponse::from),
-    ))
+    Ok(state
+        .checkout
+        .search(&filter, &page)
+        .await?
+        .map(OrderResponse::from))
 }
 
 /// Orders placed since a moment (default: midnight UTC today): how many are in each status
@@ -428,7 +428,10 @@ pub(crate) async fn admin_order_summary(
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Order id")),
     responses(
-        (status = 200, description = "The order", body = OrderResponse),
+        (status = 200, description = "The order", body = OrderResponse, links(
+            ("ListShipments" = (operation_id = "list_shipments", parameters(("order_id" = "$response.body#/id")))),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = ProblemBody, content_type = "application/problem+json")
@@ -555,7 +558,7 @@ pub(crate) async fn remove_promotion(
     security(("bearer" = [])),
     request_body = CreatePromotionRequest,
     responses(
-        (status = 201, description = "Created", body = PromotionResponse),
+        (status = 201, description = "Created", body = PromotionResponse, headers(("Location" = String, description = "The new code"))),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = ProblemBody, content_type = "application/problem+json"),
@@ -598,10 +601,10 @@ pub(crate) async fn list_promotions(
     state: web::Data<State>,
     _admin: AdminUser,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Page<PromotionResponse>>, ApiError> {
+) -> Result<Page<PromotionResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Text])?;
     let promotions = state.promotions.list(&page).await?;
-    Ok(web::Json(promotions.map(|p| PromotionResponse::from(&p))))
+    Ok(promotions.map(|p| PromotionResponse::from(&p)))
 }
 
 /// A promotion code with its uses (admin).

@@ -169,7 +169,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "Shipments", body = Page<ShipmentResponse>, links(
             ("GetShipment" = (operation_id = "get_shipment", parameters(("id" = "$response.body#/items/0/id")))),
-            ("RecordCarrierEvent" = (operation_id = "record_carrier_event", parameters(("id" = "$response.body#/items/0/id"))))
+            ("RecordCarrierEvent" = (operation_id = "record_carrier_event", parameters(("id" = "$response.body#/items/0/id")))),
+            ("TrackShipment" = (operation_id = "track_shipment", parameters(("tracking_number" = "$response.body#/items/0/tracking_number"))))
         )),
         (status = 400, description = "Bad cursor or order id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
@@ -180,13 +181,13 @@ pub(crate) async fn list_shipments(
     state: web::Data<State>,
     user: AuthUser,
     query: web::Query<ShipmentListQuery>,
-) -> Result<web::Json<Page<ShipmentResponse>>, ApiError> {
+) -> Result<Page<ShipmentResponse>, ApiError> {
     let page = PageRequest::from_query(query.limit, query.cursor.as_deref(), &[Part::Id])?;
     let list = state
         .shipments
         .list(&user, query.order_id.map(OrderId::from_uuid), &page)
         .await?;
-    Ok(web::Json(list.map(ShipmentResponse::from)))
+    Ok(list.map(ShipmentResponse::from))
 }
 
 /// One shipment with its tracking events (yours, or any for admins).
@@ -195,7 +196,10 @@ pub(crate) async fn list_shipments(
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Shipment id")),
     responses(
-        (status = 200, description = "The shipment", body = ShipmentResponse),
+        (status = 200, description = "The shipment", body = ShipmentResponse, links(
+            ("TrackShipment" = (operation_id = "track_shipment", parameters(("tracking_number" = "$response.body#/tracking_number")))),
+            ("RecordCarrierEvent" = (operation_id = "record_carrier_event", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such shipment (or not yours)", body = ProblemBody, content_type = "application/problem+json")
