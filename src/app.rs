@@ -139,6 +139,7 @@ impl Application {
         let ops_access = web::Data::new(OpsAccess::new(config.metrics_token.clone()));
         let verifier = web::Data::new(wired.verifier);
         let openapi_json = web::Data::new(crate::openapi::to_json()?);
+        let asyncapi_json = web::Data::new(AsyncApiJson(crate::asyncapi::to_json()?));
         let body_limit = config.body_limit;
         let body_timeout = config.body_timeout;
         let rate_limit = web::Data::new(
@@ -159,6 +160,7 @@ impl Application {
                     .app_data(verifier.clone())
                     .app_data(ops_state.clone())
                     .app_data(openapi_json.clone())
+                    .app_data(asyncapi_json.clone())
                     .app_data(dashboard.clone())
                     .app_data(BodyLimit(body_limit))
                     .app_data(BodyTimeout(body_timeout))
@@ -166,6 +168,7 @@ impl Application {
                     .configure(configure_extractors)
                     .configure(ops::configure)
                     .service(web::resource("/openapi.json").route(web::get().to(serve_openapi)))
+                    .service(web::resource("/asyncapi.json").route(web::get().to(serve_asyncapi)))
                     .service(web::resource("/docs").route(web::get().to(docs_redirect)))
                     .service(crate::openapi::swagger_ui())
                     .configure(crate::admin::configure);
@@ -310,6 +313,16 @@ async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
         .content_type("application/json")
         .body(doc.get_ref().clone())
 }
+
+/// The event catalogue (AsyncAPI 3), as `emporium openapi` writes `openapi/asyncapi.json`.
+async fn serve_asyncapi(doc: web::Data<AsyncApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
+
+/// The AsyncAPI document's text, made once at start-up.
+pub(crate) struct AsyncApiJson(pub(crate) String);
 
 /// The layers every HTTP answer of a process or the gateway passes, from the inside out: the
 /// rate limit (with its `RateLimit` fields, on 429 too), the operations-listener guard, CORS

@@ -98,6 +98,9 @@ pub fn document() -> anyhow::Result<Value> {
     for e in catalogue() {
         let message_id = format!("{}.v{}", e.name, e.version);
         let channel_id = e.name.to_owned();
+        // The payload is a named schema, so generators make one type per event.
+        let payload_name = format!("{}V{}", e.title, e.version);
+        schemas.insert(payload_name.clone(), serde_json::to_value(&e.payload)?);
         messages.insert(
             message_id.clone(),
             json!({
@@ -105,7 +108,7 @@ pub fn document() -> anyhow::Result<Value> {
                 "title": e.title,
                 "contentType": "application/json",
                 "headers": {"$ref": "#/components/schemas/Envelope"},
-                "payload": serde_json::to_value(&e.payload)?,
+                "payload": {"$ref": format!("#/components/schemas/{payload_name}")},
                 "x-version": e.version,
             }),
         );
@@ -115,6 +118,19 @@ pub fn document() -> anyhow::Result<Value> {
                 "address": e.name,
                 "description": format!("Published by {} through its outbox.", e.producer),
                 "messages": {e.title.clone(): {"$ref": format!("#/components/messages/{message_id}")}},
+                "bindings": {
+                    // RabbitMQ: the event type is the routing key on the one topic exchange.
+                    "amqp": {
+                        "is": "routingKey",
+                        "exchange": {"name": "{namespace}.events", "type": "topic", "durable": true, "autoDelete": false, "vhost": "/"},
+                        "bindingVersion": "0.3.0"
+                    },
+                    // SNS: one topic; subscriptions filter on the `type` message attribute.
+                    "sns": {
+                        "name": "{namespace}-events",
+                        "bindingVersion": "0.1.0"
+                    }
+                },
             }),
         );
         operations.insert(
@@ -124,6 +140,9 @@ pub fn document() -> anyhow::Result<Value> {
                 "channel": {"$ref": format!("#/channels/{channel_id}")},
                 "summary": format!("{} publishes {}", e.producer, e.name),
                 "x-producer": e.producer,
+                "bindings": {
+                    "amqp": {"deliveryMode": 2, "mandatory": false, "bindingVersion": "0.3.0"}
+                },
             }),
         );
         for consumer in declarations.iter().filter(|d| d.consumes(e.name)) {
@@ -136,6 +155,7 @@ pub fn document() -> anyhow::Result<Value> {
                     "summary": format!("consumer group {} ({mode})", consumer.group),
                     "x-consumer-group": consumer.group,
                     "x-delivery": mode,
+                    "bindings": receive_bindings(consumer.group, consumer.mode),
                 }),
             );
         }
@@ -153,11 +173,65 @@ pub fn document() -> anyhow::Result<Value> {
             "description": "Events the bounded contexts exchange over the bus (at-least-once; consumers deduplicate by envelope id).",
         },
         "defaultContentType": "application/json",
+        "servers": servers(),
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
     }))?;
     Ok(serde_json::from_str(&text)?)
+}
+
+/// The brokers the bus runs on (`EMPORIUM_BUS`); names carry the deployment's namespace.
+fn servers() -> Value {
+    let namespace = json!({
+        "default": "emporium",
+        "description": "EMPORIUM_AMQP_NAMESPACE or EMPORIUM_SQS_NAMESPACE: the prefix of every exchange, topic and queue"
+    });
+    json!({
+        "rabbitmq": {
+            "host": "{host}",
+            "protocol": "amqp",
+            "protocolVersion": "0.9.1",
+            "description": "EMPORIUM_BUS=rabbitmq, at EMPORIUM_AMQP_URL: a durable topic exchange `{namespace}.events`, a durable queue per consumer group (`{namespace}.{group}`; broadcast groups one per instance), publisher confirms, manual acknowledgements and the dead-letter exchange `{namespace}.dead-letter`.",
+            "variables": {
+                "host": {"default": "127.0.0.1:5672", "description": "The broker, as in EMPORIUM_AMQP_URL"},
+                "namespace": namespace.clone()
+            }
+        },
+        "sns-sqs": {
+            "host": "{region}",
+            "protocol": "sns",
+            "description": "EMPORIUM_BUS=sqs (cargo feature `sqs`), in EMPORIUM_SQS_REGION: one SNS topic `{namespace}-events` fanned out to an SQS queue per consumer group (`{namespace}-{group}`) with a filter policy on `type` and a redrive policy to `{namespace}-dead-letter`.",
+            "variables": {
+                "region": {"default": "eu-central-1", "description": "The AWS region (EMPORIUM_SQS_REGION), or EMPORIUM_SQS_ENDPOINT"},
+                "namespace": namespace
+            }
+        }
+    })
+}
+
+/// Where a consumer group receives from, on each broker.
+fn receive_bindings(group: &str, mode: bus::DeliveryMode) -> Value {
+    let (amqp_queue, sqs_queue) = match mode {
+        bus::DeliveryMode::Competing => (
+            format!("{{namespace}}.{group}"),
+            format!("{{namespace}}-{group}"),
+        ),
+        bus::DeliveryMode::Broadcast => (
+            format!("{{namespace}}.{group}.{{instance}}"),
+            format!("{{namespace}}-{group}-{{instance}}"),
+        ),
+    };
+    json!({
+        "amqp": {"ack": true, "bindingVersion": "0.3.0", "x-queue": amqp_queue},
+        "sqs": {
+            "queues": [{
+                "name": sqs_queue,
+                "redrivePolicy": {"deadLetterQueue": {"name": "{namespace}-dead-letter"}}
+            }],
+            "bindingVersion": "0.2.0"
+        }
+    })
 }
 
 pub fn to_json() -> anyhow::Result<String> {

@@ -1,6 +1,6 @@
 //! `emporium gateway`: routes `/api/v1/<context>/...` to an instance of that context
 //! (`EMPORIUM_GATEWAY_UPSTREAMS`, several per context separated by `|`), passes
-//! `X-Request-Id`, serves the merged `/openapi.json`, proxies `/.well-known/jwks.json` to
+//! `X-Request-Id`, serves the merged `/openapi.json` and `/asyncapi.json`, proxies `/.well-known/jwks.json` to
 //! identity, and is ready when every context has an instance in service.
 //!
 //! The edge: a bearer token on `/api/v1/` is verified here (identity's JWKS) before anything
@@ -311,6 +311,7 @@ struct Upstreams {
     body_limit: usize,
     body_timeout: Duration,
     openapi: String,
+    asyncapi: String,
     trusted_proxies: TrustedProxies,
 }
 
@@ -423,6 +424,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         body_timeout: config.body_timeout,
         trusted_proxies: config.trusted_proxies.clone(),
         openapi: crate::openapi::to_json()?,
+        asyncapi: crate::asyncapi::to_json()?,
     });
     for pool in upstreams.by_context.values() {
         pool.resolve(&SystemResolver).await;
@@ -502,6 +504,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .service(web::resource("/health/ready").route(web::get().to(ready)))
         .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+        .service(web::resource("/asyncapi.json").route(web::get().to(asyncapi)))
         .configure(crate::admin::configure)
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(web::resource("/api/v1/admin/messaging").route(web::get().to(messaging)))
@@ -640,6 +643,12 @@ async fn openapi(up: web::Data<Upstreams>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(up.openapi.clone())
+}
+
+async fn asyncapi(up: web::Data<Upstreams>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(up.asyncapi.clone())
 }
 
 /// Checks every instance's `/health/ready`; an instance that fails is out of service for

@@ -92,7 +92,13 @@ async fn openapi_is_served_and_matches_the_committed_file() {
 }
 
 #[tokio::test]
-async fn the_event_catalogue_matches_the_committed_file() {
+async fn the_event_catalogue_is_served_and_matches_the_committed_file() {
+    let app = crate::helpers::spawn_app(platform::testing::TestBackend::Sqlite)
+        .await
+        .unwrap();
+    let served = app.get("/asyncapi.json", None).await;
+    served.assert_status(200);
+    app.stop().await;
     let generated = emporium::asyncapi::to_json().unwrap();
     let committed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -118,13 +124,24 @@ async fn the_event_catalogue_matches_the_committed_file() {
         "shipping.shipment_dispatched",
         "shipping.shipment_cancelled",
     ] {
-        assert_eq!(doc["channels"][event]["address"], event);
+        let channel = &doc["channels"][event];
+        assert_eq!(channel["address"], event);
+        assert_eq!(channel["bindings"]["amqp"]["is"], "routingKey");
+        assert_eq!(channel["bindings"]["sns"]["name"], "{namespace}-events");
         let message = &doc["components"]["messages"][format!("{event}.v1")];
+        // The payload is a named schema.
+        let reference = message["payload"]["$ref"].as_str().unwrap_or_default();
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{event}: payload {}", message["payload"]));
         assert!(
-            message["payload"]["properties"].is_object(),
+            doc["components"]["schemas"][name]["properties"].is_object(),
             "{event} has no payload schema"
         );
     }
+    assert_eq!(doc["servers"]["rabbitmq"]["protocol"], "amqp");
+    assert_eq!(doc["servers"]["sns-sqs"]["protocol"], "sns");
+    assert_eq!(served.body, doc);
 }
 
 #[tokio::test]

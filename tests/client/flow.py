@@ -1,8 +1,8 @@
 """The shopping flow through a Python client generated from openapi/openapi.json.
 
-Run by .ci/run: sign up, log in, browse, add to cart, check out, follow the order to
+Run by tests/contract/clients.sh (from .ci/run) with the package sdk/build.sh built: sign up, log in, browse, add to cart, check out, follow the order to
 `confirmed`, read the shipment. Usage: flow.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
-(the generated package `emporium_client` must be importable).
+(the package `emporium_client` must be installed).
 """
 
 import sys
@@ -17,11 +17,11 @@ from emporium_client.api.shipping import get_shipment, track_shipment
 from emporium_client.models import (
     AddCartItemRequest,
     AddressBody,
-    AddressBodyCountry,
     CheckoutRequest,
+    Country,
     CreateProductRequest,
     CreateProductRequestPrice,
-    CreateProductRequestPriceCurrency,
+    Currency,
     LogInRequest,
     SetStockRequest,
     SignUpRequest,
@@ -42,7 +42,7 @@ def main(base, admin_email, admin_password):
     product = expect(
         create_product.sync_detailed(
             client=admin,
-            body=CreateProductRequest(sku=sku, name="Generated-client mug", price=CreateProductRequestPrice(amount=1500, currency=CreateProductRequestPriceCurrency.EUR)),
+            body=CreateProductRequest(sku=sku, name="Generated-client mug", price=CreateProductRequestPrice(amount=1500, currency=Currency.EUR)),
         ),
         201,
     )
@@ -70,7 +70,7 @@ def main(base, admin_email, admin_password):
     cart = expect(get_cart.sync_detailed(client=me), 200)
     assert cart.total.amount == 3000, cart.total
 
-    address = AddressBody(name="Py Client", line1="1 Spec Street", city="Berlin", postal_code="10115", country=AddressBodyCountry.DE)
+    address = AddressBody(name="Py Client", line1="1 Spec Street", city="Berlin", postal_code="10115", country=Country.DE)
     order = expect(
         place_order.sync_detailed(
             client=me,
