@@ -171,7 +171,8 @@ impl Application {
                     .service(web::resource("/asyncapi.json").route(web::get().to(serve_asyncapi)))
                     .service(web::resource("/docs").route(web::get().to(docs_redirect)))
                     .service(crate::openapi::swagger_ui())
-                    .configure(crate::admin::configure);
+                    .configure(crate::admin::configure)
+                    .configure(crate::problems::configure);
                 if serves_dashboard {
                     app = app.service(
                         web::resource("/api/v1/dashboard")

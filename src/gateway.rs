@@ -505,6 +505,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .service(web::resource("/metrics").route(web::get().to(crate::ops::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi)))
         .service(web::resource("/asyncapi.json").route(web::get().to(asyncapi)))
+        .configure(crate::problems::configure)
         .configure(crate::admin::configure)
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(web::resource("/api/v1/admin/messaging").route(web::get().to(messaging)))
@@ -713,7 +714,7 @@ async fn ready(up: web::Data<Upstreams>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable()
             .content_type(platform::error::PROBLEM_JSON)
-            .json(serde_json::json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "code": "not_ready", "checks": body}))
+            .json(serde_json::json!({"type": platform::error::problem_type("not_ready"), "title": "Service Unavailable", "status": 503, "code": "not_ready", "checks": body}))
     }
 }
 

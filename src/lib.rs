@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod limits;
 pub mod openapi;
 pub mod ops;
+pub mod problems;
 pub mod service_tokens;
 pub mod telemetry;
 

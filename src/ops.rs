@@ -291,7 +291,7 @@ pub(crate) async fn ready(state: web::Data<OpsState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
             .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
             .json(json!({
-                "type": "about:blank",
+                "type": platform::error::problem_type("not_ready"),
                 "title": "Service Unavailable",
                 "status": 503,
                 "code": "not_ready",

@@ -313,3 +313,62 @@ mod toml_like {
         )
     }
 }
+
+/// The codes the source states as literals where it makes a problem: the first literal of an
+/// `ApiError::` constructor (after the status, for `new`), and the value of a `code` field in
+/// a hand-written problem body.
+fn problem_codes_in_source() -> std::collections::BTreeSet<String> {
+    let mut files = Vec::new();
+    for dir in ["src", "crates/platform/src", "contexts"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut codes = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (i, _) in text.match_indices("ApiError::") {
+            let call = &text[i..text.len().min(i + 160)];
+            let takes_no_code = [
+                "ApiError::validation",
+                "ApiError::internal",
+                "ApiError::field",
+            ];
+            if takes_no_code.iter().any(|c| call.starts_with(c)) {
+                continue;
+            }
+            codes.extend(first_code_literal(call));
+        }
+        for (i, _) in text.match_indices("\"code\": \"") {
+            codes.extend(first_code_literal(&text[i + 7..]));
+        }
+    }
+    codes
+}
+
+fn first_code_literal(text: &str) -> Option<String> {
+    let start = text.find('"')? + 1;
+    let end = start + text[start..].find('"')?;
+    let literal = &text[start..end];
+    let is_code = !literal.is_empty()
+        && literal
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.');
+    is_code.then(|| literal.to_owned())
+}
+
+#[test]
+fn every_problem_code_the_source_makes_has_a_page() {
+    let found = problem_codes_in_source();
+    assert!(found.len() > 40, "the scan found too little: {found:?}");
+    let missing: Vec<&String> = found
+        .iter()
+        .filter(|c| emporium::problems::describe(c).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without a row in docs/problems.md: {missing:?}"
+    );
+    // The scan can fail: a code that is not in the table is found.
+    let fixture = first_code_literal("ApiError::conflict(\n \"ordering.never_documented\", \"x\")");
+    assert_eq!(fixture.as_deref(), Some("ordering.never_documented"));
+    assert!(emporium::problems::describe("ordering.never_documented").is_none());
+}

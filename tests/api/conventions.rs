@@ -464,3 +464,35 @@ async fn invented_methods_and_paths_do_not_grow_the_metrics_and_every_metric_is_
         ),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_problems_type_is_a_page_about_its_code() {
+    let Some(app) = spawn_app(TestBackend::Sqlite).await else {
+        return;
+    };
+    let customer = app.customer().await;
+    let problem = app
+        .get(
+            "/api/v1/ordering/orders/01a24e30-0000-7000-8000-000000000000",
+            Some(&customer.access_token),
+        )
+        .await;
+    problem.assert_problem(404, "ordering.order_not_found");
+    let page_path = problem.body["type"].as_str().unwrap_or_default().to_owned();
+    let (status, headers, page) = raw(&app, "GET", &page_path, &[]).await;
+    assert_eq!(status, 200, "{page_path}");
+    assert!(header(&headers, "content-type").starts_with("text/html"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("ordering.order_not_found") && page.contains("HTTP 404"),
+        "{page}"
+    );
+    // The index links every code; an unknown one is itself a problem.
+    let (_, _, index) = raw(&app, "GET", "/problems", &[]).await;
+    let index = String::from_utf8_lossy(&index);
+    assert!(index.contains("href=\"/problems/rate_limited\""), "{index}");
+    app.get("/problems/no_such_code", None)
+        .await
+        .assert_problem(404, "not_found");
+    app.stop().await;
+}

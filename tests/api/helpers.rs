@@ -84,6 +84,18 @@ impl Response {
         );
         assert_eq!(self.body["code"], code, "body: {}", self.body);
         assert_eq!(self.body["status"], status);
+        // The type names the page about the code, and the code has one (docs/problems.md).
+        assert_eq!(
+            self.body["type"],
+            format!("/problems/{code}"),
+            "body: {}",
+            self.body
+        );
+        let documented = emporium::problems::describe(code);
+        assert!(
+            documented.is_some(),
+            "{code} has no row in docs/problems.md"
+        );
         self
     }
 }

@@ -18,6 +18,7 @@ pub use kernel::error::FieldError;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = Problem)]
 pub struct ProblemBody {
+    /// `/problems/<code>`: the page that says what the code means and what to do.
     #[serde(rename = "type")]
     pub problem_type: String,
     pub title: String,
@@ -187,7 +188,7 @@ impl ApiError {
             self.detail.clone().filter(|d| !d.is_empty())
         };
         ProblemBody {
-            problem_type: "about:blank".to_owned(),
+            problem_type: problem_type(&self.code),
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail,
@@ -282,3 +283,9 @@ fn default_message(code: &str) -> String {
 
 /// Shorthand for use cases and handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A problem's `type`: a reference to the page about its code, which the server answers
+/// (`GET /problems/<code>`; `docs/problems.md` is its text).
+pub fn problem_type(code: &str) -> String {
+    format!("/problems/{code}")
+}
