@@ -315,17 +315,38 @@ struct Upstreams {
     trusted_proxies: TrustedProxies,
 }
 
-/// Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+/// Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1), nor the non-standard
+/// `Proxy-Connection` some clients still send.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
+    "proxy-connection",
     "te",
     "trailer",
     "transfer-encoding",
     "upgrade",
 ];
+
+/// A request the edge and a context could read two ways is refused before either reads it:
+/// two `Authorization` fields (the edge would check one, the context might use the other), or
+/// an HTTP/1.1 request without exactly one `Host` (RFC 9112 §3.2).
+fn ambiguity(req: &actix_web::dev::ServiceRequest) -> Option<&'static str> {
+    let headers = req.headers();
+    if headers
+        .get_all(actix_web::http::header::AUTHORIZATION)
+        .count()
+        > 1
+    {
+        return Some("send exactly one Authorization field");
+    }
+    let hosts = headers.get_all(actix_web::http::header::HOST).count();
+    if req.version() == actix_web::http::Version::HTTP_11 && hosts != 1 {
+        return Some("an HTTP/1.1 request carries exactly one Host field");
+    }
+    None
+}
 
 /// A listening socket as the HTTP server makes one (address reuse, a backlog of 1024).
 fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -578,6 +599,10 @@ async fn edge_auth(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     use actix_web::ResponseError;
+    if let Some(why) = ambiguity(&req) {
+        let response = ApiError::bad_request("ambiguous_request", why).error_response();
+        return Ok(req.into_response(response));
+    }
     let token = req
         .path()
         .starts_with("/api/v1/")

@@ -365,6 +365,16 @@ fn plan(front: &Front, buf: &[u8], peer: Option<SocketAddr>) -> Option<Plan> {
     let mut bearer = None;
     let mut close = false;
     let mut client_chain = actix_web::http::header::HeaderMap::new();
+    // Two Authorization fields, or not exactly one Host: the application refuses those.
+    let count = |field: &str| {
+        req.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(field))
+            .count()
+    };
+    if count("authorization") > 1 || count("host") != 1 {
+        return None;
+    }
     for header in req.headers.iter() {
         let name = header.name;
         let is = |n: &str| name.eq_ignore_ascii_case(n);

@@ -783,3 +783,73 @@ async fn a_slow_head_at_the_front_door_is_answered_408() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     gateway.kill();
 }
+
+// Requests the edge and a context could read two ways stop at the edge, on the front door's
+// path (GET) and on the application's (POST) alike, and reach no upstream: two Authorization
+// fields, an HTTP/1.1 request without a Host or with two. `Proxy-Connection` never passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_requests_stop_at_the_edge_and_proxy_connection_does_not_pass() {
+    let (up, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_gateway, port) = gateway_for(&format!("catalog=http://127.0.0.1:{up}"), dir.path()).await;
+    // The gateway's own readiness checks aside.
+    let reached = || {
+        seen.lock()
+            .map(|s| s.iter().filter(|t| t.starts_with("/api/")).count())
+            .unwrap_or_default()
+    };
+    let before = reached();
+    for (what, request) in [
+        (
+            "two Authorization fields on a read",
+            "GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nauthorization: Bearer a\r\nauthorization: Bearer b\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "two Authorization fields on a write",
+            "POST /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nauthorization: Bearer a\r\nauthorization: Basic b\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        ),
+        (
+            "no Host",
+            "GET /api/v1/catalog/echo HTTP/1.1\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "two Host fields",
+            "GET /api/v1/catalog/echo HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "two Host fields on a write",
+            "POST /api/v1/catalog/echo HTTP/1.1\r\nhost: a\r\nhost: b\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        ),
+    ] {
+        let answer = raw(port, request).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
+        // A missing or doubled Host is refused by actix-http's own parser (a bare 400, the
+        // connection closed) once the front door hands the head on; two Authorization fields
+        // by the edge, as a problem.
+        if what.contains("Authorization") {
+            assert!(answer.contains("/problems/ambiguous_request"), "{what}: {answer}");
+        }
+    }
+    assert_eq!(
+        reached(),
+        before,
+        "an ambiguous request reached the upstream"
+    );
+    // HTTP/1.0 needs no Host.
+    let answer = raw(port, "GET /api/v1/catalog/echo HTTP/1.0\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "{answer}"
+    );
+    // Proxy-Connection is hop-by-hop in practice: dropped on both paths.
+    for request in [
+        "GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nproxy-connection: keep-alive\r\nconnection: close\r\n\r\n",
+        "POST /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\nproxy-connection: keep-alive\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+    ] {
+        let answer = raw(port, request).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        assert!(body.contains("\"headers\""), "{answer}");
+        assert!(!body.contains("proxy-connection"), "{answer}");
+    }
+}
