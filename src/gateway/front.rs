@@ -92,8 +92,20 @@ impl Worker {
         self.relayed.increment(1);
     }
 
+    /// A kept connection to `authority` that is still quiet. One with bytes waiting (an
+    /// answer nobody asked for, which would be taken for the next request's: response-queue
+    /// poisoning) or already closed by the instance is dropped, never reused.
     fn take_idle(&self, authority: &str) -> Option<TcpStream> {
-        self.idle.borrow_mut().get_mut(authority)?.pop()
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(authority)?;
+        while let Some(conn) = list.pop() {
+            let mut probe = [0u8; 1];
+            match conn.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+                _ => {}
+            }
+        }
+        None
     }
 
     fn keep_idle(&self, authority: &str, conn: TcpStream) {

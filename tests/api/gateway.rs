@@ -75,6 +75,17 @@ async fn serve(mut stream: TcpStream, seen: Seen) {
             "/api/v1/catalog/hangup" => Some("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"),
             _ => None,
         };
+        if target == "/api/v1/catalog/poison" {
+            // An answer, then, unasked, another on the same kept connection.
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n\"poison\"")
+                .await;
+            continue;
+        }
         if let Some(answer) = raw_answer {
             let _ = stream.write_all(answer.as_bytes()).await;
             if target.ends_with("/chunked") {
@@ -851,5 +862,67 @@ async fn ambiguous_requests_stop_at_the_edge_and_proxy_connection_does_not_pass(
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
         assert!(body.contains("\"headers\""), "{answer}");
         assert!(!body.contains("proxy-connection"), "{answer}");
+    }
+}
+
+// An upstream that sends bytes on a kept connection nobody asked for: the gateway never reuses
+// that connection, so the next client's answer is its own (no response-queue poisoning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_an_upstream_sends_unasked_never_become_another_requests_answer() {
+    let (up, _seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_gateway, port) = gateway_for(&format!("catalog=http://127.0.0.1:{up}"), dir.path()).await;
+    // One client connection (so one gateway worker and its kept upstream connections).
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let read_answer = async |client: &mut TcpStream| -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        n.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())
+                            .flatten()
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return text;
+                }
+            }
+            match tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    client
+        .write_all(b"GET /api/v1/catalog/poison HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_answer(&mut client).await;
+    assert!(
+        first.starts_with("HTTP/1.1 200") && first.ends_with("{}"),
+        "{first}"
+    );
+    // The unasked answer arrives while the connection is idle in the gateway's pool.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        client
+            .write_all(b"GET /api/v1/catalog/echo HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let next = read_answer(&mut client).await;
+        assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+        assert!(
+            !next.contains("poison"),
+            "another request's bytes were taken as this answer: {next}"
+        );
+        assert!(next.contains("\"headers\""), "{next}");
     }
 }
