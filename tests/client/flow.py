@@ -20,9 +20,9 @@ from emporium_client.models import (
     CheckoutRequest,
     Country,
     CreateProductRequest,
-    CreateProductRequestPrice,
     Currency,
     LogInRequest,
+    PriceInput,
     SetStockRequest,
     SignUpRequest,
 )
@@ -42,7 +42,7 @@ def main(base, admin_email, admin_password):
     product = expect(
         create_product.sync_detailed(
             client=admin,
-            body=CreateProductRequest(sku=sku, name="Generated-client mug", price=CreateProductRequestPrice(amount=1500, currency=Currency.EUR)),
+            body=CreateProductRequest(sku=sku, name="Generated-client mug", price=PriceInput(amount=1500, currency=Currency.EUR)),
         ),
         201,
     )

@@ -2,7 +2,7 @@
 
 use kernel::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
@@ -47,10 +47,20 @@ fn price_schema() -> Object {
     price_builder().schema_type(Type::Object).build()
 }
 
-fn price_or_null_schema() -> Object {
-    price_builder()
-        .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
-        .build()
+/// A price as requests state it, the named schema `PriceInput`: `Money` with at most
+/// `MAX_PRICE` minor units (responses use `Money`).
+pub(crate) struct PriceInput;
+
+impl utoipa::PartialSchema for PriceInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        price_schema().into()
+    }
+}
+
+impl utoipa::ToSchema for PriceInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "PriceInput".into()
+    }
 }
 
 fn description_length(d: &str) -> Result<(), validator::ValidationError> {
@@ -109,13 +119,13 @@ pub(crate) struct CreateProductRequest {
     #[validate(length(max = 5000))]
     #[schema(max_length = 5000)]
     pub(crate) description: Option<String>,
-    #[schema(schema_with = price_schema)]
+    #[schema(value_type = PriceInput)]
     pub(crate) price: Money,
     /// Prices in other currencies, at most one per currency (a cart in a currency sells only
     /// products with a price in it).
     #[serde(default)]
     #[validate(length(max = 20))]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Vec<PriceInput>)]
     pub(crate) other_prices: Vec<Money>,
     pub(crate) category_id: Option<uuid::Uuid>,
     /// Shipping weight of one unit in grams (default 0).
@@ -161,10 +171,10 @@ pub(crate) struct VariantRequest {
     /// Option name to value, one for each of the product's options.
     pub(crate) options: BTreeMap<String, String>,
     /// In the product's currency; the product's price when absent.
-    #[schema(schema_with = price_or_null_schema)]
+    #[schema(value_type = Option<PriceInput>)]
     pub(crate) price: Option<Money>,
     #[validate(length(max = 20))]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<PriceInput>>)]
     pub(crate) other_prices: Option<Vec<Money>>,
     #[validate(range(max = 1_000_000))]
     #[schema(maximum = 1_000_000)]
@@ -191,11 +201,11 @@ pub(crate) struct UpdateVariantRequest {
     #[validate(length(max = 64))]
     #[schema(schema_with = sku_or_null_schema)]
     pub(crate) sku: Option<String>,
-    #[schema(schema_with = price_or_null_schema)]
+    #[schema(value_type = Option<PriceInput>)]
     pub(crate) price: Option<Money>,
     /// Replaces the variant's prices in other currencies.
     #[validate(length(max = 20))]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<PriceInput>>)]
     pub(crate) other_prices: Option<Vec<Money>>,
     #[validate(range(max = 1_000_000))]
     #[schema(maximum = 1_000_000)]
@@ -217,11 +227,11 @@ pub(crate) struct UpdateProductRequest {
     #[schema(value_type = Option<String>, max_length = 5000)]
     #[validate(custom(function = "description_length"))]
     pub(crate) description: Option<Option<String>>,
-    #[schema(schema_with = price_or_null_schema)]
+    #[schema(value_type = Option<PriceInput>)]
     pub(crate) price: Option<Money>,
     /// Replaces the prices in other currencies.
     #[validate(length(max = 20))]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<PriceInput>>)]
     pub(crate) other_prices: Option<Vec<Money>>,
     /// A category, or `null` to remove.
     #[serde(default, deserialize_with = "platform::http::present")]

@@ -755,6 +755,7 @@ pub(crate) async fn set_variant_stock(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list_categories, create_category, list_products, create_product, get_product, update_product, archive_product, get_stock, set_stock, add_variant, update_variant, get_variant_stock, set_variant_stock),
+    components(schemas(dto::PriceInput)),
     tags((name = "catalog", description = "Categories, products, prices and stock"))
 )]
 pub(crate) struct ApiDoc;
