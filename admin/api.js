@@ -71,6 +71,13 @@ export const operations = Object.freeze({
     "path": "/api/v1/ordering/orders/{id}/cancel",
     "query": []
   },
+  "confirm_password_reset": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/identity/password-resets/confirm",
+    "query": []
+  },
   "create_category": {
     "body": true,
     "headers": [],
@@ -410,6 +417,13 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "POST",
     "path": "/api/v1/admin/dead-letters/{id}/replay",
+    "query": []
+  },
+  "request_password_reset": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/identity/password-resets",
     "query": []
   },
   "retry_delivery": {

@@ -102,6 +102,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Accounts one client address may create per 15 minutes (with the rate limit on).
     pub sign_ups_per_client: u32,
+    /// How long a password reset link works (`EMPORIUM_PASSWORD_RESET_TTL_SECS`, 30 minutes).
+    pub password_reset_ttl: Duration,
     /// Password hashes computed at once (default: the number of cores) and how many more
     /// may wait before log-ins and sign-ups are refused with 503.
     pub password_hash_threads: usize,
@@ -197,6 +199,7 @@ impl Config {
             carriers: vec!["EMP".to_owned()],
             shutdown_timeout: Duration::from_secs(30),
             sign_ups_per_client: 10,
+            password_reset_ttl: Duration::from_secs(1800),
             password_hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             password_hash_queue: 64,
             transient_retry: Duration::from_secs(15 * 60),
@@ -492,6 +495,9 @@ impl Config {
         let secs = Duration::from_secs;
         if let Some(n) = number("EMPORIUM_SIGNUPS_PER_CLIENT", 1..=100_000, "sign-ups") {
             c.sign_ups_per_client = n as u32;
+        }
+        if let Some(n) = number("EMPORIUM_PASSWORD_RESET_TTL_SECS", 1..=86_400, "seconds") {
+            c.password_reset_ttl = secs(n);
         }
         if let Some(n) = number("EMPORIUM_PASSWORD_HASH_THREADS", 1..=256, "threads") {
             c.password_hash_threads = n as usize;

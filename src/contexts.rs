@@ -95,6 +95,10 @@ pub async fn wire(
                         sign_ups_per_client: config
                             .rate_limit
                             .then_some(config.sign_ups_per_client),
+                        // Reset requests per address and per client address in 15 minutes.
+                        resets_per_address: config.rate_limit.then_some(5),
+                        resets_per_client: config.rate_limit.then_some(30),
+                        password_reset_ttl: config.password_reset_ttl,
                         hash_threads: config.password_hash_threads,
                         hash_queue: config.password_hash_queue,
                         service_clients: config.service_clients.clone(),

@@ -8,6 +8,7 @@
 )]
 
 mod abuse;
+mod accounts;
 mod admin_console;
 mod catalog;
 mod chaos;

@@ -212,6 +212,22 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                 &[ok],
             )
         }
+        // Password reset: public; a token nobody was mailed is refused alike for everyone.
+        "request_password_reset" => {
+            let c = me.unwrap_or(&w.owner);
+            cell(
+                Method::POST,
+                "/api/v1/identity/password-resets",
+                Some(json!({"email": c.email})),
+                &[202],
+            )
+        }
+        "confirm_password_reset" => cell(
+            Method::POST,
+            "/api/v1/identity/password-resets/confirm",
+            Some(json!({"token": "never-issued-token", "password": "matrix-violet-anchor-8"})),
+            &[400],
+        ),
         // The caller's own data: anyone signed in, nobody else's.
         "get_dashboard" => cell(
             Method::GET,

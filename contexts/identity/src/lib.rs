@@ -50,6 +50,11 @@ pub struct Settings {
     pub login_failures_per_ip: u32,
     /// Accounts one client address may create in 15 minutes (`None`: unlimited).
     pub sign_ups_per_client: Option<u32>,
+    /// Password reset requests per address and per client address in 15 minutes.
+    pub resets_per_address: Option<u32>,
+    pub resets_per_client: Option<u32>,
+    /// How long a reset token works.
+    pub password_reset_ttl: Duration,
     /// Password hashes computed at once, and how many more may wait.
     pub hash_threads: usize,
     pub hash_queue: usize,
@@ -93,10 +98,23 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         per_account_and_client: deps.settings.login_failures_per_account,
         per_client: deps.settings.login_failures_per_ip,
         sign_ups_per_client: deps.settings.sign_ups_per_client,
+        resets_per_address: deps.settings.resets_per_address,
+        resets_per_client: deps.settings.resets_per_client,
     };
     let throttle: Arc<dyn LoginThrottle> = match deps.shared {
         Some(state) => Arc::new(SharedThrottle { limits, state }),
         None => Arc::new(MemoryThrottle::new(limits)),
+    };
+    let resets = application::password_resets::PasswordResets {
+        users: users.clone(),
+        resets: Arc::new(infrastructure::sql_password_resets::SqlPasswordResets {
+            db: deps.db.clone(),
+        }),
+        hasher: hasher.clone(),
+        throttle: throttle.clone(),
+        clock: clock.clone(),
+        store: store.clone(),
+        ttl: deps.settings.password_reset_ttl,
     };
     let accounts = Accounts {
         profiles: moka::future::Cache::builder()
@@ -137,6 +155,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let state = actix_web::web::Data::new(http::State {
         accounts,
         sessions,
+        resets,
         history: OrderHistoryProjection {
             repository: history_repo,
         },

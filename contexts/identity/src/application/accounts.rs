@@ -44,6 +44,12 @@ pub(crate) struct ProfileChange {
     pub(crate) default_shipping_address: Option<Option<PostalAddress>>,
 }
 
+/// A password that spells the address's mailbox (of four characters or more) is refused.
+pub(super) fn contains_mailbox(password: &Password, email: &EmailAddress) -> bool {
+    let local = email.as_ref().split('@').next().unwrap_or_default();
+    local.len() >= 4 && password.expose().to_lowercase().contains(local)
+}
+
 impl Accounts {
     #[tracing::instrument(name = "Sign up", skip_all)]
     pub(crate) async fn sign_up(
@@ -64,16 +70,7 @@ impl Accounts {
         let (Some(email), Some(name), Some(password)) = (email, name, password) else {
             return Err(IdentityError::Invalid(errors));
         };
-        if password
-            .expose()
-            .to_lowercase()
-            .contains(email.as_ref().split('@').next().unwrap_or_default())
-            && email
-                .as_ref()
-                .split('@')
-                .next()
-                .is_some_and(|local| local.len() >= 4)
-        {
+        if contains_mailbox(&password, &email) {
             return Err(IdentityError::field(
                 "password",
                 "must not contain your email address",

@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod order_history;
+pub(crate) mod password_resets;
 pub(crate) mod ports;
 pub(crate) mod service_clients;
 pub(crate) mod sessions;
@@ -31,6 +32,10 @@ pub(crate) enum IdentityError {
     LastAdmin,
     #[error("password hashing is at capacity")]
     Busy,
+    #[error("too many password reset requests")]
+    TooManyResets { retry_after_secs: u64 },
+    #[error("the reset token is invalid, used, superseded or expired")]
+    ResetTokenInvalid,
     #[error("log-in attempts cannot be counted right now")]
     ThrottleUnavailable,
     #[error(transparent)]

@@ -90,6 +90,44 @@ pub(crate) trait SessionRepository: Send + Sync {
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> anyhow::Result<()>;
 }
 
+/// Password reset tokens (their hashes) and what spending one changes.
+#[async_trait::async_trait]
+pub(crate) trait PasswordResetRepository: Send + Sync {
+    /// Stores a new token for `user`, removing the user's earlier ones (a newer request
+    /// supersedes them), in the unit that publishes the request.
+    async fn issue(
+        &self,
+        work: &mut UnitOfWork,
+        token_hash: &str,
+        user: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// The user a token not yet expired at `now` belongs to, and when it expires.
+    async fn owner(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<(UserId, Timestamp)>>;
+    /// Spends the token; `false` when it was spent (or superseded, or expired) meanwhile.
+    async fn spend(&self, token_hash: &str, user: UserId, now: Timestamp) -> anyhow::Result<bool>;
+    /// Puts back a token spent by a confirmation that then could not finish.
+    async fn restore(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// Sets the password and revokes every refresh token of the user, in one transaction.
+    async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
+}
+
 /// Every password hashing worker is busy and the queue is full: try again shortly.
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing is at capacity")]
@@ -187,9 +225,15 @@ pub(crate) enum ThrottleRefusal {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum ThrottleKey {
     /// One account from one client address: an attacker elsewhere cannot lock its owner out.
-    AccountFrom { email: String, client: String },
+    AccountFrom {
+        email: String,
+        client: String,
+    },
     /// One client address, whatever account it tries.
     Client(String),
     /// Sign-ups from one client address.
     SignUpFrom(String),
+    /// Password reset requests for one address, and from one client address.
+    ResetFor(String),
+    ResetFrom(String),
 }

@@ -32,8 +32,9 @@ pub(crate) struct TokenPair {
     pub(crate) expires_in: u64,
 }
 
-/// A new refresh token: 256 random bits, handed out once and stored only as a hash.
-fn new_refresh_secret() -> String {
+/// A new secret (a refresh or a reset token): 256 random bits, handed out once and stored
+/// only as a hash.
+pub(crate) fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -96,7 +97,7 @@ impl Sessions {
         self.throttle.clear(&keys[0]).await;
         self.throttle.give_back(&keys[1..]).await;
         let access = self.issuer.issue(user.id, &user.roles)?;
-        let refresh = new_refresh_secret();
+        let refresh = new_secret();
         let now = self.clock.now();
         let family = uuid::Uuid::now_v7().to_string();
         self.sessions
@@ -137,7 +138,7 @@ impl Sessions {
             .by_id(stored.user_id)
             .await?
             .ok_or(IdentityError::InvalidRefreshToken)?;
-        let new_secret = new_refresh_secret();
+        let new_secret = new_secret();
         match self
             .sessions
             .rotate(

@@ -36,6 +36,33 @@ pub(crate) struct LogInRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com"}))]
+pub(crate) struct PasswordResetRequest {
+    #[validate(length(min = 1, max = 254))]
+    #[schema(min_length = 1, max_length = 254)]
+    pub(crate) email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PasswordResetAccepted {
+    pub(crate) status: &'static str,
+    pub(crate) detail: &'static str,
+}
+
+/// The token from the reset mail and the new password.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordResetConfirmRequest {
+    #[validate(length(min = 1, max = 512))]
+    #[schema(min_length = 1, max_length = 512)]
+    pub(crate) token: String,
+    #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
+    pub(crate) password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 pub(crate) struct RefreshTokenRequest {
     #[validate(length(min = 1, max = 512))]
     #[schema(min_length = 1, max_length = 512)]

@@ -16,6 +16,7 @@ use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::accounts::{Accounts, ProfileChange, SignUp};
 use crate::application::order_history::OrderHistoryProjection;
+use crate::application::password_resets::PasswordResets;
 use crate::application::service_clients::{ClientCredentialsError, ServiceTokens};
 use crate::application::sessions::{Sessions, TokenPair};
 use crate::application::IdentityError;
@@ -25,6 +26,7 @@ pub(crate) use dto::*;
 pub(crate) struct State {
     pub(crate) accounts: Accounts,
     pub(crate) sessions: Sessions,
+    pub(crate) resets: PasswordResets,
     pub(crate) history: OrderHistoryProjection,
     pub(crate) signer: Arc<TokenSigner>,
     pub(crate) db: Database,
@@ -66,6 +68,16 @@ impl From<IdentityError> for ApiError {
                 "too many accounts created from this address; try again later",
             )
             .with_retry_after(retry_after_secs),
+            IdentityError::TooManyResets { retry_after_secs } => ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "identity.too_many_resets",
+                "too many password reset requests for this address or from this client; try again later",
+            )
+            .with_retry_after(retry_after_secs),
+            IdentityError::ResetTokenInvalid => ApiError::bad_request(
+                "identity.reset_token_invalid",
+                "this reset link is invalid, used, superseded by a newer one, or expired; ask for a new one",
+            ),
             IdentityError::UserNotFound => {
                 ApiError::not_found("identity.user_not_found", "no such user")
             }
@@ -99,6 +111,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/users/{id}/roles").route(web::put().to(set_roles)))
                 .service(web::resource("/tokens").route(web::post().to(log_in)))
+                .service(
+                    web::resource("/password-resets").route(web::post().to(request_password_reset)),
+                )
+                .service(
+                    web::resource("/password-resets/confirm")
+                        .route(web::post().to(confirm_password_reset)),
+                )
                 .service(web::resource("/tokens/refresh").route(web::post().to(refresh)))
                 .service(web::resource("/tokens/revoke").route(web::post().to(revoke)))
                 .service(web::resource("/oauth/token").route(web::post().to(service_token)))
@@ -240,6 +259,58 @@ pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiErr
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
         .json(set))
+}
+
+/// Ask for a password reset link. The answer is the same whether or not an account has the
+/// address; one that has gets a mail with a link that works once, for
+/// `EMPORIUM_PASSWORD_RESET_TTL_SECS` (30 minutes), and only until a newer one is asked for.
+#[utoipa::path(
+    post, path = "/api/v1/identity/password-resets", tag = "identity", operation_id = "request_password_reset",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Accepted: a link is mailed if an account has the address", body = PasswordResetAccepted),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Not an email address", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this address or from this client (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn request_password_reset(
+    state: web::Data<State>,
+    ctx: RequestContext,
+    req: HttpRequest,
+    body: ValidJson<PasswordResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = platform::client_ip::client_ip(&req).map(|ip| ip.to_string());
+    state
+        .resets
+        .request(&body.email, client.as_deref(), &(&ctx).into())
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(PasswordResetAccepted {
+            status: "accepted",
+            detail: "if an account has this address, a reset link is on its way",
+        }))
+}
+
+/// Set a new password with the token from the reset mail (same rules as at sign-up). Every
+/// session of the account ends: log in again.
+#[utoipa::path(
+    post, path = "/api/v1/identity/password-resets/confirm", tag = "identity", operation_id = "confirm_password_reset",
+    request_body = PasswordResetConfirmRequest,
+    responses(
+        (status = 204, description = "Password set; every refresh token of the account is revoked"),
+        (status = 400, description = "Malformed JSON, or `identity.reset_token_invalid`: unknown, used, superseded or expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The password breaks a rule", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing at capacity (see Retry-After); the token still works", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn confirm_password_reset(
+    state: web::Data<State>,
+    body: ValidJson<PasswordResetConfirmRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.resets.confirm(&body.token, &body.password).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Sign up as a customer.
@@ -484,7 +555,7 @@ pub(crate) async fn set_roles(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(jwks, sign_up, log_in, refresh, revoke, service_token, me, update_me, my_orders, list_users, set_roles),
+    paths(jwks, sign_up, log_in, request_password_reset, confirm_password_reset, refresh, revoke, service_token, me, update_me, my_orders, list_users, set_roles),
     tags((name = "identity", description = "Accounts, tokens, roles and order history"))
 )]
 pub(crate) struct ApiDoc;

@@ -3,6 +3,7 @@
 pub(crate) mod argon;
 pub(crate) mod keys;
 pub(crate) mod sql_order_history;
+pub(crate) mod sql_password_resets;
 pub(crate) mod sql_sessions;
 pub(crate) mod sql_users;
 pub(crate) mod throttle;

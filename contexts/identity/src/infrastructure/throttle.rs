@@ -15,6 +15,10 @@ pub(crate) struct Limits {
     pub(crate) per_client: u32,
     /// `None`: sign-ups are not limited (EMPORIUM_RATE_LIMIT=off).
     pub(crate) sign_ups_per_client: Option<u32>,
+    /// Password reset requests per address and per client address in the window (`None`:
+    /// not limited, with EMPORIUM_RATE_LIMIT=off).
+    pub(crate) resets_per_address: Option<u32>,
+    pub(crate) resets_per_client: Option<u32>,
 }
 
 type Counter = Arc<Mutex<(u32, Instant)>>;
@@ -57,6 +61,8 @@ impl Limits {
             ThrottleKey::AccountFrom { .. } => Some(self.per_account_and_client),
             ThrottleKey::Client(_) => Some(self.per_client),
             ThrottleKey::SignUpFrom(_) => self.sign_ups_per_client,
+            ThrottleKey::ResetFor(_) => self.resets_per_address,
+            ThrottleKey::ResetFrom(_) => self.resets_per_client,
         }
     }
 }
@@ -69,6 +75,8 @@ fn material(key: &ThrottleKey) -> (&'static str, String) {
         }
         ThrottleKey::Client(client) => ("login-client", client.clone()),
         ThrottleKey::SignUpFrom(client) => ("sign-up", client.clone()),
+        ThrottleKey::ResetFor(email) => ("reset-address", email.clone()),
+        ThrottleKey::ResetFrom(client) => ("reset-client", client.clone()),
     }
 }
 
@@ -188,6 +196,8 @@ mod tests {
             per_account_and_client: 3,
             per_client: 10,
             sign_ups_per_client: Some(2),
+            resets_per_address: Some(2),
+            resets_per_client: Some(4),
         })
     }
 
@@ -265,6 +275,8 @@ mod tests {
             per_account_and_client: 1,
             per_client: 1,
             sign_ups_per_client: None,
+            resets_per_address: None,
+            resets_per_client: None,
         });
         for _ in 0..10 {
             assert!(off.attempt_now(&k).is_ok());

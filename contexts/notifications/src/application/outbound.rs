@@ -147,7 +147,12 @@ impl Outbound {
         match self.sender.send(&message).await {
             Ok(()) => {
                 self.deliveries
-                    .mark_sent(delivery.id, &message, self.clock.now())
+                    .mark_sent(
+                        delivery.id,
+                        &message,
+                        delivery.kind.carries_secret(),
+                        self.clock.now(),
+                    )
                     .await?;
                 tracing::info!(delivery_id = %delivery.id, kind = delivery.kind.as_str(), "message sent");
                 Ok(Attempt::Sent)

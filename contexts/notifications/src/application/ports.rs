@@ -92,10 +92,13 @@ pub(crate) trait Deliveries: Send + Sync {
     /// Takes a due delivery for one attempt: counts it and hides the delivery from other
     /// senders until `lease_until`. False when another sender took it first.
     async fn claim(&self, delivery: &Delivery, lease_until: Timestamp) -> anyhow::Result<bool>;
+    /// Records the delivery sent, with what it said; `forget` keeps neither its facts nor its
+    /// text (a message that carried a secret), only that it was sent.
     async fn mark_sent(
         &self,
         id: uuid::Uuid,
         message: &Outgoing,
+        forget: bool,
         now: Timestamp,
     ) -> anyhow::Result<()>;
     /// Records a refused attempt and when to try again.

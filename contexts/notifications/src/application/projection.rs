@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
-use identity_contracts::{ProfileChanged, UserRegistered};
+use identity_contracts::{PasswordResetRequested, ProfileChanged, UserRegistered};
 use kernel::id::UserId;
 use kernel::Clock;
 use ordering_contracts::{
@@ -25,6 +25,7 @@ pub(crate) fn consumer() -> Consumer<Projection> {
         .in_batches()
         .once::<UserRegistered>()
         .once::<ProfileChanged>()
+        .once::<PasswordResetRequested>()
         .once::<OrderPlaced>()
         .once::<OrderStatusChanged>()
         .once::<OrderCancelled>()
@@ -115,6 +116,42 @@ impl HandlesOnce<ProfileChanged> for Projection {
             as_of: e.changed_at,
         };
         self.projections.save_customer(work, &customer).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<PasswordResetRequested> for Projection {
+    /// The link is a page of the shop (`EMPORIUM_PUBLIC_URL/reset-password`) that sends the
+    /// token and the new password to `POST /api/v1/identity/password-resets/confirm`.
+    async fn handle_once(
+        &self,
+        e: PasswordResetRequested,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let customer = Customer {
+            id: e.user_id,
+            email: e.email,
+            name: e.name,
+            as_of: e.requested_at,
+        };
+        self.projections.save_customer(work, &customer).await?;
+        let minutes = (e.expires_at.as_micros() - e.requested_at.as_micros()) / 60_000_000;
+        let data = json!({
+            "reset_url": format!(
+                "{}/reset-password?token={}",
+                self.public_url.trim_end_matches('/'),
+                e.reset_token
+            ),
+            "expires_in_minutes": minutes.max(1),
+        });
+        self.queue(
+            work,
+            e.user_id,
+            MessageKind::PasswordReset,
+            &e.reset_id,
+            data,
+        )
+        .await
     }
 }
 

@@ -14,15 +14,17 @@ pub(crate) enum MessageKind {
     OrderCancelled,
     ShipmentDispatched,
     ShipmentDelivered,
+    PasswordReset,
 }
 
 impl MessageKind {
-    pub(crate) const ALL: [MessageKind; 5] = [
+    pub(crate) const ALL: [MessageKind; 6] = [
         Self::Welcome,
         Self::OrderConfirmed,
         Self::OrderCancelled,
         Self::ShipmentDispatched,
         Self::ShipmentDelivered,
+        Self::PasswordReset,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -32,6 +34,7 @@ impl MessageKind {
             Self::OrderCancelled => "order_cancelled",
             Self::ShipmentDispatched => "shipment_dispatched",
             Self::ShipmentDelivered => "shipment_delivered",
+            Self::PasswordReset => "password_reset",
         }
     }
 
@@ -43,8 +46,16 @@ impl MessageKind {
     pub(crate) fn wanted_by(self, preferences: &Preferences) -> bool {
         match self {
             Self::ShipmentDispatched | Self::ShipmentDelivered => preferences.shipment_updates,
-            Self::Welcome | Self::OrderConfirmed | Self::OrderCancelled => true,
+            Self::Welcome | Self::OrderConfirmed | Self::OrderCancelled | Self::PasswordReset => {
+                true
+            }
         }
+    }
+
+    /// The message carries a secret (a one-time link): once sent, neither its facts nor its
+    /// text are kept, so no reader of the deliveries or the customer's messages sees it.
+    pub(crate) fn carries_secret(self) -> bool {
+        matches!(self, Self::PasswordReset)
     }
 
     /// Sent whatever the customer's preferences say (wanted with every preference off), so
@@ -300,9 +311,16 @@ mod tests {
             vec![
                 MessageKind::Welcome,
                 MessageKind::OrderConfirmed,
-                MessageKind::OrderCancelled
+                MessageKind::OrderCancelled,
+                MessageKind::PasswordReset
             ]
         );
+        // Only the reset link is a secret, forgotten once sent.
+        let secret: Vec<_> = MessageKind::ALL
+            .into_iter()
+            .filter(|k| k.carries_secret())
+            .collect();
+        assert_eq!(secret, vec![MessageKind::PasswordReset]);
     }
 
     #[test]

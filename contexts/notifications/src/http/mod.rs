@@ -38,7 +38,8 @@ impl From<NotificationsError> for ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MessageResponse {
     pub(crate) id: uuid::Uuid,
-    /// welcome, order_confirmed, order_cancelled, shipment_dispatched or shipment_delivered.
+    /// welcome, order_confirmed, order_cancelled, shipment_dispatched, shipment_delivered or
+    /// password_reset (whose text is not kept once sent).
     pub(crate) kind: &'static str,
     /// queued, sent or failed.
     pub(crate) status: &'static str,

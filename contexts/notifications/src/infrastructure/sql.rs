@@ -84,6 +84,9 @@ fn error_text(refusal: &Refusal) -> String {
     refusal.message().chars().take(ERROR_CHARS).collect()
 }
 
+/// What is kept of a sent message that carried a secret.
+const FORGOTTEN_TEXT: &str = "(not kept: the message carried a one-time link)";
+
 #[async_trait::async_trait]
 impl Projections for SqlNotifications {
     async fn save_customer(&self, work: &mut UnitOfWork, c: &Customer) -> anyhow::Result<()> {
@@ -291,16 +294,29 @@ impl Deliveries for SqlNotifications {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn mark_sent(&self, id: uuid::Uuid, m: &Outgoing, now: Timestamp) -> anyhow::Result<()> {
+    async fn mark_sent(
+        &self,
+        id: uuid::Uuid,
+        m: &Outgoing,
+        forget: bool,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        let text = if forget {
+            FORGOTTEN_TEXT
+        } else {
+            m.rendered.text.as_str()
+        };
         sqlx::query(
-            "update delivery set status = 'sent', sent_at = $1, updated_at = $1, recipient = $2, subject = $3, body_text = $4, last_error = null \
+            "update delivery set status = 'sent', sent_at = $1, updated_at = $1, recipient = $2, subject = $3, body_text = $4, last_error = null, \
+             data = case when $6 = 1 then '{}' else data end \
              where delivery_id = $5",
         )
         .bind(now.as_micros())
         .bind(&m.to_email)
         .bind(&m.rendered.subject)
-        .bind(&m.rendered.text)
+        .bind(text)
         .bind(id.to_string())
+        .bind(i64::from(forget))
         .execute(self.db.pool())
         .await
         .context("cannot mark delivery sent")?;

@@ -70,6 +70,18 @@ const DEFAULTS: &[(&str, &str)] = &[
         "shipment_delivered.html",
         include_str!("../../templates/shipment_delivered.html"),
     ),
+    (
+        "password_reset.subject.txt",
+        include_str!("../../templates/password_reset.subject.txt"),
+    ),
+    (
+        "password_reset.txt",
+        include_str!("../../templates/password_reset.txt"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("../../templates/password_reset.html"),
+    ),
 ];
 
 pub(crate) struct Templates {
