@@ -16,6 +16,8 @@ commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 version="$crate_version+g$commit"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Only this build's packages in OUT: an installer given OUT/emporium*-* takes exactly one.
+rm -f "$out"/emporium-client-*.tgz "$out"/emporium_client-*.whl
 
 # TypeScript: the document's types (openapi-typescript) and the thin client in sdk/typescript.
 cp -r sdk/typescript "$work/ts"
