@@ -143,22 +143,12 @@ pub fn country_schema() -> utoipa::openapi::schema::Object {
     crate::schema::one_of(&codes)
 }
 
-/// The country code list as the named schema `Country`: a parameter declared with
-/// `value_type = CountryCode` refers to it (and keeps its own description and required-ness,
-/// which `schema_with` drops on parameters).
-pub struct CountryCode;
-
-impl utoipa::PartialSchema for CountryCode {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        country_schema().into()
-    }
-}
-
-impl utoipa::ToSchema for CountryCode {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Country".into()
-    }
-}
+crate::named_schema!(
+    /// The country code list as the named schema `Country`.
+    pub CountryCode,
+    "Country",
+    country_schema
+);
 
 impl AddressBody {
     /// Parses into a checked address; errors name the field under `prefix`.

@@ -89,21 +89,12 @@ pub fn currency_schema() -> utoipa::openapi::schema::Object {
     crate::schema::one_of(ISO_4217)
 }
 
-/// The currency code list as the named schema `Currency`, for parameters (see
-/// `address::CountryCode`).
-pub struct CurrencyCode;
-
-impl utoipa::PartialSchema for CurrencyCode {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        currency_schema().into()
-    }
-}
-
-impl utoipa::ToSchema for CurrencyCode {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Currency".into()
-    }
-}
+crate::named_schema!(
+    /// The currency code list as the named schema `Currency`.
+    pub CurrencyCode,
+    "Currency",
+    currency_schema
+);
 
 #[derive(Deserialize)]
 struct RawMoney {

@@ -11,6 +11,29 @@ const WHITE_SPACE: &str =
 /// Unicode `Cc`, what `char::is_control` matches (as a character-class body).
 const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
 
+/// A named schema whose body a function makes, for fields and parameters declared with
+/// `value_type = …` (a parameter declared with `schema_with` loses its description and
+/// required-ness in utoipa): `named_schema!(pub CountryCode, "Country", country_schema);`.
+#[macro_export]
+macro_rules! named_schema {
+    ($(#[$meta:meta])* $vis:vis $ty:ident, $name:literal, $schema:path) => {
+        $(#[$meta])*
+        $vis struct $ty;
+
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema().into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+        }
+    };
+}
+
 /// Trimmed: at least one character, none a control character.
 pub fn text_pattern() -> String {
     format!(

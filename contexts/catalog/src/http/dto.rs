@@ -47,21 +47,13 @@ fn price_schema() -> Object {
     price_builder().schema_type(Type::Object).build()
 }
 
-/// A price as requests state it, the named schema `PriceInput`: `Money` with at most
-/// `MAX_PRICE` minor units (responses use `Money`).
-pub(crate) struct PriceInput;
-
-impl utoipa::PartialSchema for PriceInput {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        price_schema().into()
-    }
-}
-
-impl utoipa::ToSchema for PriceInput {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "PriceInput".into()
-    }
-}
+kernel::named_schema!(
+    /// A price as requests state it, the named schema `PriceInput`: `Money` with at most
+    /// `MAX_PRICE` minor units (responses use `Money`).
+    pub(crate) PriceInput,
+    "PriceInput",
+    price_schema
+);
 
 fn description_length(d: &str) -> Result<(), validator::ValidationError> {
     if d.chars().count() > 5000 {
