@@ -763,6 +763,11 @@ fn parse_answer(bytes: &[u8]) -> Result<Option<AnswerHead>, ()> {
             chunked = Some(last.eq_ignore_ascii_case("chunked"));
         }
     }
+    // Both framings in one answer (RFC 9112 §6.3): a sign of response splitting. Not relayed,
+    // and the connection is not used again.
+    if chunked.is_some() && length.is_some() {
+        return Err(());
+    }
     let framing = match (chunked, length) {
         (Some(true), _) => Framing::Chunked,
         (Some(false), _) => Framing::Close,
@@ -1038,6 +1043,17 @@ mod tests {
                 .is_err()
         );
         assert!(parse_answer(b"HTTP/1.1 100 Continue\r\n\r\n").is_err());
+        // Content-Length beside Transfer-Encoding, in either order: refused.
+        for both in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+        ] {
+            assert!(
+                parse_answer(both).is_err(),
+                "{}",
+                String::from_utf8_lossy(both)
+            );
+        }
         assert!(matches!(
             parse_answer(b"HTTP/1.1 200 OK\r\ncontent-"),
             Ok(None)

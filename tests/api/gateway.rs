@@ -73,6 +73,8 @@ async fn serve(mut stream: TcpStream, seen: Seen) {
             "/api/v1/catalog/chunked" => Some("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\n{\"a\":\r\n2\r\n1}\r\n0\r\nx-trailer: 1\r\n\r\n"),
             "/api/v1/catalog/unframed" => Some("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"),
             "/api/v1/catalog/hangup" => Some("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"),
+            // Two framings at once: what a response-splitting upstream sends.
+            "/api/v1/catalog/both-framings" => Some("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 40\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n\"poison\""),
             _ => None,
         };
         if target == "/api/v1/catalog/poison" {
@@ -925,4 +927,35 @@ async fn bytes_an_upstream_sends_unasked_never_become_another_requests_answer() 
         );
         assert!(next.contains("\"headers\""), "{next}");
     }
+}
+
+// An upstream answer with both Content-Length and Transfer-Encoding is not passed on with both:
+// the front door refuses it (502), the application's path relays one framing only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answer_with_two_framings_is_not_passed_on_with_both() {
+    let (up, _seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_gateway, port) = gateway_for(&format!("catalog=http://127.0.0.1:{up}"), dir.path()).await;
+    let read = raw(
+        port,
+        "GET /api/v1/catalog/both-framings HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(read.starts_with("HTTP/1.1 502"), "{read}");
+    assert!(!read.contains("poison"), "{read}");
+    let write = raw(
+        port,
+        "POST /api/v1/catalog/both-framings HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+    )
+    .await;
+    let head = write
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        !(head.contains("content-length:") && head.contains("transfer-encoding:")),
+        "{write}"
+    );
+    assert!(!write.contains("poison"), "{write}");
 }
