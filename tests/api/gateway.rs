@@ -51,15 +51,7 @@ async fn serve(mut stream: TcpStream, seen: Seen) {
                     .map(|(n, _)| n.trim().to_ascii_lowercase())
             })
             .collect();
-        let length: usize = text
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())
-                    .flatten()
-            })
-            .unwrap_or(0);
+        let length = content_length(&text);
         let mut body = vec![0u8; length];
         if stream.read_exact(&mut body).await.is_err() {
             return;
@@ -121,6 +113,18 @@ async fn serve(mut stream: TcpStream, seen: Seen) {
             return;
         }
     }
+}
+
+/// The `Content-Length` of a head (0 when it has none).
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0)
 }
 
 /// Sends a raw request (no client-side normalisation of the path) and returns the answer.
@@ -883,15 +887,7 @@ async fn bytes_an_upstream_sends_unasked_never_become_another_requests_answer() 
         while Instant::now() < deadline {
             let text = String::from_utf8_lossy(&got).into_owned();
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (n, v) = l.split_once(':')?;
-                        n.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())
-                            .flatten()
-                    })
-                    .unwrap_or(0);
+                let length = content_length(head);
                 if body.len() >= length {
                     return text;
                 }

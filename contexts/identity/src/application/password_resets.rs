@@ -18,7 +18,7 @@ use super::ports::{
     LoginThrottle, PasswordHasher, PasswordResetRepository, ThrottleKey, ThrottleRefusal,
     UserRepository,
 };
-use super::sessions::{hash_refresh, new_secret};
+use super::sessions::{hash_secret, new_secret};
 use super::IdentityError;
 use crate::domain::Password;
 
@@ -74,7 +74,7 @@ impl PasswordResets {
         };
         let mut work = self.store.begin(cause.clone()).await?;
         self.resets
-            .issue(&mut work, &hash_refresh(&token), user.id, now, expires_at)
+            .issue(&mut work, &hash_secret(&token), user.id, now, expires_at)
             .await?;
         work.publish(&event, now)?;
         work.commit().await?;
@@ -86,7 +86,7 @@ impl PasswordResets {
     pub(crate) async fn confirm(&self, token: &str, password: &str) -> Result<(), IdentityError> {
         let password = Password::parse(password)
             .map_err(|e| IdentityError::field("password", e.to_string()))?;
-        let token_hash = hash_refresh(token.trim());
+        let token_hash = hash_secret(token.trim());
         let now = self.clock.now();
         let (owner, expires_at) = match self.resets.owner(&token_hash, now).await? {
             Some(found) => found,

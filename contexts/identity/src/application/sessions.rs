@@ -40,7 +40,8 @@ pub(crate) fn new_secret() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub(crate) fn hash_refresh(secret: &str) -> String {
+/// The SHA-256 (base64url) a refresh or reset token is stored as.
+pub(crate) fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     URL_SAFE_NO_PAD.encode(digest)
 }
@@ -102,7 +103,7 @@ impl Sessions {
         let family = uuid::Uuid::now_v7().to_string();
         self.sessions
             .start(
-                &hash_refresh(&refresh),
+                &hash_secret(&refresh),
                 &family,
                 user.id,
                 now,
@@ -118,7 +119,7 @@ impl Sessions {
 
     #[tracing::instrument(name = "Refresh tokens", skip_all)]
     pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IdentityError> {
-        let old_hash = hash_refresh(refresh_token);
+        let old_hash = hash_secret(refresh_token);
         let now = self.clock.now();
         let stored = self
             .sessions
@@ -143,7 +144,7 @@ impl Sessions {
             .sessions
             .rotate(
                 &old_hash,
-                &hash_refresh(&new_secret),
+                &hash_secret(&new_secret),
                 now,
                 now.plus(REFRESH_TOKEN_TTL),
             )
@@ -167,7 +168,7 @@ impl Sessions {
 
     /// Logs out: the token's whole family is revoked. Unknown tokens are ignored (no oracle).
     pub(crate) async fn revoke(&self, refresh_token: &str) -> Result<(), IdentityError> {
-        if let Some(stored) = self.sessions.find(&hash_refresh(refresh_token)).await? {
+        if let Some(stored) = self.sessions.find(&hash_secret(refresh_token)).await? {
             self.sessions
                 .revoke_family(&stored.family_id, self.clock.now())
                 .await?;
