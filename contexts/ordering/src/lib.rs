@@ -61,11 +61,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let carts_repo = Arc::new(SqlCarts {
         db: deps.db.clone(),
     });
-    let orders = Arc::new(SqlOrders::new(
-        deps.db.clone(),
-        store.clone(),
-        deps.settings.prices_include_tax,
-    ));
+    let orders = Arc::new(SqlOrders::new(deps.db.clone()));
     let saga = Arc::new(Saga {
         orders: orders.clone(),
         gateway: Arc::new(SimulatedPaymentGateway {
@@ -118,30 +114,36 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let promotions = Arc::new(SqlPromotions {
         db: deps.db.clone(),
     });
+    let rate_book = Arc::new(SqlRates {
+        db: deps.db.clone(),
+    });
     let state = actix_web::web::Data::new(http::State {
         promotions: Promotions {
             book: promotions.clone(),
             clock: clock.clone(),
         },
         rates: Rates {
-            book: Arc::new(SqlRates {
-                db: deps.db.clone(),
-            }),
+            book: rate_book.clone(),
             carts: carts_repo.clone(),
-            promotions,
+            promotions: promotions.clone(),
             clock: clock.clone(),
             prices_include_tax: deps.settings.prices_include_tax,
         },
         carts: Carts {
             carts: carts_repo.clone(),
-            products: carts_repo,
+            products: carts_repo.clone(),
             clock: clock.clone(),
         },
         checkout: Arc::new(Checkout {
+            units: Arc::new(store.clone()),
             orders,
+            carts: carts_repo,
+            rates: rate_book,
+            promotions,
             saga,
             clock,
             stock_timeout: Duration::from_secs(30),
+            prices_include_tax: deps.settings.prices_include_tax,
         }),
     });
     Ok(ContextModule::new(NAME, move |cfg| {

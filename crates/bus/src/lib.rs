@@ -29,7 +29,7 @@ pub use envelope::{Causation, Envelope};
 pub use handler::{dispatch, DeliveryMode, EventHandler, RetryPolicy, Subscription};
 pub use memory::MemoryBus;
 pub use outbox::{Outbox, Relay};
-pub use unit_of_work::{Store, UnitOfWork};
+pub use unit_of_work::{DetachedUnits, Store, UnitOfWork, Units};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

@@ -4,6 +4,8 @@
 //! inbox ([`crate::HandlesOnce`]), so no context writes inbox or outbox SQL or wakes the
 //! relay by hand.
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context as _;
 use kernel::{IntegrationEvent, Timestamp};
 use platform::db::Database;
@@ -32,9 +34,63 @@ impl Store {
     pub async fn begin(&self, cause: Causation) -> anyhow::Result<UnitOfWork> {
         Ok(UnitOfWork {
             tx: Some(self.db.begin().await?),
+            open: true,
+            detached: None,
             events: Vec::new(),
             committed: Vec::new(),
             outbox: self.outbox.clone(),
+            cause,
+        })
+    }
+}
+
+/// Where a use case opens its units of work: a context's [`Store`], or [`DetachedUnits`] in
+/// tests of the use cases on in-memory fakes of their ports.
+#[async_trait::async_trait]
+pub trait Units: Send + Sync {
+    async fn begin(&self, cause: Causation) -> anyhow::Result<UnitOfWork>;
+}
+
+#[async_trait::async_trait]
+impl Units for Store {
+    async fn begin(&self, cause: Causation) -> anyhow::Result<UnitOfWork> {
+        Store::begin(self, cause).await
+    }
+}
+
+/// Units of work without a database, for fakes that keep their state in memory: a unit has
+/// no connection, and what it publishes is collected here when it commits (and dropped with
+/// it otherwise), so a test sees exactly the events a committed use case announced.
+#[derive(Debug, Default, Clone)]
+pub struct DetachedUnits {
+    published: Arc<Mutex<Vec<Envelope>>>,
+}
+
+impl DetachedUnits {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The envelopes committed units published, in order; taken, so the next call sees
+    /// only newer ones.
+    pub fn take_published(&self) -> Vec<Envelope> {
+        match self.published.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Units for DetachedUnits {
+    async fn begin(&self, cause: Causation) -> anyhow::Result<UnitOfWork> {
+        Ok(UnitOfWork {
+            tx: None,
+            open: true,
+            detached: Some(self.published.clone()),
+            events: Vec::new(),
+            committed: Vec::new(),
+            outbox: Outbox::new(),
             cause,
         })
     }
@@ -44,6 +100,10 @@ impl Store {
 /// [`UnitOfWork::commit`], it rolls back and publishes nothing.
 pub struct UnitOfWork {
     tx: Option<Transaction<'static, Any>>,
+    /// Until committed.
+    open: bool,
+    /// A unit of [`DetachedUnits`]: where its events go when it commits.
+    detached: Option<Arc<Mutex<Vec<Envelope>>>>,
     events: Vec<Envelope>,
     /// Run once the transaction has committed, in order (dropped on rollback).
     committed: Vec<Box<dyn FnOnce() + Send>>,
@@ -54,7 +114,8 @@ pub struct UnitOfWork {
 impl std::fmt::Debug for UnitOfWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnitOfWork")
-            .field("open", &self.tx.is_some())
+            .field("open", &self.open)
+            .field("detached", &self.detached.is_some())
             .field("events", &self.events.len())
             .finish()
     }
@@ -65,6 +126,7 @@ impl UnitOfWork {
     pub fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
         match self.tx.as_mut() {
             Some(tx) => Ok(&mut *tx),
+            None if self.open => anyhow::bail!("a detached unit of work has no connection"),
             None => anyhow::bail!("the unit of work has already committed"),
         }
     }
@@ -105,17 +167,30 @@ impl UnitOfWork {
     /// Writes the events to the outbox, commits, and wakes the relay if there were any.
     /// Committing twice is a no-op; work after the first commit needs a new unit.
     pub async fn commit(&mut self) -> anyhow::Result<()> {
-        let Some(mut tx) = self.tx.take() else {
+        if !self.open {
             return Ok(());
-        };
+        }
         let events = std::mem::take(&mut self.events);
-        if !events.is_empty() {
-            self.outbox.enqueue(&mut tx, &events).await?;
+        match self.tx.take() {
+            Some(mut tx) => {
+                if !events.is_empty() {
+                    self.outbox.enqueue(&mut tx, &events).await?;
+                }
+                tx.commit().await.context("cannot commit")?;
+                if !events.is_empty() {
+                    self.outbox.wake();
+                }
+            }
+            None => {
+                if let Some(sink) = &self.detached {
+                    match sink.lock() {
+                        Ok(mut p) => p.extend(events),
+                        Err(poisoned) => poisoned.into_inner().extend(events),
+                    }
+                }
+            }
         }
-        tx.commit().await.context("cannot commit")?;
-        if !events.is_empty() {
-            self.outbox.wake();
-        }
+        self.open = false;
         for then in std::mem::take(&mut self.committed) {
             then();
         }
@@ -206,6 +281,24 @@ pub(crate) mod tests {
         work.commit().await.unwrap();
         work.commit().await.unwrap();
         assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_detached_unit_publishes_only_what_it_commits() {
+        let units = DetachedUnits::new();
+        let mut dropped = Units::begin(&units, Causation::system()).await.unwrap();
+        dropped.publish(&Noted { n: 1 }, Timestamp::now()).unwrap();
+        drop(dropped);
+        let mut work = Units::begin(&units, Causation::system()).await.unwrap();
+        assert!(work.conn().is_err(), "no connection");
+        work.publish(&Noted { n: 2 }, Timestamp::now()).unwrap();
+        assert!(units.take_published().is_empty(), "not before the commit");
+        work.commit().await.unwrap();
+        work.commit().await.unwrap();
+        let published = units.take_published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].payload["n"], 2);
+        assert!(work.conn().is_err());
     }
 
     #[tokio::test]

@@ -3,26 +3,38 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bus::Causation;
+use bus::{Causation, Units};
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, UserId};
 use kernel::{Clock, FieldError, Timestamp};
 use platform::pagination::{Page, PageRequest};
 use sha2::{Digest, Sha256};
 
-use super::ports::{CheckoutOutcome, NewOrder, OrderFilter, OrderRepository, OrderSummary};
+use super::ports::{
+    CartRepository, Idempotency, Inserted, OrderFilter, OrderRepository, OrderSummary,
+    PromotionBook, RateBook,
+};
 use super::saga::Saga;
-use super::OrderingError;
-use crate::domain::Order;
+use super::{publish, OrderingError};
+use crate::domain::cart::Terms;
+use crate::domain::promotion::NotApplicable;
+use crate::domain::{Order, Placing};
 
 pub(crate) struct Checkout {
+    pub(crate) units: Arc<dyn Units>,
     pub(crate) orders: Arc<dyn OrderRepository>,
+    pub(crate) carts: Arc<dyn CartRepository>,
+    pub(crate) rates: Arc<dyn RateBook>,
+    pub(crate) promotions: Arc<dyn PromotionBook>,
     pub(crate) saga: Arc<Saga>,
     pub(crate) clock: Arc<dyn Clock>,
     /// How long to wait for the stock answer before asking again.
     pub(crate) stock_timeout: Duration,
+    /// Listed prices include tax (`EMPORIUM_PRICES_INCLUDE_TAX`).
+    pub(crate) prices_include_tax: bool,
 }
 
 pub(crate) struct PlaceOrder {
@@ -62,45 +74,115 @@ pub(crate) fn check_idempotency_key(key: &str) -> Result<(), FieldError> {
     }
 }
 
+/// The order a key was used for, if the request is the same (its hash); a different
+/// request with a used key is refused.
+fn replayed(
+    (order, hash): (Order, String),
+    request_hash: &str,
+) -> Result<(Order, bool), OrderingError> {
+    if hash == request_hash {
+        Ok((order, false))
+    } else {
+        Err(OrderingError::IdempotencyMismatch)
+    }
+}
+
 impl Checkout {
     /// Places the order; the flag says whether it was new (`false`: a replay of the same key).
+    /// One unit of work: the replay check, the claimed cart, the rates and the code as that
+    /// transaction reads them, the order the domain places from them, the code's use, and
+    /// the events the order announces.
     #[tracing::instrument(name = "Place order", skip_all, fields(customer = %command.customer))]
     pub(crate) async fn place(
         &self,
         command: PlaceOrder,
         cause: &Causation,
     ) -> Result<(Order, bool), OrderingError> {
-        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(command.request_fingerprint.as_bytes()));
+        let request_hash =
+            URL_SAFE_NO_PAD.encode(Sha256::digest(command.request_fingerprint.as_bytes()));
+        let idempotency = command.idempotency_key.map(|key| Idempotency {
+            key,
+            request_hash: request_hash.clone(),
+        });
+        let customer = command.customer;
         let now = self.clock.now();
-        let new = NewOrder {
+        let mut work = self.units.begin(cause.clone()).await?;
+        if let Some(i) = &idempotency {
+            if let Some(replay) = self.orders.replayed_in(&mut work, customer, &i.key).await? {
+                return replayed(replay, &request_hash);
+            }
+        }
+        let cart = self.carts.claim(&mut work, customer).await?;
+        if cart.lines.is_empty() {
+            // A concurrent checkout with the same key may have claimed the cart and
+            // committed while this one waited on its rows: that order is this answer.
+            if let Some(i) = &idempotency {
+                if let Some(replay) = self.orders.replayed_in(&mut work, customer, &i.key).await? {
+                    return replayed(replay, &request_hash);
+                }
+            }
+            return Err(OrderingError::CartEmpty);
+        }
+        let cart = cart.sellable()?;
+        let country = command.shipping_address.country.clone();
+        let rates = self
+            .rates
+            .destination_in(&mut work, &country, cart.currency())
+            .await?;
+        let code = cart.code().cloned();
+        let code_use = match &code {
+            Some(code) => Some(self.promotions.code_use(&mut work, code, customer).await?),
+            None => None,
+        };
+        let placing = Placing {
             id: OrderId::new(),
-            customer_id: command.customer,
+            customer_id: customer,
             shipping_address: command.shipping_address,
             payment_token: command.payment_token,
-            idempotency: command.idempotency_key.map(|k| (k, hash.clone())),
             now,
             deadline: now.plus(self.stock_timeout),
         };
-        match self.orders.checkout(&new, cause).await? {
-            CheckoutOutcome::Placed(order) => {
-                tracing::info!(order_id = %order.id, total = %order.total, "order placed");
-                Ok((*order, true))
-            }
-            CheckoutOutcome::Replayed {
-                order,
-                request_hash,
-            } => {
-                if request_hash == hash {
-                    Ok((*order, false))
-                } else {
-                    Err(OrderingError::IdempotencyMismatch)
-                }
-            }
-            CheckoutOutcome::CartEmpty => Err(OrderingError::CartEmpty),
-            CheckoutOutcome::Unavailable(why) => Err(OrderingError::ProductUnavailable(why)),
-            CheckoutOutcome::Unpriced(why) => Err(why.into()),
-            CheckoutOutcome::PromotionRefused(why) => Err(why.into()),
+        let terms = Terms {
+            country,
+            rates,
+            code: code_use,
+            now,
+            prices_include_tax: self.prices_include_tax,
+        };
+        // A code that no longer applies refuses the checkout; the unit is dropped, so the
+        // cart stays as it was (docs/decisions/0044-promotion-codes.md).
+        let (order, events) = Order::place(placing, cart, terms)?;
+        if self
+            .orders
+            .insert(&mut work, &order, idempotency.as_ref())
+            .await?
+            == Inserted::KeyTaken
+        {
+            drop(work);
+            let key = idempotency
+                .as_ref()
+                .map(|i| i.key.as_str())
+                .unwrap_or_default();
+            let replay = self
+                .orders
+                .replayed(customer, key)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("idempotent order not found after a race"))?;
+            return replayed(replay, &request_hash);
         }
+        if let Some(code) = code.filter(|_| order.promotion_code.is_some()) {
+            if !self
+                .promotions
+                .take_use(&mut work, &code, order.id, customer, now)
+                .await?
+            {
+                return Err(NotApplicable::UsedUp.into());
+            }
+        }
+        publish(&mut work, events, order.updated_at)?;
+        work.commit().await.context("cannot commit order")?;
+        tracing::info!(order_id = %order.id, total = %order.total, "order placed");
+        Ok((order, true))
     }
 
     /// The customer's own order (admins: any). Others' orders do not exist for the caller.

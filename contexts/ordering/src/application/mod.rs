@@ -8,7 +8,12 @@ pub(crate) mod promotions;
 pub(crate) mod rates;
 pub(crate) mod saga;
 
-use kernel::FieldError;
+use bus::UnitOfWork;
+use kernel::{FieldError, Timestamp};
+
+use crate::domain::cart::{Refusal, Unpriced};
+use crate::domain::promotion::NotApplicable;
+use crate::domain::OrderEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OrderingError {
@@ -38,4 +43,54 @@ pub(crate) enum OrderingError {
     DuplicatePromotion,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<NotApplicable> for OrderingError {
+    fn from(why: NotApplicable) -> Self {
+        OrderingError::PromotionNotApplicable(why.to_string())
+    }
+}
+
+impl From<Unpriced> for OrderingError {
+    fn from(u: Unpriced) -> Self {
+        match u {
+            Unpriced::NotShipped { country, currency } => {
+                OrderingError::NotShipped(format!("no shipping to {country} in {currency}"))
+            }
+            Unpriced::MixedCurrencies => OrderingError::ProductUnavailable(
+                "the cart mixes currencies; order them separately".to_owned(),
+            ),
+            Unpriced::TooLarge => {
+                OrderingError::ProductUnavailable("the order's amounts are too large".to_owned())
+            }
+        }
+    }
+}
+
+impl From<Refusal> for OrderingError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Empty => OrderingError::CartEmpty,
+            Refusal::Unavailable(why) => OrderingError::ProductUnavailable(why),
+            Refusal::Unpriced(u) => u.into(),
+            Refusal::Promotion(why) => why.into(),
+        }
+    }
+}
+
+/// Publishes what an order announced, when `work` commits.
+pub(crate) fn publish(
+    work: &mut UnitOfWork,
+    events: Vec<OrderEvent>,
+    at: Timestamp,
+) -> anyhow::Result<()> {
+    for event in events {
+        match event {
+            OrderEvent::Placed(e) => work.publish(&e, at)?,
+            OrderEvent::Paid(e) => work.publish(&e, at)?,
+            OrderEvent::Cancelled(e) => work.publish(&e, at)?,
+            OrderEvent::StatusChanged(e) => work.publish(&e, at)?,
+        }
+    }
+    Ok(())
 }

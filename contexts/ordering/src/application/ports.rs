@@ -1,66 +1,18 @@
 //! Ports: persistence of carts, orders and payments, the product projection, and the
 //! payment gateway.
 
-use bus::{Causation, UnitOfWork};
+use bus::UnitOfWork;
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
 use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
-use crate::domain::pricing::{ShippingRate, TaxRate};
-use crate::domain::promotion::{NotApplicable, Promotion, PromotionCode};
+use crate::domain::cart::{Cart, CodeUse};
+pub(crate) use crate::domain::cart::{CartLine, KnownProduct};
+use crate::domain::pricing::ShippingRate;
+pub(crate) use crate::domain::pricing::{DestinationRates, Shipping, TaxRates};
+use crate::domain::promotion::{Promotion, PromotionCode};
 use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, Settlement};
 pub(crate) use catalog_contracts::TaxClass;
-
-/// What is sold as ordering knows it (from catalog events): a variant, or a product without
-/// options (its own one variant).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct KnownProduct {
-    /// The variant's id (for a product without options, the product's).
-    pub(crate) id: ProductId,
-    /// The product the variant belongs to, for a product with options.
-    pub(crate) variant_of: Option<ProductId>,
-    pub(crate) sku: String,
-    pub(crate) name: String,
-    pub(crate) price: Money,
-    pub(crate) active: bool,
-    pub(crate) revision: i64,
-    pub(crate) weight_grams: u32,
-    pub(crate) tax_class: TaxClass,
-    /// Prices in other currencies than `price`'s.
-    pub(crate) other_prices: Vec<Money>,
-}
-
-impl KnownProduct {
-    /// The product this is (or is a variant of).
-    pub(crate) fn product_id(&self) -> ProductId {
-        self.variant_of.unwrap_or(self.id)
-    }
-
-    pub(crate) fn price_in(&self, currency: Currency) -> Option<Money> {
-        std::iter::once(&self.price)
-            .chain(&self.other_prices)
-            .find(|m| m.currency() == currency)
-            .copied()
-    }
-
-    /// The product priced in `currency` (`price` is then that price), if it has one.
-    pub(crate) fn priced_in(&self, currency: Currency) -> Option<KnownProduct> {
-        let price = self.price_in(currency)?;
-        Some(KnownProduct {
-            price,
-            ..self.clone()
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CartLine {
-    pub(crate) product: Option<KnownProduct>,
-    pub(crate) product_id: ProductId,
-    pub(crate) quantity: u32,
-    /// The price when the product was put in the cart (none for lines from before it was kept).
-    pub(crate) price_when_added: Option<Money>,
-}
 
 #[async_trait::async_trait]
 pub(crate) trait ProductProjection: Send + Sync {
@@ -82,6 +34,10 @@ pub(crate) enum CartRefusal {
 #[async_trait::async_trait]
 pub(crate) trait CartRepository: Send + Sync {
     async fn lines(&self, customer: UserId) -> anyhow::Result<Vec<CartLine>>;
+    /// Empties the cart in `work` and returns what it held (lines with their products as
+    /// `work` reads them, currency, code): a concurrent checkout of the same cart finds it
+    /// empty.
+    async fn claim(&self, work: &mut UnitOfWork, customer: UserId) -> anyhow::Result<Cart>;
     /// Adds to the quantity already there, unless the sum would pass 99 or the product would
     /// be a line too many.
     /// `price` is the product's price now, kept with a new line.
@@ -111,40 +67,6 @@ pub(crate) trait CartRepository: Send + Sync {
         currency: Currency,
         now: Timestamp,
     ) -> anyhow::Result<()>;
-}
-
-/// A destination's tax rates per class (the zero class is always 0 %).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct TaxRates {
-    pub(crate) standard: TaxRate,
-    pub(crate) reduced: TaxRate,
-}
-
-impl TaxRates {
-    pub(crate) fn of(&self, class: TaxClass) -> TaxRate {
-        match class {
-            TaxClass::Standard => self.standard,
-            TaxClass::Reduced => self.reduced,
-            TaxClass::Zero => TaxRate::default(),
-        }
-    }
-}
-
-/// How an order to one destination, in one currency, is shipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shipping {
-    /// No shipping rate is set for the currency at all: shipping is free.
-    Free,
-    Rate(ShippingRate),
-    /// Rates are set for the currency, but none for this destination.
-    NotShipped,
-}
-
-/// What pricing needs to know of a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DestinationRates {
-    pub(crate) tax: TaxRates,
-    pub(crate) shipping: Shipping,
 }
 
 #[async_trait::async_trait]
@@ -177,6 +99,13 @@ pub(crate) trait RateBook: Send + Sync {
         country: &str,
         currency: Currency,
     ) -> anyhow::Result<DestinationRates>;
+    /// As `destination`, read in `work`.
+    async fn destination_in(
+        &self,
+        work: &mut UnitOfWork,
+        country: &str,
+        currency: Currency,
+    ) -> anyhow::Result<DestinationRates>;
 }
 
 #[async_trait::async_trait]
@@ -199,32 +128,41 @@ pub(crate) trait PromotionBook: Send + Sync {
     async fn on_cart(&self, customer: UserId) -> anyhow::Result<Option<PromotionCode>>;
     /// `false` when the cart had no code.
     async fn take_off_cart(&self, customer: UserId) -> anyhow::Result<bool>;
+    /// The code's standing for the customer, read in `work`.
+    async fn code_use(
+        &self,
+        work: &mut UnitOfWork,
+        code: &PromotionCode,
+        customer: UserId,
+    ) -> anyhow::Result<CodeUse>;
+    /// Takes one use of the code for `order` in `work` and takes it off the cart, unless it
+    /// is withdrawn or used up (`false`): the limit holds however many checkouts race for
+    /// the last use.
+    async fn take_use(
+        &self,
+        work: &mut UnitOfWork,
+        code: &PromotionCode,
+        order: OrderId,
+        customer: UserId,
+        now: Timestamp,
+    ) -> anyhow::Result<bool>;
 }
 
-/// A new order, built from the cart inside the checkout transaction.
-pub(crate) struct NewOrder {
-    pub(crate) id: OrderId,
-    pub(crate) customer_id: UserId,
-    pub(crate) shipping_address: kernel::address::PostalAddress,
-    pub(crate) payment_token: String,
-    pub(crate) idempotency: Option<(String, String)>,
-    pub(crate) now: Timestamp,
-    pub(crate) deadline: Timestamp,
+/// The request a checkout's `Idempotency-Key` stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Idempotency {
+    pub(crate) key: String,
+    /// Of the request body, to tell a replay from a different request with the same key.
+    pub(crate) request_hash: String,
 }
 
-pub(crate) enum CheckoutOutcome {
-    Placed(Box<Order>),
-    /// The same key was used before: its order (the caller compares the request hash).
-    Replayed {
-        order: Box<Order>,
-        request_hash: String,
-    },
-    CartEmpty,
-    Unavailable(String),
-    /// The lines cannot be priced for the destination.
-    Unpriced(super::rates::Unpriced),
-    /// The cart's code does not apply (any more); the cart is left as it was.
-    PromotionRefused(NotApplicable),
+/// A new order's row, or the key it was placed with already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    Stored,
+    /// Another checkout with the same key committed first: this unit must be given up (its
+    /// transaction may be aborted), and that order read as the answer.
+    KeyTaken,
 }
 
 /// A change the saga makes to an order, decided from its current state.
@@ -261,13 +199,27 @@ pub(crate) type Decide<'a> = &'a (dyn Fn(&Order) -> Option<Change> + Send + Sync
 
 #[async_trait::async_trait]
 pub(crate) trait OrderRepository: Send + Sync {
-    /// Claims the cart and places the order with the events it announces, in one
-    /// transaction caused by `cause`.
-    async fn checkout(
+    /// The order the customer placed with this key, and the hash of its request, as `work`
+    /// reads them.
+    async fn replayed_in(
         &self,
-        order: &NewOrder,
-        cause: &Causation,
-    ) -> anyhow::Result<CheckoutOutcome>;
+        work: &mut UnitOfWork,
+        customer: UserId,
+        key: &str,
+    ) -> anyhow::Result<Option<(Order, String)>>;
+    /// As `replayed_in`, outside any unit (after a lost race for the key).
+    async fn replayed(
+        &self,
+        customer: UserId,
+        key: &str,
+    ) -> anyhow::Result<Option<(Order, String)>>;
+    /// Stores a newly placed order in `work` (the events are the caller's to publish).
+    async fn insert(
+        &self,
+        work: &mut UnitOfWork,
+        order: &Order,
+        idempotency: Option<&Idempotency>,
+    ) -> anyhow::Result<Inserted>;
     /// Reads the order (or takes it as last committed, when kept), lets `decide` choose a
     /// change, and applies it in `work` with the events the order announces for it, if the
     /// order is still at the version decided on (deciding again on the tables otherwise).

@@ -5,132 +5,16 @@ use std::sync::Arc;
 
 use kernel::address::country_code;
 use kernel::id::UserId;
-use kernel::{Clock, Currency, FieldError, Money, Timestamp};
+use kernel::{Clock, Currency, FieldError, Timestamp};
 
-use super::ports::{
-    CartRepository, DestinationRates, KnownProduct, PromotionBook, RateBook, Shipping, TaxRates,
-};
+use super::ports::{CartRepository, PromotionBook, RateBook, TaxRates};
 use super::OrderingError;
-use crate::domain::pricing::{
-    self, Breakdown, Discount, PriceLine, Pricing, PricingError, ShippingRate, TaxRate,
-};
-use crate::domain::promotion::{NotApplicable, PromotionCode};
+use crate::domain::cart::{Cart, CodeUse, Quote, Terms};
+use crate::domain::pricing::{ShippingRate, TaxRate};
+use crate::domain::promotion::PromotionCode;
 
 /// The largest shipping amount accepted (as for product prices).
 pub(crate) const MAX_SHIPPING_AMOUNT: i64 = 10_000_000_000;
-
-/// Why lines cannot be priced for a destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Unpriced {
-    NotShipped { country: String, currency: Currency },
-    MixedCurrencies,
-    TooLarge,
-}
-
-impl From<NotApplicable> for OrderingError {
-    fn from(why: NotApplicable) -> Self {
-        OrderingError::PromotionNotApplicable(why.to_string())
-    }
-}
-
-impl From<Unpriced> for OrderingError {
-    fn from(u: Unpriced) -> Self {
-        match u {
-            Unpriced::NotShipped { country, currency } => {
-                OrderingError::NotShipped(format!("no shipping to {country} in {currency}"))
-            }
-            Unpriced::MixedCurrencies => OrderingError::ProductUnavailable(
-                "the cart mixes currencies; order them separately".to_owned(),
-            ),
-            Unpriced::TooLarge => {
-                OrderingError::ProductUnavailable("the order's amounts are too large".to_owned())
-            }
-        }
-    }
-}
-
-/// Prices `lines` (products with quantities, in the order given) for a destination.
-/// The lines priced in `currency`; the first product without a price in it is named.
-pub(crate) fn in_currency(
-    lines: Vec<(KnownProduct, u32)>,
-    currency: Currency,
-) -> Result<Vec<(KnownProduct, u32)>, String> {
-    lines
-        .into_iter()
-        .map(|(p, q)| match p.priced_in(currency) {
-            Some(priced) => Ok((priced, q)),
-            None => Err(format!(
-                "{} has no price in {currency}; remove it from the cart",
-                p.name
-            )),
-        })
-        .collect()
-}
-
-/// What the lines cost as listed (before discount, shipping and tax added on top): what a
-/// code's minimum is compared with.
-pub(crate) fn listed_subtotal(lines: &[(&KnownProduct, u32)]) -> Result<Money, Unpriced> {
-    let currency = lines
-        .first()
-        .map(|(p, _)| p.price.currency())
-        .ok_or(Unpriced::TooLarge)?;
-    lines.iter().try_fold(Money::zero(currency), |acc, (p, q)| {
-        p.price
-            .checked_mul(*q)
-            .and_then(|line| acc.checked_add(line))
-            .map_err(|e| match e {
-                kernel::MoneyError::CurrencyMismatch => Unpriced::MixedCurrencies,
-                _ => Unpriced::TooLarge,
-            })
-    })
-}
-
-pub(crate) fn price_lines(
-    lines: &[(&KnownProduct, u32)],
-    country: &str,
-    rates: &DestinationRates,
-    discount: Option<Discount>,
-    prices_include_tax: bool,
-) -> Result<Breakdown, Unpriced> {
-    let currency = lines
-        .first()
-        .map(|(p, _)| p.price.currency())
-        .ok_or(Unpriced::TooLarge)?;
-    if lines.iter().any(|(p, _)| p.price.currency() != currency) {
-        return Err(Unpriced::MixedCurrencies);
-    }
-    let shipping = match rates.shipping {
-        Shipping::Free => None,
-        Shipping::Rate(rate) => Some(rate),
-        Shipping::NotShipped => {
-            return Err(Unpriced::NotShipped {
-                country: country.to_owned(),
-                currency,
-            })
-        }
-    };
-    let priced: Vec<PriceLine> = lines
-        .iter()
-        .map(|(p, quantity)| PriceLine {
-            unit_price: p.price.amount(),
-            quantity: *quantity,
-            tax: rates.tax.of(p.tax_class),
-            unit_grams: p.weight_grams,
-        })
-        .collect();
-    let how = Pricing {
-        currency,
-        discount,
-        shipping,
-        shipping_tax: rates.tax.standard,
-        prices_include_tax,
-    };
-    pricing::price(&priced, &how).map_err(|e| match e {
-        PricingError::Empty | PricingError::TooLarge | PricingError::BadDiscount => {
-            Unpriced::TooLarge
-        }
-    })
-}
 
 pub(crate) struct Rates {
     pub(crate) book: Arc<dyn RateBook>,
@@ -164,14 +48,6 @@ fn amount(field: &'static str, raw: i64, errors: &mut Vec<FieldError>) -> i64 {
         ));
     }
     raw
-}
-
-/// What a customer's cart costs, shipped to one country.
-pub(crate) struct Quote {
-    pub(crate) country: String,
-    pub(crate) lines: Vec<(KnownProduct, u32)>,
-    pub(crate) promotion: Option<PromotionCode>,
-    pub(crate) breakdown: Breakdown,
 }
 
 /// The demo rates `emporium seed` sets: (country, standard, reduced basis points, EUR shipping
@@ -295,6 +171,32 @@ impl Rates {
         }
     }
 
+    /// The customer's cart as it stands, with its currency and code.
+    async fn cart(&self, customer: UserId) -> Result<Cart, OrderingError> {
+        Ok(Cart {
+            lines: self.carts.lines(customer).await?,
+            currency: self.carts.currency(customer).await?,
+            code: self.promotions.on_cart(customer).await?,
+        })
+    }
+
+    /// The code's standing for the customer now.
+    async fn code_use(
+        &self,
+        code: &PromotionCode,
+        customer: UserId,
+    ) -> Result<CodeUse, OrderingError> {
+        let promotion = self.promotions.get(code).await?;
+        let customer_uses = match &promotion {
+            Some(_) => self.promotions.customer_uses(code, customer).await?,
+            None => 0,
+        };
+        Ok(CodeUse {
+            promotion,
+            customer_uses,
+        })
+    }
+
     /// The customer's cart priced for `country`, as checking out would price it now.
     pub(crate) async fn quote(
         &self,
@@ -302,81 +204,19 @@ impl Rates {
         raw_country: &str,
     ) -> Result<Quote, OrderingError> {
         let country = country(raw_country)?;
-        let mut lines = Vec::new();
-        for line in self.carts.lines(customer).await? {
-            match line.product {
-                Some(p) if p.active => lines.push((p, line.quantity)),
-                Some(p) => {
-                    return Err(OrderingError::ProductUnavailable(format!(
-                        "{} is no longer sold; remove it from the cart",
-                        p.name
-                    )))
-                }
-                None => {
-                    return Err(OrderingError::ProductUnavailable(format!(
-                        "product {} is unknown; remove it from the cart",
-                        line.product_id
-                    )))
-                }
-            }
-        }
-        // In the order the checkout prices them, in the cart's currency.
-        lines.sort_by_key(|(p, _)| p.id.to_string());
-        let lines = self.in_cart_currency(customer, lines).await?;
-        let Some((first, _)) = lines.first() else {
-            return Err(OrderingError::CartEmpty);
-        };
-        let rates = self
-            .book
-            .destination(&country, first.price.currency())
-            .await?;
-        let refs: Vec<(&KnownProduct, u32)> = lines.iter().map(|(p, q)| (p, *q)).collect();
-        let promotion = self.promotions.on_cart(customer).await?;
-        let discount = match &promotion {
-            Some(code) => {
-                let subtotal = listed_subtotal(&refs)?;
-                Some(self.discount(code, customer, subtotal).await?)
-            }
+        let cart = self.cart(customer).await?.sellable()?;
+        let rates = self.book.destination(&country, cart.currency()).await?;
+        let code = match cart.code() {
+            Some(code) => Some(self.code_use(code, customer).await?),
             None => None,
         };
-        let breakdown = price_lines(&refs, &country, &rates, discount, self.prices_include_tax)?;
-        Ok(Quote {
+        Ok(cart.quote(Terms {
             country,
-            lines,
-            promotion,
-            breakdown,
-        })
-    }
-
-    /// The lines priced in the cart's currency; a product without a price in it is refused by
-    /// name.
-    async fn in_cart_currency(
-        &self,
-        customer: UserId,
-        lines: Vec<(KnownProduct, u32)>,
-    ) -> Result<Vec<(KnownProduct, u32)>, OrderingError> {
-        let Some((first, _)) = lines.first() else {
-            return Ok(lines);
-        };
-        let fallback = first.price.currency();
-        let currency = self.carts.currency(customer).await?.unwrap_or(fallback);
-        in_currency(lines, currency).map_err(OrderingError::ProductUnavailable)
-    }
-
-    /// What `code` takes off a cart of the customer's with this listed subtotal, now.
-    pub(crate) async fn discount(
-        &self,
-        code: &PromotionCode,
-        customer: UserId,
-        subtotal: Money,
-    ) -> Result<Discount, OrderingError> {
-        let promotion = self
-            .promotions
-            .get(code)
-            .await?
-            .ok_or_else(|| NotApplicable::Unknown(code.as_str().to_owned()))?;
-        let uses = self.promotions.customer_uses(code, customer).await?;
-        Ok(promotion.discount_for(subtotal, self.clock.now(), uses)?)
+            rates,
+            code,
+            now: self.clock.now(),
+            prices_include_tax: self.prices_include_tax,
+        })?)
     }
 
     /// Puts a code on the customer's cart if it applies to the cart as it is (422 with the
@@ -388,19 +228,9 @@ impl Rates {
     ) -> Result<PromotionCode, OrderingError> {
         let code = PromotionCode::parse(raw_code)
             .map_err(|m| OrderingError::Invalid(vec![FieldError::new("code", m)]))?;
-        let mut lines = Vec::new();
-        for line in self.carts.lines(customer).await? {
-            if let Some(p) = line.product.filter(|p| p.active) {
-                lines.push((p, line.quantity));
-            }
-        }
-        if lines.is_empty() {
-            return Err(OrderingError::CartEmpty);
-        }
-        let lines = self.in_cart_currency(customer, lines).await?;
-        let refs: Vec<(&KnownProduct, u32)> = lines.iter().map(|(p, q)| (p, *q)).collect();
-        let subtotal = listed_subtotal(&refs)?;
-        self.discount(&code, customer, subtotal).await?;
+        let cart = self.cart(customer).await?.sold_lines()?;
+        let found = self.code_use(&code, customer).await?;
+        cart.discount(&code, &found, self.clock.now())?;
         self.promotions
             .put_on_cart(customer, &code, self.clock.now())
             .await?;

@@ -1,11 +1,15 @@
-//! Ordering's domain: orders and their state machine, cart quantities, payments. Pure.
+//! Ordering's domain: the cart and its pricing, placing an order, orders and their state
+//! machine, payments, promotions. Pure.
 
+pub(crate) mod cart;
+mod checkout;
 mod events;
 mod order;
 mod payment;
 pub(crate) mod pricing;
 pub(crate) mod promotion;
 
+pub(crate) use checkout::Placing;
 pub(crate) use events::OrderEvent;
 pub(crate) use order::{
     Amounts, CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, Settlement,

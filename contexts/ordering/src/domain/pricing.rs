@@ -19,6 +19,7 @@
 //! so that the same identity holds: a line's net subtotal is its gross subtotal less the tax
 //! it contains, and its net discount is what the discount took off its net amount.
 
+use catalog_contracts::TaxClass;
 use kernel::{Currency, Money, MoneyError};
 
 /// A tax rate in basis points: 1900 is 19 %. At most 100 %.
@@ -39,6 +40,40 @@ impl TaxRate {
     pub(crate) fn bps(&self) -> u32 {
         self.0
     }
+}
+
+/// A destination's tax rates per class (the zero class is always 0 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TaxRates {
+    pub(crate) standard: TaxRate,
+    pub(crate) reduced: TaxRate,
+}
+
+impl TaxRates {
+    pub(crate) fn of(&self, class: TaxClass) -> TaxRate {
+        match class {
+            TaxClass::Standard => self.standard,
+            TaxClass::Reduced => self.reduced,
+            TaxClass::Zero => TaxRate::default(),
+        }
+    }
+}
+
+/// How an order to one destination, in one currency, is shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shipping {
+    /// No shipping rate is set for the currency at all: shipping is free.
+    Free,
+    Rate(ShippingRate),
+    /// Rates are set for the currency, but none for this destination.
+    NotShipped,
+}
+
+/// What pricing needs to know of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DestinationRates {
+    pub(crate) tax: TaxRates,
+    pub(crate) shipping: Shipping,
 }
 
 /// A shipping rate for one destination and currency: a flat charge, plus `per_kg` for every

@@ -10,7 +10,7 @@ use validator::Validate;
 
 use crate::application::cart::PricedCart;
 use crate::application::ports::{KnownProduct, OrderFilter, OrderSummary, TaxRates};
-use crate::application::rates::Quote;
+use crate::domain::cart::Quote;
 use crate::domain::pricing::ShippingRate;
 use crate::domain::promotion::{Benefit, Promotion, PromotionTerms};
 use crate::domain::{Order, OrderStatus, Payment};

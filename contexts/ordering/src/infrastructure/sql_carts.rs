@@ -9,6 +9,9 @@ use sqlx::Row;
 use crate::application::ports::{
     CartLine, CartRefusal, CartRepository, KnownProduct, ProductProjection, TaxClass,
 };
+use crate::domain::cart::Cart;
+
+use super::sql_promotions::cart_code;
 
 /// Lines a cart may hold: an order's events carry its lines, and a broker limits an event's
 /// size (SNS: 256 KiB); 100 lines stay far below it.
@@ -18,7 +21,7 @@ pub(crate) struct SqlCarts {
     pub(crate) db: Database,
 }
 
-pub(crate) fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
+fn product_from_row(row: &AnyRow) -> anyhow::Result<KnownProduct> {
     let id: String = row.try_get("product_id")?;
     let currency: String = row.try_get("currency")?;
     let status: String = row.try_get("status")?;
@@ -128,6 +131,47 @@ impl CartRepository for SqlCarts {
                 })
             })
             .collect()
+    }
+
+    async fn claim(&self, work: &mut UnitOfWork, customer: UserId) -> anyhow::Result<Cart> {
+        let tx = work.conn()?;
+        // Claiming the cart by deleting it: a concurrent checkout of the same cart waits on
+        // these rows, then finds it empty. Each line comes back with the cart's currency and
+        // code, read in the same statement.
+        let claimed: Vec<(String, i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "delete from cart_item where customer_id = $1 returning product_id, quantity, \
+             (select currency from cart_currency where customer_id = $1), \
+             (select code from cart_promotion where customer_id = $1)",
+        )
+        .bind(customer.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot claim cart")?;
+        let (currency, code) = claimed
+            .first()
+            .map(|(_, _, currency, code)| (currency.clone(), code.clone()))
+            .unwrap_or_default();
+        let mut lines = Vec::with_capacity(claimed.len());
+        for (product_id, quantity, _, _) in &claimed {
+            let row = sqlx::query(
+                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices, variant_of \
+                 from product where product_id = $1",
+            )
+            .bind(product_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            lines.push(CartLine {
+                product: row.as_ref().map(product_from_row).transpose()?,
+                product_id: ProductId::parse(product_id)?,
+                quantity: u32::try_from(*quantity)?,
+                price_when_added: None,
+            });
+        }
+        Ok(Cart {
+            lines,
+            currency: currency.map(|c| Currency::parse(&c)).transpose()?,
+            code: cart_code(code)?,
+        })
     }
 
     async fn add(

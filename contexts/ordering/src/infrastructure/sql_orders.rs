@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bus::{Causation, Store, UnitOfWork};
+use bus::UnitOfWork;
 use kernel::address::PostalAddress;
 use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
 use kernel::{Currency, Money, Timestamp};
@@ -14,24 +14,20 @@ use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::{
-    Applied, CheckoutOutcome, Decide, NewOrder, OrderFilter, OrderRepository, OrderSummary,
+    Applied, Decide, Idempotency, Inserted, OrderFilter, OrderRepository, OrderSummary,
     SUMMARY_SAMPLE,
 };
-use crate::application::rates::{in_currency, listed_subtotal, price_lines};
-use crate::domain::promotion::NotApplicable;
+use crate::application::publish;
 use crate::domain::{
-    retry_delay, Amounts, CancellationReason, Move, Order, OrderEvent, OrderLine, OrderStatus,
-    Payment, PaymentKind, PaymentStatus, StatusEntry,
+    retry_delay, Amounts, CancellationReason, Move, Order, OrderLine, OrderStatus, Payment,
+    PaymentKind, PaymentStatus, StatusEntry,
 };
 
-use super::sql_carts::product_from_row;
 use super::sql_promotions;
 use super::versions::Versions;
 
 pub(crate) struct SqlOrders {
     db: Database,
-    /// Where checkout opens its unit of work.
-    store: Store,
     /// Orders as last read, each at its version. A version is never written twice, so an
     /// entry whose version is the row's current one is exactly what the tables hold: a read
     /// checks the version (one indexed lookup) instead of reading four tables. Only committed
@@ -44,21 +40,17 @@ pub(crate) struct SqlOrders {
     read: moka::sync::Cache<OrderId, Arc<Order>>,
     /// Where a view asks for the order's current version (one statement for many).
     versions: Versions,
-    /// Listed prices include tax (`EMPORIUM_PRICES_INCLUDE_TAX`).
-    prices_include_tax: bool,
 }
 
 /// Orders kept by `SqlOrders::read`: a few MiB at most.
 const ORDERS_KEPT: u64 = 4096;
 
 impl SqlOrders {
-    pub(crate) fn new(db: Database, store: Store, prices_include_tax: bool) -> Self {
+    pub(crate) fn new(db: Database) -> Self {
         Self {
             versions: Versions::start(db.clone()),
             db,
-            store,
             read: moka::sync::Cache::new(ORDERS_KEPT),
-            prices_include_tax,
         }
     }
 
@@ -267,199 +259,98 @@ async fn add_history(
     Ok(())
 }
 
-impl SqlOrders {
-    async fn replayed(
+/// The order placed with `key` by the customer, and its request's hash, as `conn` reads them.
+async fn replayed(
+    conn: &mut AnyConnection,
+    customer: UserId,
+    key: &str,
+) -> anyhow::Result<Option<(Order, String)>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "select order_id, request_hash from customer_order where customer_id = $1 and idempotency_key = $2",
+    )
+    .bind(customer.to_string())
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, request_hash)) = row else {
+        return Ok(None);
+    };
+    let order = load(conn, OrderId::parse(&id)?)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+    Ok(Some((order, request_hash)))
+}
+
+#[async_trait::async_trait]
+impl OrderRepository for SqlOrders {
+    async fn replayed_in(
         &self,
-        conn: &mut AnyConnection,
+        work: &mut UnitOfWork,
         customer: UserId,
         key: &str,
-    ) -> anyhow::Result<Option<CheckoutOutcome>> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "select order_id, request_hash from customer_order where customer_id = $1 and idempotency_key = $2",
-        )
-        .bind(customer.to_string())
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some((id, request_hash)) = row else {
-            return Ok(None);
-        };
-        let order = load(conn, OrderId::parse(&id)?)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
-        Ok(Some(CheckoutOutcome::Replayed {
-            order: Box::new(order),
-            request_hash,
-        }))
+    ) -> anyhow::Result<Option<(Order, String)>> {
+        replayed(work.conn()?, customer, key).await
     }
 
-    async fn try_checkout(
+    async fn replayed(
         &self,
-        new: &NewOrder,
-        cause: &Causation,
-    ) -> anyhow::Result<CheckoutOutcome> {
-        let mut work = self.store.begin(cause.clone()).await?;
+        customer: UserId,
+        key: &str,
+    ) -> anyhow::Result<Option<(Order, String)>> {
+        let mut conn = self.db.pool().acquire().await?;
+        replayed(&mut conn, customer, key).await
+    }
+
+    async fn insert(
+        &self,
+        work: &mut UnitOfWork,
+        order: &Order,
+        idempotency: Option<&Idempotency>,
+    ) -> anyhow::Result<Inserted> {
         let tx = work.conn()?;
-        if let Some((key, _)) = &new.idempotency {
-            if let Some(replay) = self.replayed(&mut *tx, new.customer_id, key).await? {
-                return Ok(replay);
-            }
-        }
-        // Claiming the cart by deleting it: a concurrent checkout of the same cart finds it empty.
-        // Each line comes back with the cart's currency and code, read in the same statement.
-        let claimed: Vec<(String, i64, Option<String>, Option<String>)> = sqlx::query_as(
-            "delete from cart_item where customer_id = $1 returning product_id, quantity, \
-             (select currency from cart_currency where customer_id = $1), \
-             (select code from cart_promotion where customer_id = $1)",
-        )
-        .bind(new.customer_id.to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .context("cannot claim cart")?;
-        if claimed.is_empty() {
-            // A concurrent checkout with the same key may have claimed the cart and committed
-            // while this one waited on its rows: that order is this request's answer.
-            if let Some((key, _)) = &new.idempotency {
-                if let Some(replay) = self.replayed(&mut *tx, new.customer_id, key).await? {
-                    return Ok(replay);
-                }
-            }
-            return Ok(CheckoutOutcome::CartEmpty);
-        }
-        let (kept, code) = claimed
-            .first()
-            .map(|(_, _, currency, code)| (currency.clone(), code.clone()))
-            .unwrap_or_default();
-        let mut products = Vec::with_capacity(claimed.len());
-        for (product_id, quantity, _, _) in &claimed {
-            let row = sqlx::query(
-                "select product_id, sku, name, price_amount, currency, status, revision, weight_grams, tax_class, other_prices, variant_of \
-                 from product where product_id = $1",
-            )
-            .bind(product_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let product = row.as_ref().map(product_from_row).transpose()?;
-            match product {
-                Some(p) if p.active => products.push((p, u32::try_from(*quantity)?)),
-                Some(p) => {
-                    return Ok(CheckoutOutcome::Unavailable(format!(
-                        "{} is no longer sold; remove it from the cart",
-                        p.name
-                    )))
-                }
-                None => {
-                    return Ok(CheckoutOutcome::Unavailable(format!(
-                        "product {product_id} is unknown; remove it from the cart"
-                    )))
-                }
-            }
-        }
-        products.sort_by_key(|(p, _)| p.id.to_string());
-        // The cart's currency (a cart from before currencies were kept: its first product's).
-        let currency = match kept {
-            Some(code) => Currency::parse(&code)?,
-            None => products[0].0.price.currency(),
-        };
-        let products = match in_currency(products, currency) {
-            Ok(priced) => priced,
-            Err(why) => return Ok(CheckoutOutcome::Unavailable(why)),
-        };
-        let country = new.shipping_address.country.as_str();
-        let rates = super::sql_rates::destination(&mut *tx, country, currency).await?;
-        let refs: Vec<_> = products.iter().map(|(p, q)| (p, *q)).collect();
-        // The cart's code, checked again now: one that no longer applies refuses the checkout
-        // and leaves the cart as it was (docs/decisions.md §44).
-        let promotion = match sql_promotions::cart_code(code)? {
-            None => None,
-            Some(code) => {
-                let Some(promotion) = sql_promotions::load(&mut *tx, &code).await? else {
-                    return Ok(CheckoutOutcome::PromotionRefused(NotApplicable::Unknown(
-                        code.as_str().to_owned(),
-                    )));
-                };
-                let uses = sql_promotions::customer_uses(&mut *tx, &code, new.customer_id).await?;
-                let subtotal = match listed_subtotal(&refs) {
-                    Ok(s) => s,
-                    Err(why) => return Ok(CheckoutOutcome::Unpriced(why)),
-                };
-                match promotion.discount_for(subtotal, new.now, uses) {
-                    Ok(discount) => Some((code, discount)),
-                    Err(why) => return Ok(CheckoutOutcome::PromotionRefused(why)),
-                }
-            }
-        };
-        let discount = promotion.as_ref().map(|(_, d)| *d);
-        let breakdown = match price_lines(&refs, country, &rates, discount, self.prices_include_tax)
-        {
-            Ok(b) => b,
-            Err(why) => return Ok(CheckoutOutcome::Unpriced(why)),
-        };
-        let lines: Vec<OrderLine> = products
-            .into_iter()
-            .zip(&breakdown.lines)
-            .map(|((p, quantity), amounts)| OrderLine {
-                product_id: p.id,
-                variant_of: p.variant_of,
-                sku: p.sku,
-                name: p.name,
-                quantity,
-                unit_price: p.price,
-                discount: amounts.discount,
-                tax: amounts.tax,
-            })
-            .collect();
-        let total = breakdown.total;
-        let amounts = Amounts {
-            subtotal: breakdown.subtotal,
-            discount: breakdown.discount,
-            shipping: breakdown.shipping,
-            tax: breakdown.tax,
-            weight_grams: breakdown.grams,
-        };
+        let amounts = &order.amounts;
         let inserted = sqlx::query(
             "insert into customer_order (order_id, customer_id, status, total_amount, currency, shipping_address, payment_token, \
              idempotency_key, request_hash, placed_at, updated_at, deadline_at, version, subtotal_amount, discount_amount, \
              shipping_amount, tax_amount, weight_grams, promotion_code) \
-             values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9, $10, 1, $11, $12, $13, $14, $15, $16)",
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
-        .bind(new.id.to_string())
-        .bind(new.customer_id.to_string())
-        .bind(total.amount())
-        .bind(currency.as_str())
-        .bind(serde_json::to_string(&new.shipping_address)?)
-        .bind(&new.payment_token)
-        .bind(new.idempotency.as_ref().map(|(k, _)| k.clone()))
-        .bind(new.idempotency.as_ref().map(|(_, h)| h.clone()))
-        .bind(new.now.as_micros())
-        .bind(new.deadline.as_micros())
+        .bind(order.id.to_string())
+        .bind(order.customer_id.to_string())
+        .bind(order.status.as_str())
+        .bind(order.total.amount())
+        .bind(order.total.currency().as_str())
+        .bind(serde_json::to_string(&order.shipping_address)?)
+        .bind(&order.payment_token)
+        .bind(idempotency.map(|i| i.key.clone()))
+        .bind(idempotency.map(|i| i.request_hash.clone()))
+        .bind(order.placed_at.as_micros())
+        .bind(order.updated_at.as_micros())
+        .bind(order.deadline_at.map(|d| d.as_micros()))
+        .bind(order.version)
         .bind(amounts.subtotal.amount())
         .bind(amounts.discount.amount())
         .bind(amounts.shipping.amount())
         .bind(amounts.tax.amount())
         .bind(i64::try_from(amounts.weight_grams)?)
-        .bind(promotion.as_ref().map(|(code, _)| code.as_str().to_owned()))
+        .bind(order.promotion_code.as_deref())
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => anyhow::bail!(IdempotencyRace),
+            // The key's unique index: the one race a checkout can lose here.
+            Err(e) if is_unique_violation(&e) && idempotency.is_some() => {
+                return Ok(Inserted::KeyTaken)
+            }
             other => {
                 other.context("cannot insert order")?;
             }
         }
-        if let Some((code, _)) = &promotion {
-            // The atomic step that holds the code's limit: a checkout that finds it used up
-            // is refused, and its transaction (order, claimed cart) rolls back.
-            if !sql_promotions::take_use(&mut *tx, code, new.id, new.customer_id, new.now).await? {
-                return Ok(CheckoutOutcome::PromotionRefused(NotApplicable::UsedUp));
-            }
-        }
-        for line in &lines {
+        for line in &order.lines {
             sqlx::query(
                 "insert into order_line (order_id, product_id, sku, name, quantity, unit_price_amount, currency, discount_amount, tax_amount, variant_of) \
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
-            .bind(new.id.to_string())
+            .bind(order.id.to_string())
             .bind(line.product_id.to_string())
             .bind(&line.sku)
             .bind(&line.name)
@@ -472,76 +363,12 @@ impl SqlOrders {
             .execute(&mut *tx)
             .await?;
         }
-        let entry = StatusEntry {
-            status: OrderStatus::Pending,
-            reason: None,
-            note: None,
-            at: new.now,
-        };
-        add_history(&mut *tx, new.id, 1, &entry).await?;
-        let order = Order {
-            id: new.id,
-            customer_id: new.customer_id,
-            status: OrderStatus::Pending,
-            cancellation_reason: None,
-            lines,
-            amounts,
-            promotion_code: promotion.map(|(code, _)| code.as_str().to_owned()),
-            total,
-            shipping_address: new.shipping_address.clone(),
-            payment_token: new.payment_token.clone(),
-            shipment_id: None,
-            tracking_number: None,
-            placed_at: new.now,
-            updated_at: new.now,
-            deadline_at: Some(new.deadline),
-            version: 1,
-            history: vec![entry],
-            payments: vec![],
-        };
-        publish(&mut work, order.placed_events(), order.updated_at)?;
-        let (read, known) = (self.read.clone(), Arc::new(order.clone()));
-        let id = new.id;
+        for (n, entry) in order.history.iter().enumerate() {
+            add_history(&mut *tx, order.id, n + 1, entry).await?;
+        }
+        let (read, known, id) = (self.read.clone(), Arc::new(order.clone()), order.id);
         work.after_commit(move || read.insert(id, known));
-        work.commit().await.context("cannot commit order")?;
-        Ok(CheckoutOutcome::Placed(Box::new(order)))
-    }
-}
-
-/// Publishes what the order announced, when the unit commits.
-fn publish(work: &mut UnitOfWork, events: Vec<OrderEvent>, at: Timestamp) -> anyhow::Result<()> {
-    for event in events {
-        match event {
-            OrderEvent::Placed(e) => work.publish(&e, at)?,
-            OrderEvent::Paid(e) => work.publish(&e, at)?,
-            OrderEvent::Cancelled(e) => work.publish(&e, at)?,
-            OrderEvent::StatusChanged(e) => work.publish(&e, at)?,
-        }
-    }
-    Ok(())
-}
-
-/// Two requests with one Idempotency-Key raced; the loser reads the winner's order.
-#[derive(Debug, thiserror::Error)]
-#[error("concurrent request with the same idempotency key")]
-struct IdempotencyRace;
-
-#[async_trait::async_trait]
-impl OrderRepository for SqlOrders {
-    async fn checkout(&self, new: &NewOrder, cause: &Causation) -> anyhow::Result<CheckoutOutcome> {
-        match self.try_checkout(new, cause).await {
-            Err(e) if e.is::<IdempotencyRace>() => {
-                let (key, _) = new
-                    .idempotency
-                    .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("race without a key"))?;
-                let mut conn = self.db.pool().acquire().await?;
-                self.replayed(&mut conn, new.customer_id, key)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("idempotent order not found after race"))
-            }
-            other => other,
-        }
+        Ok(Inserted::Stored)
     }
 
     async fn apply(

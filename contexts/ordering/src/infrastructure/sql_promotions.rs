@@ -1,4 +1,5 @@
 use anyhow::Context as _;
+use bus::UnitOfWork;
 use kernel::id::{OrderId, UserId};
 use kernel::{Currency, Money, Timestamp};
 use platform::db::{is_unique_violation, Database};
@@ -6,6 +7,7 @@ use platform::pagination::{Page, PageRequest};
 use sqlx::{AnyConnection, Row};
 
 use crate::application::ports::PromotionBook;
+use crate::domain::cart::CodeUse;
 use crate::domain::promotion::{Benefit, Promotion, PromotionCode};
 
 pub(crate) struct SqlPromotions {
@@ -62,11 +64,8 @@ async fn from_row(conn: &mut AnyConnection, row: &sqlx::any::AnyRow) -> anyhow::
     })
 }
 
-/// The promotion as `conn` sees it (the checkout reads it in its transaction).
-pub(crate) async fn load(
-    conn: &mut AnyConnection,
-    code: &PromotionCode,
-) -> anyhow::Result<Option<Promotion>> {
+/// The promotion as `conn` sees it.
+async fn load(conn: &mut AnyConnection, code: &PromotionCode) -> anyhow::Result<Option<Promotion>> {
     let row = sqlx::query(&format!("select {COLUMNS} from promotion where code = $1"))
         .bind(code.as_str())
         .fetch_optional(&mut *conn)
@@ -78,7 +77,7 @@ pub(crate) async fn load(
     }
 }
 
-pub(crate) async fn customer_uses(
+async fn customer_uses(
     conn: &mut AnyConnection,
     code: &PromotionCode,
     customer: UserId,
@@ -91,7 +90,7 @@ pub(crate) async fn customer_uses(
         .context("cannot count promotion uses")
 }
 
-pub(crate) async fn on_cart(
+async fn on_cart(
     conn: &mut AnyConnection,
     customer: UserId,
 ) -> anyhow::Result<Option<PromotionCode>> {
@@ -114,7 +113,7 @@ pub(crate) fn cart_code(stored: Option<String>) -> anyhow::Result<Option<Promoti
 /// Takes one use of the code for `order`, unless it is withdrawn or used up (`false`): the
 /// limit holds however many checkouts race for the last use, as the row's update is atomic.
 /// The cart's code is used up with it.
-pub(crate) async fn take_use(
+async fn take_use(
     conn: &mut AnyConnection,
     code: &PromotionCode,
     order: OrderId,
@@ -291,6 +290,35 @@ impl PromotionBook for SqlPromotions {
     async fn on_cart(&self, customer: UserId) -> anyhow::Result<Option<PromotionCode>> {
         let mut conn = self.db.pool().acquire().await?;
         on_cart(&mut conn, customer).await
+    }
+
+    async fn code_use(
+        &self,
+        work: &mut UnitOfWork,
+        code: &PromotionCode,
+        customer: UserId,
+    ) -> anyhow::Result<CodeUse> {
+        let conn = work.conn()?;
+        let promotion = load(&mut *conn, code).await?;
+        let customer_uses = match &promotion {
+            Some(_) => customer_uses(&mut *conn, code, customer).await?,
+            None => 0,
+        };
+        Ok(CodeUse {
+            promotion,
+            customer_uses,
+        })
+    }
+
+    async fn take_use(
+        &self,
+        work: &mut UnitOfWork,
+        code: &PromotionCode,
+        order: OrderId,
+        customer: UserId,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        take_use(work.conn()?, code, order, customer, now).await
     }
 
     async fn take_off_cart(&self, customer: UserId) -> anyhow::Result<bool> {

@@ -1,4 +1,5 @@
 use anyhow::Context as _;
+use bus::UnitOfWork;
 use kernel::{Currency, Timestamp};
 use platform::db::Database;
 use sqlx::AnyConnection;
@@ -23,9 +24,8 @@ fn shipping_rate(row: &sqlx::any::AnyRow) -> anyhow::Result<ShippingRate> {
     })
 }
 
-/// The rates for an order to `country` in `currency`, read on `conn` (the checkout reads them
-/// in its own transaction).
-pub(crate) async fn destination(
+/// The rates for an order to `country` in `currency`, read on `conn`.
+async fn destination(
     conn: &mut AnyConnection,
     country: &str,
     currency: Currency,
@@ -191,5 +191,14 @@ impl RateBook for SqlRates {
     ) -> anyhow::Result<DestinationRates> {
         let mut conn = self.db.pool().acquire().await?;
         destination(&mut conn, country, currency).await
+    }
+
+    async fn destination_in(
+        &self,
+        work: &mut UnitOfWork,
+        country: &str,
+        currency: Currency,
+    ) -> anyhow::Result<DestinationRates> {
+        destination(work.conn()?, country, currency).await
     }
 }
