@@ -277,11 +277,11 @@ impl LocalUpstream {
 }
 
 #[async_trait::async_trait]
-impl crate::dashboard::Upstream for LocalUpstream {
+impl crate::upstream::Upstream for LocalUpstream {
     async fn call(
         &self,
         _context: ContextName,
-        call: crate::dashboard::Call,
+        call: crate::upstream::Call,
     ) -> anyhow::Result<(u16, web::Bytes)> {
         let base = self
             .base

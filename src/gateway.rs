@@ -633,11 +633,11 @@ async fn edge_auth(
 struct Pools(Arc<Upstreams>);
 
 #[async_trait::async_trait]
-impl crate::dashboard::Upstream for Pools {
+impl crate::upstream::Upstream for Pools {
     async fn call(
         &self,
         context: ContextName,
-        call: crate::dashboard::Call,
+        call: crate::upstream::Call,
     ) -> anyhow::Result<(u16, web::Bytes)> {
         let pool = self
             .0
@@ -980,7 +980,7 @@ async fn process_token(
     up: &Upstreams,
     context: ContextName,
 ) -> Result<String, ApiError> {
-    let caller = crate::dashboard::Caller {
+    let caller = crate::upstream::Caller {
         request: ctx.clone(),
         forwarded_for: up
             .trusted_proxies

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod problems;
 pub mod service_tokens;
 pub mod telemetry;
+pub mod upstream;
 
 pub use app::Application;
 pub use config::Config;

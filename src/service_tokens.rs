@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::ContextName;
-use crate::dashboard::{Call, Caller, Upstream};
+use crate::upstream::{Call, Caller, Upstream};
 
 pub struct ServiceTokens {
     upstream: Arc<dyn Upstream>,

@@ -121,6 +121,38 @@ fn domain_violations(file: &str, source: &str) -> Vec<String> {
     out
 }
 
+/// Rule 4: status transitions are the domain's. Outside `domain/`, no code sets an
+/// aggregate's status or builds a change record (`Change`, `Move`) by hand: it calls the
+/// domain's intention methods (`Order::reserve_stock`, `Product::archived`, ...), which
+/// refuse the moves their state machine forbids. SQL text (`status = 'x'`, `status = $1`)
+/// is not code.
+fn transition_violations(file: &str, source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (n, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default();
+        let sets_status = code
+            .match_indices(".status = ")
+            .any(|(at, m)| !matches!(code[at + m.len()..].chars().next(), Some('\'' | '$')));
+        // Whole names only: `ProductChange {` is a command, not a change record.
+        let builds_change = ["Change {", "Move {", "status: Some("].iter().any(|p| {
+            code.match_indices(p).any(|(at, _)| {
+                !code[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        });
+        if sets_status || builds_change {
+            out.push(format!(
+                "{file}:{}: a status transition outside the domain: {}",
+                n + 1,
+                line.trim()
+            ));
+        }
+    }
+    out
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -269,6 +301,38 @@ fn the_domain_rule_catches_framework_imports() {
             "fixture.rs:3: domain code mentions utoipa".to_owned(),
         ]
     );
+}
+
+#[test]
+fn status_transitions_happen_only_in_the_domain() {
+    let mut violations = Vec::new();
+    for ctx in CONTEXTS {
+        for layer in ["application", "infrastructure", "http"] {
+            let mut files = Vec::new();
+            rust_files(
+                &root().join(format!("contexts/{ctx}/src/{layer}")),
+                &mut files,
+            );
+            for file in files {
+                let source = std::fs::read_to_string(&file).unwrap();
+                violations.extend(transition_violations(&file.display().to_string(), &source));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn the_transition_rule_catches_a_status_set_outside_the_domain() {
+    let source = "next.status = ProductStatus::Archived;\n\
+                  let c = Change { status: Some(OrderStatus::Paid), ..Change::default() };\n\
+                  sqlx::query(\"update t set x = 1 where o.status = 'cancelled' and s.status = $1\");\n\
+                  // order.status = Paid in a comment is fine\n\
+                  let allowed = order.reserve_stock(deadline);\n\
+                  let command = ProductChange { name: None };\n";
+    let found = transition_violations("x.rs", source);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("x.rs:1:") && found[1].starts_with("x.rs:2:"));
 }
 
 #[test]

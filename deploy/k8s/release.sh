@@ -9,7 +9,7 @@
 #   release.sh canary-abort               weight 0: every request to the stable Deployment again
 #
 # IMAGE should be a digest (registry/emporium@sha256:…): what was checked is what runs.
-# Both kinds of release run two versions side by side: docs/decisions.md §37 (events) and
+# Both kinds of release run two versions side by side: docs/decisions/0037-two-versions-side-by-side-events-are-read.md (events) and
 # the expand-then-contract migrations are what make that safe.
 set -euo pipefail
 ns=${NAMESPACE:-emporium}

@@ -130,7 +130,7 @@ impl Process {
 
     /// The port from the process's `… listening` log line (JSON logs), once it is bound; or,
     /// when the process has exactly one listening socket, that socket's port from the
-    /// kernel's table (a start-up log line can go missing: see `docs/decisions.md` §43).
+    /// kernel's table (a start-up log line can go missing: see `docs/decisions/0043-replicas-are-tested-as-a-topology-of-their.md`).
     pub fn listening_port(&self) -> Option<u16> {
         let logged = self.log_text().lines().find_map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).ok()?;

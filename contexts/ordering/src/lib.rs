@@ -69,7 +69,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             fault_rate: deps.settings.payment_fault_rate,
         }),
         clock: clock.clone(),
-        store: store.clone(),
+        units: Arc::new(store.clone()),
         timeouts: Timeouts {
             stock: Duration::from_secs(30),
             stock_give_up: deps.settings.reservation_ttl + Duration::from_secs(60),

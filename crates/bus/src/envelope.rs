@@ -81,7 +81,7 @@ impl Envelope {
 
     /// The typed event: `E` at its own version, at the next one (which may only add
     /// fields, ignored here), or at an older one `E` upcasts. Anything else is refused,
-    /// naming both versions (docs/decisions.md §37).
+    /// naming both versions (docs/decisions/0037-two-versions-side-by-side-events-are-read.md).
     pub fn open<E: IntegrationEvent>(&self) -> anyhow::Result<E> {
         anyhow::ensure!(
             self.event_type == E::NAME,

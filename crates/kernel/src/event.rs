@@ -6,7 +6,7 @@ use serde::Serialize;
 /// An event one context publishes for others. `NAME` is `<context>.<event>` and, with
 /// `VERSION`, the contract. A consumer of version N reads N and N+1 (N+1 may only add
 /// fields; unknown fields are ignored) and, through [`IntegrationEvent::upcast`], older
-/// versions whose fields were renamed, split or retyped (docs/decisions.md §37).
+/// versions whose fields were renamed, split or retyped (docs/decisions/0037-two-versions-side-by-side-events-are-read.md).
 pub trait IntegrationEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
     const VERSION: u32;

@@ -572,11 +572,9 @@ impl Catalog {
         if if_match.is_some_and(|rev| rev != current.revision) {
             return Err(CatalogError::Stale);
         }
-        if current.status == ProductStatus::Archived {
+        let Some(next) = current.archived() else {
             return Ok(current);
-        }
-        let mut next = current.clone();
-        next.status = ProductStatus::Archived;
+        };
         self.save(
             current.revision,
             next,

@@ -10,7 +10,7 @@ use kernel::error::FieldError;
 use kernel::id::ProductId;
 use kernel::Money;
 
-use super::product::{other_prices, Sku, MAX_PRICE, MAX_WEIGHT_GRAMS};
+use super::sellable::{other_prices, Sku, MAX_PRICE, MAX_WEIGHT_GRAMS};
 
 pub(crate) const MAX_OPTIONS: usize = 3;
 pub(crate) const MAX_VALUES: usize = 50;

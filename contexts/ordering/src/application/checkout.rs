@@ -150,7 +150,7 @@ impl Checkout {
             prices_include_tax: self.prices_include_tax,
         };
         // A code that no longer applies refuses the checkout; the unit is dropped, so the
-        // cart stays as it was (docs/decisions/0044-promotion-codes.md).
+        // cart stays as it was (docs/decisions/0044-an-order-s-total-is-priced-in-one.md).
         let (order, events) = Order::place(placing, cart, terms)?;
         if self
             .orders
@@ -193,7 +193,7 @@ impl Checkout {
         id: OrderId,
     ) -> Result<Order, OrderingError> {
         match self.orders.view(id).await? {
-            Some(order) if admin || order.customer_id == caller => Ok(order),
+            Some(order) if order.is_visible_to(caller, admin) => Ok(order),
             _ => Err(OrderingError::OrderNotFound),
         }
     }

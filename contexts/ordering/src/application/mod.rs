@@ -2,11 +2,15 @@
 
 pub(crate) mod cart;
 pub(crate) mod checkout;
+#[cfg(test)]
+mod fakes;
 pub(crate) mod ports;
 pub(crate) mod projection;
 pub(crate) mod promotions;
 pub(crate) mod rates;
 pub(crate) mod saga;
+#[cfg(test)]
+mod tests;
 
 use bus::UnitOfWork;
 use kernel::{FieldError, Timestamp};

@@ -2,7 +2,7 @@
 //! payment gateway.
 
 use bus::UnitOfWork;
-use kernel::id::{OrderId, ProductId, ShipmentId, UserId};
+use kernel::id::{OrderId, ProductId, UserId};
 use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
@@ -11,7 +11,8 @@ pub(crate) use crate::domain::cart::{CartLine, KnownProduct};
 use crate::domain::pricing::ShippingRate;
 pub(crate) use crate::domain::pricing::{DestinationRates, Shipping, TaxRates};
 use crate::domain::promotion::{Promotion, PromotionCode};
-use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, Settlement};
+pub(crate) use crate::domain::{Change, GatewayError};
+use crate::domain::{Order, OrderStatus};
 pub(crate) use catalog_contracts::TaxClass;
 
 #[async_trait::async_trait]
@@ -165,29 +166,6 @@ pub(crate) enum Inserted {
     KeyTaken,
 }
 
-/// A change the saga makes to an order, decided from its current state.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Change {
-    pub(crate) status: Option<OrderStatus>,
-    pub(crate) reason: Option<CancellationReason>,
-    pub(crate) note: Option<String>,
-    /// `Some(None)` clears the deadline.
-    pub(crate) deadline: Option<Option<Timestamp>>,
-    pub(crate) shipment: Option<(ShipmentId, String)>,
-    pub(crate) new_payment: Option<NewPayment>,
-    pub(crate) payment_update: Option<Settlement>,
-    /// Publish the event of the order's waiting status again (see `Order::announcement`).
-    pub(crate) announce_again: bool,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct NewPayment {
-    pub(crate) id: uuid::Uuid,
-    pub(crate) kind: PaymentKind,
-    pub(crate) amount: Money,
-    pub(crate) idempotency_key: String,
-}
-
 #[derive(Debug)]
 pub(crate) enum Applied {
     Changed(Box<Order>),
@@ -279,13 +257,6 @@ pub(crate) struct OrderSummary {
 
 /// How many of the latest confirmations the latency figures are taken from.
 pub(crate) const SUMMARY_SAMPLE: i64 = 10_000;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum GatewayError {
-    Declined(String),
-    /// A transient failure: worth retrying.
-    Unavailable(String),
-}
 
 #[async_trait::async_trait]
 pub(crate) trait PaymentGateway: Send + Sync {

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, RetryPolicy, Store, UnitOfWork};
+use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, RetryPolicy, UnitOfWork, Units};
 use catalog_contracts::{ReleaseReason, StockRejected, StockReleased, StockReserved};
 use kernel::id::OrderId;
 use kernel::{Clock, Timestamp};
@@ -20,12 +20,9 @@ use shipping_contracts::{
     ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
 };
 
-use super::ports::{Applied, Change, GatewayError, NewPayment, OrderRepository, PaymentGateway};
+use super::ports::{Applied, Decide, GatewayError, OrderRepository, PaymentGateway};
 use super::OrderingError;
-use crate::domain::{
-    retry_delay, CancellationReason, Lifecycle, Order, OrderStatus, PaymentKind, PaymentStatus,
-    Settlement,
-};
+use crate::domain::{retry_delay, ChargeRetry, Lifecycle, Order, OrderStatus, PaymentStatus};
 
 pub(crate) const GROUP: &str = "ordering.saga";
 
@@ -62,25 +59,9 @@ pub(crate) struct Saga {
     pub(crate) orders: Arc<dyn OrderRepository>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) store: Store,
+    pub(crate) units: Arc<dyn Units>,
     pub(crate) timeouts: Timeouts,
     pub(crate) gateway_retry: RetryPolicy,
-}
-
-fn cancel(reason: CancellationReason) -> Change {
-    Change {
-        status: Some(OrderStatus::Cancelled),
-        reason: Some(reason),
-        deadline: Some(None),
-        ..Change::default()
-    }
-}
-
-fn note(text: &str) -> Change {
-    Change {
-        note: Some(text.to_owned()),
-        ..Change::default()
-    }
 }
 
 impl Saga {
@@ -93,7 +74,7 @@ impl Saga {
         &self,
         work: &mut UnitOfWork,
         order: OrderId,
-        decide: &(dyn Fn(&Order) -> Option<Change> + Send + Sync),
+        decide: Decide<'_>,
     ) -> anyhow::Result<Applied> {
         let applied = self.orders.apply(work, order, decide).await?;
         if let Applied::Changed(o) = &applied {
@@ -107,9 +88,9 @@ impl Saga {
         &self,
         order: OrderId,
         cause: &Causation,
-        decide: &(dyn Fn(&Order) -> Option<Change> + Send + Sync),
+        decide: Decide<'_>,
     ) -> anyhow::Result<Applied> {
-        let mut work = self.store.begin(cause.clone()).await?;
+        let mut work = self.units.begin(cause.clone()).await?;
         let applied = self.apply(&mut work, order, decide).await?;
         work.commit().await?;
         Ok(applied)
@@ -122,19 +103,7 @@ impl Saga {
     ) -> anyhow::Result<()> {
         let deadline = self.now().plus(self.timeouts.payment);
         let order_id = event.order_id;
-        let decide = move |o: &Order| {
-            (o.status == OrderStatus::Pending).then(|| Change {
-                status: Some(OrderStatus::StockReserved),
-                deadline: Some(Some(deadline)),
-                new_payment: Some(NewPayment {
-                    id: uuid::Uuid::now_v7(),
-                    kind: PaymentKind::Charge,
-                    amount: o.total,
-                    idempotency_key: format!("{order_id}:charge:1"),
-                }),
-                ..Change::default()
-            })
-        };
+        let decide = move |o: &Order| o.reserve_stock(deadline);
         let applied = self.apply(work, order_id, &decide).await?;
         // The gateway is called outside the transaction: the reservation is recorded first.
         work.commit().await?;
@@ -165,22 +134,9 @@ impl Saga {
         let Some(charge) = order.pending_charge().cloned() else {
             return Ok(());
         };
-        if order.status != OrderStatus::StockReserved {
+        if !order.awaits_charge() {
             // Cancelled before the gateway was asked: close the charge without calling it.
-            let decide = move |o: &Order| {
-                o.pending_charge()
-                    .is_some_and(|p| p.id == charge.id)
-                    .then(|| Change {
-                        payment_update: Some(Settlement {
-                            id: charge.id,
-                            status: PaymentStatus::Failed,
-                            reference: None,
-                            error: Some("not charged: the order was cancelled first".to_owned()),
-                            attempts: charge.attempts,
-                        }),
-                        ..Change::default()
-                    })
-            };
+            let decide = move |o: &Order| o.close_unsent_charge(&charge);
             self.apply_now(order_id, cause, &decide).await?;
             return Ok(());
         }
@@ -207,54 +163,12 @@ impl Saga {
         // give-up time; only then does the order end `payment_unavailable`.
         let give_up_at = charge.created_at.plus(self.timeouts.payment_give_up);
         let rounds = attempts / i64::from(max);
-        let retry_at = now.plus(retry_delay(rounds)).min(give_up_at);
-        let keep_trying = now < give_up_at;
-        let decide = move |o: &Order| {
-            let still_pending = o.pending_charge().is_some_and(|p| p.id == charge.id);
-            if !still_pending {
-                return None;
-            }
-            let (status, reference, error) = match &outcome {
-                Ok(reference) => (PaymentStatus::Authorized, Some(reference.clone()), None),
-                Err(GatewayError::Declined(why)) => {
-                    (PaymentStatus::Declined, None, Some(why.clone()))
-                }
-                Err(GatewayError::Unavailable(why))
-                    if keep_trying && o.status == OrderStatus::StockReserved =>
-                {
-                    (PaymentStatus::Pending, None, Some(why.clone()))
-                }
-                Err(GatewayError::Unavailable(why)) => {
-                    (PaymentStatus::Failed, None, Some(why.clone()))
-                }
-            };
-            let update = Settlement {
-                id: charge.id,
-                status,
-                reference,
-                error,
-                attempts,
-            };
-            let mut change = match (o.status, status) {
-                (OrderStatus::StockReserved, PaymentStatus::Authorized) => Change {
-                    status: Some(OrderStatus::Paid),
-                    deadline: Some(Some(shipment_deadline)),
-                    ..Change::default()
-                },
-                (OrderStatus::StockReserved, PaymentStatus::Declined) => {
-                    cancel(CancellationReason::PaymentDeclined)
-                }
-                (OrderStatus::StockReserved, PaymentStatus::Pending) => Change {
-                    deadline: Some(Some(retry_at)),
-                    ..note("payment gateway unreachable: the charge will be tried again")
-                },
-                (OrderStatus::StockReserved, _) => cancel(CancellationReason::PaymentUnavailable),
-                // Cancelled meanwhile: record the outcome; an authorisation is refunded below.
-                _ => Change::default(),
-            };
-            change.payment_update = Some(update);
-            Some(change)
+        let retry = ChargeRetry {
+            at: now.plus(retry_delay(rounds)).min(give_up_at),
+            keep_trying: now < give_up_at,
         };
+        let decide =
+            move |o: &Order| o.record_charge(&charge, &outcome, attempts, retry, shipment_deadline);
         let applied = self.apply_now(order_id, cause, &decide).await?;
         // Cancelled while the gateway was asked: the authorisation is given back now. Any
         // later cancellation refunds through its own path (customer, stock, sweeper).
@@ -272,18 +186,7 @@ impl Saga {
         order_id: OrderId,
         cause: &Causation,
     ) -> anyhow::Result<()> {
-        let decide = move |o: &Order| {
-            let charge = o.authorized_charge()?;
-            o.owes_refund().then(|| Change {
-                new_payment: Some(NewPayment {
-                    id: uuid::Uuid::now_v7(),
-                    kind: PaymentKind::Refund,
-                    amount: charge.amount,
-                    idempotency_key: format!("{order_id}:refund"),
-                }),
-                ..Change::default()
-            })
-        };
+        let decide = |o: &Order| o.start_refund();
         self.apply_now(order_id, cause, &decide).await?;
         let Some(order) = self.orders.get(order_id).await? else {
             return Ok(());
@@ -322,38 +225,7 @@ impl Saga {
             metrics::counter!("emporium_refund_failures_total", "outcome" => kind).increment(1);
             tracing::warn!(order_id = %order_id, attempts, error = %e, outcome = kind, "refund failed; tried again later");
         }
-        let decide = move |o: &Order| {
-            let pending = o
-                .refund()
-                .is_some_and(|r| r.id == refund.id && r.status == PaymentStatus::Pending);
-            pending.then(|| match &outcome {
-                Ok(reference) => Change {
-                    payment_update: Some(Settlement {
-                        id: refund.id,
-                        status: PaymentStatus::Refunded,
-                        reference: Some(reference.clone()),
-                        error: None,
-                        attempts,
-                    }),
-                    ..Change::default()
-                },
-                // Stays pending: the sweeper tries again after a growing wait, and the
-                // order's history says so.
-                Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) => Change {
-                    payment_update: Some(Settlement {
-                        id: refund.id,
-                        status: PaymentStatus::Pending,
-                        reference: None,
-                        error: Some(e.clone()),
-                        attempts,
-                    }),
-                    ..note(&format!(
-                        "refund failed ({e}); next try in {} s",
-                        retry_delay(attempts).as_secs()
-                    ))
-                },
-            })
-        };
+        let decide = move |o: &Order| o.record_refund(&refund, &outcome, attempts);
         self.apply_now(order_id, cause, &decide).await?;
         Ok(())
     }
@@ -363,11 +235,7 @@ impl Saga {
         order_id: OrderId,
         cause: &Causation,
     ) -> Result<Order, OrderingError> {
-        let decide = |o: &Order| {
-            o.check_customer_cancel()
-                .ok()
-                .map(|()| cancel(CancellationReason::CustomerCancelled))
-        };
+        let decide = |o: &Order| o.cancel_for_customer().ok();
         match self.apply_now(order_id, cause, &decide).await? {
             Applied::Changed(order) => {
                 self.process_refund(order_id, cause).await?;
@@ -435,32 +303,19 @@ impl Saga {
         let cause = Causation::system();
         match order.status {
             OrderStatus::Pending if now > order.placed_at.plus(self.timeouts.stock_give_up) => {
-                let decide = |o: &Order| {
-                    (o.status == OrderStatus::Pending)
-                        .then(|| cancel(CancellationReason::ReservationExpired))
-                };
+                let decide = |o: &Order| o.give_up_reservation();
                 self.apply_now(order_id, &cause, &decide).await?;
             }
             OrderStatus::Pending => self.announce_again(&order, true).await?,
             OrderStatus::StockReserved => {
                 let deadline = now.plus(self.timeouts.payment);
-                let decide = move |o: &Order| {
-                    (o.status == OrderStatus::StockReserved).then(|| Change {
-                        deadline: Some(Some(deadline)),
-                        ..Change::default()
-                    })
-                };
+                let decide = move |o: &Order| o.wait_for_payment_until(deadline);
                 self.apply_now(order_id, &cause, &decide).await?;
                 self.process_payment(order_id, &cause, None).await?;
             }
             OrderStatus::Paid => self.announce_again(&order, false).await?,
             _ => {
-                let decide = |_: &Order| {
-                    Some(Change {
-                        deadline: Some(None),
-                        ..Change::default()
-                    })
-                };
+                let decide = |o: &Order| o.stop_waiting();
                 self.apply_now(order_id, &cause, &decide).await?;
             }
         }
@@ -477,22 +332,8 @@ impl Saga {
             self.timeouts.shipment
         };
         let deadline = self.now().plus(wait);
-        let decide = move |o: &Order| {
-            (o.status == status).then(|| Change {
-                deadline: Some(Some(deadline)),
-                note: Some(
-                    if placed {
-                        "stock request sent again"
-                    } else {
-                        "payment announced again"
-                    }
-                    .to_owned(),
-                ),
-                announce_again: true,
-                ..Change::default()
-            })
-        };
-        let mut work = self.store.begin(Causation::system()).await?;
+        let decide = move |o: &Order| o.announce_again(status, deadline);
+        let mut work = self.units.begin(Causation::system()).await?;
         let applied = self.orders.apply(&mut work, order.id, &decide).await?;
         work.commit().await?;
         if let Applied::Changed(_) = applied {
@@ -512,16 +353,7 @@ impl HandlesOnce<StockReserved> for Saga {
 #[async_trait::async_trait]
 impl HandlesOnce<StockRejected> for Saga {
     async fn handle_once(&self, e: StockRejected, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        // Pending: no stock to reserve. Paid or confirmed: the reservation expired
-        // before catalog heard of the payment and the units were sold meanwhile; the
-        // order cannot be served, so it is cancelled and refunded.
-        let decide = |o: &Order| {
-            matches!(
-                o.status,
-                OrderStatus::Pending | OrderStatus::Paid | OrderStatus::Confirmed
-            )
-            .then(|| cancel(CancellationReason::OutOfStock))
-        };
+        let decide = |o: &Order| o.reject_stock();
         self.apply(work, e.order_id, &decide).await?;
         // The refund calls the gateway, outside the transaction.
         work.commit().await?;
@@ -534,15 +366,7 @@ impl HandlesOnce<StockRejected> for Saga {
 impl HandlesOnce<StockReleased> for Saga {
     async fn handle_once(&self, e: StockReleased, work: &mut UnitOfWork) -> anyhow::Result<()> {
         if e.reason == ReleaseReason::ReservationExpired {
-            // Only an unpaid order is cancelled. A paid one keeps going: catalog holds
-            // its units again when the payment reaches it (or says they are gone).
-            let decide = |o: &Order| match o.status {
-                OrderStatus::Pending | OrderStatus::StockReserved => {
-                    Some(cancel(CancellationReason::ReservationExpired))
-                }
-                OrderStatus::Cancelled => None,
-                _ => Some(note("stock reservation expired after payment: held again")),
-            };
+            let decide = |o: &Order| o.lose_reservation();
             self.apply(work, e.order_id, &decide).await?;
             work.commit().await?;
             self.process_refund(e.order_id, work.cause()).await?;
@@ -554,17 +378,7 @@ impl HandlesOnce<StockReleased> for Saga {
 #[async_trait::async_trait]
 impl HandlesOnce<ShipmentCreated> for Saga {
     async fn handle_once(&self, e: ShipmentCreated, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        let decide = move |o: &Order| {
-            let mut change = Change {
-                shipment: Some((e.shipment_id, e.tracking_number.clone())),
-                ..Change::default()
-            };
-            if o.status.may_move_to(OrderStatus::Confirmed) {
-                change.status = Some(OrderStatus::Confirmed);
-                change.deadline = Some(None);
-            }
-            Some(change)
-        };
+        let decide = move |o: &Order| o.confirm_shipment(e.shipment_id, &e.tracking_number);
         let was_confirmable = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = was_confirmable.clone();
         let decide_and_note = move |o: &Order| {
@@ -601,21 +415,7 @@ impl HandlesOnce<ShipmentDispatched> for Saga {
         e: ShipmentDispatched,
         work: &mut UnitOfWork,
     ) -> anyhow::Result<()> {
-        let decide = |o: &Order| {
-            if o.status.may_move_to(OrderStatus::Shipped) {
-                Some(Change {
-                    status: Some(OrderStatus::Shipped),
-                    deadline: Some(None),
-                    ..Change::default()
-                })
-            } else if o.status == OrderStatus::Cancelled {
-                // The carrier took the parcel before the cancellation reached shipping:
-                // the order stays cancelled (and refunded); a person arranges the return.
-                Some(note("dispatched after cancellation: return needed"))
-            } else {
-                None
-            }
-        };
+        let decide = |o: &Order| o.mark_shipped();
         self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }
@@ -624,15 +424,7 @@ impl HandlesOnce<ShipmentDispatched> for Saga {
 #[async_trait::async_trait]
 impl HandlesOnce<ShipmentDelivered> for Saga {
     async fn handle_once(&self, e: ShipmentDelivered, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        let decide = |o: &Order| {
-            o.status
-                .may_move_to(OrderStatus::Delivered)
-                .then(|| Change {
-                    status: Some(OrderStatus::Delivered),
-                    deadline: Some(None),
-                    ..Change::default()
-                })
-        };
+        let decide = |o: &Order| o.mark_delivered();
         self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }
@@ -641,7 +433,7 @@ impl HandlesOnce<ShipmentDelivered> for Saga {
 #[async_trait::async_trait]
 impl HandlesOnce<ShipmentCancelled> for Saga {
     async fn handle_once(&self, e: ShipmentCancelled, work: &mut UnitOfWork) -> anyhow::Result<()> {
-        let decide = |_: &Order| Some(note("shipment cancelled"));
+        let decide = |o: &Order| o.note_shipment_cancelled();
         self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 pub(crate) mod cart;
 mod checkout;
 mod events;
+mod lifecycle;
 mod order;
 mod payment;
 pub(crate) mod pricing;
@@ -11,9 +12,9 @@ pub(crate) mod promotion;
 
 pub(crate) use checkout::Placing;
 pub(crate) use events::OrderEvent;
+pub(crate) use lifecycle::{Change, ChargeRetry, GatewayError};
 pub(crate) use order::{
-    Amounts, CancellationReason, Lifecycle, Move, Order, OrderLine, OrderStatus, Settlement,
-    StatusEntry,
+    Amounts, CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, StatusEntry,
 };
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
 

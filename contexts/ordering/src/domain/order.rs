@@ -160,6 +160,8 @@ pub(crate) struct Moved {
     pub(crate) tracking_number: Option<String>,
     pub(crate) entry: Option<StatusEntry>,
     pub(crate) at: Timestamp,
+    /// The move cancels the order: a promotion use it took is given back.
+    pub(crate) releases_promotion: bool,
 }
 
 impl Order {
@@ -202,6 +204,7 @@ impl Order {
             tracking_number,
             entry,
             at,
+            releases_promotion: cancelled_now && self.promotion_code.is_some(),
         })
     }
 

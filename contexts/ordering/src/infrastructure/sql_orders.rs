@@ -19,8 +19,8 @@ use crate::application::ports::{
 };
 use crate::application::publish;
 use crate::domain::{
-    retry_delay, Amounts, CancellationReason, Move, Order, OrderLine, OrderStatus, Payment,
-    PaymentKind, PaymentStatus, StatusEntry,
+    retry_delay, Amounts, CancellationReason, Order, OrderLine, OrderStatus, Payment, PaymentKind,
+    PaymentStatus, StatusEntry,
 };
 
 use super::sql_promotions;
@@ -398,14 +398,7 @@ impl OrderRepository for SqlOrders {
                 }
                 return Ok(Applied::Unchanged(Box::new(before)));
             };
-            let requested = Move {
-                status: change.status,
-                reason: change.reason,
-                note: change.note.as_deref(),
-                deadline: change.deadline,
-                shipment: change.shipment.as_ref().map(|(id, n)| (*id, n.as_str())),
-            };
-            let Some(next) = before.apply(requested, Timestamp::now()) else {
+            let Some((next, mut after)) = before.changed(&change, Timestamp::now()) else {
                 if copy.is_some() {
                     continue;
                 }
@@ -436,13 +429,11 @@ impl OrderRepository for SqlOrders {
             if let Some(entry) = &next.entry {
                 add_history(&mut *tx, order_id, before.history.len() + 1, entry).await?;
             }
-            if next.status == OrderStatus::Cancelled && before.status != OrderStatus::Cancelled {
-                // A cancelled order gives its promotion use back.
+            if next.releases_promotion {
                 sql_promotions::give_back(&mut *tx, order_id, now).await?;
             }
-            let mut after = before.moved(&next);
-            // What the statements below change is applied to `after` as they succeed; when
-            // one finds the row other than expected, the order is read back instead.
+            // `after` is the order as the statements below leave it when each finds the
+            // rows as expected; when one does not, the order is read back instead.
             let mut exact = true;
             if let Some(p) = &change.new_payment {
                 let inserted = sqlx::query(
@@ -458,22 +449,7 @@ impl OrderRepository for SqlOrders {
                 .bind(now.as_micros())
                 .execute(&mut *tx)
                 .await?;
-                if inserted.rows_affected() == 1 {
-                    after.add_payment(Payment {
-                        id: p.id,
-                        kind: p.kind,
-                        status: PaymentStatus::Pending,
-                        amount: p.amount,
-                        idempotency_key: p.idempotency_key.clone(),
-                        gateway_reference: None,
-                        attempts: 0,
-                        last_error: None,
-                        created_at: now,
-                        updated_at: now,
-                    });
-                } else {
-                    exact = false;
-                }
+                exact &= inserted.rows_affected() == 1;
             }
             if let Some(u) = &change.payment_update {
                 let updated = sqlx::query(
@@ -488,7 +464,8 @@ impl OrderRepository for SqlOrders {
                 .bind(u.id.to_string())
                 .execute(&mut *tx)
                 .await?;
-                exact &= updated.rows_affected() == 1 && after.settle_payment(u, now);
+                exact &=
+                    updated.rows_affected() == 1 && after.payments.iter().any(|p| p.id == u.id);
             }
             if !exact {
                 after = load(&mut *tx, order_id)

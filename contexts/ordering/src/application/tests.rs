@@ -1,0 +1,405 @@
+//! The checkout and the saga's steps as use cases, on in-memory fakes of their ports: what
+//! each decides and announces, without a database or a bus.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Causation, DetachedUnits, HandlesOnce, RetryPolicy, Units};
+use catalog_contracts::{StockReserved, TaxClass};
+use kernel::address::PostalAddress;
+use kernel::clock::ManualClock;
+use kernel::id::{OrderId, ProductId, UserId};
+use kernel::{Clock, Currency, Money, Timestamp};
+
+use super::checkout::{Checkout, PlaceOrder};
+use super::fakes::{FakeCarts, FakeGateway, FakeOrders, FakePromotions, FakeRates};
+use super::ports::GatewayError;
+use super::rates::Rates;
+use super::saga::{Saga, Timeouts};
+use super::OrderingError;
+use crate::domain::cart::KnownProduct;
+use crate::domain::pricing::{DestinationRates, Shipping, ShippingRate, TaxRate, TaxRates};
+use crate::domain::promotion::{Benefit, Promotion, PromotionCode, PromotionTerms};
+use crate::domain::{CancellationReason, Order, OrderStatus, PaymentKind, PaymentStatus};
+
+fn eur(amount: i64) -> Money {
+    let currency = Currency::parse("EUR").unwrap_or_else(|e| panic!("{e}"));
+    Money::new(amount, currency).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rate(bps: i64) -> TaxRate {
+    TaxRate::from_bps(bps).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Shop {
+    units: DetachedUnits,
+    orders: Arc<FakeOrders>,
+    carts: Arc<FakeCarts>,
+    promotions: Arc<FakePromotions>,
+    gateway: Arc<FakeGateway>,
+    clock: ManualClock,
+    checkout: Checkout,
+    saga: Arc<Saga>,
+    rates: Rates,
+    customer: UserId,
+    mug: ProductId,
+}
+
+/// A shop selling a 10.00 EUR mug (400 g, standard rate) to a destination taxed 19 % / 7 %,
+/// shipped for 4.95 up to 2 kg.
+fn shop() -> Shop {
+    let units = DetachedUnits::new();
+    let orders = Arc::new(FakeOrders::default());
+    let carts = Arc::new(FakeCarts::default());
+    let promotions = Arc::new(FakePromotions::for_carts(carts.clone()));
+    let gateway = Arc::new(FakeGateway::default());
+    let clock = ManualClock::starting_at(Timestamp::now());
+    let book = Arc::new(FakeRates(DestinationRates {
+        tax: TaxRates {
+            standard: rate(1900),
+            reduced: rate(700),
+        },
+        shipping: Shipping::Rate(ShippingRate {
+            flat: 495,
+            per_kg: 100,
+            included_grams: 2000,
+        }),
+    }));
+    let mug = ProductId::new();
+    carts.know(KnownProduct {
+        id: mug,
+        variant_of: None,
+        sku: "MUG-1".into(),
+        name: "Mug".into(),
+        price: eur(1000),
+        active: true,
+        revision: 1,
+        weight_grams: 400,
+        tax_class: TaxClass::Standard,
+        other_prices: vec![],
+    });
+    let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    let saga = Arc::new(Saga {
+        orders: orders.clone(),
+        gateway: gateway.clone(),
+        clock: shared_clock.clone(),
+        units: Arc::new(units.clone()),
+        timeouts: Timeouts {
+            stock: Duration::from_secs(30),
+            stock_give_up: Duration::from_secs(960),
+            payment: Duration::from_secs(15),
+            shipment: Duration::from_secs(60),
+            payment_give_up: Duration::from_secs(120),
+        },
+        gateway_retry: RetryPolicy {
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        },
+    });
+    Shop {
+        checkout: Checkout {
+            units: Arc::new(units.clone()),
+            orders: orders.clone(),
+            carts: carts.clone(),
+            rates: book.clone(),
+            promotions: promotions.clone(),
+            saga: saga.clone(),
+            clock: shared_clock.clone(),
+            stock_timeout: Duration::from_secs(30),
+            prices_include_tax: false,
+        },
+        rates: Rates {
+            book,
+            carts: carts.clone(),
+            promotions: promotions.clone(),
+            clock: shared_clock,
+            prices_include_tax: false,
+        },
+        units,
+        orders,
+        carts,
+        promotions,
+        gateway,
+        clock,
+        saga,
+        customer: UserId::new(),
+        mug,
+    }
+}
+
+fn request(customer: UserId, key: Option<&str>, body: &str) -> PlaceOrder {
+    PlaceOrder {
+        customer,
+        shipping_address: PostalAddress {
+            name: "Ada".into(),
+            line1: "1 Road".into(),
+            line2: None,
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+        payment_token: "tok_visa".into(),
+        idempotency_key: key.map(str::to_owned),
+        request_fingerprint: body.to_owned(),
+    }
+}
+
+impl Shop {
+    async fn place(&self, key: Option<&str>, body: &str) -> Result<(Order, bool), OrderingError> {
+        self.checkout
+            .place(request(self.customer, key, body), &Causation::system())
+            .await
+    }
+
+    /// The event types published since last asked.
+    fn announced(&self) -> Vec<String> {
+        self.units
+            .take_published()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    async fn stock_reserved(&self, order: OrderId) {
+        let mut work = Units::begin(&self.units, Causation::system())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let event = StockReserved {
+            order_id: order,
+            lines: vec![],
+            expires_at: self.clock.now().plus(Duration::from_secs(900)),
+        };
+        self.saga
+            .handle_once(event, &mut work)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        work.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn order(&self, id: OrderId) -> Order {
+        self.orders
+            .stored(id)
+            .unwrap_or_else(|| panic!("order {id} stored"))
+    }
+}
+
+fn ok<T>(r: Result<T, OrderingError>) -> T {
+    r.unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[tokio::test]
+async fn checkout_places_the_order_its_quote_priced_and_announces_it() {
+    let shop = shop();
+    shop.carts.put(shop.customer, shop.mug, 2);
+    let quote = ok(shop.rates.quote(shop.customer, "de").await);
+    // 2 × 10.00, shipping 4.95 (800 g), tax 19 % of 20.00 and of 4.95 (0.9405, rounded).
+    assert_eq!(quote.breakdown.total, eur(2000 + 495 + 380 + 94));
+    let (order, new) = ok(shop.place(None, "{}").await);
+    assert!(new);
+    assert_eq!(order.total, quote.breakdown.total);
+    assert_eq!(order.amounts.tax, eur(474));
+    assert_eq!((order.status, order.version), (OrderStatus::Pending, 1));
+    assert_eq!(shop.order(order.id), order, "stored as returned");
+    assert_eq!(
+        shop.announced(),
+        ["ordering.order_placed", "ordering.order_status_changed"]
+    );
+    assert_eq!(shop.carts.held(shop.customer), 0, "the cart is claimed");
+    assert!(matches!(
+        shop.place(None, "{}").await,
+        Err(OrderingError::CartEmpty)
+    ));
+    assert!(shop.announced().is_empty());
+}
+
+#[tokio::test]
+async fn a_replayed_key_answers_with_the_same_order_and_another_request_is_refused() {
+    let shop = shop();
+    shop.carts.put(shop.customer, shop.mug, 1);
+    let (first, new) = ok(shop.place(Some("k-1"), "{\"a\":1}").await);
+    assert!(new);
+    shop.announced();
+    // The cart is empty now, but the key answers before the cart is looked at.
+    let (again, new) = ok(shop.place(Some("k-1"), "{\"a\":1}").await);
+    assert_eq!((again.id, new), (first.id, false));
+    assert!(shop.announced().is_empty(), "a replay announces nothing");
+    assert!(matches!(
+        shop.place(Some("k-1"), "{\"a\":2}").await,
+        Err(OrderingError::IdempotencyMismatch)
+    ));
+    assert_eq!(shop.orders.count(), 1);
+}
+
+fn code(max_uses: Option<i64>) -> Promotion {
+    let code = PromotionCode::parse("WELCOME10").unwrap_or_else(|e| panic!("{e}"));
+    let terms = PromotionTerms {
+        benefit: Benefit::Percent(1000),
+        min_subtotal: vec![],
+        starts_at: None,
+        ends_at: None,
+        max_uses,
+        max_uses_per_customer: None,
+    };
+    Promotion::new(code, terms, Timestamp::from_micros(0)).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[tokio::test]
+async fn a_code_discounts_the_order_and_takes_one_use() {
+    let shop = shop();
+    shop.promotions.offer(code(Some(5)));
+    shop.carts.put(shop.customer, shop.mug, 2);
+    shop.carts.put_code(shop.customer, "WELCOME10");
+    let (order, _) = ok(shop.place(None, "{}").await);
+    // 10 % off 20.00; tax on 18.00 and on the shipping.
+    assert_eq!(order.amounts.discount, eur(200));
+    assert_eq!(order.total, eur(2000 - 200 + 495 + 342 + 94));
+    assert_eq!(order.promotion_code.as_deref(), Some("WELCOME10"));
+    assert_eq!(shop.promotions.uses("WELCOME10"), 1);
+}
+
+#[tokio::test]
+async fn a_code_that_no_longer_applies_refuses_the_checkout_and_leaves_the_cart() {
+    let shop = shop();
+    shop.promotions.offer(code(Some(1)));
+    shop.carts.put(shop.customer, shop.mug, 1);
+    shop.carts.put_code(shop.customer, "WELCOME10");
+    shop.promotions.use_up("WELCOME10");
+    let refused = shop.place(None, "{}").await;
+    assert!(
+        matches!(&refused, Err(OrderingError::PromotionNotApplicable(why)) if why.contains("used")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        shop.carts.held(shop.customer),
+        1,
+        "the cart stays as it was"
+    );
+    assert_eq!(shop.orders.count(), 0);
+    assert!(shop.announced().is_empty());
+}
+
+#[tokio::test]
+async fn a_reserved_order_is_charged_once_and_paid() {
+    let shop = shop();
+    shop.carts.put(shop.customer, shop.mug, 1);
+    let (order, _) = ok(shop.place(None, "{}").await);
+    shop.announced();
+    shop.stock_reserved(order.id).await;
+    let paid = shop.order(order.id);
+    assert_eq!(paid.status, OrderStatus::Paid);
+    let charge = paid
+        .authorized_charge()
+        .unwrap_or_else(|| panic!("authorised"));
+    assert_eq!(charge.amount, order.total);
+    assert_eq!(
+        shop.gateway.calls(),
+        [("charge", format!("{}:charge:1", order.id), order.total)]
+    );
+    assert_eq!(
+        shop.announced(),
+        [
+            "ordering.order_status_changed",
+            "ordering.order_paid",
+            "ordering.order_status_changed"
+        ]
+    );
+    // The same answer again (a duplicate delivery) changes nothing and charges nothing.
+    shop.stock_reserved(order.id).await;
+    assert_eq!(shop.gateway.calls().len(), 1);
+    assert_eq!(shop.order(order.id), paid);
+}
+
+#[tokio::test]
+async fn a_declined_charge_cancels_the_order_and_refunds_nothing() {
+    let shop = shop();
+    shop.gateway
+        .answer_charges([Err(GatewayError::Declined("card_declined".into()))]);
+    shop.carts.put(shop.customer, shop.mug, 1);
+    let (order, _) = ok(shop.place(None, "{}").await);
+    shop.stock_reserved(order.id).await;
+    let cancelled = shop.order(order.id);
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(
+        cancelled.cancellation_reason,
+        Some(CancellationReason::PaymentDeclined)
+    );
+    assert_eq!(cancelled.payments[0].status, PaymentStatus::Declined);
+    assert!(!cancelled.refund_outstanding());
+    assert_eq!(shop.gateway.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_gateway_is_asked_again_until_the_order_gives_up() {
+    let shop = shop();
+    let down = || Err(GatewayError::Unavailable("timeout".into()));
+    shop.gateway.answer_charges((0..6).map(|_| down()));
+    shop.carts.put(shop.customer, shop.mug, 1);
+    let (order, _) = ok(shop.place(None, "{}").await);
+    shop.stock_reserved(order.id).await;
+    let waiting = shop.order(order.id);
+    assert_eq!(waiting.status, OrderStatus::StockReserved);
+    assert_eq!(waiting.payments[0].status, PaymentStatus::Pending);
+    assert!(waiting
+        .history
+        .iter()
+        .any(|h| h.note.as_deref().is_some_and(|n| n.contains("tried again"))));
+    assert_eq!(shop.gateway.calls().len(), 3, "one round of retries");
+    // Past the give-up time, the sweeper's next round ends it.
+    shop.clock.advance(Duration::from_secs(600));
+    ok(shop.saga.sweep().await.map_err(OrderingError::Unexpected));
+    let given_up = shop.order(order.id);
+    assert_eq!(given_up.status, OrderStatus::Cancelled);
+    assert_eq!(
+        given_up.cancellation_reason,
+        Some(CancellationReason::PaymentUnavailable)
+    );
+    assert_eq!(given_up.payments[0].status, PaymentStatus::Failed);
+    assert_eq!(shop.gateway.calls().len(), 6);
+}
+
+#[tokio::test]
+async fn a_customer_cancellation_after_payment_refunds_the_charge_once() {
+    let shop = shop();
+    shop.carts.put(shop.customer, shop.mug, 1);
+    let (order, _) = ok(shop.place(None, "{}").await);
+    shop.stock_reserved(order.id).await;
+    shop.announced();
+    let cause = Causation::system();
+    let other = UserId::new();
+    assert!(matches!(
+        shop.checkout.cancel(other, false, order.id, &cause).await,
+        Err(OrderingError::OrderNotFound)
+    ));
+    let cancelled = ok(shop
+        .checkout
+        .cancel(shop.customer, false, order.id, &cause)
+        .await);
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let refund = cancelled
+        .payments
+        .iter()
+        .find(|p| p.kind == PaymentKind::Refund)
+        .unwrap_or_else(|| panic!("refunded"));
+    assert_eq!(
+        (refund.status, refund.amount),
+        (PaymentStatus::Refunded, order.total)
+    );
+    assert_eq!(
+        shop.gateway.calls().last(),
+        Some(&("refund", format!("{}:refund", order.id), order.total))
+    );
+    let announced = shop.announced();
+    assert!(
+        announced.contains(&"ordering.order_cancelled".to_owned()),
+        "{announced:?}"
+    );
+    assert!(matches!(
+        shop.checkout
+            .cancel(shop.customer, false, order.id, &cause)
+            .await,
+        Err(OrderingError::CannotCancel(_))
+    ));
+    assert_eq!(shop.gateway.calls().len(), 2, "one charge, one refund");
+}
