@@ -153,6 +153,99 @@ fn transition_violations(file: &str, source: &str) -> Vec<String> {
     out
 }
 
+/// Rule 5: no two source files import each other (a module and its own parent aside, as a
+/// `mod.rs` re-exports what its children define). `files` are module paths (`["domain",
+/// "order"]` for `src/domain/order.rs`) with their source; the paths followed are the
+/// `crate::` and `super::` ones outside a file's tests, resolved to the longest module that
+/// exists.
+fn cycle_violations(files: &[(Vec<String>, String)]) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let known: BTreeSet<&Vec<String>> = files.iter().map(|(m, _)| m).collect();
+    let related = |a: &[String], b: &[String]| a.starts_with(b) || b.starts_with(a);
+    let mut edges = BTreeSet::new();
+    for (module, source) in files {
+        // A file's tests (at its end) may reach anything.
+        let shipped = source.split("#[cfg(test)]").next().unwrap_or_default();
+        for line in shipped.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (at, _) in code
+                .match_indices("crate::")
+                .chain(code.match_indices("super::"))
+            {
+                if at > 0 && code[..at].ends_with("super::") {
+                    continue; // the middle of a `super::super::` chain
+                }
+                let mut rest = &code[at..];
+                let mut path: Vec<String> = Vec::new();
+                if let Some(after) = rest.strip_prefix("crate::") {
+                    rest = after;
+                } else {
+                    path = module.clone();
+                    while let Some(after) = rest.strip_prefix("super::") {
+                        path.pop();
+                        rest = after;
+                    }
+                }
+                for segment in rest.split("::") {
+                    let name: String = segment
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if name.is_empty() {
+                        break;
+                    }
+                    path.push(name);
+                    if name_ends(segment) {
+                        break;
+                    }
+                }
+                let target = (0..=path.len())
+                    .rev()
+                    .map(|n| path[..n].to_vec())
+                    .find(|p| known.contains(p));
+                if let Some(target) = target {
+                    if !related(&target, module) {
+                        edges.insert((module.clone(), target));
+                    }
+                }
+            }
+        }
+    }
+    edges
+        .iter()
+        .filter(|(a, b)| a < b && edges.contains(&(b.clone(), a.clone())))
+        .map(|(a, b)| format!("{} <-> {}", a.join("::"), b.join("::")))
+        .collect()
+}
+
+/// Whether a path segment is the last one (`Foo` in `a::Foo;`, `{x, y}` ends it too).
+fn name_ends(segment: &str) -> bool {
+    segment.chars().any(|c| !(c.is_alphanumeric() || c == '_'))
+}
+
+/// Every `.rs` file under `src` as a module path with its source.
+fn modules(src: &Path) -> Vec<(Vec<String>, String)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let rel = file.strip_prefix(src).unwrap().with_extension("");
+            let mut path: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if matches!(
+                path.last().map(String::as_str),
+                Some("mod" | "lib" | "main")
+            ) {
+                path.pop();
+            }
+            (path, std::fs::read_to_string(&file).unwrap())
+        })
+        .collect()
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -333,6 +426,62 @@ fn the_transition_rule_catches_a_status_set_outside_the_domain() {
     let found = transition_violations("x.rs", source);
     assert_eq!(found.len(), 2, "{found:#?}");
     assert!(found[0].starts_with("x.rs:1:") && found[1].starts_with("x.rs:2:"));
+}
+
+#[test]
+fn no_two_files_import_each_other() {
+    let mut crates: Vec<PathBuf> = CONTEXTS
+        .iter()
+        .map(|ctx| root().join(format!("contexts/{ctx}/src")))
+        .collect();
+    crates.extend(["bus", "kernel", "platform"].map(|c| root().join(format!("crates/{c}/src"))));
+    crates.push(root().join("src"));
+    let mut violations = Vec::new();
+    for src in crates {
+        for cycle in cycle_violations(&modules(&src)) {
+            violations.push(format!("{}: {cycle}", src.display()));
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn the_cycle_rule_catches_two_files_importing_each_other() {
+    let m = |path: &[&str], source: &str| {
+        (
+            path.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            source.to_owned(),
+        )
+    };
+    let files = vec![
+        m(
+            &["application"],
+            "pub(crate) use crate::application::ports::Port;\n",
+        ),
+        m(
+            &["application", "ports"],
+            "use super::rates::Unpriced;\nuse super::Error;\n",
+        ),
+        m(
+            &["application", "rates"],
+            "use super::ports::{Port, Book};\n",
+        ),
+        m(&["domain"], "pub(crate) use order::Order;\n"),
+        m(&["domain", "order"], "use crate::domain::Quantity;\n"),
+        m(
+            &["domain", "cart"],
+            "use super::super::application::ports::Port;\n",
+        ),
+        m(
+            &["domain", "price"],
+            "fn f() {}\n#[cfg(test)]\nmod tests { use crate::domain::stock::S; }\n",
+        ),
+        m(&["domain", "stock"], "use crate::domain::price::P;\n"),
+    ];
+    assert_eq!(
+        cycle_violations(&files),
+        ["application::ports <-> application::rates"]
+    );
 }
 
 #[test]
