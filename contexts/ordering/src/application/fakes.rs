@@ -28,11 +28,14 @@ fn unused<T>(what: &str) -> anyhow::Result<T> {
     anyhow::bail!("{what} is not part of the use cases these fakes serve")
 }
 
+/// A placing's idempotency key: who placed it and the key they sent.
+type PlacingKey = (UserId, String);
+
 /// Orders by id, with the keys they were placed with.
 #[derive(Default)]
 pub(crate) struct FakeOrders {
     orders: Arc<Mutex<HashMap<OrderId, Order>>>,
-    keys: Arc<Mutex<HashMap<(UserId, String), (OrderId, String)>>>,
+    keys: Arc<Mutex<HashMap<PlacingKey, (OrderId, String)>>>,
 }
 
 impl FakeOrders {
