@@ -2,6 +2,13 @@
 // Every operation by its id: method, path, query parameters, headers, and whether it
 // takes a JSON body.
 export const operations = Object.freeze({
+  "add_address": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/identity/me/addresses",
+    "query": []
+  },
   "add_cart_item": {
     "body": true,
     "headers": [],
@@ -69,6 +76,27 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "POST",
     "path": "/api/v1/ordering/orders/{id}/cancel",
+    "query": []
+  },
+  "change_address": {
+    "body": true,
+    "headers": [],
+    "method": "PATCH",
+    "path": "/api/v1/identity/me/addresses/{id}",
+    "query": []
+  },
+  "change_email": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/identity/me/email",
+    "query": []
+  },
+  "confirm_email_verification": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/identity/email-verifications/confirm",
     "query": []
   },
   "confirm_password_reset": {
@@ -216,6 +244,13 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "POST",
     "path": "/api/v1/identity/oauth/token",
+    "query": []
+  },
+  "list_addresses": {
+    "body": false,
+    "headers": [],
+    "method": "GET",
+    "path": "/api/v1/identity/me/addresses",
     "query": []
   },
   "list_categories": {
@@ -398,6 +433,13 @@ export const operations = Object.freeze({
     "path": "/api/v1/identity/tokens/refresh",
     "query": []
   },
+  "remove_address": {
+    "body": false,
+    "headers": [],
+    "method": "DELETE",
+    "path": "/api/v1/identity/me/addresses/{id}",
+    "query": []
+  },
   "remove_cart_item": {
     "body": false,
     "headers": [],
@@ -424,6 +466,13 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "POST",
     "path": "/api/v1/identity/password-resets",
+    "query": []
+  },
+  "resend_email_verification": {
+    "body": false,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/identity/email-verifications",
     "query": []
   },
   "retry_delivery": {

@@ -98,12 +98,18 @@ pub struct Config {
     /// Listed prices, fixed discounts and shipping rates include tax
     /// (`EMPORIUM_PRICES_INCLUDE_TAX=true`); by default they do not, and tax is added.
     pub prices_include_tax: bool,
+    /// Customers must have verified their email address before they may check out
+    /// (`EMPORIUM_REQUIRE_VERIFIED_EMAIL=true`; off by default).
+    pub require_verified_email: bool,
     pub carriers: Vec<String>,
     pub shutdown_timeout: Duration,
     /// Accounts one client address may create per 15 minutes (with the rate limit on).
     pub sign_ups_per_client: u32,
     /// How long a password reset link works (`EMPORIUM_PASSWORD_RESET_TTL_SECS`, 30 minutes).
     pub password_reset_ttl: Duration,
+    /// How long an email verification link works (`EMPORIUM_EMAIL_VERIFICATION_TTL_SECS`,
+    /// 24 hours).
+    pub email_verification_ttl: Duration,
     /// Password hashes computed at once (default: the number of cores) and how many more
     /// may wait before log-ins and sign-ups are refused with 503.
     pub password_hash_threads: usize,
@@ -196,10 +202,12 @@ impl Config {
             payment_retry: Duration::from_secs(5 * 60),
             payment_fault_rate: 0.0,
             prices_include_tax: false,
+            require_verified_email: false,
             carriers: vec!["EMP".to_owned()],
             shutdown_timeout: Duration::from_secs(30),
             sign_ups_per_client: 10,
             password_reset_ttl: Duration::from_secs(1800),
+            email_verification_ttl: Duration::from_secs(24 * 3600),
             password_hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             password_hash_queue: 64,
             transient_retry: Duration::from_secs(15 * 60),
@@ -499,6 +507,13 @@ impl Config {
         if let Some(n) = number("EMPORIUM_PASSWORD_RESET_TTL_SECS", 1..=86_400, "seconds") {
             c.password_reset_ttl = secs(n);
         }
+        if let Some(n) = number(
+            "EMPORIUM_EMAIL_VERIFICATION_TTL_SECS",
+            60..=30 * 86_400,
+            "seconds",
+        ) {
+            c.email_verification_ttl = secs(n);
+        }
         if let Some(n) = number("EMPORIUM_PASSWORD_HASH_THREADS", 1..=256, "threads") {
             c.password_hash_threads = n as usize;
         }
@@ -554,15 +569,20 @@ impl Config {
                 )),
             }
         }
-        if let Some(v) = get("EMPORIUM_PRICES_INCLUDE_TAX") {
-            match v.as_str() {
-                "true" => c.prices_include_tax = true,
-                "false" => c.prices_include_tax = false,
-                other => errors.push(format!(
-                    "EMPORIUM_PRICES_INCLUDE_TAX: {other:?} is not true or false"
-                )),
+        let mut flag = |name: &str, into: &mut bool| {
+            if let Some(v) = get(name) {
+                match v.as_str() {
+                    "true" => *into = true,
+                    "false" => *into = false,
+                    other => errors.push(format!("{name}: {other:?} is not true or false")),
+                }
             }
-        }
+        };
+        flag("EMPORIUM_PRICES_INCLUDE_TAX", &mut c.prices_include_tax);
+        flag(
+            "EMPORIUM_REQUIRE_VERIFIED_EMAIL",
+            &mut c.require_verified_email,
+        );
         if let Some(v) = get("EMPORIUM_OPS_LISTEN") {
             match v.parse() {
                 Ok(addr) => c.ops_listen = Some(addr),

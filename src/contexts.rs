@@ -99,6 +99,7 @@ pub async fn wire(
                         resets_per_address: config.rate_limit.then_some(5),
                         resets_per_client: config.rate_limit.then_some(30),
                         password_reset_ttl: config.password_reset_ttl,
+                        email_verification_ttl: config.email_verification_ttl,
                         hash_threads: config.password_hash_threads,
                         hash_queue: config.password_hash_queue,
                         service_clients: config.service_clients.clone(),
@@ -125,6 +126,7 @@ pub async fn wire(
                         payment_retry: config.payment_retry,
                         payment_fault_rate: config.payment_fault_rate,
                         prices_include_tax: config.prices_include_tax,
+                        require_verified_email: config.require_verified_email,
                         sweep_every: std::time::Duration::from_secs(1),
                     },
                 })

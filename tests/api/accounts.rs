@@ -1,5 +1,7 @@
-//! Accounts a customer can get back into: a password reset asked by email, mailed as a link
-//! that works once, until it expires or a newer one is asked for, and that ends every session.
+//! Accounts a customer can get back into and keep their own: a password reset asked by email,
+//! mailed as a link that works once, until it expires or a newer one is asked for, and that
+//! ends every session; an email address proved by a mailed link, at sign-up and when it
+//! changes; a shop that takes orders only from verified addresses.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,30 +11,41 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app_with, TestApp};
 
-/// Every reset token mailed to `email` so far (the mail drop's `.eml` files), oldest first.
-fn reset_tokens(app: &TestApp, email: &str) -> Vec<String> {
-    let drop = app.config.data_dir.join("mail");
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&drop)
-        .map(|d| {
+/// Every token mailed to `to` so far in a mail with `subject`, from the link `…{marker}<token>`
+/// (the mail drop's `.eml` files, oldest first). The mail drop is in the data directory of
+/// whichever process runs notifications.
+fn tokens_in_mail(app: &TestApp, to: &str, subject: &str, marker: &str) -> Vec<String> {
+    let dirs = [
+        app.config.data_dir.join("mail"),
+        app.config.data_dir.join("notifications").join("mail"),
+    ];
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = dirs
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "eml"))
                 .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-                .collect()
+                .collect::<Vec<_>>()
         })
-        .unwrap_or_default();
+        .collect();
     files.sort();
     files
         .iter()
         .filter_map(|(_, f)| std::fs::read_to_string(f).ok())
-        .filter(|t| t.contains(email) && t.contains("Reset your password"))
+        .filter(|t| {
+            t.lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(to))
+                && t.contains(subject)
+        })
         .filter_map(|t| {
             // Quoted-printable: soft line breaks joined, `=3D` is `=`.
             let text = t
                 .replace("=\r\n", "")
                 .replace("=\n", "")
                 .replace("=3D", "=");
-            let start = text.find("reset-password?token=")? + "reset-password?token=".len();
+            let start = text.find(marker)? + marker.len();
             let token: String = text[start..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
@@ -42,11 +55,38 @@ fn reset_tokens(app: &TestApp, email: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits for `count` mails to `to` with `subject`; their tokens, oldest first.
+async fn mailed(app: &TestApp, to: &str, subject: &str, marker: &str, count: usize) -> Vec<String> {
+    app.eventually(
+        &format!("{count} mail(s) `{subject}` to {to}"),
+        30,
+        || async {
+            let tokens = tokens_in_mail(app, to, subject, marker);
+            (tokens.len() >= count).then_some(tokens)
+        },
+    )
+    .await
+}
+
 async fn mailed_tokens(app: &TestApp, email: &str, count: usize) -> Vec<String> {
-    app.eventually("the reset mail in the mail drop", 20, || async {
-        let tokens = reset_tokens(app, email);
-        (tokens.len() >= count).then_some(tokens)
-    })
+    mailed(
+        app,
+        email,
+        "Reset your password",
+        "reset-password?token=",
+        count,
+    )
+    .await
+}
+
+async fn verification_links(app: &TestApp, email: &str, count: usize) -> Vec<String> {
+    mailed(
+        app,
+        email,
+        "Verify your email address",
+        "verify-email?token=",
+        count,
+    )
     .await
 }
 
@@ -68,7 +108,7 @@ async fn confirm(app: &TestApp, token: &str, password: &str) -> crate::helpers::
     .await
 }
 
-crate::both_backends!(
+crate::every_topology!(
     a_forgotten_password_is_reset_once_through_the_mailed_link,
     |app| {
         let customer = app.customer().await;
@@ -216,4 +256,208 @@ async fn asking_for_a_reset_tells_nothing_about_the_account() {
         "median {a:?} against {b:?}"
     );
     app.stop().await;
+}
+
+async fn confirm_address(app: &TestApp, token: &str) -> crate::helpers::Response {
+    app.post(
+        "/api/v1/identity/email-verifications/confirm",
+        None,
+        &json!({ "token": token }),
+    )
+    .await
+}
+
+async fn me(app: &TestApp, token: &str) -> serde_json::Value {
+    let me = app.get("/api/v1/identity/me", Some(token)).await;
+    me.assert_status(200);
+    me.body
+}
+
+crate::every_topology!(sign_up_mails_a_link_that_verifies_the_address_once, |app| {
+    let customer = app.customer().await;
+    assert_eq!(
+        me(&app, &customer.access_token).await["email_verified"],
+        false
+    );
+    let token = verification_links(&app, &customer.email, 1).await.remove(0);
+    assert!(token.len() >= 40, "{token}");
+    confirm_address(&app, &token).await.assert_status(204);
+    app.eventually("the profile shows the address verified", 10, || async {
+        (me(&app, &customer.access_token).await["email_verified"] == true).then_some(())
+    })
+    .await;
+    confirm_address(&app, &token)
+        .await
+        .assert_problem(400, "identity.verification_token_invalid");
+    confirm_address(&app, "never-issued-token")
+        .await
+        .assert_problem(400, "identity.verification_token_invalid");
+    // Nothing is left to verify.
+    app.post(
+        "/api/v1/identity/email-verifications",
+        Some(&customer.access_token),
+        &json!({}),
+    )
+    .await
+    .assert_problem(409, "identity.email_already_verified");
+    // The customer's messages say a verification mail went out, not what it carried.
+    let message = app
+        .eventually("the verification mail marked sent", 10, || async {
+            let list = app
+                .get("/api/v1/notifications/me", Some(&customer.access_token))
+                .await;
+            list.body["items"].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|m| m["kind"] == "verify_email" && m["status"] == "sent")
+                    .cloned()
+            })
+        })
+        .await;
+    assert!(!message.to_string().contains(&token), "{message}");
+    app.stop().await;
+});
+
+crate::both_backends!(
+    an_email_change_takes_effect_once_the_new_address_is_verified,
+    |app| {
+        let customer = app.customer().await;
+        let other = app.customer().await;
+        let change = |email: String, password: String| {
+            let (app, token) = (&app, customer.access_token.clone());
+            async move {
+                app.post(
+                    "/api/v1/identity/me/email",
+                    Some(&token),
+                    &json!({ "email": email, "password": password }),
+                )
+                .await
+            }
+        };
+        let new_email = format!("moved-{}@example.com", uuid::Uuid::new_v4().simple());
+        change(new_email.clone(), "not-the-password-at-all".into())
+            .await
+            .assert_problem(403, "identity.wrong_password");
+        change(customer.email.clone(), customer.password.clone())
+            .await
+            .assert_problem(422, "validation_failed");
+        change(other.email.clone(), customer.password.clone())
+            .await
+            .assert_problem(409, "identity.email_taken");
+        change(new_email.clone(), customer.password.clone())
+            .await
+            .assert_status(202);
+        // Until the new address is proved, the account keeps the old one.
+        assert_eq!(
+            me(&app, &customer.access_token).await["email"],
+            customer.email.as_str()
+        );
+        app.log_in(&customer.email, &customer.password)
+            .await
+            .assert_status(200);
+        let first = verification_links(&app, &new_email, 1).await.remove(0);
+        // A re-send goes to the new address too, and supersedes the first link.
+        app.post(
+            "/api/v1/identity/email-verifications",
+            Some(&customer.access_token),
+            &json!({}),
+        )
+        .await
+        .assert_status(202);
+        let links = verification_links(&app, &new_email, 2).await;
+        confirm_address(&app, &first)
+            .await
+            .assert_problem(400, "identity.verification_token_invalid");
+        confirm_address(&app, &links[1]).await.assert_status(204);
+        // The new address is the account's, verified; the old one no longer logs in.
+        app.log_in(&new_email, &customer.password)
+            .await
+            .assert_status(200);
+        app.log_in(&customer.email, &customer.password)
+            .await
+            .assert_problem(401, "identity.invalid_credentials");
+        let profile = me(&app, &customer.access_token).await;
+        assert_eq!(profile["email"], new_email.as_str());
+        assert_eq!(profile["email_verified"], true);
+        app.stop().await;
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_an_address_taken_meanwhile_changes_nothing_and_still_works_later() {
+    let Some(app) = spawn_app_with(TestBackend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let customer = app.customer().await;
+    let wanted = format!("wanted-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.post(
+        "/api/v1/identity/me/email",
+        Some(&customer.access_token),
+        &json!({ "email": wanted, "password": customer.password }),
+    )
+    .await
+    .assert_status(202);
+    let token = verification_links(&app, &wanted, 1).await.remove(0);
+    // Someone signs up with the address before the link is opened.
+    app.sign_up(&wanted, "someone-else-violet-9", "Someone")
+        .await
+        .assert_status(201);
+    confirm_address(&app, &token)
+        .await
+        .assert_problem(409, "identity.email_taken");
+    assert_eq!(
+        me(&app, &customer.access_token).await["email"],
+        customer.email.as_str()
+    );
+    app.stop().await;
+}
+
+/// A shop that requires verified addresses: ordering refuses the checkout until identity's
+/// event tells it the address is verified (split topology: a process each, over RabbitMQ).
+async fn verified_addresses_gate_the_checkout(app: crate::helpers::TestApp) {
+    let admin = app.admin().await;
+    let product = app
+        .sellable(&admin.access_token, "VERIFY-1", 1500, 10)
+        .await;
+    let customer = app.customer().await;
+    app.add_to_cart(&customer.access_token, &product, 1)
+        .await
+        .assert_status(200);
+    app.checkout(&customer.access_token, "tok_visa", None)
+        .await
+        .assert_problem(403, "ordering.email_unverified");
+    let token = verification_links(&app, &customer.email, 1).await.remove(0);
+    confirm_address(&app, &token).await.assert_status(204);
+    let placed = app
+        .eventually("ordering hears the address is verified", 30, || async {
+            let placed = app.checkout(&customer.access_token, "tok_visa", None).await;
+            (placed.status == 202).then_some(placed)
+        })
+        .await;
+    let order = placed.body["id"].as_str().unwrap_or_default().to_owned();
+    app.order_reaches(&customer.access_token, &order, "confirmed")
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_requiring_verified_addresses_takes_orders_once_verified() {
+    let Some(app) = spawn_app_with(TestBackend::Sqlite, |c| c.require_verified_email = true).await
+    else {
+        return;
+    };
+    verified_addresses_gate_the_checkout(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_requiring_verified_addresses_takes_orders_once_verified_on_split() {
+    let Some(app) = crate::split::spawn_split_with(
+        crate::split::Broker::Rabbitmq,
+        &[("EMPORIUM_REQUIRE_VERIFIED_EMAIL", "true")],
+    )
+    .await
+    else {
+        return;
+    };
+    verified_addresses_gate_the_checkout(app).await;
 }

@@ -9,6 +9,7 @@
 
 mod abuse;
 mod accounts;
+mod address_book;
 mod admin_console;
 mod catalog;
 mod chaos;

@@ -108,6 +108,28 @@ fn owned(who: Who, ok: &[u16]) -> Vec<u16> {
     }
 }
 
+/// The caller's own book (an address book): the owner only; even an admin does not reach
+/// into a customer's.
+fn own_only(who: Who, ok: &[u16]) -> Vec<u16> {
+    match who {
+        Who::Owner => ok.to_vec(),
+        Who::Other | Who::Admin => vec![404],
+        Who::Anonymous => vec![401],
+    }
+}
+
+/// A new address in the owner's address book; its id.
+async fn fresh_address(app: &TestApp, w: &World) -> String {
+    let saved = app
+        .post(
+            "/api/v1/identity/me/addresses",
+            Some(&w.owner.access_token),
+            &json!({"address": address()}),
+        )
+        .await;
+    saved.body["id"].as_str().unwrap_or_default().to_owned()
+}
+
 /// A new 1 % promotion code.
 async fn new_code(app: &TestApp, w: &World) -> String {
     let code = unique("MX");
@@ -228,6 +250,62 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             Some(json!({"token": "never-issued-token", "password": "matrix-violet-anchor-8"})),
             &[400],
         ),
+        // Email verification: a re-send and a change are the caller's own; a token nobody was
+        // mailed is refused alike for everyone.
+        "resend_email_verification" => cell(
+            Method::POST,
+            "/api/v1/identity/email-verifications",
+            None,
+            &signed_in(who, &[202]),
+        ),
+        "confirm_email_verification" => cell(
+            Method::POST,
+            "/api/v1/identity/email-verifications/confirm",
+            Some(json!({"token": "never-issued-token"})),
+            &[400],
+        ),
+        "change_email" => {
+            let c = me.unwrap_or(&w.owner);
+            cell(
+                Method::POST,
+                "/api/v1/identity/me/email",
+                Some(
+                    json!({"email": format!("{}@example.com", unique("moved")), "password": c.password}),
+                ),
+                &signed_in(who, &[202]),
+            )
+        }
+        // The address book: each caller's own; another's address does not exist for them.
+        "list_addresses" => cell(
+            Method::GET,
+            "/api/v1/identity/me/addresses",
+            None,
+            &signed_in(who, &[200]),
+        ),
+        "add_address" => cell(
+            Method::POST,
+            "/api/v1/identity/me/addresses",
+            Some(json!({"address": address(), "is_default": true})),
+            &signed_in(who, &[201]),
+        ),
+        "change_address" => {
+            let id = fresh_address(app, w).await;
+            cell(
+                Method::PATCH,
+                format!("/api/v1/identity/me/addresses/{id}"),
+                Some(json!({"is_default": true})),
+                &own_only(who, &[200]),
+            )
+        }
+        "remove_address" => {
+            let id = fresh_address(app, w).await;
+            cell(
+                Method::DELETE,
+                format!("/api/v1/identity/me/addresses/{id}"),
+                None,
+                &own_only(who, &[204]),
+            )
+        }
         // The caller's own data: anyone signed in, nobody else's.
         "get_dashboard" => cell(
             Method::GET,

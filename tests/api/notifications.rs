@@ -203,6 +203,8 @@ fn kinds(messages: &[Value]) -> Vec<String> {
             let s = m["subject"].as_str().unwrap();
             let kind = if s.starts_with("Welcome") {
                 "welcome"
+            } else if s == "Verify your email address" {
+                "verify_email"
             } else if s.ends_with("is confirmed") {
                 "order_confirmed"
             } else if s.ends_with("was cancelled") {
@@ -264,9 +266,9 @@ async fn checkout_story(app: TestApp, sink: SmtpSink) {
     let (order, tracking) = order_dispatched_and_delivered(&app, &admin, &customer, &product).await;
 
     let mine = app
-        .eventually("four messages reach the customer", 60, || async {
+        .eventually("five messages reach the customer", 60, || async {
             let m = sink.to(&customer.email);
-            (m.len() >= 4).then_some(m)
+            (m.len() >= 5).then_some(m)
         })
         .await;
     assert_eq!(
@@ -275,6 +277,7 @@ async fn checkout_story(app: TestApp, sink: SmtpSink) {
             "order_confirmed",
             "shipment_delivered",
             "shipment_dispatched",
+            "verify_email",
             "welcome"
         ]
     );
@@ -309,22 +312,22 @@ async fn checkout_story(app: TestApp, sink: SmtpSink) {
         .unwrap()
         .contains(&order));
 
-    // The customer sees the same four, newest first, sent, with their text (a message is
+    // The customer sees the same five, newest first, sent, with their text (a message is
     // marked sent just after the server took it: the list may lag the server by a moment).
     let list = app
-        .eventually("the four marked sent", 10, || async {
+        .eventually("the five marked sent", 10, || async {
             let list = app
                 .get("/api/v1/notifications/me", Some(&customer.access_token))
                 .await;
             let items = list.body["items"].as_array()?;
-            (items.len() == 4 && items.iter().all(|i| i["status"] == "sent")).then_some(list)
+            (items.len() == 5 && items.iter().all(|i| i["status"] == "sent")).then_some(list)
         })
         .await;
     list.assert_status(200);
     let items = list.body["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4, "{}", list.body);
+    assert_eq!(items.len(), 5, "{}", list.body);
     // Newest first, by when each message was queued. The order's three messages follow the
-    // welcome; their own order is the order their events reached notifications, which a
+    // welcome and the verification link (queued together at sign-up); their own order is the order their events reached notifications, which a
     // broker without ordering (SQS) may change: the confirmation travels from ordering, the
     // dispatch and delivery from shipping, and either may arrive first.
     let queued: Vec<&str> = items
@@ -347,10 +350,19 @@ async fn checkout_story(app: TestApp, sink: SmtpSink) {
         "{}",
         list.body
     );
-    assert_eq!(items[3]["kind"], "welcome");
+    let at_sign_up: std::collections::BTreeSet<&str> = items[3..]
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert_eq!(
+        at_sign_up,
+        ["verify_email", "welcome"].into(),
+        "{}",
+        list.body
+    );
     assert!(items.iter().all(|i| i["status"] == "sent"));
     assert_eq!(items[1]["order_id"], order.as_str());
-    // Paged: two, then the other two.
+    // Paged: two, two, then the last one.
     let first = app
         .get(
             "/api/v1/notifications/me?limit=2",
@@ -364,12 +376,21 @@ async fn checkout_story(app: TestApp, sink: SmtpSink) {
             Some(&customer.access_token),
         )
         .await;
-    assert_eq!(second.body["items"][1]["kind"], "welcome");
-    assert!(second.body["next_cursor"].is_null());
+    assert_eq!(second.body["items"][1]["id"], items[3]["id"]);
+    let cursor = second.body["next_cursor"].as_str().unwrap();
+    let third = app
+        .get(
+            &format!("/api/v1/notifications/me?limit=2&cursor={cursor}"),
+            Some(&customer.access_token),
+        )
+        .await;
+    assert_eq!(third.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(third.body["items"][0]["id"], items[4]["id"]);
+    assert!(third.body["next_cursor"].is_null());
 
     // Nothing more arrives later (no second copy of anything).
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(sink.to(&customer.email).len(), 4);
+    assert_eq!(sink.to(&customer.email).len(), 5);
     app.stop().await;
 }
 
@@ -407,8 +428,8 @@ async fn duplicates_story(app: TestApp, sink: SmtpSink) {
     )
     .await
     .assert_status(200);
-    app.eventually("six messages", 60, || async {
-        (sink.to(&customer.email).len() >= 6).then_some(())
+    app.eventually("seven messages", 60, || async {
+        (sink.to(&customer.email).len() >= 7).then_some(())
     })
     .await;
     let envelopes: Vec<bus::Envelope> = consumed.iter().flat_map(|t| seen.of_type(t)).collect();
@@ -424,6 +445,7 @@ async fn duplicates_story(app: TestApp, sink: SmtpSink) {
             "order_confirmed",
             "shipment_delivered",
             "shipment_dispatched",
+            "verify_email",
             "welcome"
         ]
     );
@@ -451,12 +473,16 @@ async fn outage_story(app: TestApp, mut sink: SmtpSink) {
     for _ in 0..5 {
         customers.push(app.customer().await);
     }
-    app.eventually("the welcomes are sent", 30, || async {
-        customers
-            .iter()
-            .all(|c| sink.to(&c.email).len() == 1)
-            .then_some(())
-    })
+    app.eventually(
+        "the welcomes and verification links are sent",
+        30,
+        || async {
+            customers
+                .iter()
+                .all(|c| sink.to(&c.email).len() == 2)
+                .then_some(())
+        },
+    )
     .await;
 
     sink.stop();
@@ -494,14 +520,18 @@ async fn outage_story(app: TestApp, mut sink: SmtpSink) {
     app.eventually("every confirmation arrives", 90, || async {
         customers
             .iter()
-            .all(|c| sink.to(&c.email).len() == 11)
+            .all(|c| sink.to(&c.email).len() == 12)
             .then_some(())
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     for (c, placed) in customers.iter().zip(&orders) {
         let mine = sink.to(&c.email);
-        assert_eq!(mine.len(), 11, "one welcome and ten confirmations");
+        assert_eq!(
+            mine.len(),
+            12,
+            "one welcome, one verification link and ten confirmations"
+        );
         for order in placed {
             let copies = mine
                 .iter()
@@ -547,7 +577,7 @@ async fn rejected_story(app: TestApp, sink: SmtpSink) {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|d| d["customer_id"] == customer_id.as_str())
+                .find(|d| d["customer_id"] == customer_id.as_str() && d["kind"] == "welcome")
                 .cloned()
         })
         .await;
@@ -559,16 +589,22 @@ async fn rejected_story(app: TestApp, sink: SmtpSink) {
         "{failed}"
     );
     assert!(sink.to(&email).is_empty());
-    app.eventually("the failure is published", 20, || async {
-        (seen.of_type("notifications.delivery_failed").len() == 1).then_some(())
+    // The welcome and the verification link both fail, and each failure is published.
+    app.eventually("the failures are published", 20, || async {
+        (seen.of_type("notifications.delivery_failed").len() == 2).then_some(())
     })
     .await;
-    let event: notifications_contracts::DeliveryFailed = seen
-        .of_type("notifications.delivery_failed")[0]
-        .open()
-        .unwrap();
-    assert_eq!(event.kind, "welcome");
-    assert_eq!(event.customer_id.to_string(), customer_id);
+    let mut failures: Vec<notifications_contracts::DeliveryFailed> = seen
+        .of_type("notifications.delivery_failed")
+        .iter()
+        .map(|e| e.open().unwrap())
+        .collect();
+    failures.sort_by(|a, b| a.kind.cmp(&b.kind));
+    assert_eq!(failures[0].kind, "verify_email");
+    assert_eq!(failures[1].kind, "welcome");
+    assert!(failures
+        .iter()
+        .all(|e| e.customer_id.to_string() == customer_id));
 
     // Not for customers; retried by an admin, it is queued and fails again.
     let id = failed["id"].as_str().unwrap();
@@ -663,12 +699,12 @@ async fn preferences_story(app: TestApp, sink: SmtpSink) {
     app.order_reaches(&customer.access_token, &order, "delivered")
         .await;
     app.eventually("the confirmation arrives", 30, || async {
-        (sink.to(&customer.email).len() >= 2).then_some(())
+        (sink.to(&customer.email).len() >= 3).then_some(())
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let mine = sink.to(&customer.email);
-    assert_eq!(kinds(&mine), ["order_confirmed", "welcome"]);
+    assert_eq!(kinds(&mine), ["order_confirmed", "verify_email", "welcome"]);
     let confirmation = mine
         .iter()
         .find(|m| m["subject"].as_str().unwrap().ends_with("is confirmed"))
@@ -685,7 +721,7 @@ async fn preferences_story(app: TestApp, sink: SmtpSink) {
     // Privacy: my messages are mine.
     let list = app.get("/api/v1/notifications/me", t).await;
     let items = list.body["items"].as_array().unwrap().clone();
-    assert_eq!(items.len(), 2);
+    assert_eq!(items.len(), 3);
     let id = items[0]["id"].as_str().unwrap();
     app.get(&format!("/api/v1/notifications/me/{id}"), t)
         .await
@@ -703,7 +739,10 @@ async fn preferences_story(app: TestApp, sink: SmtpSink) {
         .as_array()
         .unwrap()
         .iter()
-        .all(|m| m["kind"] == "welcome" && m["order_id"].is_null()));
+        .all(
+            |m| ["welcome", "verify_email"].contains(&m["kind"].as_str().unwrap_or_default())
+                && m["order_id"].is_null()
+        ));
     app.get("/api/v1/notifications/me?cursor=nonsense", t)
         .await
         .assert_problem(400, "invalid_cursor");
@@ -733,7 +772,7 @@ crate::both_backends!(the_mail_drop_writes_readable_eml_files, |app| {
             files
                 .iter()
                 .map(|f| std::fs::read_to_string(f).unwrap())
-                .find(|t| t.contains(&customer.email))
+                .find(|t| t.contains(&customer.email) && t.contains("Subject: Welcome"))
         })
         .await;
     assert!(
@@ -748,17 +787,19 @@ crate::both_backends!(the_mail_drop_writes_readable_eml_files, |app| {
     );
     assert!(text.contains("Message-ID: <"), "{text}");
     // Marked sent just after the file is in place.
-    let list = app
+    let welcome = app
         .eventually("the welcome marked sent", 10, || async {
             let list = app
                 .get("/api/v1/notifications/me", Some(&customer.access_token))
                 .await;
-            (list.body["items"][0]["status"] == "sent").then_some(list)
+            let welcome = list.body["items"]
+                .as_array()?
+                .iter()
+                .find(|m| m["kind"] == "welcome" && m["status"] == "sent")?
+                .clone();
+            Some(welcome)
         })
         .await;
-    assert_eq!(
-        list.body["items"][0]["subject"],
-        "Welcome to the shop, Test Customer"
-    );
+    assert_eq!(welcome["subject"], "Welcome to the shop, Test Customer");
     app.stop().await;
 });

@@ -20,6 +20,8 @@ use platform::module::ContextModule;
 use sqlx::migrate::Migrator;
 
 use application::accounts::Accounts;
+use application::address_book::AddressBooks;
+use application::email_verifications::{EmailVerifications, LinkIssuer};
 use application::order_history::{self, OrderHistoryProjection};
 use application::ports::LoginThrottle;
 pub use application::service_clients::ServiceClient;
@@ -27,6 +29,8 @@ use application::service_clients::ServiceTokens;
 use application::sessions::Sessions;
 use infrastructure::argon::Argon2idHasher;
 use infrastructure::keys::TokenSigner;
+use infrastructure::sql_address_book::SqlAddressBook;
+use infrastructure::sql_email_verifications::SqlEmailVerifications;
 use infrastructure::sql_order_history::SqlOrderHistory;
 use infrastructure::sql_sessions::SqlSessionRepository;
 use infrastructure::sql_users::SqlUserRepository;
@@ -55,6 +59,8 @@ pub struct Settings {
     pub resets_per_client: Option<u32>,
     /// How long a reset token works.
     pub password_reset_ttl: Duration,
+    /// How long an email verification link works.
+    pub email_verification_ttl: Duration,
     /// Password hashes computed at once, and how many more may wait.
     pub hash_threads: usize,
     pub hash_queue: usize,
@@ -116,16 +122,33 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         store: store.clone(),
         ttl: deps.settings.password_reset_ttl,
     };
-    let accounts = Accounts {
-        profiles: moka::future::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(Duration::from_secs(5))
-            .build(),
+    let links = LinkIssuer {
+        verifications: Arc::new(SqlEmailVerifications {
+            db: deps.db.clone(),
+        }),
+        ttl: deps.settings.email_verification_ttl,
+    };
+    let profiles = moka::future::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(Duration::from_secs(5))
+        .build();
+    let verifications = EmailVerifications {
+        links: links.clone(),
         users: users.clone(),
         hasher: hasher.clone(),
         throttle: throttle.clone(),
         clock: clock.clone(),
         store: store.clone(),
+        profiles: profiles.clone(),
+    };
+    let accounts = Accounts {
+        profiles,
+        users: users.clone(),
+        hasher: hasher.clone(),
+        throttle: throttle.clone(),
+        clock: clock.clone(),
+        store: store.clone(),
+        links,
     };
     if let Some((email, password)) = &deps.settings.bootstrap_admin {
         accounts.ensure_admin(email, password).await?;
@@ -138,7 +161,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         hasher,
         issuer: signer.clone(),
         throttle,
-        clock,
+        clock: clock.clone(),
     };
     let history_repo = Arc::new(SqlOrderHistory {
         db: deps.db.clone(),
@@ -156,6 +179,14 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         accounts,
         sessions,
         resets,
+        verifications,
+        addresses: AddressBooks {
+            books: Arc::new(SqlAddressBook {
+                db: deps.db.clone(),
+            }),
+            clock: clock.clone(),
+            store: store.clone(),
+        },
         history: OrderHistoryProjection {
             repository: history_repo,
         },

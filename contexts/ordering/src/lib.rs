@@ -18,12 +18,14 @@ use sqlx::migrate::Migrator;
 
 use application::cart::Carts;
 use application::checkout::Checkout;
+use application::customers::{self, CustomerFeed};
 use application::projection::{self, ProductFeed};
 use application::promotions::Promotions;
 use application::rates::Rates;
 use application::saga::{self, Saga, Timeouts};
 use infrastructure::simulated_gateway::SimulatedPaymentGateway;
 use infrastructure::sql_carts::SqlCarts;
+use infrastructure::sql_customers::SqlCustomers;
 use infrastructure::sql_orders::SqlOrders;
 use infrastructure::sql_promotions::SqlPromotions;
 use infrastructure::sql_rates::SqlRates;
@@ -44,6 +46,8 @@ pub struct Settings {
     pub payment_fault_rate: f64,
     /// Listed prices include tax (see `domain::pricing`).
     pub prices_include_tax: bool,
+    /// Checkout requires an email address identity has verified.
+    pub require_verified_email: bool,
     /// How often the saga looks for timed-out waiting states.
     pub sweep_every: Duration,
 }
@@ -95,6 +99,15 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     deps.bus
         .subscribe(saga::consumer().bind(saga.clone(), &store))
         .await?;
+    let customers = Arc::new(SqlCustomers);
+    deps.bus
+        .subscribe(customers::consumer().bind(
+            Arc::new(CustomerFeed {
+                customers: customers.clone(),
+            }),
+            &store,
+        ))
+        .await?;
 
     let sweeper = saga.clone();
     let every = deps.settings.sweep_every;
@@ -140,10 +153,12 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             carts: carts_repo,
             rates: rate_book,
             promotions,
+            customers,
             saga,
             clock,
             stock_timeout: Duration::from_secs(30),
             prices_include_tax: deps.settings.prices_include_tax,
+            require_verified_email: deps.settings.require_verified_email,
         }),
     });
     Ok(ContextModule::new(NAME, move |cfg| {
@@ -180,6 +195,7 @@ pub fn consumers() -> Vec<bus::Declaration> {
     vec![
         projection::consumer().declaration(),
         saga::consumer().declaration(),
+        customers::consumer().declaration(),
     ]
 }
 

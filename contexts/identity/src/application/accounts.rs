@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bus::Causation;
-use identity_contracts::{ProfileChanged, UserRegistered};
+use identity_contracts::{ProfileChanged, UserRegistered, VerificationPurpose};
 use kernel::address::PostalAddress;
 use kernel::error::FieldError;
 use kernel::id::UserId;
@@ -11,6 +11,7 @@ use kernel::{Clock, EmailAddress};
 use platform::auth::Role;
 use platform::pagination::{Page, PageRequest};
 
+use super::email_verifications::LinkIssuer;
 use super::ports::{
     LoginThrottle, PasswordHasher, RoleChange, SaveUserError, ThrottleKey, ThrottleRefusal,
     UserRepository,
@@ -28,6 +29,8 @@ pub(crate) struct Accounts {
     pub(crate) throttle: Arc<dyn LoginThrottle>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: bus::Store,
+    /// Sign-up mails a link to verify the address.
+    pub(crate) links: LinkIssuer,
 }
 
 pub(crate) struct SignUp {
@@ -113,6 +116,15 @@ impl Accounts {
         match self.users.create(&mut work, &user).await {
             Ok(()) => {
                 work.publish(&event, now)?;
+                self.links
+                    .issue_in(
+                        &mut work,
+                        &user,
+                        &user.email,
+                        VerificationPurpose::SignUp,
+                        now,
+                    )
+                    .await?;
                 work.commit().await?;
                 Ok(user)
             }

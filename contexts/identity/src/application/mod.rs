@@ -1,6 +1,8 @@
 //! Identity's use cases and the ports they need.
 
 pub(crate) mod accounts;
+pub(crate) mod address_book;
+pub(crate) mod email_verifications;
 pub(crate) mod order_history;
 pub(crate) mod password_resets;
 pub(crate) mod ports;
@@ -36,6 +38,18 @@ pub(crate) enum IdentityError {
     TooManyResets { retry_after_secs: u64 },
     #[error("the reset token is invalid, used, superseded or expired")]
     ResetTokenInvalid,
+    #[error("too many verification links asked for")]
+    TooManyVerifications { retry_after_secs: u64 },
+    #[error("the verification token is invalid, used, superseded or expired")]
+    VerificationTokenInvalid,
+    #[error("the address is verified already")]
+    EmailAlreadyVerified,
+    #[error("the password is not the account's")]
+    WrongPassword,
+    #[error("the address book is full")]
+    AddressBookFull,
+    #[error("no such address in the address book")]
+    AddressNotFound,
     #[error("log-in attempts cannot be counted right now")]
     ThrottleUnavailable,
     #[error(transparent)]

@@ -6,6 +6,7 @@ use kernel::id::UserId;
 use kernel::{EmailAddress, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
+use crate::domain::address_book::AddressBook;
 use crate::domain::{OrderHistoryEntry, OrderStatus, Password, Roles, User, UserName};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,15 @@ pub(crate) trait UserRepository: Send + Sync {
         now: Timestamp,
     ) -> anyhow::Result<RoleChange>;
     async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<User>>;
+    /// Makes `email` the account's address, proved at `now`, in the unit; false when there is
+    /// no such account.
+    async fn set_verified_email(
+        &self,
+        work: &mut UnitOfWork,
+        id: UserId,
+        email: &EmailAddress,
+        now: Timestamp,
+    ) -> Result<bool, SaveUserError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +136,61 @@ pub(crate) trait PasswordResetRepository: Send + Sync {
         password_hash: &str,
         now: Timestamp,
     ) -> anyhow::Result<()>;
+}
+
+/// Email verification tokens (their hashes), each for one address of one account.
+#[async_trait::async_trait]
+pub(crate) trait EmailVerificationRepository: Send + Sync {
+    /// Stores a new token for `user` to prove `email`, removing the user's earlier ones, in
+    /// the unit that publishes the request.
+    async fn issue(
+        &self,
+        work: &mut UnitOfWork,
+        token_hash: &str,
+        user: UserId,
+        email: &EmailAddress,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// The user a token not yet expired at `now` belongs to, and the address it proves.
+    async fn owner(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<(UserId, EmailAddress)>>;
+    /// The address the user's newest token not yet expired proves, if any.
+    async fn pending(&self, user: UserId, now: Timestamp) -> anyhow::Result<Option<EmailAddress>>;
+    /// Spends the token in the unit; `false` when it was spent (or superseded, or expired).
+    async fn spend(
+        &self,
+        work: &mut UnitOfWork,
+        token_hash: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> anyhow::Result<bool>;
+}
+
+/// Address books, read and replaced whole within a unit of work.
+#[async_trait::async_trait]
+pub(crate) trait AddressBookRepository: Send + Sync {
+    /// Counts a change of the user's book and locks it for the unit: the new revision, or
+    /// `None` when there is no such account.
+    async fn next_revision_in(
+        &self,
+        work: &mut UnitOfWork,
+        user: UserId,
+    ) -> anyhow::Result<Option<u64>>;
+    /// The user's book as the unit reads it.
+    async fn book_in(&self, work: &mut UnitOfWork, user: UserId) -> anyhow::Result<AddressBook>;
+    /// Replaces the user's stored book with `book`, in the unit.
+    async fn save_in(
+        &self,
+        work: &mut UnitOfWork,
+        user: UserId,
+        book: &AddressBook,
+    ) -> anyhow::Result<()>;
+    /// The user's book (outside any unit).
+    async fn book(&self, user: UserId) -> anyhow::Result<AddressBook>;
 }
 
 /// Every password hashing worker is busy and the queue is full: try again shortly.
@@ -236,4 +301,6 @@ pub(crate) enum ThrottleKey {
     /// Password reset requests for one address, and from one client address.
     ResetFor(String),
     ResetFrom(String),
+    /// Verification links asked for one account (re-sends and email changes).
+    VerifyFor(String),
 }

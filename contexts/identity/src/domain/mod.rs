@@ -1,6 +1,8 @@
-//! Identity's domain: accounts, names, passwords, roles and the order-history read model.
+//! Identity's domain: accounts, names, passwords, roles, address books and the order-history
+//! read model.
 //! Pure: no I/O.
 
+pub(crate) mod address_book;
 mod order_history;
 mod password;
 mod user;

@@ -89,6 +89,8 @@ pub(crate) struct User {
     pub(crate) password_hash: String,
     pub(crate) roles: Roles,
     pub(crate) default_shipping_address: Option<PostalAddress>,
+    /// When the address was proved (by a mailed link); `None`: not yet.
+    pub(crate) email_verified_at: Option<Timestamp>,
     pub(crate) created_at: Timestamp,
 }
 
@@ -106,6 +108,7 @@ impl User {
             password_hash,
             roles: Roles::customer(),
             default_shipping_address: None,
+            email_verified_at: None,
             created_at: now,
         }
     }

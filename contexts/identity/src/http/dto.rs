@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
+use crate::domain::address_book::AddressEntry;
 use crate::domain::{OrderHistoryEntry, User};
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -44,8 +45,9 @@ pub(crate) struct PasswordResetRequest {
     pub(crate) email: String,
 }
 
+/// A request taken on; what follows arrives by mail.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PasswordResetAccepted {
+pub(crate) struct MailAccepted {
     pub(crate) status: &'static str,
     pub(crate) detail: &'static str,
 }
@@ -57,6 +59,28 @@ pub(crate) struct PasswordResetConfirmRequest {
     #[validate(length(min = 1, max = 512))]
     #[schema(min_length = 1, max_length = 512)]
     pub(crate) token: String,
+    #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
+    pub(crate) password: String,
+}
+
+/// The token from a verification mail.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EmailVerificationConfirmRequest {
+    #[validate(length(min = 1, max = 512))]
+    #[schema(min_length = 1, max_length = 512)]
+    pub(crate) token: String,
+}
+
+/// The address to move the account to, and the account's password.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada.new@example.com", "password": "correct-violet-anchor-42"}))]
+pub(crate) struct EmailChangeRequest {
+    #[validate(length(min = 1, max = 254))]
+    #[schema(format = Email, min_length = 1, max_length = 254)]
+    pub(crate) email: String,
     #[validate(length(min = 1, max = 1024))]
     #[schema(min_length = 1, max_length = 1024)]
     pub(crate) password: String,
@@ -84,6 +108,8 @@ pub(crate) struct TokenResponse {
 pub(crate) struct UserResponse {
     pub(crate) id: uuid::Uuid,
     pub(crate) email: String,
+    /// Whether `email` was proved by a mailed link.
+    pub(crate) email_verified: bool,
     pub(crate) name: String,
     pub(crate) roles: Vec<Role>,
     pub(crate) default_shipping_address: Option<AddressBody>,
@@ -95,6 +121,7 @@ impl From<User> for UserResponse {
         Self {
             id: u.id.as_uuid(),
             email: u.email.to_string(),
+            email_verified: u.email_verified_at.is_some(),
             name: u.name.as_ref().to_owned(),
             roles: u.roles.as_slice().to_vec(),
             default_shipping_address: u.default_shipping_address.map(AddressBody::from),
@@ -172,4 +199,52 @@ pub(crate) struct ServiceTokenResponse {
     pub(crate) token_type: &'static str,
     /// Seconds until the token expires.
     pub(crate) expires_in: u64,
+}
+
+/// An address to save in the address book.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"address": {"name": "Ada Lovelace", "line1": "12 Market Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}, "is_default": true}))]
+pub(crate) struct NewAddressRequest {
+    #[validate(nested)]
+    pub(crate) address: AddressBody,
+    /// Make it the default (the first address saved is the default anyway).
+    #[serde(default)]
+    pub(crate) is_default: bool,
+}
+
+/// What to change of a saved address; each field given replaces the old value.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddressChangeRequest {
+    #[validate(nested)]
+    pub(crate) address: Option<AddressBody>,
+    /// `true` makes it the default (taking it from the old one); `false` leaves no default.
+    pub(crate) is_default: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SavedAddressResponse {
+    /// Give it as `shipping_address_id` at checkout.
+    pub(crate) id: uuid::Uuid,
+    pub(crate) address: AddressBody,
+    pub(crate) is_default: bool,
+    pub(crate) created_at: Timestamp,
+}
+
+impl From<AddressEntry> for SavedAddressResponse {
+    fn from(e: AddressEntry) -> Self {
+        Self {
+            id: e.id,
+            address: AddressBody::from(e.address),
+            is_default: e.is_default,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// The address book, oldest first (at most 20).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AddressBookResponse {
+    pub(crate) items: Vec<SavedAddressResponse>,
 }

@@ -15,11 +15,14 @@ use platform::http::{RequestContext, ValidJson};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::accounts::{Accounts, ProfileChange, SignUp};
+use crate::application::address_book::AddressBooks;
+use crate::application::email_verifications::EmailVerifications;
 use crate::application::order_history::OrderHistoryProjection;
 use crate::application::password_resets::PasswordResets;
 use crate::application::service_clients::{ClientCredentialsError, ServiceTokens};
 use crate::application::sessions::{Sessions, TokenPair};
 use crate::application::IdentityError;
+use crate::domain::address_book::EntryChange;
 use crate::infrastructure::keys::TokenSigner;
 pub(crate) use dto::*;
 
@@ -27,6 +30,8 @@ pub(crate) struct State {
     pub(crate) accounts: Accounts,
     pub(crate) sessions: Sessions,
     pub(crate) resets: PasswordResets,
+    pub(crate) verifications: EmailVerifications,
+    pub(crate) addresses: AddressBooks,
     pub(crate) history: OrderHistoryProjection,
     pub(crate) signer: Arc<TokenSigner>,
     pub(crate) db: Database,
@@ -78,6 +83,32 @@ impl From<IdentityError> for ApiError {
                 "identity.reset_token_invalid",
                 "this reset link is invalid, used, superseded by a newer one, or expired; ask for a new one",
             ),
+            IdentityError::TooManyVerifications { retry_after_secs } => ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "identity.too_many_verifications",
+                "too many verification links asked for this account; try again later",
+            )
+            .with_retry_after(retry_after_secs),
+            IdentityError::VerificationTokenInvalid => ApiError::bad_request(
+                "identity.verification_token_invalid",
+                "this verification link is invalid, used, superseded by a newer one, or expired; ask for a new one",
+            ),
+            IdentityError::EmailAlreadyVerified => ApiError::conflict(
+                "identity.email_already_verified",
+                "your address is verified already and no change of address is pending",
+            ),
+            IdentityError::WrongPassword => ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "identity.wrong_password",
+                "that is not your account's password",
+            ),
+            IdentityError::AddressBookFull => ApiError::conflict(
+                "identity.address_book_full",
+                "the address book holds 20 addresses: remove one first",
+            ),
+            IdentityError::AddressNotFound => {
+                ApiError::not_found("identity.address_not_found", "no such address in your address book")
+            }
             IdentityError::UserNotFound => {
                 ApiError::not_found("identity.user_not_found", "no such user")
             }
@@ -118,6 +149,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/password-resets/confirm")
                         .route(web::post().to(confirm_password_reset)),
                 )
+                .service(
+                    web::resource("/email-verifications")
+                        .route(web::post().to(resend_email_verification)),
+                )
+                .service(
+                    web::resource("/email-verifications/confirm")
+                        .route(web::post().to(confirm_email_verification)),
+                )
                 .service(web::resource("/tokens/refresh").route(web::post().to(refresh)))
                 .service(web::resource("/tokens/revoke").route(web::post().to(revoke)))
                 .service(web::resource("/oauth/token").route(web::post().to(service_token)))
@@ -126,6 +165,17 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(me))
                         .route(web::patch().to(update_me)),
                 )
+                .service(
+                    web::resource("/me/addresses")
+                        .route(web::get().to(list_addresses))
+                        .route(web::post().to(add_address)),
+                )
+                .service(
+                    web::resource("/me/addresses/{id}")
+                        .route(web::patch().to(change_address))
+                        .route(web::delete().to(remove_address)),
+                )
+                .service(web::resource("/me/email").route(web::post().to(change_email)))
                 .service(web::resource("/me/orders").route(web::get().to(my_orders))),
         );
 }
@@ -268,7 +318,7 @@ pub(crate) async fn jwks(state: web::Data<State>) -> Result<HttpResponse, ApiErr
     post, path = "/api/v1/identity/password-resets", tag = "identity", operation_id = "request_password_reset",
     request_body = PasswordResetRequest,
     responses(
-        (status = 202, description = "Accepted: a link is mailed if an account has the address", body = PasswordResetAccepted),
+        (status = 202, description = "Accepted: a link is mailed if an account has the address", body = MailAccepted),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Not an email address", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests for this address or from this client (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
@@ -285,12 +335,9 @@ pub(crate) async fn request_password_reset(
         .resets
         .request(&body.email, client.as_deref(), &(&ctx).into())
         .await?;
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(PasswordResetAccepted {
-            status: "accepted",
-            detail: "if an account has this address, a reset link is on its way",
-        }))
+    Ok(mail_accepted(
+        "if an account has this address, a reset link is on its way",
+    ))
 }
 
 /// Set a new password with the token from the reset mail (same rules as at sign-up). Every
@@ -311,6 +358,237 @@ pub(crate) async fn confirm_password_reset(
 ) -> Result<HttpResponse, ApiError> {
     state.resets.confirm(&body.token, &body.password).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mail the signed-in customer a new verification link: for the address they asked to move
+/// to when a change is pending, else for their own while it is unverified. Earlier links stop
+/// working.
+#[utoipa::path(
+    post, path = "/api/v1/identity/email-verifications", tag = "identity", operation_id = "resend_email_verification",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A link is on its way", body = MailAccepted),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Account removed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`identity.email_already_verified`: nothing to verify", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many links asked for this account (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn resend_email_verification(
+    state: web::Data<State>,
+    user: AuthUser,
+    ctx: RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .verifications
+        .resend(user.user_id, &Causation::from(&ctx))
+        .await?;
+    Ok(mail_accepted("a verification link is on its way"))
+}
+
+/// Prove an address with the token from the verification mail. For a change of address, the
+/// new address becomes the account's (log in with it from now on).
+#[utoipa::path(
+    post, path = "/api/v1/identity/email-verifications/confirm", tag = "identity", operation_id = "confirm_email_verification",
+    request_body = EmailVerificationConfirmRequest,
+    responses(
+        (status = 204, description = "Verified"),
+        (status = 400, description = "Malformed JSON, or `identity.verification_token_invalid`: unknown, used, superseded or expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`identity.email_taken`: another account took the new address meanwhile; the link still works", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    ),
+    security(())
+)]
+pub(crate) async fn confirm_email_verification(
+    state: web::Data<State>,
+    ctx: RequestContext,
+    body: ValidJson<EmailVerificationConfirmRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .verifications
+        .confirm(&body.token, &Causation::from(&ctx))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Move the signed-in customer's account to another address. A link goes to the new address;
+/// the account keeps its current address (and log-in) until the link is opened.
+#[utoipa::path(
+    post, path = "/api/v1/identity/me/email", tag = "identity", operation_id = "change_email",
+    security(("bearer" = [])),
+    request_body = EmailChangeRequest,
+    responses(
+        (status = 202, description = "A link is on its way to the new address", body = MailAccepted),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`identity.wrong_password`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Account removed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`identity.email_taken`: another account has the address", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Not an email address, or the account's own", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts or links (see Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing at capacity (see Retry-After)", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn change_email(
+    state: web::Data<State>,
+    user: AuthUser,
+    ctx: RequestContext,
+    req: HttpRequest,
+    body: ValidJson<EmailChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = platform::client_ip::client_ip(&req).map(|ip| ip.to_string());
+    state
+        .verifications
+        .change(
+            user.user_id,
+            &body.email,
+            &body.password,
+            client.as_deref(),
+            &Causation::from(&ctx),
+        )
+        .await?;
+    Ok(mail_accepted(
+        "a verification link is on its way to the new address",
+    ))
+}
+
+/// The signed-in customer's address book, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/identity/me/addresses", tag = "identity", operation_id = "list_addresses",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The address book (at most 20)", body = AddressBookResponse),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn list_addresses(
+    state: web::Data<State>,
+    user: AuthUser,
+) -> Result<web::Json<AddressBookResponse>, ApiError> {
+    let items = state.addresses.list(user.user_id).await?;
+    Ok(web::Json(AddressBookResponse {
+        items: items.into_iter().map(SavedAddressResponse::from).collect(),
+    }))
+}
+
+/// Save an address (at most 20). The first one saved is the default.
+#[utoipa::path(
+    post, path = "/api/v1/identity/me/addresses", tag = "identity", operation_id = "add_address",
+    security(("bearer" = [])),
+    request_body = NewAddressRequest,
+    responses(
+        (status = 201, description = "Saved", body = SavedAddressResponse, headers(("Location" = String, description = "The address")), links(
+            ("ChangeAddress" = (operation_id = "change_address", parameters(("id" = "$response.body#/id")))),
+            ("RemoveAddress" = (operation_id = "remove_address", parameters(("id" = "$response.body#/id"))))
+        )),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Account removed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`identity.address_book_full`: 20 addresses saved", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn add_address(
+    state: web::Data<State>,
+    user: AuthUser,
+    ctx: RequestContext,
+    body: ValidJson<NewAddressRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let address = body
+        .address
+        .parse("address")
+        .map_err(|e| ApiError::validation(vec![e]))?;
+    let saved = state
+        .addresses
+        .add(
+            user.user_id,
+            address,
+            body.is_default,
+            &Causation::from(&ctx),
+        )
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/identity/me/addresses/{}", saved.id),
+        ))
+        .json(SavedAddressResponse::from(saved)))
+}
+
+/// Change a saved address, or make it (or stop it being) the default.
+#[utoipa::path(
+    patch, path = "/api/v1/identity/me/addresses/{id}", tag = "identity", operation_id = "change_address",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The address's id")),
+    request_body = AddressChangeRequest,
+    responses(
+        (status = 200, description = "Changed", body = SavedAddressResponse),
+        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`identity.address_not_found`: not in the caller's book", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn change_address(
+    state: web::Data<State>,
+    user: AuthUser,
+    ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
+    body: ValidJson<AddressChangeRequest>,
+) -> Result<web::Json<SavedAddressResponse>, ApiError> {
+    let body = body.into_inner();
+    let address = body
+        .address
+        .map(|a| a.parse("address"))
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![e]))?;
+    let changed = state
+        .addresses
+        .change(
+            user.user_id,
+            id.into_inner(),
+            EntryChange {
+                address,
+                is_default: body.is_default,
+            },
+            &Causation::from(&ctx),
+        )
+        .await?;
+    Ok(web::Json(changed.into()))
+}
+
+/// Remove a saved address (removing the default leaves none).
+#[utoipa::path(
+    delete, path = "/api/v1/identity/me/addresses/{id}", tag = "identity", operation_id = "remove_address",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The address's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`identity.address_not_found`: not in the caller's book", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn remove_address(
+    state: web::Data<State>,
+    user: AuthUser,
+    ctx: RequestContext,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .addresses
+        .remove(user.user_id, id.into_inner(), &Causation::from(&ctx))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn mail_accepted(detail: &'static str) -> HttpResponse {
+    HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(MailAccepted {
+            status: "accepted",
+            detail,
+        })
 }
 
 /// Sign up as a customer.
@@ -555,7 +833,7 @@ pub(crate) async fn set_roles(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(jwks, sign_up, log_in, request_password_reset, confirm_password_reset, refresh, revoke, service_token, me, update_me, my_orders, list_users, set_roles),
+    paths(jwks, sign_up, log_in, request_password_reset, confirm_password_reset, resend_email_verification, confirm_email_verification, change_email, list_addresses, add_address, change_address, remove_address, refresh, revoke, service_token, me, update_me, my_orders, list_users, set_roles),
     tags((name = "identity", description = "Accounts, tokens, roles and order history"))
 )]
 pub(crate) struct ApiDoc;

@@ -2,6 +2,8 @@
 
 pub(crate) mod argon;
 pub(crate) mod keys;
+pub(crate) mod sql_address_book;
+pub(crate) mod sql_email_verifications;
 pub(crate) mod sql_order_history;
 pub(crate) mod sql_password_resets;
 pub(crate) mod sql_sessions;

@@ -16,7 +16,7 @@ pub(crate) struct SqlUserRepository {
 }
 
 const COLUMNS: &str =
-    "user_id, email, name, password_hash, roles, default_shipping_address, created_at";
+    "user_id, email, name, password_hash, roles, default_shipping_address, email_verified_at, created_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<User> {
     let id: String = row.try_get("user_id")?;
@@ -33,6 +33,9 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<User> {
         default_shipping_address: address
             .map(|a| serde_json::from_str::<PostalAddress>(&a))
             .transpose()?,
+        email_verified_at: row
+            .try_get::<Option<i64>, _>("email_verified_at")?
+            .map(Timestamp::from_micros),
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
     })
 }
@@ -167,6 +170,28 @@ impl UserRepository for SqlUserRepository {
         } else {
             RoleChange::NotFound
         })
+    }
+
+    async fn set_verified_email(
+        &self,
+        work: &mut UnitOfWork,
+        id: UserId,
+        email: &EmailAddress,
+        now: Timestamp,
+    ) -> Result<bool, SaveUserError> {
+        let updated = sqlx::query(
+            "update user_account set email = $1, email_verified_at = $2, updated_at = $2 where user_id = $3",
+        )
+        .bind(email.as_ref())
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .execute(work.conn()?)
+        .await;
+        match updated {
+            Err(e) if is_unique_violation(&e) => Err(SaveUserError::EmailTaken),
+            Err(e) => Err(anyhow::Error::new(e).context("cannot verify email").into()),
+            Ok(done) => Ok(done.rows_affected() == 1),
+        }
     }
 
     async fn list(&self, page: &PageRequest) -> anyhow::Result<Page<User>> {

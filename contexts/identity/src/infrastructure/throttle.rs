@@ -16,7 +16,8 @@ pub(crate) struct Limits {
     /// `None`: sign-ups are not limited (EMPORIUM_RATE_LIMIT=off).
     pub(crate) sign_ups_per_client: Option<u32>,
     /// Password reset requests per address and per client address in the window (`None`:
-    /// not limited, with EMPORIUM_RATE_LIMIT=off).
+    /// not limited, with EMPORIUM_RATE_LIMIT=off); the same number of verification links
+    /// per account.
     pub(crate) resets_per_address: Option<u32>,
     pub(crate) resets_per_client: Option<u32>,
 }
@@ -63,6 +64,7 @@ impl Limits {
             ThrottleKey::SignUpFrom(_) => self.sign_ups_per_client,
             ThrottleKey::ResetFor(_) => self.resets_per_address,
             ThrottleKey::ResetFrom(_) => self.resets_per_client,
+            ThrottleKey::VerifyFor(_) => self.resets_per_address,
         }
     }
 }
@@ -77,6 +79,7 @@ fn material(key: &ThrottleKey) -> (&'static str, String) {
         ThrottleKey::SignUpFrom(client) => ("sign-up", client.clone()),
         ThrottleKey::ResetFor(email) => ("reset-address", email.clone()),
         ThrottleKey::ResetFrom(client) => ("reset-client", client.clone()),
+        ThrottleKey::VerifyFor(user) => ("verify-account", user.clone()),
     }
 }
 

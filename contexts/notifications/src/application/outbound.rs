@@ -138,9 +138,16 @@ impl Outbound {
                 })
             }
         };
+        // A message about an address that is not yet the customer's (a change of address to
+        // verify) goes to that address.
+        let to_email = delivery
+            .data
+            .get("send_to")
+            .and_then(|v| v.as_str())
+            .map_or_else(|| customer.email.clone(), str::to_owned);
         let message = Outgoing {
             delivery_id: delivery.id,
-            to_email: customer.email.clone(),
+            to_email,
             to_name: customer.name,
             rendered,
         };
@@ -159,7 +166,7 @@ impl Outbound {
             }
             Err(refusal) => Ok(Attempt::Refused {
                 refusal,
-                recipient: Some(customer.email),
+                recipient: Some(message.to_email),
                 server: true,
             }),
         }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
-use identity_contracts::{PasswordResetRequested, ProfileChanged, UserRegistered};
+use identity_contracts::{
+    EmailVerificationRequested, PasswordResetRequested, ProfileChanged, UserRegistered,
+    VerificationPurpose,
+};
 use kernel::id::UserId;
 use kernel::Clock;
 use ordering_contracts::{
@@ -26,6 +29,7 @@ pub(crate) fn consumer() -> Consumer<Projection> {
         .once::<UserRegistered>()
         .once::<ProfileChanged>()
         .once::<PasswordResetRequested>()
+        .once::<EmailVerificationRequested>()
         .once::<OrderPlaced>()
         .once::<OrderStatusChanged>()
         .once::<OrderCancelled>()
@@ -149,6 +153,39 @@ impl HandlesOnce<PasswordResetRequested> for Projection {
             e.user_id,
             MessageKind::PasswordReset,
             &e.reset_id,
+            data,
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<EmailVerificationRequested> for Projection {
+    /// The link is a page of the shop (`EMPORIUM_PUBLIC_URL/verify-email`) that sends the
+    /// token to `POST /api/v1/identity/email-verifications/confirm`. It goes to the address
+    /// to verify (`send_to`), which for a change is not yet the customer's.
+    async fn handle_once(
+        &self,
+        e: EmailVerificationRequested,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let hours = (e.expires_at.as_micros() - e.requested_at.as_micros()) / 3_600_000_000;
+        let data = json!({
+            "verify_url": format!(
+                "{}/verify-email?token={}",
+                self.public_url.trim_end_matches('/'),
+                e.verification_token
+            ),
+            "expires_in_hours": hours.max(1),
+            "email": e.email,
+            "send_to": e.email,
+            "change": e.purpose == VerificationPurpose::EmailChange,
+        });
+        self.queue(
+            work,
+            e.user_id,
+            MessageKind::VerifyEmail,
+            &e.verification_id,
             data,
         )
         .await

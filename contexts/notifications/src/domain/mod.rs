@@ -15,16 +15,18 @@ pub(crate) enum MessageKind {
     ShipmentDispatched,
     ShipmentDelivered,
     PasswordReset,
+    VerifyEmail,
 }
 
 impl MessageKind {
-    pub(crate) const ALL: [MessageKind; 6] = [
+    pub(crate) const ALL: [MessageKind; 7] = [
         Self::Welcome,
         Self::OrderConfirmed,
         Self::OrderCancelled,
         Self::ShipmentDispatched,
         Self::ShipmentDelivered,
         Self::PasswordReset,
+        Self::VerifyEmail,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -35,6 +37,7 @@ impl MessageKind {
             Self::ShipmentDispatched => "shipment_dispatched",
             Self::ShipmentDelivered => "shipment_delivered",
             Self::PasswordReset => "password_reset",
+            Self::VerifyEmail => "verify_email",
         }
     }
 
@@ -46,16 +49,18 @@ impl MessageKind {
     pub(crate) fn wanted_by(self, preferences: &Preferences) -> bool {
         match self {
             Self::ShipmentDispatched | Self::ShipmentDelivered => preferences.shipment_updates,
-            Self::Welcome | Self::OrderConfirmed | Self::OrderCancelled | Self::PasswordReset => {
-                true
-            }
+            Self::Welcome
+            | Self::OrderConfirmed
+            | Self::OrderCancelled
+            | Self::PasswordReset
+            | Self::VerifyEmail => true,
         }
     }
 
     /// The message carries a secret (a one-time link): once sent, neither its facts nor its
     /// text are kept, so no reader of the deliveries or the customer's messages sees it.
     pub(crate) fn carries_secret(self) -> bool {
-        matches!(self, Self::PasswordReset)
+        matches!(self, Self::PasswordReset | Self::VerifyEmail)
     }
 
     /// Sent whatever the customer's preferences say (wanted with every preference off), so
@@ -312,15 +317,19 @@ mod tests {
                 MessageKind::Welcome,
                 MessageKind::OrderConfirmed,
                 MessageKind::OrderCancelled,
-                MessageKind::PasswordReset
+                MessageKind::PasswordReset,
+                MessageKind::VerifyEmail
             ]
         );
-        // Only the reset link is a secret, forgotten once sent.
+        // Only the one-time links are secrets, forgotten once sent.
         let secret: Vec<_> = MessageKind::ALL
             .into_iter()
             .filter(|k| k.carries_secret())
             .collect();
-        assert_eq!(secret, vec![MessageKind::PasswordReset]);
+        assert_eq!(
+            secret,
+            vec![MessageKind::PasswordReset, MessageKind::VerifyEmail]
+        );
     }
 
     #[test]

@@ -82,6 +82,18 @@ const DEFAULTS: &[(&str, &str)] = &[
         "password_reset.html",
         include_str!("../../templates/password_reset.html"),
     ),
+    (
+        "verify_email.subject.txt",
+        include_str!("../../templates/verify_email.subject.txt"),
+    ),
+    (
+        "verify_email.txt",
+        include_str!("../../templates/verify_email.txt"),
+    ),
+    (
+        "verify_email.html",
+        include_str!("../../templates/verify_email.html"),
+    ),
 ];
 
 pub(crate) struct Templates {

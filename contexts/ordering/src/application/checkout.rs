@@ -14,8 +14,8 @@ use platform::pagination::{Page, PageRequest};
 use sha2::{Digest, Sha256};
 
 use super::ports::{
-    CartRepository, Idempotency, Inserted, OrderFilter, OrderRepository, OrderSummary,
-    PromotionBook, RateBook,
+    CartRepository, CustomerBook, Idempotency, Inserted, OrderFilter, OrderRepository,
+    OrderSummary, PromotionBook, RateBook,
 };
 use super::saga::Saga;
 use super::{publish, OrderingError};
@@ -29,17 +29,28 @@ pub(crate) struct Checkout {
     pub(crate) carts: Arc<dyn CartRepository>,
     pub(crate) rates: Arc<dyn RateBook>,
     pub(crate) promotions: Arc<dyn PromotionBook>,
+    pub(crate) customers: Arc<dyn CustomerBook>,
     pub(crate) saga: Arc<Saga>,
     pub(crate) clock: Arc<dyn Clock>,
     /// How long to wait for the stock answer before asking again.
     pub(crate) stock_timeout: Duration,
     /// Listed prices include tax (`EMPORIUM_PRICES_INCLUDE_TAX`).
     pub(crate) prices_include_tax: bool,
+    /// Only customers whose email address identity has verified may place orders
+    /// (`EMPORIUM_REQUIRE_VERIFIED_EMAIL`).
+    pub(crate) require_verified_email: bool,
+}
+
+/// Where the order goes.
+pub(crate) enum Destination {
+    Given(PostalAddress),
+    /// An address of the customer's address book, by id (ordering's copy of it).
+    Saved(String),
 }
 
 pub(crate) struct PlaceOrder {
     pub(crate) customer: UserId,
-    pub(crate) shipping_address: PostalAddress,
+    pub(crate) destination: Destination,
     pub(crate) payment_token: String,
     pub(crate) idempotency_key: Option<String>,
     /// The request body as sent, to tell a replay from a different request.
@@ -112,6 +123,22 @@ impl Checkout {
                 return replayed(replay, &request_hash);
             }
         }
+        if self.require_verified_email && !self.customers.verified_in(&mut work, customer).await? {
+            return Err(OrderingError::EmailUnverified);
+        }
+        let shipping_address = match command.destination {
+            Destination::Given(address) => address,
+            Destination::Saved(id) => self
+                .customers
+                .address_in(&mut work, customer, &id)
+                .await?
+                .ok_or_else(|| {
+                    OrderingError::Invalid(vec![FieldError::new(
+                        "shipping_address_id",
+                        "is not an address in your address book (one saved a moment ago may not be known here yet)",
+                    )])
+                })?,
+        };
         let cart = self.carts.claim(&mut work, customer).await?;
         if cart.lines.is_empty() {
             // A concurrent checkout with the same key may have claimed the cart and
@@ -124,7 +151,7 @@ impl Checkout {
             return Err(OrderingError::CartEmpty);
         }
         let cart = cart.sellable()?;
-        let country = command.shipping_address.country.clone();
+        let country = shipping_address.country.clone();
         let rates = self
             .rates
             .destination_in(&mut work, &country, cart.currency())
@@ -137,7 +164,7 @@ impl Checkout {
         let placing = Placing {
             id: OrderId::new(),
             customer_id: customer,
-            shipping_address: command.shipping_address,
+            shipping_address,
             payment_token: command.payment_token,
             now,
             deadline: now.plus(self.stock_timeout),

@@ -2,17 +2,18 @@
 //! fake changes its state only when the unit of work it was given commits (as a database
 //! would), so a use case that gives up leaves them as they were.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bus::UnitOfWork;
+use kernel::address::PostalAddress;
 use kernel::id::{OrderId, ProductId, UserId};
 use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
 use super::ports::{
-    Applied, CartRefusal, CartRepository, Decide, GatewayError, Idempotency, Inserted, OrderFilter,
-    OrderRepository, OrderSummary, PaymentGateway, PromotionBook, RateBook,
+    Applied, CartRefusal, CartRepository, CustomerBook, Decide, GatewayError, Idempotency,
+    Inserted, OrderFilter, OrderRepository, OrderSummary, PaymentGateway, PromotionBook, RateBook,
 };
 use super::publish;
 use crate::domain::cart::{Cart, CartLine, CodeUse, KnownProduct};
@@ -276,6 +277,64 @@ impl CartRepository for FakeCarts {
 
     async fn set_currency(&self, _: UserId, _: Currency, _: Timestamp) -> anyhow::Result<()> {
         unused("choosing a currency")
+    }
+}
+
+/// The customers known to have a verified email address, and their saved addresses.
+#[derive(Default)]
+pub(crate) struct FakeCustomers {
+    verified: Arc<Mutex<HashSet<UserId>>>,
+    addresses: Arc<Mutex<HashMap<(UserId, String), PostalAddress>>>,
+}
+
+#[async_trait::async_trait]
+impl CustomerBook for FakeCustomers {
+    async fn record_verified(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+        _: &str,
+        _: Timestamp,
+    ) -> anyhow::Result<()> {
+        let verified = self.verified.clone();
+        work.after_commit(move || {
+            lock(&verified).insert(customer);
+        });
+        Ok(())
+    }
+
+    async fn verified_in(&self, _: &mut UnitOfWork, customer: UserId) -> anyhow::Result<bool> {
+        Ok(lock(&self.verified).contains(&customer))
+    }
+
+    async fn replace_addresses(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+        _: u64,
+        addresses: &[(String, PostalAddress, bool)],
+        _: Timestamp,
+    ) -> anyhow::Result<()> {
+        let (kept, given) = (self.addresses.clone(), addresses.to_vec());
+        work.after_commit(move || {
+            let mut kept = lock(&kept);
+            kept.retain(|(c, _), _| *c != customer);
+            for (id, address, _) in given {
+                kept.insert((customer, id), address);
+            }
+        });
+        Ok(())
+    }
+
+    async fn address_in(
+        &self,
+        _: &mut UnitOfWork,
+        customer: UserId,
+        address_id: &str,
+    ) -> anyhow::Result<Option<PostalAddress>> {
+        Ok(lock(&self.addresses)
+            .get(&(customer, address_id.to_owned()))
+            .cloned())
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod cart;
 pub(crate) mod checkout;
+pub(crate) mod customers;
 #[cfg(test)]
 mod fakes;
 pub(crate) mod ports;
@@ -25,6 +26,8 @@ pub(crate) enum OrderingError {
     Invalid(Vec<FieldError>),
     #[error("the cart is empty")]
     CartEmpty,
+    #[error("the customer's email address is not verified")]
+    EmailUnverified,
     #[error("{0}")]
     ProductUnavailable(String),
     #[error("the item is not in the cart")]

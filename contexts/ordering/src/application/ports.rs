@@ -2,6 +2,7 @@
 //! payment gateway.
 
 use bus::UnitOfWork;
+use kernel::address::PostalAddress;
 use kernel::id::{OrderId, ProductId, UserId};
 use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
@@ -22,6 +23,39 @@ pub(crate) trait ProductProjection: Send + Sync {
     async fn get(&self, id: ProductId) -> anyhow::Result<Option<KnownProduct>>;
     /// How many variants are sold of a product with options (0 for any other id).
     async fn variants_of(&self, product: ProductId) -> anyhow::Result<i64>;
+}
+
+/// What ordering knows of identity's customers, kept from identity's events.
+#[async_trait::async_trait]
+pub(crate) trait CustomerBook: Send + Sync {
+    /// Records that `customer` proved `email` at `at` (older news than what is kept is
+    /// ignored).
+    async fn record_verified(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+        email: &str,
+        at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// Whether the customer's email address is known to be verified, as the unit reads it.
+    async fn verified_in(&self, work: &mut UnitOfWork, customer: UserId) -> anyhow::Result<bool>;
+    /// Replaces the customer's address book with `addresses` (id, address) when `revision` is
+    /// newer than the one kept.
+    async fn replace_addresses(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+        revision: u64,
+        addresses: &[(String, PostalAddress, bool)],
+        at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// A saved address of the customer's, as the unit reads it.
+    async fn address_in(
+        &self,
+        work: &mut UnitOfWork,
+        customer: UserId,
+        address_id: &str,
+    ) -> anyhow::Result<Option<PostalAddress>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,9 @@ use kernel::clock::ManualClock;
 use kernel::id::{OrderId, ProductId, UserId};
 use kernel::{Clock, Currency, Money, Timestamp};
 
-use super::checkout::{Checkout, PlaceOrder};
-use super::fakes::{FakeCarts, FakeGateway, FakeOrders, FakePromotions, FakeRates};
+use super::checkout::{Checkout, Destination, PlaceOrder};
+use super::customers::CustomerFeed;
+use super::fakes::{FakeCarts, FakeCustomers, FakeGateway, FakeOrders, FakePromotions, FakeRates};
 use super::ports::GatewayError;
 use super::rates::Rates;
 use super::saga::{Saga, Timeouts};
@@ -37,6 +38,7 @@ struct Shop {
     carts: Arc<FakeCarts>,
     promotions: Arc<FakePromotions>,
     gateway: Arc<FakeGateway>,
+    customers: Arc<FakeCustomers>,
     clock: ManualClock,
     checkout: Checkout,
     saga: Arc<Saga>,
@@ -53,6 +55,7 @@ fn shop() -> Shop {
     let carts = Arc::new(FakeCarts::default());
     let promotions = Arc::new(FakePromotions::for_carts(carts.clone()));
     let gateway = Arc::new(FakeGateway::default());
+    let customers = Arc::new(FakeCustomers::default());
     let clock = ManualClock::starting_at(Timestamp::now());
     let book = Arc::new(FakeRates(DestinationRates {
         tax: TaxRates {
@@ -105,10 +108,12 @@ fn shop() -> Shop {
             carts: carts.clone(),
             rates: book.clone(),
             promotions: promotions.clone(),
+            customers: customers.clone(),
             saga: saga.clone(),
             clock: shared_clock.clone(),
             stock_timeout: Duration::from_secs(30),
             prices_include_tax: false,
+            require_verified_email: false,
         },
         rates: Rates {
             book,
@@ -122,6 +127,7 @@ fn shop() -> Shop {
         carts,
         promotions,
         gateway,
+        customers,
         clock,
         saga,
         customer: UserId::new(),
@@ -132,14 +138,14 @@ fn shop() -> Shop {
 fn request(customer: UserId, key: Option<&str>, body: &str) -> PlaceOrder {
     PlaceOrder {
         customer,
-        shipping_address: PostalAddress {
+        destination: Destination::Given(PostalAddress {
             name: "Ada".into(),
             line1: "1 Road".into(),
             line2: None,
             city: "Berlin".into(),
             postal_code: "10115".into(),
             country: "DE".into(),
-        },
+        }),
         payment_token: "tok_visa".into(),
         idempotency_key: key.map(str::to_owned),
         request_fingerprint: body.to_owned(),
@@ -402,4 +408,92 @@ async fn a_customer_cancellation_after_payment_refunds_the_charge_once() {
         Err(OrderingError::CannotCancel(_))
     ));
     assert_eq!(shop.gateway.calls().len(), 2, "one charge, one refund");
+}
+
+#[tokio::test]
+async fn a_shop_that_requires_verified_addresses_refuses_others_until_identity_says_so() {
+    let mut shop = shop();
+    shop.checkout.require_verified_email = true;
+    shop.carts.put(shop.customer, shop.mug, 1);
+    assert!(matches!(
+        shop.place(None, "{}").await,
+        Err(OrderingError::EmailUnverified)
+    ));
+    // Nothing was claimed or announced: the cart is still there.
+    assert!(shop.announced().is_empty());
+    assert_eq!(shop.orders.count(), 0);
+    let feed = CustomerFeed {
+        customers: shop.customers.clone(),
+    };
+    let mut work = Units::begin(&shop.units, Causation::system())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let verified = identity_contracts::EmailVerified {
+        user_id: shop.customer,
+        email: "ada@example.com".into(),
+        verified_at: shop.clock.now(),
+    };
+    ok(feed
+        .handle_once(verified, &mut work)
+        .await
+        .map_err(OrderingError::from));
+    ok(work.commit().await.map_err(OrderingError::from));
+    let (order, new) = ok(shop.place(None, "{}").await);
+    assert!(new);
+    assert_eq!(order.customer_id, shop.customer);
+}
+
+#[tokio::test]
+async fn a_saved_address_is_shipped_to_as_ordering_knows_it_and_nobody_elses_is() {
+    let shop = shop();
+    shop.carts.put(shop.customer, shop.mug, 1);
+    let saved = PostalAddress {
+        name: "Ada".into(),
+        line1: "7 Saved Street".into(),
+        line2: None,
+        city: "Vienna".into(),
+        postal_code: "1010".into(),
+        country: "AT".into(),
+    };
+    let feed = CustomerFeed {
+        customers: shop.customers.clone(),
+    };
+    let book = |user, revision| identity_contracts::AddressBookChanged {
+        user_id: user,
+        addresses: vec![identity_contracts::SavedAddress {
+            address_id: "a-1".into(),
+            address: saved.clone(),
+            is_default: true,
+        }],
+        revision,
+        changed_at: shop.clock.now(),
+    };
+    let stranger = UserId::new();
+    let mut work = Units::begin(&shop.units, Causation::system())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ok(feed
+        .handle_once(book(stranger, 1), &mut work)
+        .await
+        .map_err(OrderingError::from));
+    ok(work.commit().await.map_err(OrderingError::from));
+    let mut saved_elsewhere = request(shop.customer, None, "{}");
+    saved_elsewhere.destination = Destination::Saved("a-1".into());
+    assert!(matches!(
+        shop.checkout.place(saved_elsewhere, &Causation::system()).await,
+        Err(OrderingError::Invalid(errors)) if errors[0].field == "shipping_address_id"
+    ));
+    let mut work = Units::begin(&shop.units, Causation::system())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ok(feed
+        .handle_once(book(shop.customer, 1), &mut work)
+        .await
+        .map_err(OrderingError::from));
+    ok(work.commit().await.map_err(OrderingError::from));
+    let mut mine = request(shop.customer, None, "{}");
+    mine.destination = Destination::Saved("a-1".into());
+    let (order, _) = ok(shop.checkout.place(mine, &Causation::system()).await);
+    // The order keeps its own copy of where it ships.
+    assert_eq!(order.shipping_address, saved);
 }

@@ -109,8 +109,14 @@ impl From<PricedCart> for CartResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"shipping_address": {"name": "Ada Lovelace", "line1": "12 Market Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}, "payment_token": "tok_visa"}))]
 pub(crate) struct CheckoutRequest {
+    /// Where to ship; or give `shipping_address_id` instead (exactly one of the two).
     #[validate(nested)]
-    pub(crate) shipping_address: AddressBody,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shipping_address: Option<AddressBody>,
+    /// An address of the customer's address book (`GET /api/v1/identity/me/addresses`); the
+    /// order keeps its own copy of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shipping_address_id: Option<uuid::Uuid>,
     /// A payment token; with the simulated gateway `tok_visa`, `tok_declined` or `tok_unavailable`.
     #[validate(custom(function = "payment_token"))]
     #[schema(min_length = 5, max_length = 200, pattern = "^tok_[A-Za-z0-9_]+$")]

@@ -14,7 +14,7 @@ use platform::http::{RequestContext, ValidJson};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cart::Carts;
-use crate::application::checkout::{check_idempotency_key, Checkout, PlaceOrder};
+use crate::application::checkout::{check_idempotency_key, Checkout, Destination, PlaceOrder};
 use crate::application::promotions::Promotions;
 use crate::application::rates::Rates;
 use crate::application::OrderingError;
@@ -34,6 +34,11 @@ impl From<OrderingError> for ApiError {
             OrderingError::CartEmpty => {
                 ApiError::unprocessable("ordering.cart_empty", "the cart is empty")
             }
+            OrderingError::EmailUnverified => ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "ordering.email_unverified",
+                "verify your email address before placing an order (see the mail we sent, or ask for a new link)",
+            ),
             OrderingError::ProductUnavailable(why) => {
                 ApiError::unprocessable("ordering.product_unavailable", why)
             }
@@ -278,6 +283,7 @@ pub(crate) async fn remove_item(
         )),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`ordering.email_unverified`: the shop requires a verified email address (`EMPORIUM_REQUIRE_VERIFIED_EMAIL`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, empty cart, unavailable product, or a reused Idempotency-Key", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
@@ -290,11 +296,28 @@ pub(crate) async fn place_order(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
-    let address = body
-        .shipping_address
-        .parse("shipping_address")
-        .map_err(|e| errors.push(e))
-        .ok();
+    let destination = match (&body.shipping_address, body.shipping_address_id) {
+        (Some(address), None) => address
+            .parse("shipping_address")
+            .map(Destination::Given)
+            .map_err(|e| errors.push(e))
+            .ok(),
+        (None, Some(id)) => Some(Destination::Saved(id.to_string())),
+        (Some(_), Some(_)) => {
+            errors.push(kernel::FieldError::new(
+                "shipping_address_id",
+                "give either shipping_address or shipping_address_id, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            errors.push(kernel::FieldError::new(
+                "shipping_address",
+                "is required (or give shipping_address_id)",
+            ));
+            None
+        }
+    };
     let key = match req.headers().get("idempotency-key") {
         Some(v) => match v.to_str() {
             Ok(k) => {
@@ -313,7 +336,7 @@ pub(crate) async fn place_order(
         },
         None => None,
     };
-    let Some(address) = address.filter(|_| errors.is_empty()) else {
+    let Some(destination) = destination.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
     let fingerprint = serde_json::to_string(&body).map_err(ApiError::internal)?;
@@ -322,7 +345,7 @@ pub(crate) async fn place_order(
         .place(
             PlaceOrder {
                 customer: user.user_id,
-                shipping_address: address,
+                destination,
                 payment_token: body.payment_token,
                 idempotency_key: key,
                 request_fingerprint: fingerprint,
