@@ -110,6 +110,8 @@ pub struct Config {
     /// How long an email verification link works (`EMPORIUM_EMAIL_VERIFICATION_TTL_SECS`,
     /// 24 hours).
     pub email_verification_ttl: Duration,
+    /// How long a guest's cart (a cart token) lives (`EMPORIUM_GUEST_CART_TTL_SECS`, 7 days).
+    pub guest_cart_ttl: Duration,
     /// Password hashes computed at once (default: the number of cores) and how many more
     /// may wait before log-ins and sign-ups are refused with 503.
     pub password_hash_threads: usize,
@@ -208,6 +210,7 @@ impl Config {
             sign_ups_per_client: 10,
             password_reset_ttl: Duration::from_secs(1800),
             email_verification_ttl: Duration::from_secs(24 * 3600),
+            guest_cart_ttl: Duration::from_secs(7 * 86_400),
             password_hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             password_hash_queue: 64,
             transient_retry: Duration::from_secs(15 * 60),
@@ -513,6 +516,9 @@ impl Config {
             "seconds",
         ) {
             c.email_verification_ttl = secs(n);
+        }
+        if let Some(n) = number("EMPORIUM_GUEST_CART_TTL_SECS", 60..=90 * 86_400, "seconds") {
+            c.guest_cart_ttl = secs(n);
         }
         if let Some(n) = number("EMPORIUM_PASSWORD_HASH_THREADS", 1..=256, "threads") {
             c.password_hash_threads = n as usize;

@@ -128,6 +128,7 @@ pub async fn wire(
                         prices_include_tax: config.prices_include_tax,
                         require_verified_email: config.require_verified_email,
                         sweep_every: std::time::Duration::from_secs(1),
+                        guest_cart_ttl: config.guest_cart_ttl,
                     },
                 })
                 .await?

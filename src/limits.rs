@@ -222,6 +222,8 @@ pub fn cors(origins: &[String]) -> Cors {
             "idempotency-key",
             "if-match",
             "if-none-match",
+            "x-cart-token",
+            "x-order-token",
             "x-request-id",
         ])
         .expose_headers([

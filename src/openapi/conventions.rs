@@ -40,6 +40,24 @@ fn components(doc: &mut Value) {
             "description": "The operations token (EMPORIUM_METRICS_TOKEN), for /metrics on the public listener"
         }),
     );
+    schemes.insert(
+        "cart_token".to_owned(),
+        json!({
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Cart-Token",
+            "description": "A guest cart's token (POST /api/v1/ordering/carts): shop and check out without an account"
+        }),
+    );
+    schemes.insert(
+        "order_token".to_owned(),
+        json!({
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Order-Token",
+            "description": "A guest order's token (the checkout's answer, and the link in the confirmation mail): reads and cancels that order only"
+        }),
+    );
     let headers = object(components.entry("headers").or_insert(json!({})));
     for (name, description, schema) in [
         (

@@ -19,6 +19,7 @@ use sqlx::migrate::Migrator;
 use application::cart::Carts;
 use application::checkout::Checkout;
 use application::customers::{self, CustomerFeed};
+use application::guests::Guests;
 use application::projection::{self, ProductFeed};
 use application::promotions::Promotions;
 use application::rates::Rates;
@@ -26,6 +27,7 @@ use application::saga::{self, Saga, Timeouts};
 use infrastructure::simulated_gateway::SimulatedPaymentGateway;
 use infrastructure::sql_carts::SqlCarts;
 use infrastructure::sql_customers::SqlCustomers;
+use infrastructure::sql_guests::SqlGuests;
 use infrastructure::sql_orders::SqlOrders;
 use infrastructure::sql_promotions::SqlPromotions;
 use infrastructure::sql_rates::SqlRates;
@@ -50,6 +52,8 @@ pub struct Settings {
     pub require_verified_email: bool,
     /// How often the saga looks for timed-out waiting states.
     pub sweep_every: Duration,
+    /// How long a guest's cart lives after it is opened.
+    pub guest_cart_ttl: Duration,
 }
 
 pub struct Deps {
@@ -124,6 +128,30 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             }
         })
     });
+    let guest_book = Arc::new(SqlGuests {
+        db: deps.db.clone(),
+    });
+    let guests = Arc::new(Guests {
+        book: guest_book.clone(),
+        clock: clock.clone(),
+        cart_ttl: deps.settings.guest_cart_ttl,
+    });
+    let guest_sweeper = guests.clone();
+    let guest_sweep: platform::module::BackgroundTask = Box::new(move |mut shutdown| {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = shutdown.changed() => break,
+                }
+                match guest_sweeper.sweep().await {
+                    Ok(0) => {}
+                    Ok(swept) => tracing::info!(swept, "expired guest carts swept"),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "guest cart sweep failed"),
+                }
+            }
+        })
+    });
     let promotions = Arc::new(SqlPromotions {
         db: deps.db.clone(),
     });
@@ -147,6 +175,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             products: carts_repo.clone(),
             clock: clock.clone(),
         },
+        guests,
         checkout: Arc::new(Checkout {
             units: Arc::new(store.clone()),
             orders,
@@ -154,6 +183,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             rates: rate_book,
             promotions,
             customers,
+            guests: guest_book,
             saga,
             clock,
             stock_timeout: Duration::from_secs(30),
@@ -166,7 +196,8 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         http::configure(cfg);
     })
     .with_task(relay)
-    .with_task(sweep))
+    .with_task(sweep)
+    .with_task(guest_sweep))
 }
 
 /// Sets demo tax and shipping rates and a demo code (`emporium seed`) where a shop has none;

@@ -11,6 +11,7 @@ pub mod fault;
 pub mod http;
 pub mod module;
 pub mod pagination;
+pub mod secret;
 pub mod shared;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -3,11 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use kernel::{Clock, EmailAddress};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::ports::{
     AccessTokenIssuer, LoginThrottle, PasswordHasher, Rotation, SessionRepository, ThrottleKey,
@@ -32,19 +28,7 @@ pub(crate) struct TokenPair {
     pub(crate) expires_in: u64,
 }
 
-/// A new secret (a refresh or a reset token): 256 random bits, handed out once and stored
-/// only as a hash.
-pub(crate) fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The SHA-256 (base64url) a refresh or reset token is stored as.
-pub(crate) fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    URL_SAFE_NO_PAD.encode(digest)
-}
+pub(crate) use platform::secret::{hash_secret, new_secret};
 
 impl Sessions {
     #[tracing::instrument(name = "Log in", skip_all)]

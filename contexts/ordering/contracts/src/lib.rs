@@ -163,6 +163,35 @@ pub struct OrderStatusChanged {
 }
 event!(OrderStatusChanged, "ordering.order_status_changed");
 
+/// A visitor checked out without an account (a cart token): who to mail and how they read
+/// the order. Published with the order's [`OrderPlaced`], in the same unit of work.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct GuestCheckedOut {
+    pub order_id: OrderId,
+    /// The guest's id: the `customer_id` of the order and of its events.
+    pub guest_id: UserId,
+    /// Where the guest asked to be mailed (lower case).
+    pub email: String,
+    /// The secret that reads the order (`X-Order-Token`), for the link in the confirmation.
+    /// Only the hash is kept by ordering; never logged.
+    pub order_token: String,
+    pub placed_at: Timestamp,
+}
+event!(GuestCheckedOut, "ordering.guest_checked_out");
+
+impl std::fmt::Debug for GuestCheckedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestCheckedOut")
+            .field("order_id", &self.order_id)
+            .field("guest_id", &self.guest_id)
+            .field("email", &self.email)
+            .field("order_token", &"<redacted>")
+            .field("placed_at", &self.placed_at)
+            .finish()
+    }
+}
+
 /// Invokes `$callback!(Type)` for every event this context publishes: its published
 /// language, from which the event catalogue (`openapi/asyncapi.json`) is built.
 #[macro_export]
@@ -172,6 +201,7 @@ macro_rules! for_each_event {
         $callback!($crate::OrderPaid);
         $callback!($crate::OrderCancelled);
         $callback!($crate::OrderStatusChanged);
+        $callback!($crate::GuestCheckedOut);
     };
 }
 
@@ -190,5 +220,19 @@ mod tests {
             );
         }
         assert_eq!(OrderStatus::parse("shipped_twice"), None);
+    }
+
+    #[test]
+    fn a_guest_order_token_never_shows_in_debug_output() {
+        let e = super::GuestCheckedOut {
+            order_id: kernel::id::OrderId::new(),
+            guest_id: kernel::id::UserId::new(),
+            email: "guest@example.com".to_owned(),
+            order_token: "s3cret-order-token".to_owned(),
+            placed_at: kernel::Timestamp::from_micros(0),
+        };
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("guest@example.com"));
     }
 }

@@ -12,8 +12,9 @@ use kernel::{Currency, Money, Timestamp};
 use platform::pagination::{Page, PageRequest};
 
 use super::ports::{
-    Applied, CartRefusal, CartRepository, CustomerBook, Decide, GatewayError, Idempotency,
-    Inserted, OrderFilter, OrderRepository, OrderSummary, PaymentGateway, PromotionBook, RateBook,
+    Applied, CartRefusal, CartRepository, CustomerBook, Decide, GatewayError, GuestBook,
+    Idempotency, Inserted, OrderFilter, OrderRepository, OrderSummary, PaymentGateway,
+    PromotionBook, RateBook,
 };
 use super::publish;
 use crate::domain::cart::{Cart, CartLine, CodeUse, KnownProduct};
@@ -335,6 +336,82 @@ impl CustomerBook for FakeCustomers {
         Ok(lock(&self.addresses)
             .get(&(customer, address_id.to_owned()))
             .cloned())
+    }
+}
+
+/// Guest carts by token hash (guest, expiry) and guest orders (guest, email, token hash).
+#[derive(Default)]
+pub(crate) struct FakeGuests {
+    carts: Mutex<HashMap<String, (UserId, Timestamp)>>,
+    orders: Arc<Mutex<HashMap<OrderId, (UserId, String, String)>>>,
+}
+
+impl FakeGuests {
+    /// The email a guest order is to be mailed to.
+    pub(crate) fn email_of(&self, order: OrderId) -> Option<String> {
+        lock(&self.orders)
+            .get(&order)
+            .map(|(_, email, _)| email.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl GuestBook for FakeGuests {
+    async fn open(
+        &self,
+        token_hash: &str,
+        guest: UserId,
+        _: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<()> {
+        lock(&self.carts).insert(token_hash.to_owned(), (guest, expires_at));
+        Ok(())
+    }
+
+    async fn guest(&self, token_hash: &str, now: Timestamp) -> anyhow::Result<Option<UserId>> {
+        Ok(lock(&self.carts)
+            .get(token_hash)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(guest, _)| *guest))
+    }
+
+    async fn record_order_in(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        guest: UserId,
+        email: &str,
+        token_hash: &str,
+        _: Timestamp,
+    ) -> anyhow::Result<()> {
+        let (orders, row) = (
+            self.orders.clone(),
+            (guest, email.to_owned(), token_hash.to_owned()),
+        );
+        work.after_commit(move || {
+            lock(&orders).insert(order, row);
+        });
+        Ok(())
+    }
+
+    async fn order(&self, order: OrderId) -> anyhow::Result<Option<(UserId, String)>> {
+        Ok(lock(&self.orders)
+            .get(&order)
+            .map(|(guest, _, hash)| (*guest, hash.clone())))
+    }
+
+    async fn sweep(&self, now: Timestamp, limit: i64) -> anyhow::Result<u64> {
+        let mut carts = lock(&self.carts);
+        let expired: Vec<String> = carts
+            .iter()
+            .filter(|(_, (_, expires))| *expires <= now)
+            .map(|(hash, _)| hash.clone())
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect();
+        for hash in &expired {
+            carts.remove(hash);
+        }
+        Ok(expired.len() as u64)
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod checkout;
 pub(crate) mod customers;
 #[cfg(test)]
 mod fakes;
+pub(crate) mod guests;
 pub(crate) mod ports;
 pub(crate) mod projection;
 pub(crate) mod promotions;

@@ -308,3 +308,32 @@ pub(crate) trait PaymentGateway: Send + Sync {
         amount: Money,
     ) -> Result<String, GatewayError>;
 }
+
+/// Guests: visitors who shop with a cart token instead of an account.
+#[async_trait::async_trait]
+pub(crate) trait GuestBook: Send + Sync {
+    /// Opens a guest cart: `token_hash` identifies it until `expires_at`.
+    async fn open(
+        &self,
+        token_hash: &str,
+        guest: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// The guest whose cart `token_hash` opens, unless it has expired by `now`.
+    async fn guest(&self, token_hash: &str, now: Timestamp) -> anyhow::Result<Option<UserId>>;
+    /// Keeps, in `work`, who to mail about a guest's order and the hash of its order token.
+    async fn record_order_in(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        guest: UserId,
+        email: &str,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> anyhow::Result<()>;
+    /// The guest and the order token's hash of a guest's order.
+    async fn order(&self, order: OrderId) -> anyhow::Result<Option<(UserId, String)>>;
+    /// Deletes guest carts expired by `now` (at most `limit`) with what they held; how many.
+    async fn sweep(&self, now: Timestamp, limit: i64) -> anyhow::Result<u64>;
+}

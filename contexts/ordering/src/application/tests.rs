@@ -13,7 +13,10 @@ use kernel::{Clock, Currency, Money, Timestamp};
 
 use super::checkout::{Checkout, Destination, PlaceOrder};
 use super::customers::CustomerFeed;
-use super::fakes::{FakeCarts, FakeCustomers, FakeGateway, FakeOrders, FakePromotions, FakeRates};
+use super::fakes::{
+    FakeCarts, FakeCustomers, FakeGateway, FakeGuests, FakeOrders, FakePromotions, FakeRates,
+};
+use super::guests::Guests;
 use super::ports::GatewayError;
 use super::rates::Rates;
 use super::saga::{Saga, Timeouts};
@@ -39,6 +42,8 @@ struct Shop {
     promotions: Arc<FakePromotions>,
     gateway: Arc<FakeGateway>,
     customers: Arc<FakeCustomers>,
+    guests: Arc<FakeGuests>,
+    visitors: Guests,
     clock: ManualClock,
     checkout: Checkout,
     saga: Arc<Saga>,
@@ -56,6 +61,7 @@ fn shop() -> Shop {
     let promotions = Arc::new(FakePromotions::for_carts(carts.clone()));
     let gateway = Arc::new(FakeGateway::default());
     let customers = Arc::new(FakeCustomers::default());
+    let guests = Arc::new(FakeGuests::default());
     let clock = ManualClock::starting_at(Timestamp::now());
     let book = Arc::new(FakeRates(DestinationRates {
         tax: TaxRates {
@@ -109,6 +115,7 @@ fn shop() -> Shop {
             rates: book.clone(),
             promotions: promotions.clone(),
             customers: customers.clone(),
+            guests: guests.clone(),
             saga: saga.clone(),
             clock: shared_clock.clone(),
             stock_timeout: Duration::from_secs(30),
@@ -119,7 +126,7 @@ fn shop() -> Shop {
             book,
             carts: carts.clone(),
             promotions: promotions.clone(),
-            clock: shared_clock,
+            clock: shared_clock.clone(),
             prices_include_tax: false,
         },
         units,
@@ -128,6 +135,12 @@ fn shop() -> Shop {
         promotions,
         gateway,
         customers,
+        visitors: Guests {
+            book: guests.clone(),
+            clock: shared_clock.clone(),
+            cart_ttl: Duration::from_secs(3600),
+        },
+        guests,
         clock,
         saga,
         customer: UserId::new(),
@@ -138,6 +151,7 @@ fn shop() -> Shop {
 fn request(customer: UserId, key: Option<&str>, body: &str) -> PlaceOrder {
     PlaceOrder {
         customer,
+        guest: None,
         destination: Destination::Given(PostalAddress {
             name: "Ada".into(),
             line1: "1 Road".into(),
@@ -496,4 +510,66 @@ async fn a_saved_address_is_shipped_to_as_ordering_knows_it_and_nobody_elses_is(
     let (order, _) = ok(shop.checkout.place(mine, &Causation::system()).await);
     // The order keeps its own copy of where it ships.
     assert_eq!(order.shipping_address, saved);
+}
+
+#[tokio::test]
+async fn a_guest_checks_out_a_cart_token_and_reads_the_order_with_its_order_token_only() {
+    let mut shop = shop();
+    shop.checkout.require_verified_email = true;
+    let opened = ok(shop.visitors.open().await);
+    let guest = ok(shop.visitors.shopper(&opened.cart_token).await)
+        .unwrap_or_else(|| panic!("the new cart token opens its cart"));
+    assert_eq!(ok(shop.visitors.shopper("not-a-token").await), None);
+    shop.carts.put(guest, shop.mug, 1);
+    let email =
+        kernel::EmailAddress::parse(" Guest@Example.com ").unwrap_or_else(|e| panic!("{e}"));
+    let mut command = request(guest, Some("g-1"), "{}");
+    command.guest = Some(super::checkout::GuestContact {
+        email: email.clone(),
+        cart_token: opened.cart_token.clone(),
+    });
+    // A guest has no account to verify: the verified-email rule is about accounts.
+    let (order, new) = ok(shop.checkout.place(command, &Causation::system()).await);
+    assert!(new);
+    assert_eq!(order.customer_id, guest);
+    assert_eq!(
+        shop.announced(),
+        [
+            "ordering.order_placed",
+            "ordering.order_status_changed",
+            "ordering.guest_checked_out"
+        ]
+    );
+    assert_eq!(
+        shop.guests.email_of(order.id).as_deref(),
+        Some("guest@example.com")
+    );
+    let token = super::guests::order_token(&opened.cart_token, order.id);
+    assert_eq!(
+        ok(shop.visitors.reader(order.id, &token).await),
+        Some(guest)
+    );
+    let other = super::guests::order_token(&opened.cart_token, OrderId::new());
+    assert_eq!(ok(shop.visitors.reader(order.id, &other).await), None);
+    assert_eq!(ok(shop.visitors.reader(OrderId::new(), &token).await), None);
+    // An account's checkout still needs the verified address.
+    shop.carts.put(shop.customer, shop.mug, 1);
+    assert!(matches!(
+        shop.place(None, "{}").await,
+        Err(OrderingError::EmailUnverified)
+    ));
+}
+
+#[tokio::test]
+async fn an_expired_guest_cart_no_longer_opens_and_is_swept() {
+    let shop = shop();
+    let opened = ok(shop.visitors.open().await);
+    let second = ok(shop.visitors.open().await);
+    shop.clock.advance(Duration::from_secs(3599));
+    assert!(ok(shop.visitors.shopper(&opened.cart_token).await).is_some());
+    assert_eq!(ok(shop.visitors.sweep().await), 0);
+    shop.clock.advance(Duration::from_secs(1));
+    assert_eq!(ok(shop.visitors.shopper(&opened.cart_token).await), None);
+    assert_eq!(ok(shop.visitors.sweep().await), 2);
+    assert_eq!(ok(shop.visitors.shopper(&second.cart_token).await), None);
 }

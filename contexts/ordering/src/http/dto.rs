@@ -121,6 +121,19 @@ pub(crate) struct CheckoutRequest {
     #[validate(custom(function = "payment_token"))]
     #[schema(min_length = 5, max_length = 200, pattern = "^tok_[A-Za-z0-9_]+$")]
     pub(crate) payment_token: String,
+    /// A guest's email address (required with a cart token, refused with a bearer token): the
+    /// confirmation and every later message about the order go there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "email", max_length = 254)]
+    pub(crate) email: Option<String>,
+}
+
+/// A guest cart just opened.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GuestCartResponse {
+    /// The cart's secret: send it as `X-Cart-Token`. Shown once; keep it like a password.
+    pub(crate) cart_token: String,
+    pub(crate) expires_at: Timestamp,
 }
 
 fn payment_token(token: &str) -> Result<(), validator::ValidationError> {
@@ -222,6 +235,9 @@ pub(crate) struct OrderResponse {
     pub(crate) status_history: Vec<StatusEntryResponse>,
     pub(crate) placed_at: Timestamp,
     pub(crate) updated_at: Timestamp,
+    /// A guest's checkout only: the secret that reads this order (`X-Order-Token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) order_token: Option<String>,
 }
 
 impl From<Order> for OrderResponse {
@@ -271,6 +287,7 @@ impl From<Order> for OrderResponse {
                 .collect(),
             placed_at: o.placed_at,
             updated_at: o.updated_at,
+            order_token: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Ordering's HTTP surface under `/api/v1/ordering`.
 
 mod dto;
+mod shopper;
 
 use std::sync::Arc;
 
@@ -14,13 +15,18 @@ use platform::http::{RequestContext, ValidJson};
 use platform::pagination::{Page, PageQuery, PageRequest, Part};
 
 use crate::application::cart::Carts;
-use crate::application::checkout::{check_idempotency_key, Checkout, Destination, PlaceOrder};
+use crate::application::checkout::{
+    check_idempotency_key, Checkout, Destination, GuestContact, PlaceOrder,
+};
+use crate::application::guests::{order_token, Guests};
 use crate::application::promotions::Promotions;
 use crate::application::rates::Rates;
 use crate::application::OrderingError;
 pub(crate) use dto::*;
+use shopper::{OrderReader, Shopper};
 
 pub(crate) struct State {
+    pub(crate) guests: Arc<Guests>,
     pub(crate) promotions: Promotions,
     pub(crate) rates: Rates,
     pub(crate) carts: Carts,
@@ -77,6 +83,7 @@ impl From<OrderingError> for ApiError {
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/ordering")
+            .service(web::resource("/carts").route(web::post().to(create_cart)))
             .service(web::resource("/cart").route(web::get().to(get_cart)))
             .service(web::resource("/cart/quote").route(web::get().to(quote_cart)))
             .service(
@@ -161,29 +168,52 @@ pub(crate) async fn order_counts(
         }))
 }
 
+/// Open a guest cart: shop without an account. The answer's `cart_token` (a secret, shown
+/// once) is sent as `X-Cart-Token` to the cart endpoints and to checkout, until the cart
+/// expires (`EMPORIUM_GUEST_CART_TTL_SECS`, 7 days by default).
+#[utoipa::path(
+    post, path = "/api/v1/ordering/carts", tag = "ordering", operation_id = "create_cart",
+    security(()),
+    responses(
+        (status = 201, description = "The guest cart is open", body = GuestCartResponse, headers(("Location" = String, description = "The cart (with the token)"))),
+        (status = 429, description = "Too many requests from this client address", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn create_cart(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let opened = state.guests.open().await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, "/api/v1/ordering/cart"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(GuestCartResponse {
+            cart_token: opened.cart_token,
+            expires_at: opened.expires_at,
+        }))
+}
+
 /// Your cart with current prices.
 #[utoipa::path(
     get, path = "/api/v1/ordering/cart", tag = "ordering", operation_id = "get_cart",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     responses(
         (status = 200, description = "The cart", body = CartResponse, links(
             ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$response.body#/items/0/product_id")))),
             ("RemoveItem" = (operation_id = "remove_cart_item", parameters(("product_id" = "$response.body#/items/0/product_id"))))
         )),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json")
+        (status = 400, description = "`ambiguous_request`: a bearer token and a cart token, or a token sent twice", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn get_cart(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
 ) -> Result<web::Json<CartResponse>, ApiError> {
-    Ok(web::Json(state.carts.cart(user.user_id).await?.into()))
+    Ok(web::Json(state.carts.cart(shopper.id()).await?.into()))
 }
 
 /// Add a product to the cart (quantities add up, to at most 99).
 #[utoipa::path(
     post, path = "/api/v1/ordering/cart/items", tag = "ordering", operation_id = "add_cart_item",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     request_body = AddCartItemRequest,
     responses(
         (status = 200, description = "The cart", body = CartResponse, links(
@@ -191,20 +221,20 @@ pub(crate) async fn get_cart(
             ("PlaceOrder" = (operation_id = "place_order")),
             ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$response.body#/items/0/product_id"))))
         )),
-        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad quantity; unknown or archived product; no variant chosen of a product with options", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn add_item(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
     body: ValidJson<AddCartItemRequest>,
 ) -> Result<web::Json<CartResponse>, ApiError> {
     let cart = state
         .carts
         .add(
-            user.user_id,
+            shopper.id(),
             ProductId::from_uuid(body.product_id),
             body.variant_id.map(ProductId::from_uuid),
             body.quantity,
@@ -217,27 +247,27 @@ pub(crate) async fn add_item(
 /// Change a cart line's quantity.
 #[utoipa::path(
     patch, path = "/api/v1/ordering/cart/items/{product_id}", tag = "ordering", operation_id = "set_cart_item_quantity",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     params(("product_id" = uuid::Uuid, Path, description = "The cart item's `variant_id` (for a product without options, the product's id)")),
     request_body = SetQuantityRequest,
     responses(
         (status = 200, description = "The cart", body = CartResponse),
-        (status = 400, description = "Malformed JSON or id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or id; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "Not in the cart", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad quantity", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn set_quantity(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
     product: web::Path<uuid::Uuid>,
     body: ValidJson<SetQuantityRequest>,
 ) -> Result<web::Json<CartResponse>, ApiError> {
     let cart = state
         .carts
         .set(
-            user.user_id,
+            shopper.id(),
             ProductId::from_uuid(product.into_inner()),
             body.quantity,
         )
@@ -248,32 +278,34 @@ pub(crate) async fn set_quantity(
 /// Remove a product from the cart.
 #[utoipa::path(
     delete, path = "/api/v1/ordering/cart/items/{product_id}", tag = "ordering", operation_id = "remove_cart_item",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     params(("product_id" = uuid::Uuid, Path, description = "The cart item's `variant_id` (for a product without options, the product's id)")),
     responses(
         (status = 200, description = "The cart", body = CartResponse),
-        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "Not in the cart", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn remove_item(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
     product: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<CartResponse>, ApiError> {
     let cart = state
         .carts
-        .remove(user.user_id, ProductId::from_uuid(product.into_inner()))
+        .remove(shopper.id(), ProductId::from_uuid(product.into_inner()))
         .await?;
     Ok(web::Json(cart.into()))
 }
 
 /// Check out the cart. The order starts `pending`; follow it with `GET /orders/{id}`.
 /// Send an `Idempotency-Key`: retrying with the same key and body returns the same order.
+/// A guest (a cart token) gives `email`; the answer carries the order's `order_token`, which
+/// reads it (`X-Order-Token`) and which the confirmation mail links to.
 #[utoipa::path(
     post, path = "/api/v1/ordering/orders", tag = "ordering", operation_id = "place_order",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same order; 1 to 200 visible ASCII characters", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     request_body = CheckoutRequest,
     responses(
@@ -281,15 +313,15 @@ pub(crate) async fn remove_item(
             ("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")))),
             ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
         )),
-        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`ordering.email_unverified`: the shop requires a verified email address (`EMPORIUM_REQUIRE_VERIFIED_EMAIL`)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, empty cart, unavailable product, or a reused Idempotency-Key", body = ProblemBody, content_type = "application/problem+json")
+        (status = 422, description = "Invalid fields (a guest without `email`, a customer with one), empty cart, unavailable product, or a reused Idempotency-Key", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn place_order(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
     req: HttpRequest,
     ctx: RequestContext,
     body: ValidJson<CheckoutRequest>,
@@ -318,6 +350,35 @@ pub(crate) async fn place_order(
             None
         }
     };
+    let guest = match (&shopper, &body.email) {
+        (Shopper::Guest { cart_token, .. }, Some(email)) => {
+            match kernel::EmailAddress::parse(email) {
+                Ok(email) => Some(GuestContact {
+                    email,
+                    cart_token: cart_token.clone(),
+                }),
+                Err(e) => {
+                    errors.push(kernel::FieldError::new("email", e.to_string()));
+                    None
+                }
+            }
+        }
+        (Shopper::Guest { .. }, None) => {
+            errors.push(kernel::FieldError::new(
+                "email",
+                "is required to check out as a guest (the confirmation is mailed there)",
+            ));
+            None
+        }
+        (Shopper::Customer(_), Some(_)) => {
+            errors.push(kernel::FieldError::new(
+                "email",
+                "is for guests; a signed-in customer's order goes to the account's address",
+            ));
+            None
+        }
+        (Shopper::Customer(_), None) => None,
+    };
     let key = match req.headers().get("idempotency-key") {
         Some(v) => match v.to_str() {
             Ok(k) => {
@@ -344,7 +405,8 @@ pub(crate) async fn place_order(
         .checkout
         .place(
             PlaceOrder {
-                customer: user.user_id,
+                customer: shopper.id(),
+                guest,
                 destination,
                 payment_token: body.payment_token,
                 idempotency_key: key,
@@ -360,7 +422,14 @@ pub(crate) async fn place_order(
     if !new {
         res.insert_header(("idempotent-replayed", "true"));
     }
-    Ok(res.json(OrderResponse::from(order)))
+    let id = order.id;
+    let mut answer = OrderResponse::from(order);
+    if let Shopper::Guest { cart_token, .. } = &shopper {
+        // The token is a secret: the answer is not to be stored by caches.
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        answer.order_token = Some(order_token(cart_token, id));
+    }
+    Ok(res.json(answer))
 }
 
 /// Your orders, newest first.
@@ -448,31 +517,26 @@ pub(crate) async fn admin_order_summary(
 /// An order: status, lines, total, payments, shipment and status history.
 #[utoipa::path(
     get, path = "/api/v1/ordering/orders/{id}", tag = "ordering", operation_id = "get_order",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("order_token" = [])),
     params(("id" = uuid::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderResponse, links(
             ("ListShipments" = (operation_id = "list_shipments", parameters(("order_id" = "$response.body#/id")))),
             ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
         )),
-        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id; or `ambiguous_request` (a bearer token and an order token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such order (or not yours)", body = ProblemBody, content_type = "application/problem+json")
+        (status = 404, description = "No such order (or not yours, or a wrong order token)", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn get_order(
     state: web::Data<State>,
-    user: AuthUser,
+    reader: OrderReader,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<OrderResponse>, ApiError> {
-    let order = state
-        .checkout
-        .get(
-            user.user_id,
-            user.is_admin(),
-            OrderId::from_uuid(id.into_inner()),
-        )
-        .await?;
+    let id = OrderId::from_uuid(id.into_inner());
+    let (caller, admin) = reader.of(&state, id).await?;
+    let order = state.checkout.get(caller, admin, id).await?;
     Ok(web::Json(order.into()))
 }
 
@@ -480,30 +544,27 @@ pub(crate) async fn get_order(
 /// the shipment cancelled. After dispatch: 409.
 #[utoipa::path(
     post, path = "/api/v1/ordering/orders/{id}/cancel", tag = "ordering", operation_id = "cancel_order",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("order_token" = [])),
     params(("id" = uuid::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderResponse),
-        (status = 400, description = "Malformed id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id; or `ambiguous_request` (a bearer token and an order token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such order (or not yours)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours, or a wrong order token)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Already shipped, delivered or cancelled", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn cancel_order(
     state: web::Data<State>,
-    user: AuthUser,
+    reader: OrderReader,
     ctx: RequestContext,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<OrderResponse>, ApiError> {
+    let id = OrderId::from_uuid(id.into_inner());
+    let (caller, admin) = reader.of(&state, id).await?;
     let order = state
         .checkout
-        .cancel(
-            user.user_id,
-            user.is_admin(),
-            OrderId::from_uuid(id.into_inner()),
-            &Causation::from(&ctx),
-        )
+        .cancel(caller, admin, id, &Causation::from(&ctx))
         .await?;
     Ok(web::Json(order.into()))
 }
@@ -512,21 +573,21 @@ pub(crate) async fn cancel_order(
 /// would charge them now.
 #[utoipa::path(
     get, path = "/api/v1/ordering/cart/quote", tag = "ordering", operation_id = "quote_cart",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     params(QuoteQuery),
     responses(
         (status = 200, description = "The priced cart", body = QuoteResponse),
-        (status = 400, description = "Missing country", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Missing country; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad country, empty cart, unavailable product, or no shipping to the destination", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn quote_cart(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
     query: web::Query<QuoteQuery>,
 ) -> Result<web::Json<QuoteResponse>, ApiError> {
-    let quote = state.rates.quote(user.user_id, &query.country).await?;
+    let quote = state.rates.quote(shopper.id(), &query.country).await?;
     Ok(web::Json(QuoteResponse::new(
         quote,
         state.rates.prices_include_tax,
@@ -537,21 +598,21 @@ pub(crate) async fn quote_cart(
 /// otherwise); the quote shows its discount, and checkout takes one use of it.
 #[utoipa::path(
     post, path = "/api/v1/ordering/cart/promotion", tag = "ordering", operation_id = "apply_promotion",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     request_body = ApplyPromotionRequest,
     responses(
         (status = 200, description = "The code is on the cart", body = AppliedPromotionResponse),
-        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The code does not apply (the reason says why), or the cart is empty", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn apply_promotion(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
     body: ValidJson<ApplyPromotionRequest>,
 ) -> Result<web::Json<AppliedPromotionResponse>, ApiError> {
-    let code = state.rates.apply_code(user.user_id, &body.code).await?;
+    let code = state.rates.apply_code(shopper.id(), &body.code).await?;
     Ok(web::Json(AppliedPromotionResponse {
         code: code.as_str().to_owned(),
     }))
@@ -560,18 +621,19 @@ pub(crate) async fn apply_promotion(
 /// Take the promotion code off your cart.
 #[utoipa::path(
     delete, path = "/api/v1/ordering/cart/promotion", tag = "ordering", operation_id = "remove_promotion",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cart_token" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`ambiguous_request`: a bearer token and a cart token, or a token sent twice", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The cart has no code", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn remove_promotion(
     state: web::Data<State>,
-    user: AuthUser,
+    shopper: Shopper,
 ) -> Result<HttpResponse, ApiError> {
-    state.rates.remove_code(user.user_id).await?;
+    state.rates.remove_code(shopper.id()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -827,7 +889,7 @@ pub(crate) async fn delete_shipping_rate(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, admin_list_orders, admin_order_summary,
+    paths(create_cart, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, admin_list_orders, admin_order_summary,
           quote_cart, apply_promotion, remove_promotion, create_promotion, list_promotions, get_promotion, withdraw_promotion,
           list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))

@@ -3,6 +3,7 @@
 pub(crate) mod simulated_gateway;
 pub(crate) mod sql_carts;
 pub(crate) mod sql_customers;
+pub(crate) mod sql_guests;
 pub(crate) mod sql_orders;
 pub(crate) mod sql_promotions;
 pub(crate) mod sql_rates;
