@@ -106,6 +106,13 @@ export const operations = Object.freeze({
     "path": "/api/v1/identity/password-resets/confirm",
     "query": []
   },
+  "create_cart": {
+    "body": false,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/ordering/carts",
+    "query": []
+  },
   "create_category": {
     "body": true,
     "headers": [],

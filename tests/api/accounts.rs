@@ -56,7 +56,13 @@ fn tokens_in_mail(app: &TestApp, to: &str, subject: &str, marker: &str) -> Vec<S
 }
 
 /// Waits for `count` mails to `to` with `subject`; their tokens, oldest first.
-async fn mailed(app: &TestApp, to: &str, subject: &str, marker: &str, count: usize) -> Vec<String> {
+pub(crate) async fn mailed(
+    app: &TestApp,
+    to: &str,
+    subject: &str,
+    marker: &str,
+    count: usize,
+) -> Vec<String> {
     app.eventually(
         &format!("{count} mail(s) `{subject}` to {to}"),
         30,
@@ -79,7 +85,7 @@ async fn mailed_tokens(app: &TestApp, email: &str, count: usize) -> Vec<String> 
     .await
 }
 
-async fn verification_links(app: &TestApp, email: &str, count: usize) -> Vec<String> {
+pub(crate) async fn verification_links(app: &TestApp, email: &str, count: usize) -> Vec<String> {
     mailed(
         app,
         email,

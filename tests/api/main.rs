@@ -21,6 +21,7 @@ mod dashboard;
 mod fault_proxy;
 mod faults;
 mod gateway;
+mod guests;
 mod helpers;
 mod identity;
 mod matrix;

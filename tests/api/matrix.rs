@@ -173,6 +173,8 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
         "health_ready" => cell(Method::GET, "/health/ready", None, &[200]),
         "list_categories" => cell(Method::GET, "/api/v1/catalog/categories", None, &[200]),
         "list_products" => cell(Method::GET, "/api/v1/catalog/products", None, &[200]),
+        // Anyone may open a guest cart (the rate limit bounds how many).
+        "create_cart" => cell(Method::POST, "/api/v1/ordering/carts", None, &[201]),
         "get_product" => cell(
             Method::GET,
             format!("/api/v1/catalog/products/{p}"),

@@ -132,7 +132,11 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         .max_capacity(100_000)
         .time_to_live(Duration::from_secs(5))
         .build();
+    let history_repo = Arc::new(SqlOrderHistory {
+        db: deps.db.clone(),
+    });
     let verifications = EmailVerifications {
+        history: history_repo.clone(),
         links: links.clone(),
         users: users.clone(),
         hasher: hasher.clone(),
@@ -163,9 +167,6 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         throttle,
         clock: clock.clone(),
     };
-    let history_repo = Arc::new(SqlOrderHistory {
-        db: deps.db.clone(),
-    });
     deps.bus
         .subscribe(order_history::consumer().bind(
             Arc::new(OrderHistoryProjection {

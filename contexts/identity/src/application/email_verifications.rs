@@ -19,12 +19,12 @@ use kernel::id::UserId;
 use kernel::{Clock, EmailAddress, Timestamp};
 
 use super::ports::{
-    EmailVerificationRepository, LoginThrottle, PasswordHasher, SaveUserError, ThrottleKey,
-    ThrottleRefusal, UserRepository,
+    EmailVerificationRepository, LoginThrottle, OrderHistoryRepository, PasswordHasher,
+    SaveUserError, ThrottleKey, ThrottleRefusal, UserRepository,
 };
-use super::sessions::{hash_secret, new_secret};
 use super::IdentityError;
 use crate::domain::User;
+use platform::secret::{hash_secret, new_secret};
 
 /// Issues verification links; shared by sign-up and the verification use cases.
 #[derive(Clone)]
@@ -75,6 +75,8 @@ pub(crate) struct EmailVerifications {
     pub(crate) store: bus::Store,
     /// The profiles `GET /me` reads through; a verified or changed address drops the entry.
     pub(crate) profiles: moka::future::Cache<UserId, User>,
+    /// Guest orders placed with an address join the history of the account that proves it.
+    pub(crate) history: Arc<dyn OrderHistoryRepository>,
 }
 
 fn refused(refusal: ThrottleRefusal) -> IdentityError {
@@ -241,6 +243,10 @@ impl EmailVerifications {
                 },
                 now,
             )?;
+        }
+        let claimed = self.history.claim_in(&mut work, owner, &email).await?;
+        if claimed > 0 {
+            tracing::info!(user_id = %owner, claimed, "guest orders joined the account's history");
         }
         work.publish(
             &EmailVerified {

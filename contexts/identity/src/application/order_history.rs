@@ -6,7 +6,8 @@ use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
 use kernel::id::UserId;
 use kernel::IntegrationEvent;
 use ordering_contracts::{
-    CancellationReason, OrderCancelled, OrderPaid, OrderPlaced, OrderStatus, OrderStatusChanged,
+    CancellationReason, GuestCheckedOut, OrderCancelled, OrderPaid, OrderPlaced, OrderStatus,
+    OrderStatusChanged,
 };
 use platform::pagination::{Page, PageRequest};
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
@@ -24,6 +25,7 @@ pub(crate) fn consumer() -> Consumer<OrderHistoryProjection> {
         .once::<OrderPaid>()
         .once::<OrderCancelled>()
         .once::<OrderStatusChanged>()
+        .once::<GuestCheckedOut>()
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
         .once::<ShipmentDelivered>()
@@ -128,6 +130,17 @@ impl Projected for OrderCancelled {
             customer_id: self.customer_id,
             reason: reason(self.reason),
             at: self.cancelled_at,
+        }
+    }
+}
+
+impl Projected for GuestCheckedOut {
+    /// The order token is not kept: identity only needs whose address it was.
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Guest {
+            order_id: self.order_id,
+            guest_id: self.guest_id,
+            email: self.email,
         }
     }
 }

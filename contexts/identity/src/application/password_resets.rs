@@ -18,9 +18,9 @@ use super::ports::{
     LoginThrottle, PasswordHasher, PasswordResetRepository, ThrottleKey, ThrottleRefusal,
     UserRepository,
 };
-use super::sessions::{hash_secret, new_secret};
 use super::IdentityError;
 use crate::domain::Password;
+use platform::secret::{hash_secret, new_secret};
 
 pub(crate) struct PasswordResets {
     pub(crate) users: Arc<dyn UserRepository>,

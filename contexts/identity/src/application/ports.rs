@@ -230,6 +230,13 @@ pub(crate) struct OrderHistoryChange {
 pub(crate) trait OrderHistoryRepository: Send + Sync {
     /// Applies a change in the unit of work, moving the status forward only.
     async fn apply(&self, work: &mut UnitOfWork, change: OrderHistoryUpdate) -> anyhow::Result<()>;
+    /// Gives the account `user` the guest orders placed with `email` (just proved by it).
+    async fn claim_in(
+        &self,
+        work: &mut UnitOfWork,
+        user: UserId,
+        email: &EmailAddress,
+    ) -> anyhow::Result<u64>;
     async fn for_customer(
         &self,
         customer: UserId,
@@ -255,6 +262,13 @@ pub(crate) enum OrderHistoryUpdate {
         customer_id: UserId,
         tracking_number: String,
         at: Timestamp,
+    },
+    /// A guest placed the order with this email address: it belongs to the account that has
+    /// proved the address, now or once one does.
+    Guest {
+        order_id: kernel::id::OrderId,
+        guest_id: UserId,
+        email: String,
     },
     /// A shipment moved the order forward (dispatched, delivered).
     Shipment {

@@ -28,7 +28,7 @@ pub(crate) struct TokenPair {
     pub(crate) expires_in: u64,
 }
 
-pub(crate) use platform::secret::{hash_secret, new_secret};
+use platform::secret::{hash_secret, new_secret};
 
 impl Sessions {
     #[tracing::instrument(name = "Log in", skip_all)]

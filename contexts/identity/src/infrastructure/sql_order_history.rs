@@ -26,8 +26,9 @@ struct Said<'a> {
 }
 
 impl<'a> Said<'a> {
-    fn of(update: &'a OrderHistoryUpdate) -> Self {
-        match update {
+    /// `None` for what is not about the order's progress (who placed a guest order).
+    fn of(update: &'a OrderHistoryUpdate) -> Option<Self> {
+        Some(match update {
             OrderHistoryUpdate::Status(change) => {
                 let e = &change.entry;
                 Said {
@@ -72,7 +73,8 @@ impl<'a> Said<'a> {
                 tracking_number,
                 at,
             } => Said::shipment((*order_id, *customer_id), *progress, tracking_number, *at),
-        }
+            OrderHistoryUpdate::Guest { .. } => return None,
+        })
     }
 
     /// What shipping says: a tracking number and how far the parcel brings the order.
@@ -94,21 +96,85 @@ impl<'a> Said<'a> {
     }
 }
 
+/// The account that has proved the address a guest order was placed with (`g`).
+const CLAIMED: &str = "select u.user_id from guest_order g join user_account u \
+                       on u.email = g.email and u.email_verified_at is not null";
+
+/// Keeps who placed a guest order, and gives a history row already there to the account
+/// that has proved the address, if one has.
+async fn guest_order(
+    work: &mut UnitOfWork,
+    order: OrderId,
+    guest: UserId,
+    email: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into guest_order (order_id, guest_id, email) values ($1, $2, $3) \
+         on conflict (order_id) do nothing",
+    )
+    .bind(order.to_string())
+    .bind(guest.to_string())
+    .bind(email)
+    .execute(work.conn()?)
+    .await
+    .context("cannot record a guest order")?;
+    sqlx::query(&format!(
+        "update order_history set customer_id = ({CLAIMED} where g.order_id = $1) \
+         where order_id = $1 and exists ({CLAIMED} where g.order_id = $1)"
+    ))
+    .bind(order.to_string())
+    .execute(work.conn()?)
+    .await
+    .context("cannot give a guest order to its account")?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl OrderHistoryRepository for SqlOrderHistory {
+    async fn claim_in(
+        &self,
+        work: &mut UnitOfWork,
+        user: UserId,
+        email: &kernel::EmailAddress,
+    ) -> anyhow::Result<u64> {
+        let claimed = sqlx::query(
+            "update order_history set customer_id = $1 \
+             where order_id in (select order_id from guest_order where email = $2)",
+        )
+        .bind(user.to_string())
+        .bind(email.as_ref())
+        .execute(work.conn()?)
+        .await
+        .context("cannot give guest orders to their account")?
+        .rows_affected();
+        Ok(claimed)
+    }
+
     /// One statement: a new row takes everything the event says; a known row takes the
     /// fields the event knows, and its status only from a status that may move to the
     /// event's (`moving_to`, the domain's rule, given as the ranks it allows: `,0,2,`).
     async fn apply(&self, work: &mut UnitOfWork, update: OrderHistoryUpdate) -> anyhow::Result<()> {
-        let said = Said::of(&update);
+        let Some(said) = Said::of(&update) else {
+            if let OrderHistoryUpdate::Guest {
+                order_id,
+                guest_id,
+                email,
+            } = &update
+            {
+                guest_order(work, *order_id, *guest_id, email).await?;
+            }
+            return Ok(());
+        };
         let from: String = moving_to(said.status)
             .iter()
             .map(|s| format!("{},", s.rank()))
             .collect();
         let moves = "($11 like ('%,' || order_history.status_rank || ',%'))";
+        // A guest's order heard of after its address was proved goes to that account.
+        let owner = format!("coalesce(({CLAIMED} where g.order_id = $1), $2)");
         let sql = format!(
             "insert into order_history (order_id, customer_id, status, status_rank, cancellation_reason, tracking_number, \
-             total_amount, currency, placed_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             total_amount, currency, placed_at, updated_at) values ($1, {OWNER}, $3, $4, $5, $6, $7, $8, $9, $10) \
              on conflict (order_id) do update set \
              total_amount = coalesce(excluded.total_amount, order_history.total_amount), \
              currency = coalesce(excluded.currency, order_history.currency), \
@@ -120,7 +186,8 @@ impl OrderHistoryRepository for SqlOrderHistory {
              cancellation_reason = case when {moves} \
                  then coalesce(excluded.cancellation_reason, order_history.cancellation_reason) \
                  else order_history.cancellation_reason end, \
-             updated_at = case when {moves} then excluded.updated_at else order_history.updated_at end"
+             updated_at = case when {moves} then excluded.updated_at else order_history.updated_at end",
+            OWNER = owner
         );
         sqlx::query(&sql)
             .bind(said.order.to_string())

@@ -38,6 +38,21 @@ pub(crate) trait Projections: Send + Sync {
         work: &mut UnitOfWork,
         id: OrderId,
     ) -> anyhow::Result<Option<OrderSummary>>;
+    /// Keeps the link a guest reads `order` with.
+    async fn save_order_link(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        customer: UserId,
+        url: &str,
+    ) -> anyhow::Result<()>;
+    /// The link of a guest's order, when `customer` placed it.
+    async fn order_link(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        customer: UserId,
+    ) -> anyhow::Result<Option<String>>;
     async fn save_shipment(
         &self,
         work: &mut UnitOfWork,

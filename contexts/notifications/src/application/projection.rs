@@ -11,7 +11,8 @@ use identity_contracts::{
 use kernel::id::UserId;
 use kernel::Clock;
 use ordering_contracts::{
-    CancellationReason, OrderCancelled, OrderPlaced, OrderStatus, OrderStatusChanged,
+    CancellationReason, GuestCheckedOut, OrderCancelled, OrderPlaced, OrderStatus,
+    OrderStatusChanged,
 };
 use serde_json::json;
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
@@ -31,6 +32,7 @@ pub(crate) fn consumer() -> Consumer<Projection> {
         .once::<PasswordResetRequested>()
         .once::<EmailVerificationRequested>()
         .once::<OrderPlaced>()
+        .once::<GuestCheckedOut>()
         .once::<OrderStatusChanged>()
         .once::<OrderCancelled>()
         .once::<ShipmentCreated>()
@@ -222,6 +224,31 @@ impl HandlesOnce<OrderPlaced> for Projection {
 }
 
 #[async_trait::async_trait]
+impl HandlesOnce<GuestCheckedOut> for Projection {
+    /// A guest is a customer notifications mails at the address given at checkout; the
+    /// confirmation links to `EMPORIUM_PUBLIC_URL/orders/{id}?token=`, a page of the shop
+    /// that reads the order with `X-Order-Token`.
+    async fn handle_once(&self, e: GuestCheckedOut, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let guest = Customer {
+            id: e.guest_id,
+            email: e.email,
+            name: e.name,
+            as_of: e.placed_at,
+        };
+        self.projections.save_customer(work, &guest).await?;
+        let url = format!(
+            "{}/orders/{}?token={}",
+            self.public_url.trim_end_matches('/'),
+            e.order_id,
+            e.order_token
+        );
+        self.projections
+            .save_order_link(work, e.order_id, e.guest_id, &url)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
 impl HandlesOnce<OrderStatusChanged> for Projection {
     async fn handle_once(
         &self,
@@ -237,10 +264,15 @@ impl HandlesOnce<OrderStatusChanged> for Projection {
             Some(order) if order.customer_id == e.customer_id => order.lines,
             _ => json!([]),
         };
+        let order_url = self
+            .projections
+            .order_link(work, e.order_id, e.customer_id)
+            .await?;
         let data = json!({
             "order_id": e.order_id.to_string(),
             "lines": lines,
             "total": format_amount(e.total.amount(), e.total.currency().as_str()),
+            "order_url": order_url,
         });
         let subject = e.order_id.to_string();
         self.queue(

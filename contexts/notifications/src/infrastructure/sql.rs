@@ -146,6 +146,42 @@ impl Projections for SqlNotifications {
         .transpose()
     }
 
+    async fn save_order_link(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        customer: UserId,
+        url: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into guest_order_link (order_id, customer_id, order_url) values ($1, $2, $3) \
+             on conflict (order_id) do nothing",
+        )
+        .bind(order.to_string())
+        .bind(customer.to_string())
+        .bind(url)
+        .execute(work.conn()?)
+        .await
+        .context("cannot save a guest order's link")?;
+        Ok(())
+    }
+
+    async fn order_link(
+        &self,
+        work: &mut UnitOfWork,
+        order: OrderId,
+        customer: UserId,
+    ) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "select order_url from guest_order_link where order_id = $1 and customer_id = $2",
+        )
+        .bind(order.to_string())
+        .bind(customer.to_string())
+        .fetch_optional(work.conn()?)
+        .await
+        .context("cannot read a guest order's link")?)
+    }
+
     async fn save_shipment(
         &self,
         work: &mut UnitOfWork,

@@ -173,6 +173,8 @@ pub struct GuestCheckedOut {
     pub guest_id: UserId,
     /// Where the guest asked to be mailed (lower case).
     pub email: String,
+    /// Who to greet: the name on the shipping address.
+    pub name: String,
     /// The secret that reads the order (`X-Order-Token`), for the link in the confirmation.
     /// Only the hash is kept by ordering; never logged.
     pub order_token: String,
@@ -186,6 +188,7 @@ impl std::fmt::Debug for GuestCheckedOut {
             .field("order_id", &self.order_id)
             .field("guest_id", &self.guest_id)
             .field("email", &self.email)
+            .field("name", &self.name)
             .field("order_token", &"<redacted>")
             .field("placed_at", &self.placed_at)
             .finish()
@@ -228,6 +231,7 @@ mod tests {
             order_id: kernel::id::OrderId::new(),
             guest_id: kernel::id::UserId::new(),
             email: "guest@example.com".to_owned(),
+            name: "Ada".to_owned(),
             order_token: "s3cret-order-token".to_owned(),
             placed_at: kernel::Timestamp::from_micros(0),
         };

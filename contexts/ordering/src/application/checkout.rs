@@ -240,6 +240,7 @@ impl Checkout {
                 order_id: order.id,
                 guest_id: customer,
                 email: guest.email.to_string(),
+                name: order.shipping_address.name.clone(),
                 order_token: token,
                 placed_at: now,
             };
