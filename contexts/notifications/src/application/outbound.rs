@@ -157,7 +157,7 @@ impl Outbound {
                     .mark_sent(
                         delivery.id,
                         &message,
-                        delivery.kind.carries_secret(),
+                        delivery.carries_secret(),
                         self.clock.now(),
                     )
                     .await?;

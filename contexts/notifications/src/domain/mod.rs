@@ -145,6 +145,12 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
+    /// The message carries a secret: a one-time link of its kind, or a guest order's link
+    /// (`order_url`, with the order token that reads the order). Once sent, it is forgotten.
+    pub(crate) fn carries_secret(&self) -> bool {
+        self.kind.carries_secret() || self.data.get("order_url").is_some_and(|u| !u.is_null())
+    }
+
     /// The order the message is about, if any.
     pub(crate) fn order_id(&self) -> Option<String> {
         self.data
@@ -330,6 +336,22 @@ mod tests {
             secret,
             vec![MessageKind::PasswordReset, MessageKind::VerifyEmail]
         );
+    }
+
+    #[test]
+    fn a_guest_order_link_makes_its_confirmation_a_secret() {
+        let now = Timestamp::from_micros(0);
+        assert!(!delivery(now).carries_secret());
+        let linked = |url: serde_json::Value| {
+            Delivery::queued(
+                UserId::new(),
+                MessageKind::OrderConfirmed,
+                serde_json::json!({"order_id": "o", "order_url": url}),
+                now,
+            )
+        };
+        assert!(!linked(serde_json::Value::Null).carries_secret());
+        assert!(linked(serde_json::json!("https://shop/orders/o?token=t")).carries_secret());
     }
 
     #[test]

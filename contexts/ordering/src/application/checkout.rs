@@ -136,7 +136,7 @@ impl Checkout {
             }
         }
         // A guest has no account to verify; the setting is about accounts
-        // (docs/decisions/0054-guest-checkout.md).
+        // (docs/decisions/0054-a-guest-is-a-customer-id-behind.md).
         if command.guest.is_none()
             && self.require_verified_email
             && !self.customers.verified_in(&mut work, customer).await?

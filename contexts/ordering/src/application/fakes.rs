@@ -339,11 +339,14 @@ impl CustomerBook for FakeCustomers {
     }
 }
 
-/// Guest carts by token hash (guest, expiry) and guest orders (guest, email, token hash).
+/// A guest order as kept: the guest, the email address, the order token's hash.
+type GuestOrder = (UserId, String, String);
+
+/// Guest carts by token hash (guest, expiry) and guest orders.
 #[derive(Default)]
 pub(crate) struct FakeGuests {
     carts: Mutex<HashMap<String, (UserId, Timestamp)>>,
-    orders: Arc<Mutex<HashMap<OrderId, (UserId, String, String)>>>,
+    orders: Arc<Mutex<HashMap<OrderId, GuestOrder>>>,
 }
 
 impl FakeGuests {
