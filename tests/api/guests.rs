@@ -307,3 +307,73 @@ crate::both_backends!(
         assert_eq!(theirs.body["items"], json!([]));
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_guest_cart_stops_working_and_is_swept_with_its_lines_on_sqlite() {
+    expiry_story(platform::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_guest_cart_stops_working_and_is_swept_with_its_lines_on_postgres() {
+    expiry_story(platform::testing::TestBackend::Postgres).await;
+}
+
+/// Guest carts living two seconds: the token stops working, and the sweep (twice per
+/// lifetime) deletes the cart with its lines and currency.
+async fn expiry_story(backend: platform::testing::TestBackend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| {
+        c.guest_cart_ttl = std::time::Duration::from_secs(2);
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin().await;
+    let product = app.sellable(&admin.access_token, "GUEST-3", 700, 5).await;
+    let cart = open_cart(&app).await;
+    let added = as_guest(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/ordering/cart/items",
+        ("X-Cart-Token", &cart),
+        Some(&json!({"product_id": product, "quantity": 3})),
+    )
+    .await;
+    added.assert_status(200);
+    let db = app.database(emporium::config::ContextName::Ordering).await;
+    let rows = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(db.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    let guest_lines =
+        "select count(*) from cart_item where customer_id in (select guest_id from guest_cart)";
+    assert_eq!(rows(guest_lines).await, 1);
+    app.eventually("the guest cart expires", 10, || async {
+        let res = as_guest(
+            &app,
+            reqwest::Method::GET,
+            "/api/v1/ordering/cart",
+            ("X-Cart-Token", &cart),
+            None,
+        )
+        .await;
+        (res.status == 401).then_some(())
+    })
+    .await;
+    app.eventually("the expired cart is swept", 10, || async {
+        (rows("select count(*) from guest_cart").await == 0).then_some(())
+    })
+    .await;
+    // Its lines went with it; the customers' carts were not touched.
+    assert_eq!(rows("select count(*) from cart_currency where customer_id not in (select customer_id from cart_item)").await, 0);
+    let left = rows("select count(*) from cart_item").await;
+    assert_eq!(
+        left, 1,
+        "only the probe customer's line of `sellable` is left"
+    );
+}

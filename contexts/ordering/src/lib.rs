@@ -137,11 +137,13 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         cart_ttl: deps.settings.guest_cart_ttl,
     });
     let guest_sweeper = guests.clone();
+    // Every minute, or twice per lifetime of a cart that lives less than two.
+    let guest_sweep_every = (deps.settings.guest_cart_ttl / 2).min(Duration::from_secs(60));
     let guest_sweep: platform::module::BackgroundTask = Box::new(move |mut shutdown| {
         Box::pin(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = tokio::time::sleep(guest_sweep_every) => {}
                     _ = shutdown.changed() => break,
                 }
                 match guest_sweeper.sweep().await {
