@@ -385,6 +385,23 @@ crate::both_backends!(
         let profile = me(&app, &customer.access_token).await;
         assert_eq!(profile["email"], new_email.as_str());
         assert_eq!(profile["email_verified"], true);
+        // The move ended the sessions held before it, and the old address is told of it.
+        app.post(
+            "/api/v1/identity/tokens/refresh",
+            None,
+            &json!({ "refresh_token": customer.refresh_token }),
+        )
+        .await
+        .assert_status(401);
+        let told = mailed(
+            &app,
+            &customer.email,
+            "Your account now uses another email address",
+            "changed from ",
+            1,
+        )
+        .await;
+        assert_eq!(told.len(), 1);
         app.stop().await;
     }
 );

@@ -135,8 +135,12 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let history_repo = Arc::new(SqlOrderHistory {
         db: deps.db.clone(),
     });
+    let session_repo = Arc::new(SqlSessionRepository {
+        db: deps.db.clone(),
+    });
     let verifications = EmailVerifications {
         history: history_repo.clone(),
+        sessions: session_repo.clone(),
         links: links.clone(),
         users: users.clone(),
         hasher: hasher.clone(),
@@ -159,9 +163,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     }
     let sessions = Sessions {
         users,
-        sessions: Arc::new(SqlSessionRepository {
-            db: deps.db.clone(),
-        }),
+        sessions: session_repo,
         hasher,
         issuer: signer.clone(),
         throttle,

@@ -29,6 +29,10 @@ pub struct ProfileChanged {
     pub email: String,
     pub name: String,
     pub changed_at: Timestamp,
+    /// The address the account had before, when this change moved it to `email` (a proved
+    /// email change): it is told of the move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_email: Option<String>,
 }
 
 impl IntegrationEvent for ProfileChanged {

@@ -245,6 +245,7 @@ impl Accounts {
                     email: current.email.to_string(),
                     name: name.as_ref().to_owned(),
                     changed_at: now,
+                    previous_email: None,
                 },
                 now,
             )?;

@@ -20,7 +20,7 @@ use kernel::{Clock, EmailAddress, Timestamp};
 
 use super::ports::{
     EmailVerificationRepository, LoginThrottle, OrderHistoryRepository, PasswordHasher,
-    SaveUserError, ThrottleKey, ThrottleRefusal, UserRepository,
+    SaveUserError, SessionRepository, ThrottleKey, ThrottleRefusal, UserRepository,
 };
 use super::IdentityError;
 use crate::domain::User;
@@ -77,6 +77,8 @@ pub(crate) struct EmailVerifications {
     pub(crate) profiles: moka::future::Cache<UserId, User>,
     /// Guest orders placed with an address join the history of the account that proves it.
     pub(crate) history: Arc<dyn OrderHistoryRepository>,
+    /// A proved change of address ends the account's sessions.
+    pub(crate) sessions: Arc<dyn SessionRepository>,
 }
 
 fn refused(refusal: ThrottleRefusal) -> IdentityError {
@@ -234,12 +236,17 @@ impl EmailVerifications {
             Err(SaveUserError::Unexpected(e)) => return Err(e.into()),
         }
         if email != user.email {
+            // The account moved: whoever held a session on the old address holds none now,
+            // and the old address is told (docs/decisions/0052-an-email-address-is-proved-by-a.md).
+            let ended = self.sessions.revoke_all_in(&mut work, owner, now).await?;
+            tracing::info!(user_id = %owner, sessions = ended, "email changed; sessions ended");
             work.publish(
                 &ProfileChanged {
                     user_id: owner,
                     email: email.to_string(),
                     name: user.name.as_ref().to_owned(),
                     changed_at: now,
+                    previous_email: Some(user.email.to_string()),
                 },
                 now,
             )?;

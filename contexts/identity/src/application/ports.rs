@@ -98,6 +98,13 @@ pub(crate) trait SessionRepository: Send + Sync {
         expires_at: Timestamp,
     ) -> anyhow::Result<Rotation>;
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> anyhow::Result<()>;
+    /// Revokes every refresh token of the user in the unit; how many were live.
+    async fn revoke_all_in(
+        &self,
+        work: &mut UnitOfWork,
+        user: UserId,
+        now: Timestamp,
+    ) -> anyhow::Result<u64>;
 }
 
 /// Password reset tokens (their hashes) and what spending one changes.

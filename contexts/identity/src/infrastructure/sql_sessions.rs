@@ -114,4 +114,22 @@ impl SessionRepository for SqlSessionRepository {
         .context("cannot revoke session")?;
         Ok(())
     }
+
+    async fn revoke_all_in(
+        &self,
+        work: &mut bus::UnitOfWork,
+        user: UserId,
+        now: Timestamp,
+    ) -> anyhow::Result<u64> {
+        let ended = sqlx::query(
+            "update refresh_token set revoked_at = $1 where user_id = $2 and revoked_at is null",
+        )
+        .bind(now.as_micros())
+        .bind(user.to_string())
+        .execute(work.conn()?)
+        .await
+        .context("cannot end the account's sessions")?
+        .rows_affected();
+        Ok(ended)
+    }
 }

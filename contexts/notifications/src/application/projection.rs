@@ -114,14 +114,27 @@ impl HandlesOnce<UserRegistered> for Projection {
 
 #[async_trait::async_trait]
 impl HandlesOnce<ProfileChanged> for Projection {
+    /// A proved change of address is told to the address the account had: its owner learns
+    /// of a move they did not make.
     async fn handle_once(&self, e: ProfileChanged, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let customer = Customer {
             id: e.user_id,
-            email: e.email,
+            email: e.email.clone(),
             name: e.name,
             as_of: e.changed_at,
         };
-        self.projections.save_customer(work, &customer).await
+        self.projections.save_customer(work, &customer).await?;
+        let Some(previous) = e.previous_email.filter(|p| *p != e.email) else {
+            return Ok(());
+        };
+        let data = json!({
+            "email": e.email,
+            "previous_email": previous,
+            "send_to": previous,
+        });
+        let subject = format!("{}:{}", e.user_id, e.changed_at.as_micros());
+        self.queue(work, e.user_id, MessageKind::EmailChanged, &subject, data)
+            .await
     }
 }
 

@@ -16,10 +16,12 @@ pub(crate) enum MessageKind {
     ShipmentDelivered,
     PasswordReset,
     VerifyEmail,
+    /// To an account's previous address: the account moved to another one.
+    EmailChanged,
 }
 
 impl MessageKind {
-    pub(crate) const ALL: [MessageKind; 7] = [
+    pub(crate) const ALL: [MessageKind; 8] = [
         Self::Welcome,
         Self::OrderConfirmed,
         Self::OrderCancelled,
@@ -27,6 +29,7 @@ impl MessageKind {
         Self::ShipmentDelivered,
         Self::PasswordReset,
         Self::VerifyEmail,
+        Self::EmailChanged,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl MessageKind {
             Self::ShipmentDelivered => "shipment_delivered",
             Self::PasswordReset => "password_reset",
             Self::VerifyEmail => "verify_email",
+            Self::EmailChanged => "email_changed",
         }
     }
 
@@ -53,7 +57,8 @@ impl MessageKind {
             | Self::OrderConfirmed
             | Self::OrderCancelled
             | Self::PasswordReset
-            | Self::VerifyEmail => true,
+            | Self::VerifyEmail
+            | Self::EmailChanged => true,
         }
     }
 
@@ -324,7 +329,8 @@ mod tests {
                 MessageKind::OrderConfirmed,
                 MessageKind::OrderCancelled,
                 MessageKind::PasswordReset,
-                MessageKind::VerifyEmail
+                MessageKind::VerifyEmail,
+                MessageKind::EmailChanged
             ]
         );
         // Only the one-time links are secrets, forgotten once sent.

@@ -83,6 +83,18 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/password_reset.html"),
     ),
     (
+        "email_changed.subject.txt",
+        include_str!("../../templates/email_changed.subject.txt"),
+    ),
+    (
+        "email_changed.txt",
+        include_str!("../../templates/email_changed.txt"),
+    ),
+    (
+        "email_changed.html",
+        include_str!("../../templates/email_changed.html"),
+    ),
+    (
         "verify_email.subject.txt",
         include_str!("../../templates/verify_email.subject.txt"),
     ),
