@@ -95,6 +95,9 @@ pub struct Config {
     /// Share of simulated-gateway calls that fail as if the gateway were unreachable (half of
     /// them after the gateway acted: a lost answer). Fault injection; 0 in production.
     pub payment_fault_rate: f64,
+    /// Who takes payments (`EMPORIUM_PAYMENTS`: `simulated`, the default, or `stripe` with
+    /// `EMPORIUM_STRIPE_SECRET_KEY` and optionally `EMPORIUM_STRIPE_API_BASE`).
+    pub payments: ordering::Payments,
     /// Listed prices, fixed discounts and shipping rates include tax
     /// (`EMPORIUM_PRICES_INCLUDE_TAX=true`); by default they do not, and tax is added.
     pub prices_include_tax: bool,
@@ -203,6 +206,7 @@ impl Config {
             reservation_ttl: Duration::from_secs(15 * 60),
             payment_retry: Duration::from_secs(5 * 60),
             payment_fault_rate: 0.0,
+            payments: ordering::Payments::Simulated,
             prices_include_tax: false,
             require_verified_email: false,
             carriers: vec!["EMP".to_owned()],
@@ -574,6 +578,40 @@ impl Config {
                     "EMPORIUM_PAYMENT_FAULT_RATE: {v:?} must be a number from 0 to 1"
                 )),
             }
+        }
+        match get("EMPORIUM_PAYMENTS").as_deref() {
+            None | Some("simulated") => {}
+            Some("stripe") => {
+                let secret_key = secret("EMPORIUM_STRIPE_SECRET_KEY", &mut errors);
+                let api_base = get("EMPORIUM_STRIPE_API_BASE")
+                    .unwrap_or_else(|| "https://api.stripe.com".to_owned());
+                let base_ok = reqwest::Url::parse(&api_base)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !base_ok {
+                    errors.push(format!(
+                        "EMPORIUM_STRIPE_API_BASE: {api_base:?} must be an http(s) URL"
+                    ));
+                }
+                match secret_key {
+                    Some(key) if key.starts_with("sk_") || key.starts_with("rk_") => {
+                        c.payments = ordering::Payments::Stripe {
+                            api_base,
+                            secret_key: key,
+                        };
+                    }
+                    Some(_) => errors.push(
+                        "EMPORIUM_STRIPE_SECRET_KEY: must be a Stripe secret or restricted key (sk_… or rk_…)"
+                            .to_owned(),
+                    ),
+                    None => errors.push(
+                        "EMPORIUM_PAYMENTS=stripe needs EMPORIUM_STRIPE_SECRET_KEY (or _FILE)"
+                            .to_owned(),
+                    ),
+                }
+            }
+            Some(other) => errors.push(format!(
+                "EMPORIUM_PAYMENTS: {other:?} is not simulated or stripe"
+            )),
         }
         let mut flag = |name: &str, into: &mut bool| {
             if let Some(v) = get(name) {
@@ -982,6 +1020,43 @@ mod tests {
         assert_eq!(
             c.contexts,
             vec![ContextName::Identity, ContextName::Catalog]
+        );
+    }
+
+    #[test]
+    fn stripe_is_chosen_with_its_key_and_refused_without_it() {
+        let c = from(&[
+            ("EMPORIUM_PAYMENTS", "stripe"),
+            ("EMPORIUM_STRIPE_SECRET_KEY", "sk_test_123"),
+            ("EMPORIUM_STRIPE_API_BASE", "http://127.0.0.1:8420"),
+        ]);
+        let payments = c.map(|c| c.payments).ok();
+        assert_eq!(
+            payments,
+            Some(ordering::Payments::Stripe {
+                api_base: "http://127.0.0.1:8420".to_owned(),
+                secret_key: "sk_test_123".to_owned(),
+            })
+        );
+        assert!(!format!("{payments:?}").contains("sk_test_123"));
+        for bad in [
+            vec![("EMPORIUM_PAYMENTS", "stripe")],
+            vec![
+                ("EMPORIUM_PAYMENTS", "stripe"),
+                ("EMPORIUM_STRIPE_SECRET_KEY", "pk_live_1"),
+            ],
+            vec![
+                ("EMPORIUM_PAYMENTS", "stripe"),
+                ("EMPORIUM_STRIPE_SECRET_KEY", "sk_test_1"),
+                ("EMPORIUM_STRIPE_API_BASE", "ftp://stripe"),
+            ],
+            vec![("EMPORIUM_PAYMENTS", "paypal")],
+        ] {
+            assert!(from(&bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            from(&[]).map(|c| c.payments).ok(),
+            Some(ordering::Payments::Simulated)
         );
     }
 

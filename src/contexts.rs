@@ -122,6 +122,7 @@ pub async fn wire(
                     db: db.clone(),
                     bus: bus.clone(),
                     settings: ordering::Settings {
+                        payments: config.payments.clone(),
                         reservation_ttl: config.reservation_ttl,
                         payment_retry: config.payment_retry,
                         payment_fault_rate: config.payment_fault_rate,

@@ -35,4 +35,5 @@ mod schema_compat;
 mod shared_state;
 mod shipping;
 mod split;
+mod stripe;
 mod variants;

@@ -31,13 +31,41 @@ use infrastructure::sql_guests::SqlGuests;
 use infrastructure::sql_orders::SqlOrders;
 use infrastructure::sql_promotions::SqlPromotions;
 use infrastructure::sql_rates::SqlRates;
+use infrastructure::stripe_gateway::StripeGateway;
 
 pub const NAME: &str = "ordering";
 
 /// The ordering schema, applied into its own database or schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/ordering");
 
+/// Who takes the payments.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Payments {
+    /// The built-in simulator (`tok_visa`, `tok_declined`, `tok_unavailable`).
+    Simulated,
+    /// Stripe's API at `api_base` with a secret key (`sk_…`).
+    Stripe {
+        api_base: String,
+        secret_key: String,
+    },
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payments::Simulated => f.write_str("Simulated"),
+            Payments::Stripe { api_base, .. } => f
+                .debug_struct("Stripe")
+                .field("api_base", api_base)
+                .field("secret_key", &"<set>")
+                .finish(),
+        }
+    }
+}
+
 pub struct Settings {
+    /// Who takes the payments.
+    pub payments: Payments,
     /// How long catalog holds stock for an unpaid order; a pending order that never got an
     /// answer is given up after this (plus a minute).
     pub reservation_ttl: Duration,
@@ -70,12 +98,19 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         db: deps.db.clone(),
     });
     let orders = Arc::new(SqlOrders::new(deps.db.clone()));
-    let saga = Arc::new(Saga {
-        orders: orders.clone(),
-        gateway: Arc::new(SimulatedPaymentGateway {
+    let gateway: Arc<dyn application::ports::PaymentGateway> = match &deps.settings.payments {
+        Payments::Simulated => Arc::new(SimulatedPaymentGateway {
             db: deps.db.clone(),
             fault_rate: deps.settings.payment_fault_rate,
         }),
+        Payments::Stripe {
+            api_base,
+            secret_key,
+        } => Arc::new(StripeGateway::new(api_base, secret_key)?),
+    };
+    let saga = Arc::new(Saga {
+        orders: orders.clone(),
+        gateway,
         clock: clock.clone(),
         units: Arc::new(store.clone()),
         timeouts: Timeouts {

@@ -71,7 +71,7 @@ pub(crate) struct PlaceOrder {
 
 pub(crate) fn check_payment_token(token: &str) -> Result<(), FieldError> {
     let ok = (5..=200).contains(&token.len())
-        && token.starts_with("tok_")
+        && (token.starts_with("tok_") || token.starts_with("pm_"))
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -80,7 +80,7 @@ pub(crate) fn check_payment_token(token: &str) -> Result<(), FieldError> {
     } else {
         Err(FieldError::new(
             "payment_token",
-            "must be a payment token such as tok_visa",
+            "must be a payment token (tok_…) or payment method (pm_…), such as tok_visa",
         ))
     }
 }

@@ -117,9 +117,10 @@ pub(crate) struct CheckoutRequest {
     /// order keeps its own copy of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) shipping_address_id: Option<uuid::Uuid>,
-    /// A payment token; with the simulated gateway `tok_visa`, `tok_declined` or `tok_unavailable`.
+    /// A payment token or method; with the simulated gateway `tok_visa`, `tok_declined` or
+    /// `tok_unavailable`; with Stripe a PaymentMethod id (`pm_…`) or a card token (`tok_…`).
     #[validate(custom(function = "payment_token"))]
-    #[schema(min_length = 5, max_length = 200, pattern = "^tok_[A-Za-z0-9_]+$")]
+    #[schema(min_length = 5, max_length = 200, pattern = "^(tok|pm)_[A-Za-z0-9_]+$")]
     pub(crate) payment_token: String,
     /// A guest's email address (required with a cart token, refused with a bearer token): the
     /// confirmation and every later message about the order go there.

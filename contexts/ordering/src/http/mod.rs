@@ -199,7 +199,7 @@ pub(crate) async fn create_cart(state: web::Data<State>) -> Result<HttpResponse,
             ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$response.body#/items/0/product_id")))),
             ("RemoveItem" = (operation_id = "remove_cart_item", parameters(("product_id" = "$response.body#/items/0/product_id"))))
         )),
-        (status = 400, description = "`ambiguous_request`: a bearer token and a cart token, or a token sent twice", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`ambiguous_request`: `X-Cart-Token` sent twice", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
@@ -221,7 +221,7 @@ pub(crate) async fn get_cart(
             ("PlaceOrder" = (operation_id = "place_order")),
             ("SetQuantity" = (operation_id = "set_cart_item_quantity", parameters(("product_id" = "$response.body#/items/0/product_id"))))
         )),
-        (status = 400, description = "Malformed JSON; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or `ambiguous_request` (`X-Cart-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad quantity; unknown or archived product; no variant chosen of a product with options", body = ProblemBody, content_type = "application/problem+json")
     )
@@ -252,7 +252,7 @@ pub(crate) async fn add_item(
     request_body = SetQuantityRequest,
     responses(
         (status = 200, description = "The cart", body = CartResponse),
-        (status = 400, description = "Malformed JSON or id; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or id; or `ambiguous_request` (`X-Cart-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "Not in the cart", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad quantity", body = ProblemBody, content_type = "application/problem+json")
@@ -282,7 +282,7 @@ pub(crate) async fn set_quantity(
     params(("product_id" = uuid::Uuid, Path, description = "The cart item's `variant_id` (for a product without options, the product's id)")),
     responses(
         (status = 200, description = "The cart", body = CartResponse),
-        (status = 400, description = "Malformed id; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id; or `ambiguous_request` (`X-Cart-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "Not in the cart", body = ProblemBody, content_type = "application/problem+json")
     )
@@ -313,7 +313,7 @@ pub(crate) async fn remove_item(
             ("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")))),
             ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
         )),
-        (status = 400, description = "Malformed JSON; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or `ambiguous_request` (`X-Cart-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`ordering.email_unverified`: the shop requires a verified email address (`EMPORIUM_REQUIRE_VERIFIED_EMAIL`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (a guest without `email`, a customer with one), empty cart, unavailable product, or a reused Idempotency-Key", body = ProblemBody, content_type = "application/problem+json")
@@ -524,7 +524,7 @@ pub(crate) async fn admin_order_summary(
             ("ListShipments" = (operation_id = "list_shipments", parameters(("order_id" = "$response.body#/id")))),
             ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id"))))
         )),
-        (status = 400, description = "Malformed id; or `ambiguous_request` (a bearer token and an order token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id; or `ambiguous_request` (`X-Order-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours, or a wrong order token)", body = ProblemBody, content_type = "application/problem+json")
     )
@@ -548,7 +548,7 @@ pub(crate) async fn get_order(
     params(("id" = uuid::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderResponse),
-        (status = 400, description = "Malformed id; or `ambiguous_request` (a bearer token and an order token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id; or `ambiguous_request` (`X-Order-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours, or a wrong order token)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Already shipped, delivered or cancelled", body = ProblemBody, content_type = "application/problem+json")
@@ -577,7 +577,7 @@ pub(crate) async fn cancel_order(
     params(QuoteQuery),
     responses(
         (status = 200, description = "The priced cart", body = QuoteResponse),
-        (status = 400, description = "Missing country; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Missing country; or `ambiguous_request` (`X-Cart-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad country, empty cart, unavailable product, or no shipping to the destination", body = ProblemBody, content_type = "application/problem+json")
     )
@@ -602,7 +602,7 @@ pub(crate) async fn quote_cart(
     request_body = ApplyPromotionRequest,
     responses(
         (status = 200, description = "The code is on the cart", body = AppliedPromotionResponse),
-        (status = 400, description = "Malformed JSON; or `ambiguous_request` (a bearer token and a cart token, or a token sent twice)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or `ambiguous_request` (`X-Cart-Token` sent twice)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The code does not apply (the reason says why), or the cart is empty", body = ProblemBody, content_type = "application/problem+json")
     )
@@ -624,7 +624,7 @@ pub(crate) async fn apply_promotion(
     security(("bearer" = []), ("cart_token" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "`ambiguous_request`: a bearer token and a cart token, or a token sent twice", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`ambiguous_request`: `X-Cart-Token` sent twice", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Neither signed in nor a guest cart's token (`ordering.cart_token_invalid`: unknown or expired)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The cart has no code", body = ProblemBody, content_type = "application/problem+json")
     )

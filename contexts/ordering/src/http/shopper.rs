@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use kernel::id::{OrderId, UserId};
@@ -33,7 +34,7 @@ impl Shopper {
 }
 
 /// The one value of `name`, if sent; sent twice, or with bytes that are not text: refused
-/// (the edge and this context must not read two different tokens).
+/// (no two readers of the request may take different tokens from it).
 fn single(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
     let mut values = req.headers().get_all(name);
     let Some(first) = values.next() else {
@@ -51,23 +52,6 @@ fn single(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
     Ok(Some(value.trim().to_owned()))
 }
 
-/// The guest credential `name` (a cart or order token), refusing one sent beside a bearer
-/// token: a request speaks for one shopper.
-fn guest_token(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
-    let token = single(req, name)?;
-    if token.is_some()
-        && req
-            .headers()
-            .contains_key(actix_web::http::header::AUTHORIZATION)
-    {
-        return Err(ApiError::bad_request(
-            "ambiguous_request",
-            format!("send a bearer token or {name}, not both"),
-        ));
-    }
-    Ok(token)
-}
-
 fn state(req: &HttpRequest) -> Result<web::Data<State>, ApiError> {
     req.app_data::<web::Data<State>>()
         .cloned()
@@ -78,13 +62,17 @@ impl FromRequest for Shopper {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
+    /// A bearer token, when sent, says whose cart it is (a cart token beside it is not
+    /// read: the signed-in customer shops as themselves); else the cart token.
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let found = guest_token(req, CART_TOKEN).and_then(|t| Ok((t, state(req)?)));
+        let bearer = req.headers().contains_key(AUTHORIZATION);
+        let found = single(req, CART_TOKEN).and_then(|t| Ok((t, state(req)?)));
         let user = AuthUser::from_request(req, payload);
         Box::pin(async move {
             let (token, state) = found?;
-            let Some(cart_token) = token else {
-                return Ok(Shopper::Customer(user.await?));
+            let cart_token = match token {
+                Some(token) if !bearer => token,
+                _ => return Ok(Shopper::Customer(user.await?)),
             };
             match state
                 .guests
@@ -104,24 +92,28 @@ impl FromRequest for Shopper {
     }
 }
 
-/// Who reads an order: a signed-in caller (the order's customer or an admin) or the guest
-/// whose order token it is.
-pub(crate) enum OrderReader {
-    Caller(AuthUser),
+/// Who reads an order: a signed-in caller (the order's customer or an admin), the guest
+/// whose order token it is, or both at once (a guest who has since signed in): either
+/// credential that opens the order opens it.
+pub(crate) struct OrderReader {
+    caller: Option<AuthUser>,
     /// An order token, checked against the order named in the path.
-    Guest(String),
+    token: Option<String>,
 }
 
 impl OrderReader {
-    /// Who the caller is for the order `id` and whether they are an admin; a wrong order
-    /// token is no such order.
+    /// Who the caller is for the order `id` and whether they are an admin: the guest when the
+    /// order token is this order's, else the signed-in caller; a wrong order token alone is
+    /// no such order.
     pub(crate) async fn of(&self, state: &State, id: OrderId) -> Result<(UserId, bool), ApiError> {
-        match self {
-            OrderReader::Caller(user) => Ok((user.user_id, user.is_admin())),
-            OrderReader::Guest(token) => match state.guests.reader(id, token).await? {
-                Some(guest) => Ok((guest, false)),
-                None => Err(crate::application::OrderingError::OrderNotFound.into()),
-            },
+        if let Some(token) = &self.token {
+            if let Some(guest) = state.guests.reader(id, token).await? {
+                return Ok((guest, false));
+            }
+        }
+        match &self.caller {
+            Some(user) => Ok((user.user_id, user.is_admin())),
+            None => Err(crate::application::OrderingError::OrderNotFound.into()),
         }
     }
 }
@@ -131,13 +123,19 @@ impl FromRequest for OrderReader {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let token = guest_token(req, ORDER_TOKEN);
+        let token = single(req, ORDER_TOKEN);
+        let bearer = req.headers().contains_key(AUTHORIZATION);
         let user = AuthUser::from_request(req, payload);
         Box::pin(async move {
-            match token? {
-                Some(token) => Ok(OrderReader::Guest(token)),
-                None => Ok(OrderReader::Caller(user.await?)),
-            }
+            let token = token?;
+            // Without an order token the caller must be signed in (401 otherwise); a bearer
+            // token that is sent must be valid.
+            let caller = if bearer || token.is_none() {
+                Some(user.await?)
+            } else {
+                None
+            };
+            Ok(OrderReader { caller, token })
         })
     }
 }

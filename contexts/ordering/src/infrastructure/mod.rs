@@ -7,4 +7,5 @@ pub(crate) mod sql_guests;
 pub(crate) mod sql_orders;
 pub(crate) mod sql_promotions;
 pub(crate) mod sql_rates;
+pub(crate) mod stripe_gateway;
 mod versions;

@@ -1,0 +1,144 @@
+//! Payments through Stripe (`EMPORIUM_PAYMENTS=stripe`) against localstripe, a stateful fake of
+//! Stripe's API (`EMPORIUM_TEST_STRIPE_URL`, started by `.ci/run`): a charge is a succeeded
+//! PaymentIntent of the order's total, a declined card cancels the order `payment_declined`,
+//! and a cancelled paid order is refunded in full on Stripe.
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app_with, TestApp};
+use platform::testing::TestBackend;
+
+/// localstripe's address; `None` (a skip) without one, which fails under `CI=true`.
+fn stripe_url() -> Option<String> {
+    match std::env::var("EMPORIUM_TEST_STRIPE_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI: EMPORIUM_TEST_STRIPE_URL is not set (localstripe, started by .ci/run)"
+            );
+            eprintln!("skipping: no localstripe (set EMPORIUM_TEST_STRIPE_URL)");
+            None
+        }
+    }
+}
+
+const KEY: &str = "sk_test_emporium";
+
+async fn stripe_get(base: &str, path: &str) -> Value {
+    let res = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("localstripe {path}: {e}"));
+    res.json()
+        .await
+        .unwrap_or_else(|e| panic!("localstripe {path}: {e}"))
+}
+
+async fn shop(backend: TestBackend) -> Option<(TestApp, String)> {
+    let base = stripe_url()?;
+    let api_base = base.clone();
+    let app = spawn_app_with(backend, move |c| {
+        c.payments = ordering::Payments::Stripe {
+            api_base,
+            secret_key: KEY.to_owned(),
+        };
+    })
+    .await?;
+    Some((app, base))
+}
+
+fn charge_reference(order: &Value) -> String {
+    order["payments"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["kind"] == "charge"))
+        .and_then(|p| p["gateway_reference"].as_str())
+        .unwrap_or_else(|| panic!("no charge reference: {order}"))
+        .to_owned()
+}
+
+async fn stripe_story(backend: TestBackend) {
+    let Some((app, stripe)) = shop(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let product = app
+        .sellable(&admin.access_token, "STRIPE-1", 2350, 10)
+        .await;
+    let customer = app.customer().await;
+
+    // A card that pays: the order is confirmed and Stripe holds a payment of its total.
+    let paid = app
+        .place_order(&customer.access_token, &product, 2, "pm_card_visa")
+        .await;
+    let order = app
+        .order_reaches(&customer.access_token, &paid, "confirmed")
+        .await;
+    let intent = charge_reference(&order);
+    assert!(intent.starts_with("pi_"), "{intent}");
+    let on_stripe = stripe_get(&stripe, &format!("/v1/payment_intents/{intent}")).await;
+    assert_eq!(on_stripe["status"], "succeeded", "{on_stripe}");
+    assert_eq!(on_stripe["amount"], order["total"]["amount"]);
+    assert_eq!(
+        on_stripe["currency"]
+            .as_str()
+            .map(str::to_uppercase)
+            .as_deref(),
+        order["total"]["currency"].as_str()
+    );
+
+    // Cancelled after payment: Stripe refunds the whole amount, once.
+    let cancelled = app
+        .post(
+            &format!("/api/v1/ordering/orders/{paid}/cancel"),
+            Some(&customer.access_token),
+            &serde_json::json!({}),
+        )
+        .await;
+    cancelled.assert_status(200);
+    app.eventually("the refund is recorded", 30, || async {
+        let order = app
+            .get(
+                &format!("/api/v1/ordering/orders/{paid}"),
+                Some(&customer.access_token),
+            )
+            .await;
+        let refunded = order.body["payments"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["kind"] == "refund" && p["status"] == "refunded")
+        });
+        refunded.then_some(())
+    })
+    .await;
+    let refunds = stripe_get(&stripe, &format!("/v1/refunds?payment_intent={intent}")).await;
+    let refunds = refunds["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"], order["total"]["amount"]);
+
+    // A card Stripe declines cancels the order, and nothing is charged.
+    let declined = app
+        .place_order(
+            &customer.access_token,
+            &product,
+            1,
+            "pm_card_chargeCustomerFail",
+        )
+        .await;
+    let order = app
+        .order_reaches(&customer.access_token, &declined, "cancelled")
+        .await;
+    assert_eq!(order["cancellation_reason"], "payment_declined", "{order}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_charges_refunds_and_declines_on_sqlite() {
+    stripe_story(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_charges_refunds_and_declines_on_postgres() {
+    stripe_story(TestBackend::Postgres).await;
+}
