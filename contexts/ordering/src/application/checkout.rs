@@ -13,7 +13,7 @@ use kernel::{Clock, FieldError, Timestamp};
 use platform::pagination::{Page, PageRequest};
 use sha2::{Digest, Sha256};
 
-use super::guests::order_token;
+use super::guests::{order_token, promotion_holder};
 use super::ports::{
     CartRepository, CustomerBook, GuestBook, Idempotency, Inserted, OrderFilter, OrderRepository,
     OrderSummary, PromotionBook, RateBook,
@@ -174,8 +174,13 @@ impl Checkout {
             .destination_in(&mut work, &country, cart.currency())
             .await?;
         let code = cart.code().cloned();
+        // A guest's uses of a code count by email address, not by cart.
+        let holder = command
+            .guest
+            .as_ref()
+            .map_or(customer, |g| promotion_holder(&g.email));
         let code_use = match &code {
-            Some(code) => Some(self.promotions.code_use(&mut work, code, customer).await?),
+            Some(code) => Some(self.promotions.code_use(&mut work, code, holder).await?),
             None => None,
         };
         let placing = Placing {
@@ -217,7 +222,7 @@ impl Checkout {
         if let Some(code) = code.filter(|_| order.promotion_code.is_some()) {
             if !self
                 .promotions
-                .take_use(&mut work, &code, order.id, customer, now)
+                .take_use(&mut work, &code, order.id, holder, now)
                 .await?
             {
                 return Err(NotApplicable::UsedUp.into());

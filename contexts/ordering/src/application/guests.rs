@@ -39,6 +39,15 @@ pub(crate) fn order_token(cart_token: &str, order: OrderId) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.finalize())
 }
 
+/// Who a guest is for a promotion's per-customer limit: one holder per email address, so a
+/// new cart does not make a new customer of the same person.
+pub(crate) fn promotion_holder(email: &kernel::EmailAddress) -> UserId {
+    let digest = Sha256::digest(format!("emporium guest promotion holder\0{email}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    UserId::from_uuid(uuid::Uuid::from_bytes(bytes))
+}
+
 impl Guests {
     pub(crate) async fn open(&self) -> Result<OpenedCart, OrderingError> {
         let cart_token = new_secret();

@@ -573,3 +573,33 @@ async fn an_expired_guest_cart_no_longer_opens_and_is_swept() {
     assert_eq!(ok(shop.visitors.sweep().await), 2);
     assert_eq!(ok(shop.visitors.shopper(&second.cart_token).await), None);
 }
+
+#[tokio::test]
+async fn a_guest_uses_a_once_per_customer_code_once_per_email_address_whatever_the_cart() {
+    let shop = shop();
+    let mut once = code(None);
+    once.max_uses_per_customer = Some(1);
+    shop.promotions.offer(once);
+    let email = kernel::EmailAddress::parse("saver@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let mut placed = Vec::new();
+    for _ in 0..2 {
+        let opened = ok(shop.visitors.open().await);
+        let guest = ok(shop.visitors.shopper(&opened.cart_token).await)
+            .unwrap_or_else(|| panic!("the cart opens"));
+        shop.carts.put(guest, shop.mug, 1);
+        shop.carts.put_code(guest, "WELCOME10");
+        let mut command = request(guest, None, "{}");
+        command.guest = Some(super::checkout::GuestContact {
+            email: email.clone(),
+            cart_token: opened.cart_token,
+        });
+        placed.push(shop.checkout.place(command, &Causation::system()).await);
+    }
+    assert!(placed[0].is_ok(), "{:?}", placed[0]);
+    assert!(
+        matches!(&placed[1], Err(OrderingError::PromotionNotApplicable(_))),
+        "a second cart is the same customer for the code: {:?}",
+        placed[1]
+    );
+    assert_eq!(shop.promotions.uses("WELCOME10"), 1);
+}
