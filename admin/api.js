@@ -538,6 +538,15 @@ export const operations = Object.freeze({
     "path": "/api/v1/identity/users",
     "query": []
   },
+  "stripe_webhook": {
+    "body": true,
+    "headers": [
+      "Stripe-Signature"
+    ],
+    "method": "POST",
+    "path": "/api/v1/ordering/webhooks/stripe",
+    "query": []
+  },
   "track_shipment": {
     "body": false,
     "headers": [],

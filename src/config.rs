@@ -98,6 +98,9 @@ pub struct Config {
     /// Who takes payments (`EMPORIUM_PAYMENTS`: `simulated`, the default, or `stripe` with
     /// `EMPORIUM_STRIPE_SECRET_KEY` and optionally `EMPORIUM_STRIPE_API_BASE`).
     pub payments: ordering::Payments,
+    /// Stripe's webhook signing secrets (`EMPORIUM_STRIPE_WEBHOOK_SECRETS`, comma-separated
+    /// `whsec_…`, or `_FILE`); empty: `POST /api/v1/ordering/webhooks/stripe` answers 404.
+    pub stripe_webhook_secrets: Vec<String>,
     /// Listed prices, fixed discounts and shipping rates include tax
     /// (`EMPORIUM_PRICES_INCLUDE_TAX=true`); by default they do not, and tax is added.
     pub prices_include_tax: bool,
@@ -207,6 +210,7 @@ impl Config {
             payment_retry: Duration::from_secs(5 * 60),
             payment_fault_rate: 0.0,
             payments: ordering::Payments::Simulated,
+            stripe_webhook_secrets: Vec::new(),
             prices_include_tax: false,
             require_verified_email: false,
             carriers: vec!["EMP".to_owned()],
@@ -612,6 +616,22 @@ impl Config {
             Some(other) => errors.push(format!(
                 "EMPORIUM_PAYMENTS: {other:?} is not simulated or stripe"
             )),
+        }
+        if let Some(raw) = secret("EMPORIUM_STRIPE_WEBHOOK_SECRETS", &mut errors) {
+            let secrets: Vec<String> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if secrets.is_empty() || secrets.iter().any(|s| !s.starts_with("whsec_")) {
+                errors.push(
+                    "EMPORIUM_STRIPE_WEBHOOK_SECRETS: must be Stripe webhook secrets (whsec_…), comma-separated"
+                        .to_owned(),
+                );
+            } else {
+                c.stripe_webhook_secrets = secrets;
+            }
         }
         let mut flag = |name: &str, into: &mut bool| {
             if let Some(v) = get(name) {

@@ -130,6 +130,7 @@ pub async fn wire(
                         require_verified_email: config.require_verified_email,
                         sweep_every: std::time::Duration::from_secs(1),
                         guest_cart_ttl: config.guest_cart_ttl,
+                        stripe_webhook_secrets: config.stripe_webhook_secrets.clone(),
                     },
                 })
                 .await?

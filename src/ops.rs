@@ -230,12 +230,8 @@ impl OpsAccess {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        constant_time_eq(presented.as_bytes(), token.as_bytes())
+        platform::secret::constant_time_eq(presented.as_bytes(), token.as_bytes())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// On the operations listener only the operations endpoints exist.

@@ -20,6 +20,7 @@ use application::cart::Carts;
 use application::checkout::Checkout;
 use application::customers::{self, CustomerFeed};
 use application::guests::Guests;
+use application::payment_events::PaymentEvents;
 use application::projection::{self, ProductFeed};
 use application::promotions::Promotions;
 use application::rates::Rates;
@@ -30,6 +31,7 @@ use infrastructure::sql_customers::SqlCustomers;
 use infrastructure::sql_guests::SqlGuests;
 use infrastructure::sql_orders::SqlOrders;
 use infrastructure::sql_promotions::SqlPromotions;
+use infrastructure::sql_provider_events::SqlProviderEvents;
 use infrastructure::sql_rates::SqlRates;
 use infrastructure::stripe_gateway::StripeGateway;
 
@@ -82,6 +84,9 @@ pub struct Settings {
     pub sweep_every: Duration,
     /// How long a guest's cart lives after it is opened.
     pub guest_cart_ttl: Duration,
+    /// Stripe's webhook signing secrets (`whsec_…`; two while one rotates); none: Stripe's
+    /// webhooks are not taken.
+    pub stripe_webhook_secrets: Vec<String>,
 }
 
 pub struct Deps {
@@ -195,7 +200,14 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
     let rate_book = Arc::new(SqlRates {
         db: deps.db.clone(),
     });
+    let payment_events = PaymentEvents {
+        units: Arc::new(store.clone()),
+        book: Arc::new(SqlProviderEvents),
+        clock: clock.clone(),
+    };
     let state = actix_web::web::Data::new(http::State {
+        payment_events,
+        stripe_webhook_secrets: deps.settings.stripe_webhook_secrets.clone(),
         promotions: Promotions {
             book: promotions.clone(),
             clock: clock.clone(),

@@ -6,6 +6,7 @@ pub(crate) mod customers;
 #[cfg(test)]
 mod fakes;
 pub(crate) mod guests;
+pub(crate) mod payment_events;
 pub(crate) mod ports;
 pub(crate) mod projection;
 pub(crate) mod promotions;

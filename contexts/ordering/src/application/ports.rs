@@ -337,3 +337,23 @@ pub(crate) trait GuestBook: Send + Sync {
     /// Deletes guest carts expired by `now` (at most `limit`) with what they held; how many.
     async fn sweep(&self, now: Timestamp, limit: i64) -> anyhow::Result<u64>;
 }
+
+/// Provider events taken, and the provider's view of the shop's charges.
+#[async_trait::async_trait]
+pub(crate) trait ProviderEventBook: Send + Sync {
+    /// Records the event in the unit; `false` when it was taken before.
+    async fn record_in(
+        &self,
+        work: &mut UnitOfWork,
+        provider: &str,
+        event: &crate::domain::ProviderEvent,
+        at: Timestamp,
+    ) -> anyhow::Result<bool>;
+    /// Sets the provider's state of the charge with `reference`; how many charges it named.
+    async fn set_provider_status_in(
+        &self,
+        work: &mut UnitOfWork,
+        reference: &str,
+        status: &str,
+    ) -> anyhow::Result<u64>;
+}

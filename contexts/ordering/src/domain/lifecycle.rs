@@ -87,6 +87,7 @@ impl NewPayment {
             gateway_reference: None,
             attempts: 0,
             last_error: None,
+            provider_status: None,
             created_at: at,
             updated_at: at,
         }

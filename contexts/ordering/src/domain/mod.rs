@@ -16,7 +16,7 @@ pub(crate) use lifecycle::{Change, ChargeRetry, GatewayError};
 pub(crate) use order::{
     Amounts, CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, StatusEntry,
 };
-pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
+pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus, ProviderEvent};
 
 /// A cart or order line quantity: 1..=99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

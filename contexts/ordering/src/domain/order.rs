@@ -466,6 +466,7 @@ mod tests {
             gateway_reference: Some("ref".into()),
             attempts: 1,
             last_error: None,
+            provider_status: None,
             created_at: paid.updated_at,
             updated_at: paid.updated_at,
         });
@@ -485,6 +486,7 @@ mod tests {
             gateway_reference: None,
             attempts: 1,
             last_error: None,
+            provider_status: None,
             created_at: Timestamp::from_micros(1),
             updated_at: Timestamp::from_micros(1),
         };

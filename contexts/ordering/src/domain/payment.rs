@@ -69,8 +69,21 @@ pub(crate) struct Payment {
     pub(crate) gateway_reference: Option<String>,
     pub(crate) attempts: i64,
     pub(crate) last_error: Option<String>,
+    /// The charge's state as the provider's webhooks last told it (none heard: `None`).
+    pub(crate) provider_status: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
+}
+
+/// One event of the payment provider about a payment, as its adapter read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProviderEvent {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    /// The provider's id of the payment (a PaymentIntent), when the event names one.
+    pub(crate) payment_reference: Option<String>,
+    /// The charge's state the event implies, for the events that imply one.
+    pub(crate) provider_status: Option<&'static str>,
 }
 
 /// The wait before the gateway is asked again after `attempts` failed calls: 5 s, doubling

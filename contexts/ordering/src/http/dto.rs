@@ -129,6 +129,14 @@ pub(crate) struct CheckoutRequest {
     pub(crate) email: Option<String>,
 }
 
+/// A provider's webhook taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookReceived {
+    pub(crate) received: bool,
+    /// The event was taken before (by its id): nothing was done again.
+    pub(crate) duplicate: bool,
+}
+
 /// A guest cart just opened.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct GuestCartResponse {
@@ -174,6 +182,10 @@ pub(crate) struct PaymentResponse {
     pub(crate) gateway_reference: Option<String>,
     pub(crate) attempts: i64,
     pub(crate) last_error: Option<String>,
+    /// A charge's state as the payment provider's webhooks last told it: succeeded, failed,
+    /// canceled, refunded, partially_refunded or disputed (a refund or dispute made in the
+    /// provider's dashboard shows here).
+    pub(crate) provider_status: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }
@@ -188,6 +200,7 @@ impl From<&Payment> for PaymentResponse {
             gateway_reference: p.gateway_reference.clone(),
             attempts: p.attempts,
             last_error: p.last_error.clone(),
+            provider_status: p.provider_status.clone(),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }

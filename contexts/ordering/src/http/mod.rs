@@ -19,14 +19,20 @@ use crate::application::checkout::{
     check_idempotency_key, Checkout, Destination, GuestContact, PlaceOrder,
 };
 use crate::application::guests::{order_token, Guests};
+use crate::application::payment_events::{PaymentEvents, Taken};
 use crate::application::promotions::Promotions;
 use crate::application::rates::Rates;
 use crate::application::OrderingError;
+use crate::infrastructure::stripe_webhook::{self, Refused};
 pub(crate) use dto::*;
 use shopper::{OrderReader, Shopper};
 
 pub(crate) struct State {
     pub(crate) guests: Arc<Guests>,
+    pub(crate) payment_events: PaymentEvents,
+    /// Stripe's webhook signing secrets (`EMPORIUM_STRIPE_WEBHOOK_SECRETS`); none: the
+    /// endpoint is not served.
+    pub(crate) stripe_webhook_secrets: Vec<String>,
     pub(crate) promotions: Promotions,
     pub(crate) rates: Rates,
     pub(crate) carts: Carts,
@@ -84,6 +90,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/ordering")
             .service(web::resource("/carts").route(web::post().to(create_cart)))
+            .service(web::resource("/webhooks/stripe").route(web::post().to(stripe_webhook)))
             .service(web::resource("/cart").route(web::get().to(get_cart)))
             .service(web::resource("/cart/quote").route(web::get().to(quote_cart)))
             .service(
@@ -166,6 +173,66 @@ pub(crate) async fn order_counts(
             total: counts.iter().map(|(_, n)| n).sum(),
             by_status: counts.into_iter().collect(),
         }))
+}
+
+/// Stripe's webhook: events about the shop's payments, signed (`Stripe-Signature`, checked
+/// against `EMPORIUM_STRIPE_WEBHOOK_SECRETS` before the body is read, 300 s tolerance). Each
+/// event is taken once by its id; a refund or dispute made in Stripe shows as the charge's
+/// `provider_status`.
+#[utoipa::path(
+    post, path = "/api/v1/ordering/webhooks/stripe", tag = "ordering", operation_id = "stripe_webhook",
+    security(()),
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`")),
+    request_body(content = serde_json::Value, description = "A Stripe event", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Taken (or taken before: `duplicate`)", body = WebhookReceived),
+        (status = 400, description = "`ordering.webhook_signature_invalid`: no valid signature under a configured secret, or one outside the tolerance; `malformed_json`: signed, but not an event", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`ordering.webhooks_not_configured`: no webhook secret is set", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable: Stripe retries", body = ProblemBody, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn stripe_webhook(
+    state: web::Data<State>,
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+) -> Result<web::Json<WebhookReceived>, ApiError> {
+    if state.stripe_webhook_secrets.is_empty() {
+        return Err(ApiError::not_found(
+            "ordering.webhooks_not_configured",
+            "this shop takes no Stripe webhooks (EMPORIUM_STRIPE_WEBHOOK_SECRETS is not set)",
+        ));
+    }
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let now = state.checkout.clock.now();
+    let invalid = |why: &str| ApiError::bad_request("ordering.webhook_signature_invalid", why);
+    match stripe_webhook::verify(&state.stripe_webhook_secrets, header, &body, now) {
+        Ok(()) => {}
+        Err(Refused::Stale) => {
+            return Err(invalid(
+                "the signature's time is more than 300 s from now (a replay, or a clock off)",
+            ))
+        }
+        Err(_) => {
+            return Err(invalid(
+                "no Stripe-Signature v1 matches a configured webhook secret",
+            ))
+        }
+    }
+    let event = stripe_webhook::event(&body).map_err(|_| {
+        ApiError::bad_request("malformed_json", "the signed body is not a Stripe event")
+    })?;
+    let taken = state
+        .payment_events
+        .take(&event, &Causation::from(&ctx))
+        .await?;
+    Ok(web::Json(WebhookReceived {
+        received: true,
+        duplicate: taken == Taken::Duplicate,
+    }))
 }
 
 /// Open a guest cart: shop without an account. The answer's `cart_token` (a secret, shown
@@ -889,7 +956,7 @@ pub(crate) async fn delete_shipping_rate(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create_cart, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, admin_list_orders, admin_order_summary,
+    paths(create_cart, stripe_webhook, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, admin_list_orders, admin_order_summary,
           quote_cart, apply_promotion, remove_promotion, create_promotion, list_promotions, get_promotion, withdraw_promotion,
           list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))

@@ -143,16 +143,16 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     // PostgreSQL types a union's columns from its first branches.
     let rows = sqlx::query(
         "select 1 as part, 0 as s1, product_id as s2, product_id as t1, sku as t2, name as t3, currency as t4, \
-                variant_of as t5, cast(null as text) as t6, cast(null as text) as t7, \
+                variant_of as t5, cast(null as text) as t6, cast(null as text) as t7, cast(null as text) as t8, \
                 quantity as i1, unit_price_amount as i2, discount_amount as i3, tax_amount as i4 \
          from order_line where order_id = $1 \
          union all \
          select 2, seq, '', status, reason, note, cast(null as text), cast(null as text), cast(null as text), \
-                cast(null as text), occurred_at, cast(null as bigint), cast(null as bigint), cast(null as bigint) \
+                cast(null as text), cast(null as text), occurred_at, cast(null as bigint), cast(null as bigint), cast(null as bigint) \
          from order_status_history where order_id = $1 \
          union all \
          select 3, created_at, payment_id, payment_id, kind, status, currency, idempotency_key, gateway_reference, \
-                last_error, amount, attempts, created_at, updated_at \
+                last_error, provider_status, amount, attempts, created_at, updated_at \
          from payment where order_id = $1 \
          order by part, s1, s2",
     )
@@ -205,6 +205,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                     gateway_reference: text("t6")?,
                     attempts: number("i2")?,
                     last_error: text("t7")?,
+                    provider_status: text("t8")?,
                     created_at: Timestamp::from_micros(number("i3")?),
                     updated_at: Timestamp::from_micros(number("i4")?),
                 });

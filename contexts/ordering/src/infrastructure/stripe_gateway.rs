@@ -188,11 +188,13 @@ mod tests {
 
     #[test]
     fn stripe_errors_are_read_as_the_saga_needs_them() {
-        let declined = json!({"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds"}});
+        // Stripe's codes, not the shop's problem codes.
+        let (declined_code, missing_code) = ("card_declined", "resource_missing");
+        let declined = json!({"error": {"type": "card_error", "code": declined_code, "decline_code": "insufficient_funds"}});
         assert!(
             matches!(refusal(402, &declined), GatewayError::Declined(c) if c == "insufficient_funds")
         );
-        let bad_method = json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method"}});
+        let bad_method = json!({"error": {"type": "invalid_request_error", "code": missing_code, "param": "payment_method"}});
         assert!(matches!(
             refusal(400, &bad_method),
             GatewayError::Declined(_)
