@@ -223,6 +223,20 @@ async fn stripe_webhooks_are_verified_taken_once_and_reflected_on_the_charge() {
     };
 
     // Refused: unsigned, forged, signed with a secret not configured, too old.
+    let unconfigured = spawn_app_with(TestBackend::Sqlite, |_| {})
+        .await
+        .unwrap_or_else(|| panic!("a second app"));
+    webhook(
+        &unconfigured,
+        Some(&stripe_signature("whsec_new", now, &body)),
+        &body,
+    )
+    .await
+    .assert_problem(404, "ordering.webhooks_not_configured");
+    webhook(&unconfigured, None, &body)
+        .await
+        .assert_problem(400, "ordering.webhook_signature_invalid");
+    unconfigured.stop().await;
     webhook(&app, None, &body)
         .await
         .assert_problem(400, "ordering.webhook_signature_invalid");

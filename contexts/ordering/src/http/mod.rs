@@ -182,12 +182,12 @@ pub(crate) async fn order_counts(
 #[utoipa::path(
     post, path = "/api/v1/ordering/webhooks/stripe", tag = "ordering", operation_id = "stripe_webhook",
     security(()),
-    params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`")),
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`", pattern = "^t=[0-9]+(,[a-z0-9]+=[0-9a-f]+)+$")),
     request_body(content = serde_json::Value, description = "A Stripe event", content_type = "application/json"),
     responses(
         (status = 200, description = "Taken (or taken before: `duplicate`)", body = WebhookReceived),
         (status = 400, description = "`ordering.webhook_signature_invalid`: no valid signature under a configured secret, or one outside the tolerance; `malformed_json`: signed, but not an event", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`ordering.webhooks_not_configured`: no webhook secret is set", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`ordering.webhooks_not_configured`: no webhook secret is set (a request with a well-formed signature)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable: Stripe retries", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
@@ -197,12 +197,6 @@ pub(crate) async fn stripe_webhook(
     ctx: RequestContext,
     body: web::Bytes,
 ) -> Result<web::Json<WebhookReceived>, ApiError> {
-    if state.stripe_webhook_secrets.is_empty() {
-        return Err(ApiError::not_found(
-            "ordering.webhooks_not_configured",
-            "this shop takes no Stripe webhooks (EMPORIUM_STRIPE_WEBHOOK_SECRETS is not set)",
-        ));
-    }
     let header = req
         .headers()
         .get("stripe-signature")
@@ -211,6 +205,18 @@ pub(crate) async fn stripe_webhook(
     let invalid = |why: &str| ApiError::bad_request("ordering.webhook_signature_invalid", why);
     match stripe_webhook::verify(&state.stripe_webhook_secrets, header, &body, now) {
         Ok(()) => {}
+        // A request that is not even shaped like a signed one is refused as such first.
+        Err(Refused::Malformed) => {
+            return Err(invalid(
+                "Stripe-Signature is missing or not `t=<unix seconds>,v1=<hex>`",
+            ))
+        }
+        Err(_) if state.stripe_webhook_secrets.is_empty() => {
+            return Err(ApiError::not_found(
+                "ordering.webhooks_not_configured",
+                "this shop takes no Stripe webhooks (EMPORIUM_STRIPE_WEBHOOK_SECRETS is not set)",
+            ))
+        }
         Err(Refused::Stale) => {
             return Err(invalid(
                 "the signature's time is more than 300 s from now (a replay, or a clock off)",
