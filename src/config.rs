@@ -37,6 +37,15 @@ impl ContextName {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == raw.trim())
     }
+
+    /// The context that serves `/api/v1/<prefix>/`: its own name, or `webhooks`, which
+    /// notifications serves.
+    pub fn serving(prefix: &str) -> Option<Self> {
+        match prefix {
+            "webhooks" => Some(ContextName::Notifications),
+            other => Self::parse(other),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +160,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The longest wait between two attempts of one message.
     pub mail_retry_max: Duration,
+    /// How long a webhook delivery is retried, and how long an endpoint may fail before it is
+    /// turned off (`EMPORIUM_WEBHOOK_RETRY_HOURS`, fractions allowed; default 24).
+    pub webhook_retry: Duration,
+    /// Webhooks may target loopback, private and link-local addresses
+    /// (`EMPORIUM_WEBHOOK_ALLOW_PRIVATE=true`; for tests and closed networks only).
+    pub webhook_allow_private: bool,
     /// Redis for state every instance shares (rate limits, log-in throttles); unset: each
     /// process keeps its own.
     pub redis_url: Option<String>,
@@ -236,6 +251,8 @@ impl Config {
             templates_dir: None,
             public_url: None,
             mail_retry_max: Duration::from_secs(300),
+            webhook_retry: Duration::from_secs(24 * 3600),
+            webhook_allow_private: false,
             redis_url: None,
             redis_namespace: "emporium".to_owned(),
             service_clients: Vec::new(),
@@ -644,9 +661,23 @@ impl Config {
         };
         flag("EMPORIUM_PRICES_INCLUDE_TAX", &mut c.prices_include_tax);
         flag(
+            "EMPORIUM_WEBHOOK_ALLOW_PRIVATE",
+            &mut c.webhook_allow_private,
+        );
+        flag(
             "EMPORIUM_REQUIRE_VERIFIED_EMAIL",
             &mut c.require_verified_email,
         );
+        if let Some(v) = get("EMPORIUM_WEBHOOK_RETRY_HOURS") {
+            match v.trim().parse::<f64>() {
+                Ok(h) if h.is_finite() && (0.001..=720.0).contains(&h) => {
+                    c.webhook_retry = Duration::from_secs_f64(h * 3600.0);
+                }
+                _ => errors.push(format!(
+                    "EMPORIUM_WEBHOOK_RETRY_HOURS: {v:?} is not a number of hours from 0.001 to 720"
+                )),
+            }
+        }
         if let Some(v) = get("EMPORIUM_OPS_LISTEN") {
             match v.parse() {
                 Ok(addr) => c.ops_listen = Some(addr),
@@ -947,6 +978,31 @@ mod tests {
                 errors
                     .iter()
                     .any(|e| e.starts_with("EMPORIUM_GATEWAY_UPSTREAMS")),
+                "{bad}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_settings_are_checked() {
+        let c = from(&[
+            ("EMPORIUM_WEBHOOK_RETRY_HOURS", "0.01"),
+            ("EMPORIUM_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(c.webhook_retry, Duration::from_secs(36));
+        assert!(c.webhook_allow_private);
+        let defaults = from(&[]).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(defaults.webhook_retry, Duration::from_secs(24 * 3600));
+        assert!(!defaults.webhook_allow_private);
+        for bad in ["0", "-1", "721", "soon", "NaN"] {
+            let errors = from(&[("EMPORIUM_WEBHOOK_RETRY_HOURS", bad)])
+                .err()
+                .unwrap_or_default();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with("EMPORIUM_WEBHOOK_RETRY_HOURS")),
                 "{bad}: {errors:?}"
             );
         }

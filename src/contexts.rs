@@ -57,6 +57,8 @@ pub fn notification_settings(config: &Config) -> notifications::Settings {
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.listen)),
         retry_max_delay: config.mail_retry_max,
+        webhook_retry: config.webhook_retry,
+        webhook_allow_private: config.webhook_allow_private,
     }
 }
 

@@ -822,7 +822,8 @@ async fn forward(
         .and_then(|rest| rest.split_once('/'))
         .map(|(context, _)| context)
         .ok_or_else(not_found)?;
-    let pool = up.by_context.get(context).ok_or_else(not_found)?;
+    let owner = ContextName::serving(context).ok_or_else(not_found)?;
+    let pool = up.by_context.get(owner.as_str()).ok_or_else(not_found)?;
     req.extensions_mut()
         .insert(platform::http::RouteLabel("/api/v1/{context}/{tail}"));
     // The upstream URL is built from the raw path; a dot segment (plain or percent-encoded)

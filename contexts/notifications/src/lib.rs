@@ -24,9 +24,13 @@ use application::messages::Messages;
 use application::outbound::Outbound;
 use application::ports::Sender;
 use application::projection::{self, Projection};
+use application::webhook_dispatch::{self, Dispatcher, Fanout};
+use application::webhooks::Webhooks;
 use infrastructure::mail::{parse_from, MailDrop, SmtpSender};
 use infrastructure::sql::SqlNotifications;
 use infrastructure::templates::Templates;
+use infrastructure::webhook_http::HttpWebhooks;
+use infrastructure::webhook_sql::SqlWebhooks;
 
 pub const NAME: &str = "notifications";
 
@@ -47,6 +51,10 @@ pub struct Settings {
     pub public_url: String,
     /// The longest wait between two attempts of one message.
     pub retry_max_delay: Duration,
+    /// How long a webhook delivery is retried (and an endpoint may fail before it is off).
+    pub webhook_retry: Duration,
+    /// Webhooks may target loopback, private and link-local addresses.
+    pub webhook_allow_private: bool,
 }
 
 pub struct Deps {
@@ -112,6 +120,48 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         poll: Duration::from_secs(1),
         lease: Duration::from_secs(120),
     });
+    // Outbound webhooks: every event an endpoint hears becomes a delivery; the dispatcher
+    // signs and sends them.
+    let hooks = Arc::new(SqlWebhooks {
+        db: deps.db.clone(),
+    });
+    let transport = Arc::new(HttpWebhooks::new(settings.webhook_allow_private)?);
+    let hook_wake = Arc::new(Notify::new());
+    deps.bus
+        .subscribe(webhook_dispatch::consumer().bind(
+            Arc::new(Fanout {
+                store: hooks.clone(),
+                clock: clock.clone(),
+                wake: hook_wake.clone(),
+            }),
+            &store,
+        ))
+        .await?;
+    let dispatcher = Arc::new(Dispatcher {
+        store: hooks.clone(),
+        transport: transport.clone(),
+        clock: clock.clone(),
+        units: store.clone(),
+        mail: sql.clone(),
+        mail_wake: wake.clone(),
+        schedule: domain::webhook::WebhookSchedule::with_window(settings.webhook_retry),
+        wake: hook_wake.clone(),
+        poll: Duration::from_secs(1),
+        lease: Duration::from_secs(60),
+        busy: std::sync::Mutex::new(std::collections::HashSet::new()),
+        slots: Dispatcher::slots(),
+    });
+    let webhooks = Arc::new(Webhooks {
+        store: hooks,
+        transport,
+        clock: clock.clone(),
+        catalogue: webhook_dispatch::catalogue(),
+        allow_private: settings.webhook_allow_private,
+        wake: hook_wake,
+    });
+    if settings.webhook_allow_private {
+        tracing::warn!("EMPORIUM_WEBHOOK_ALLOW_PRIVATE=true: webhooks may reach loopback, private and link-local addresses");
+    }
     let messages = Arc::new(Messages {
         deliveries: sql.clone(),
         projections: sql,
@@ -119,20 +169,29 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
         wake,
     });
     let state = actix_web::web::Data::new(http::State { messages });
+    let hook_state = actix_web::web::Data::new(http::webhooks::WebhookState { webhooks });
     Ok(ContextModule::new(NAME, move |cfg| {
         cfg.app_data(state.clone());
+        cfg.app_data(hook_state.clone());
         http::configure(cfg);
+        http::webhooks::configure(cfg);
     })
     .with_task(relay)
-    .with_task(Box::new(move |stop| Box::pin(outbound.run(stop)))))
+    .with_task(Box::new(move |stop| Box::pin(outbound.run(stop))))
+    .with_task(Box::new(move |stop| Box::pin(dispatcher.run(stop)))))
 }
 
 /// The consumer groups this context runs, with the contract types each handles.
 pub fn consumers() -> Vec<bus::Declaration> {
-    vec![projection::consumer().declaration()]
+    vec![
+        projection::consumer().declaration(),
+        webhook_dispatch::consumer().declaration(),
+    ]
 }
 
 /// The context's OpenAPI fragment.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <http::ApiDoc as utoipa::OpenApi>::openapi()
+    let mut doc = <http::ApiDoc as utoipa::OpenApi>::openapi();
+    doc.merge(<http::webhooks::WebhookDoc as utoipa::OpenApi>::openapi());
+    doc
 }

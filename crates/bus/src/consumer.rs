@@ -35,6 +35,19 @@ pub trait HandlesOnce<E: IntegrationEvent>: Send + Sync + 'static {
     async fn handle_once(&self, event: E, work: &mut UnitOfWork) -> anyhow::Result<()>;
 }
 
+/// Handles an envelope of a declared type once per consumer group, as it travelled: its
+/// payload untouched (a relay of events to the outside, which must pass on what was said,
+/// not what this release's contract type keeps of it). The unit of work already holds the
+/// envelope's inbox record, as for [`HandlesOnce`].
+#[async_trait::async_trait]
+pub trait HandlesEnvelopeOnce: Send + Sync + 'static {
+    async fn handle_envelope_once(
+        &self,
+        envelope: &Envelope,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()>;
+}
+
 /// One contract type, as a catalogue names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventType {
@@ -130,6 +143,35 @@ where
     })
 }
 
+fn route_envelope_once<'a, H>(
+    handler: &'a H,
+    envelope: &'a Envelope,
+    ctx: Ctx<'a>,
+) -> BoxFuture<'a, anyhow::Result<()>>
+where
+    H: HandlesEnvelopeOnce,
+{
+    Box::pin(async move {
+        let mut work = ctx.store.begin(Causation::from(envelope)).await?;
+        if !crate::inbox::first_delivery(work.conn()?, ctx.group, envelope).await? {
+            return Ok(());
+        }
+        handler.handle_envelope_once(envelope, &mut work).await?;
+        work.commit().await
+    })
+}
+
+fn step_envelope_once<'a, H>(
+    handler: &'a H,
+    envelope: &'a Envelope,
+    work: &'a mut UnitOfWork,
+) -> BoxFuture<'a, anyhow::Result<()>>
+where
+    H: HandlesEnvelopeOnce,
+{
+    Box::pin(async move { handler.handle_envelope_once(envelope, work).await })
+}
+
 /// A consumer group's declaration: its name, how its instances share events, and a route
 /// per contract type to `H`'s [`Handles`] implementation.
 pub struct Consumer<H> {
@@ -213,6 +255,20 @@ impl<H: Send + Sync + 'static> Consumer<H> {
         H: HandlesOnce<E>,
     {
         self.with_route(RouteOf::once::<E>(true))
+    }
+
+    /// Adds a contract type whose envelopes this group handles once, as they travelled
+    /// (see [`HandlesEnvelopeOnce`]); batched when the group is.
+    pub fn once_envelope<E: IntegrationEvent>(self) -> Self
+    where
+        H: HandlesEnvelopeOnce,
+    {
+        self.with_route(RouteOf {
+            event: EventType::of::<E>(),
+            route: route_envelope_once::<H>,
+            step: Some(step_envelope_once::<H>),
+            batchable: false,
+        })
     }
 
     fn with_route(mut self, route: RouteOf<H>) -> Self {

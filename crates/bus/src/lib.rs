@@ -23,7 +23,7 @@ pub mod unit_of_work;
 
 use std::sync::Arc;
 
-pub use consumer::{Consumer, Declaration, EventType, Handles, HandlesOnce};
+pub use consumer::{Consumer, Declaration, EventType, Handles, HandlesEnvelopeOnce, HandlesOnce};
 pub use dead_letter::{DeadLetter, DeadLetterStore, SqlDeadLetters, EVERY_GROUP};
 pub use envelope::{Causation, Envelope};
 pub use handler::{dispatch, DeliveryMode, EventHandler, RetryPolicy, Subscription};

@@ -7,6 +7,13 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+/// 256 bits from the operating system's generator, as bytes (a signing key).
+pub fn random_key() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
 /// A new secret: 256 bits from the operating system's generator, base64url (43 characters).
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];

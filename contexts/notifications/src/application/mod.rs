@@ -5,6 +5,8 @@ pub(crate) mod messages;
 pub(crate) mod outbound;
 pub(crate) mod ports;
 pub(crate) mod projection;
+pub(crate) mod webhook_dispatch;
+pub(crate) mod webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum NotificationsError {

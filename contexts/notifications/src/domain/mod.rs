@@ -1,6 +1,8 @@
 //! Notifications' domain: the kinds of message, a delivery's life (queued, sent, failed) and
 //! the retry schedule. No I/O.
 
+pub(crate) mod webhook;
+
 use std::time::Duration;
 
 use kernel::id::UserId;
@@ -18,10 +20,13 @@ pub(crate) enum MessageKind {
     VerifyEmail,
     /// To an account's previous address: the account moved to another one.
     EmailChanged,
+    /// To the admin who made a webhook endpoint: it failed for the whole retry window and
+    /// was turned off.
+    WebhookDisabled,
 }
 
 impl MessageKind {
-    pub(crate) const ALL: [MessageKind; 8] = [
+    pub(crate) const ALL: [MessageKind; 9] = [
         Self::Welcome,
         Self::OrderConfirmed,
         Self::OrderCancelled,
@@ -30,6 +35,7 @@ impl MessageKind {
         Self::PasswordReset,
         Self::VerifyEmail,
         Self::EmailChanged,
+        Self::WebhookDisabled,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -42,6 +48,7 @@ impl MessageKind {
             Self::PasswordReset => "password_reset",
             Self::VerifyEmail => "verify_email",
             Self::EmailChanged => "email_changed",
+            Self::WebhookDisabled => "webhook_disabled",
         }
     }
 
@@ -58,7 +65,8 @@ impl MessageKind {
             | Self::OrderCancelled
             | Self::PasswordReset
             | Self::VerifyEmail
-            | Self::EmailChanged => true,
+            | Self::EmailChanged
+            | Self::WebhookDisabled => true,
         }
     }
 
@@ -330,7 +338,8 @@ mod tests {
                 MessageKind::OrderCancelled,
                 MessageKind::PasswordReset,
                 MessageKind::VerifyEmail,
-                MessageKind::EmailChanged
+                MessageKind::EmailChanged,
+                MessageKind::WebhookDisabled
             ]
         );
         // Only the one-time links are secrets, forgotten once sent.

@@ -1,4 +1,7 @@
-//! Notifications' HTTP surface under `/api/v1/notifications`.
+//! Notifications' HTTP surface under `/api/v1/notifications`, and the webhooks' under
+//! `/api/v1/webhooks`.
+
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 

@@ -95,6 +95,18 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/email_changed.html"),
     ),
     (
+        "webhook_disabled.subject.txt",
+        include_str!("../../templates/webhook_disabled.subject.txt"),
+    ),
+    (
+        "webhook_disabled.txt",
+        include_str!("../../templates/webhook_disabled.txt"),
+    ),
+    (
+        "webhook_disabled.html",
+        include_str!("../../templates/webhook_disabled.html"),
+    ),
+    (
         "verify_email.subject.txt",
         include_str!("../../templates/verify_email.subject.txt"),
     ),
