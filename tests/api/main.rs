@@ -37,3 +37,4 @@ mod shipping;
 mod split;
 mod stripe;
 mod variants;
+mod webhooks;

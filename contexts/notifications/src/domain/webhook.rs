@@ -47,7 +47,8 @@ pub(crate) enum EndpointAfterFailure {
     Open,
     /// Held back until then; one delivery probes it then.
     CircuitOpen(Timestamp),
-    /// It has failed for the whole retry window: turned off (the reason is kept).
+    /// It has failed, without a success between, for the whole retry window: turned off
+    /// (the reason is kept).
     Disabled,
 }
 
@@ -107,9 +108,6 @@ impl Endpoint {
         let h = &mut self.health;
         h.consecutive_failures = h.consecutive_failures.saturating_add(1);
         let since = *h.failing_since.get_or_insert(now);
-        if h.consecutive_failures < schedule.circuit_after {
-            return EndpointAfterFailure::Open;
-        }
         if now >= since.plus(schedule.window) {
             self.enabled = false;
             self.updated_at = now;
@@ -120,6 +118,9 @@ impl Endpoint {
                 h.consecutive_failures
             ));
             return EndpointAfterFailure::Disabled;
+        }
+        if h.consecutive_failures < schedule.circuit_after {
+            return EndpointAfterFailure::Open;
         }
         let opens = h.consecutive_failures - schedule.circuit_after + 1;
         let until = now.plus(schedule.jittered(schedule.circuit_delay(opens), jitter));
