@@ -134,6 +134,13 @@ export const operations = Object.freeze({
     "path": "/api/v1/ordering/promotions",
     "query": []
   },
+  "create_webhook_endpoint": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/webhooks/endpoints",
+    "query": []
+  },
   "delete_shipping_rate": {
     "body": false,
     "headers": [],
@@ -146,6 +153,13 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "DELETE",
     "path": "/api/v1/ordering/tax-rates/{country}",
+    "query": []
+  },
+  "delete_webhook_endpoint": {
+    "body": false,
+    "headers": [],
+    "method": "DELETE",
+    "path": "/api/v1/webhooks/endpoints/{id}",
     "query": []
   },
   "get_cart": {
@@ -230,6 +244,20 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "GET",
     "path": "/api/v1/catalog/products/{id}/variants/{variant_id}/stock",
+    "query": []
+  },
+  "get_webhook_delivery": {
+    "body": false,
+    "headers": [],
+    "method": "GET",
+    "path": "/api/v1/webhooks/deliveries/{id}",
+    "query": []
+  },
+  "get_webhook_endpoint": {
+    "body": false,
+    "headers": [],
+    "method": "GET",
+    "path": "/api/v1/webhooks/endpoints/{id}",
     "query": []
   },
   "health_live": {
@@ -380,6 +408,35 @@ export const operations = Object.freeze({
       "cursor"
     ]
   },
+  "list_webhook_deliveries": {
+    "body": false,
+    "headers": [],
+    "method": "GET",
+    "path": "/api/v1/webhooks/deliveries",
+    "query": [
+      "endpoint_id",
+      "status",
+      "limit",
+      "cursor"
+    ]
+  },
+  "list_webhook_endpoints": {
+    "body": false,
+    "headers": [],
+    "method": "GET",
+    "path": "/api/v1/webhooks/endpoints",
+    "query": [
+      "limit",
+      "cursor"
+    ]
+  },
+  "list_webhook_event_types": {
+    "body": false,
+    "headers": [],
+    "method": "GET",
+    "path": "/api/v1/webhooks/event-types",
+    "query": []
+  },
   "log_in": {
     "body": true,
     "headers": [],
@@ -466,6 +523,13 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "POST",
     "path": "/api/v1/admin/dead-letters/{id}/replay",
+    "query": []
+  },
+  "replay_webhook_delivery": {
+    "body": false,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/webhooks/deliveries/{id}/replay",
     "query": []
   },
   "request_password_reset": {
@@ -577,6 +641,13 @@ export const operations = Object.freeze({
     ],
     "method": "PATCH",
     "path": "/api/v1/catalog/products/{id}/variants/{variant_id}",
+    "query": []
+  },
+  "update_webhook_endpoint": {
+    "body": true,
+    "headers": [],
+    "method": "PATCH",
+    "path": "/api/v1/webhooks/endpoints/{id}",
     "query": []
   },
   "withdraw_promotion": {

@@ -2,6 +2,7 @@
 //! with the conventions every operation shares applied once (`conventions`).
 
 mod conventions;
+mod webhooks;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
@@ -103,6 +104,7 @@ pub fn to_json() -> anyhow::Result<String> {
     let mut value = serde_json::to_value(document())?;
     camel_case_links(&mut value);
     conventions::apply(&mut value);
+    webhooks::describe(&mut value);
     let mut text = serde_json::to_string_pretty(&value)?;
     text.push('\n');
     Ok(text)

@@ -260,6 +260,10 @@ fn describe() {
         "Notification attempts by outcome (sent, retried, failed)"
     );
     describe_counter!(
+        "emporium_webhook_attempts_total",
+        "Webhook attempts by outcome (delivered, retried, failed)"
+    );
+    describe_counter!(
         "emporium_broker_dead_letters_total",
         "Messages the broker dead-lettered, by consumer group and outcome (recorded for the admin API, or unreadable)"
     );

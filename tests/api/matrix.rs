@@ -733,6 +733,67 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
             // The welcome was sent: there is nothing to retry.
             &admin_only(who, &[409]),
         ),
+        // Webhooks are the admins' alone. An id nobody made is 404 to an admin; a URL on
+        // a name that cannot resolve (`.invalid`) is refused when made.
+        "create_webhook_endpoint" => cell(
+            Method::POST,
+            "/api/v1/webhooks/endpoints",
+            Some(
+                json!({"url": "https://hooks.example.invalid/in", "event_types": ["ordering.order_paid"]}),
+            ),
+            &admin_only(who, &[422]),
+        ),
+        "list_webhook_endpoints" => cell(
+            Method::GET,
+            "/api/v1/webhooks/endpoints",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "get_webhook_endpoint" => cell(
+            Method::GET,
+            format!("/api/v1/webhooks/endpoints/{}", uuid::Uuid::now_v7()),
+            None,
+            &admin_only(who, &[404]),
+        ),
+        "update_webhook_endpoint" => cell(
+            Method::PATCH,
+            format!("/api/v1/webhooks/endpoints/{}", uuid::Uuid::now_v7()),
+            Some(json!({"enabled": false})),
+            &admin_only(who, &[404]),
+        ),
+        "delete_webhook_endpoint" => cell(
+            Method::DELETE,
+            format!("/api/v1/webhooks/endpoints/{}", uuid::Uuid::now_v7()),
+            None,
+            &admin_only(who, &[404]),
+        ),
+        "list_webhook_event_types" => cell(
+            Method::GET,
+            "/api/v1/webhooks/event-types",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "list_webhook_deliveries" => cell(
+            Method::GET,
+            "/api/v1/webhooks/deliveries?status=failed",
+            None,
+            &admin_only(who, &[200]),
+        ),
+        "get_webhook_delivery" => cell(
+            Method::GET,
+            format!("/api/v1/webhooks/deliveries/{}", uuid::Uuid::now_v7()),
+            None,
+            &admin_only(who, &[404]),
+        ),
+        "replay_webhook_delivery" => cell(
+            Method::POST,
+            format!(
+                "/api/v1/webhooks/deliveries/{}/replay",
+                uuid::Uuid::now_v7()
+            ),
+            None,
+            &admin_only(who, &[404]),
+        ),
         other => panic!("operation {other} is not in the access matrix: classify it"),
     }
 }

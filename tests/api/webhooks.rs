@@ -40,7 +40,10 @@ impl Receiver {
     }
 
     fn run(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/webhook_receiver.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/webhook_receiver.py"
+        );
         let mut child = Command::new(&self.python)
             .arg(script)
             .arg(self.port.to_string())
@@ -144,7 +147,13 @@ async fn app(backend: TestBackend, retry_secs: Option<u64>) -> Option<TestApp> {
 }
 
 /// Registers an endpoint for `types` and tells the receiver its secret; the endpoint's id.
-async fn subscribe(app: &TestApp, admin: &str, receiver: &Receiver, path: &str, types: &[&str]) -> String {
+async fn subscribe(
+    app: &TestApp,
+    admin: &str,
+    receiver: &Receiver,
+    path: &str,
+    types: &[&str],
+) -> String {
     let res = app
         .post(
             "/api/v1/webhooks/endpoints",
@@ -167,7 +176,10 @@ async fn subscribe(app: &TestApp, admin: &str, receiver: &Receiver, path: &str, 
 
 async fn deliveries(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
     let res = app
-        .get(&format!("/api/v1/webhooks/deliveries?limit=100&{query}"), Some(admin))
+        .get(
+            &format!("/api/v1/webhooks/deliveries?limit=100&{query}"),
+            Some(admin),
+        )
         .await;
     res.assert_status(200);
     res.body["items"].as_array().unwrap().clone()
@@ -175,9 +187,7 @@ async fn deliveries(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
 
 async fn signed_deliveries_story(app: TestApp, receiver: Receiver) {
     let admin = app.admin().await.access_token;
-    let types = app
-        .get("/api/v1/webhooks/event-types", Some(&admin))
-        .await;
+    let types = app.get("/api/v1/webhooks/event-types", Some(&admin)).await;
     types.assert_status(200);
     let offered: Vec<&str> = types.body["event_types"]
         .as_array()
@@ -185,7 +195,11 @@ async fn signed_deliveries_story(app: TestApp, receiver: Receiver) {
         .iter()
         .filter_map(|t| t.as_str())
         .collect();
-    for t in ["ordering.order_paid", "shipping.shipment_dispatched", "catalog.product_created"] {
+    for t in [
+        "ordering.order_paid",
+        "shipping.shipment_dispatched",
+        "catalog.product_created",
+    ] {
         assert!(offered.contains(&t), "{t} is offered: {offered:?}");
     }
     for secret in [
@@ -200,7 +214,11 @@ async fn signed_deliveries_story(app: TestApp, receiver: Receiver) {
         &admin,
         &receiver,
         "/hooks/orders",
-        &["ordering.order_placed", "ordering.order_paid", "shipping.shipment_created"],
+        &[
+            "ordering.order_placed",
+            "ordering.order_paid",
+            "shipping.shipment_created",
+        ],
     )
     .await;
 
@@ -231,7 +249,10 @@ async fn signed_deliveries_story(app: TestApp, receiver: Receiver) {
     for r in receiver.received() {
         let body = &r["body"];
         assert_eq!(r["headers"]["webhook-id"], body["id"], "the event's id");
-        assert!(r["headers"]["webhook-signature"].as_str().unwrap().starts_with("v1,"));
+        assert!(r["headers"]["webhook-signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1,"));
         assert_eq!(r["headers"]["content-type"], "application/json");
         assert!(body["version"].as_u64().is_some() && body["timestamp"].is_string());
         if body["type"] == "ordering.order_paid" {
@@ -255,17 +276,27 @@ async fn signed_deliveries_story(app: TestApp, receiver: Receiver) {
     }
     let one = app
         .get(
-            &format!("/api/v1/webhooks/deliveries/{}", listed[0]["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/webhooks/deliveries/{}",
+                listed[0]["id"].as_str().unwrap()
+            ),
             Some(&admin),
         )
         .await;
     one.assert_status(200);
-    assert_eq!(one.body["attempts_made"][0]["status_code"], 204, "{}", one.body);
+    assert_eq!(
+        one.body["attempts_made"][0]["status_code"], 204,
+        "{}",
+        one.body
+    );
     assert_eq!(one.body["payload"]["id"], one.body["event_id"]);
 
     // A delivered one cannot be replayed; a new subscriber hears only what comes after.
     app.post(
-        &format!("/api/v1/webhooks/deliveries/{}/replay", listed[0]["id"].as_str().unwrap()),
+        &format!(
+            "/api/v1/webhooks/deliveries/{}/replay",
+            listed[0]["id"].as_str().unwrap()
+        ),
         Some(&admin),
         &json!({}),
     )
@@ -274,7 +305,10 @@ async fn signed_deliveries_story(app: TestApp, receiver: Receiver) {
     let endpoints = app.get("/api/v1/webhooks/endpoints", Some(&admin)).await;
     endpoints.assert_status(200);
     assert_eq!(endpoints.body["items"][0]["id"], endpoint.as_str());
-    assert!(endpoints.body["items"][0].get("secret").is_none(), "shown once");
+    assert!(
+        endpoints.body["items"][0].get("secret").is_none(),
+        "shown once"
+    );
 }
 
 macro_rules! everywhere {
@@ -284,21 +318,31 @@ macro_rules! everywhere {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() {
-                let Some(receiver) = Receiver::start() else { return };
-                let Some(app) = app(TestBackend::Sqlite, None).await else { return };
+                let Some(receiver) = Receiver::start() else {
+                    return;
+                };
+                let Some(app) = app(TestBackend::Sqlite, None).await else {
+                    return;
+                };
                 $story(app, receiver).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
-                let Some(receiver) = Receiver::start() else { return };
-                let Some(app) = app(TestBackend::Postgres, None).await else { return };
+                let Some(receiver) = Receiver::start() else {
+                    return;
+                };
+                let Some(app) = app(TestBackend::Postgres, None).await else {
+                    return;
+                };
                 $story(app, receiver).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_split() {
-                let Some(receiver) = Receiver::start() else { return };
+                let Some(receiver) = Receiver::start() else {
+                    return;
+                };
                 let Some(app) = crate::split::spawn_split_with(
                     crate::split::Broker::Rabbitmq,
                     &[("EMPORIUM_WEBHOOK_ALLOW_PRIVATE", "true")],
@@ -317,8 +361,12 @@ everywhere!(signed_deliveries, signed_deliveries_story);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_30_seconds_gets_every_delivery_once_it_is_back() {
-    let Some(mut receiver) = Receiver::start() else { return };
-    let Some(app) = app(TestBackend::Sqlite, None).await else { return };
+    let Some(mut receiver) = Receiver::start() else {
+        return;
+    };
+    let Some(app) = app(TestBackend::Sqlite, None).await else {
+        return;
+    };
     let admin = app.admin().await.access_token;
     subscribe(&app, &admin, &receiver, "/in", &["ordering.order_placed"]).await;
     let product = app.sellable(&admin, "HOOK-DOWN", 500, 50).await;
@@ -337,14 +385,18 @@ async fn a_receiver_down_for_30_seconds_gets_every_delivery_once_it_is_back() {
     assert!(waiting.iter().all(|d| d["attempts"].as_u64() >= Some(1)));
     receiver.resume();
     let got: BTreeSet<String> = app
-        .eventually("every order placed, once the receiver is back", 90, || async {
-            let got: BTreeSet<String> = receiver
-                .received()
-                .iter()
-                .filter_map(|r| r["body"]["data"]["order_id"].as_str().map(str::to_owned))
-                .collect();
-            (got.len() == orders.len()).then_some(got)
-        })
+        .eventually(
+            "every order placed, once the receiver is back",
+            90,
+            || async {
+                let got: BTreeSet<String> = receiver
+                    .received()
+                    .iter()
+                    .filter_map(|r| r["body"]["data"]["order_id"].as_str().map(str::to_owned))
+                    .collect();
+                (got.len() == orders.len()).then_some(got)
+            },
+        )
         .await;
     assert_eq!(got, orders);
     app.eventually("all four delivered", 10, || async {
@@ -353,21 +405,35 @@ async fn a_receiver_down_for_30_seconds_gets_every_delivery_once_it_is_back() {
     })
     .await;
     let endpoint = app.get("/api/v1/webhooks/endpoints", Some(&admin)).await;
-    assert_eq!(endpoint.body["items"][0]["consecutive_failures"], 0, "circuit closed");
+    assert_eq!(
+        endpoint.body["items"][0]["consecutive_failures"], 0,
+        "circuit closed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_failing_for_good_ends_in_failed_deliveries_a_disabled_endpoint_and_a_replay() {
-    let Some(receiver) = Receiver::start() else { return };
+    let Some(receiver) = Receiver::start() else {
+        return;
+    };
     // A retry window of 12 s stands for the default 24 h.
-    let Some(app) = app(TestBackend::Sqlite, Some(12)).await else { return };
+    let Some(app) = app(TestBackend::Sqlite, Some(12)).await else {
+        return;
+    };
     let watcher = app.admin().await;
     let admin = watcher.access_token.clone();
     let disabled = app
         .observe(&["notifications.webhook_endpoint_disabled"])
         .await;
     receiver.answer(500);
-    let endpoint = subscribe(&app, &admin, &receiver, "/broken", &["catalog.product_created"]).await;
+    let endpoint = subscribe(
+        &app,
+        &admin,
+        &receiver,
+        "/broken",
+        &["catalog.product_created"],
+    )
+    .await;
     app.product(&admin, "HOOK-500", 100, 1).await;
     let failed = app
         .eventually("the delivery fails", 60, || async {
@@ -379,22 +445,38 @@ async fn a_receiver_failing_for_good_ends_in_failed_deliveries_a_disabled_endpoi
     assert!(failed[0]["attempts"].as_u64() > Some(2), "{}", failed[0]);
     assert_eq!(failed[0]["last_status"], 500);
     let detail = app
-        .get(&format!("/api/v1/webhooks/deliveries/{delivery}"), Some(&admin))
+        .get(
+            &format!("/api/v1/webhooks/deliveries/{delivery}"),
+            Some(&admin),
+        )
         .await;
     let attempts = detail.body["attempts_made"].as_array().unwrap();
-    assert!(attempts.iter().all(|a| a["status_code"] == 500), "{attempts:?}");
+    assert!(
+        attempts.iter().all(|a| a["status_code"] == 500),
+        "{attempts:?}"
+    );
 
     let off = app
         .eventually("the endpoint is turned off", 30, || async {
             let e = app
-                .get(&format!("/api/v1/webhooks/endpoints/{endpoint}"), Some(&admin))
+                .get(
+                    &format!("/api/v1/webhooks/endpoints/{endpoint}"),
+                    Some(&admin),
+                )
                 .await;
             (e.body["enabled"] == false).then_some(e.body)
         })
         .await;
-    assert!(off["disabled_reason"].as_str().unwrap().contains("failed"), "{off}");
+    assert!(
+        off["disabled_reason"].as_str().unwrap().contains("failed"),
+        "{off}"
+    );
     app.eventually("the event says so", 10, || async {
-        (disabled.of_type("notifications.webhook_endpoint_disabled").len() == 1).then_some(())
+        (disabled
+            .of_type("notifications.webhook_endpoint_disabled")
+            .len()
+            == 1)
+            .then_some(())
     })
     .await;
     app.eventually("its admin is told by mail", 20, || async {
@@ -411,7 +493,12 @@ async fn a_receiver_failing_for_good_ends_in_failed_deliveries_a_disabled_endpoi
     // While off, new events queue nothing for it.
     app.product(&admin, "HOOK-500-B", 100, 1).await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    assert_eq!(deliveries(&app, &admin, &format!("endpoint_id={endpoint}")).await.len(), 1);
+    assert_eq!(
+        deliveries(&app, &admin, &format!("endpoint_id={endpoint}"))
+            .await
+            .len(),
+        1
+    );
 
     // The receiver is mended, the endpoint turned on, the delivery replayed.
     receiver.answer(200);
@@ -438,14 +525,21 @@ async fn a_receiver_failing_for_good_ends_in_failed_deliveries_a_disabled_endpoi
         (receiver.received().len() == 1).then_some(())
     })
     .await;
-    assert_eq!(receiver.received()[0]["body"]["type"], "catalog.product_created");
+    assert_eq!(
+        receiver.received()[0]["body"]["type"],
+        "catalog.product_created"
+    );
     assert!(receiver.forged().is_empty());
 }
 
 #[tokio::test]
 async fn internal_targets_are_refused_when_made_and_when_delivered() {
-    let Some(receiver) = Receiver::start() else { return };
-    let Some(app) = spawn_app_with(TestBackend::Sqlite, |_| {}).await else { return };
+    let Some(receiver) = Receiver::start() else {
+        return;
+    };
+    let Some(app) = spawn_app_with(TestBackend::Sqlite, |_| {}).await else {
+        return;
+    };
     let admin = app.admin().await.access_token;
     let customer = app.customer().await.access_token;
     let create = |url: String| {
@@ -491,11 +585,16 @@ async fn internal_targets_are_refused_when_made_and_when_delivered() {
     )
     .await
     .assert_status(403);
-    app.get("/api/v1/webhooks/endpoints", None).await.assert_status(401);
-    let missing = uuid::Uuid::now_v7();
-    app.get(&format!("/api/v1/webhooks/endpoints/{missing}"), Some(&admin))
+    app.get("/api/v1/webhooks/endpoints", None)
         .await
-        .assert_problem(404, "webhooks.endpoint_not_found");
+        .assert_status(401);
+    let missing = uuid::Uuid::now_v7();
+    app.get(
+        &format!("/api/v1/webhooks/endpoints/{missing}"),
+        Some(&admin),
+    )
+    .await
+    .assert_problem(404, "webhooks.endpoint_not_found");
     app.post(
         &format!("/api/v1/webhooks/deliveries/{missing}/replay"),
         Some(&admin),
@@ -541,6 +640,12 @@ async fn internal_targets_are_refused_when_made_and_when_delivered() {
             (refused.len() == 2).then_some(refused)
         })
         .await;
-    assert!(refused.iter().all(|d| d["last_status"].is_null()), "{refused:?}");
-    assert!(receiver.received().is_empty() && receiver.forged().is_empty(), "never reached");
+    assert!(
+        refused.iter().all(|d| d["last_status"].is_null()),
+        "{refused:?}"
+    );
+    assert!(
+        receiver.received().is_empty() && receiver.forged().is_empty(),
+        "never reached"
+    );
 }

@@ -189,6 +189,11 @@ pub fn consumers() -> Vec<bus::Declaration> {
     ]
 }
 
+/// The event types a webhook endpoint can hear, in the catalogue's order.
+pub fn webhook_event_types() -> Vec<&'static str> {
+    webhook_dispatch::catalogue()
+}
+
 /// The context's OpenAPI fragment.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = <http::ApiDoc as utoipa::OpenApi>::openapi();

@@ -190,7 +190,10 @@ impl Dispatcher {
                         false
                     }
                 };
-                me.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                me.busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
                 drop(permit);
                 if again {
                     me.wake.notify_one();
@@ -230,7 +233,10 @@ impl Dispatcher {
                 Some(_) => return Ok(false),
                 None if probing => {
                     // The receiver is back: what waited behind the circuit goes now.
-                    let released = self.store.release_held(endpoint.id, self.clock.now()).await?;
+                    let released = self
+                        .store
+                        .release_held(endpoint.id, self.clock.now())
+                        .await?;
                     tracing::info!(endpoint_id = %endpoint.id, released, "webhook receiver answers again; circuit closed");
                     return Ok(true);
                 }
@@ -279,7 +285,9 @@ impl Dispatcher {
             duration_ms,
         };
         let mut work = self.units.begin(Causation::system()).await?;
-        self.store.record_attempt(&mut work, delivery, &attempt).await?;
+        self.store
+            .record_attempt(&mut work, delivery, &attempt)
+            .await?;
         let mut endpoint = self
             .store
             .endpoint_in(&mut work, delivery.endpoint_id)
@@ -324,11 +332,7 @@ impl Dispatcher {
         endpoint: &Endpoint,
         now: kernel::Timestamp,
     ) -> anyhow::Result<()> {
-        let reason = endpoint
-            .health
-            .disabled_reason
-            .clone()
-            .unwrap_or_default();
+        let reason = endpoint.health.disabled_reason.clone().unwrap_or_default();
         tracing::error!(endpoint_id = %endpoint.id, url = %endpoint.url, %reason, "webhook endpoint turned off");
         work.publish(
             &WebhookEndpointDisabled {
@@ -345,8 +349,8 @@ impl Dispatcher {
             json!({"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason}),
             now,
         );
-        let key = MessageKind::WebhookDisabled
-            .dedup_key(&format!("{}:{}", endpoint.id, now.as_micros()));
+        let key =
+            MessageKind::WebhookDisabled.dedup_key(&format!("{}:{}", endpoint.id, now.as_micros()));
         if self.mail.enqueue(work, &key, &mail).await? {
             let wake = self.mail_wake.clone();
             work.after_commit(move || wake.notify_one());

@@ -130,7 +130,11 @@ impl Endpoint {
 
     /// Whether the circuit lets a delivery through at `now` (closed, or open and due a probe).
     pub(crate) fn lets_through(&self, now: Timestamp) -> bool {
-        self.enabled && self.health.circuit_open_until.is_none_or(|until| until <= now)
+        self.enabled
+            && self
+                .health
+                .circuit_open_until
+                .is_none_or(|until| until <= now)
     }
 
     /// A half-open circuit lets one delivery probe the receiver; a closed one, several.
@@ -511,12 +515,19 @@ mod tests {
             "64:ff9b::a00:1",
             "::a00:1",
         ] {
-            let ip: IpAddr = internal.parse().unwrap_or_else(|e| panic!("{internal}: {e}"));
+            let ip: IpAddr = internal
+                .parse()
+                .unwrap_or_else(|e| panic!("{internal}: {e}"));
             assert!(!is_public(ip), "{internal} is internal");
             assert!(check_address(ip, false).is_err());
             assert!(check_address(ip, true).is_ok(), "allowed when private is");
         }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             let ip: IpAddr = public.parse().unwrap_or_else(|e| panic!("{public}: {e}"));
             assert!(is_public(ip), "{public} is public");
         }

@@ -27,7 +27,10 @@ struct GuardedResolver {
     allow_private: bool,
 }
 
-async fn resolve_checked(host: &str, allow_private: bool) -> Result<Vec<SocketAddr>, TargetRefused> {
+async fn resolve_checked(
+    host: &str,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, TargetRefused> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
         .await
         .map_err(|_| TargetRefused::Unresolved(host.to_owned()))?
@@ -98,9 +101,9 @@ fn unreached(e: &reqwest::Error) -> String {
 impl WebhookTransport for HttpWebhooks {
     async fn vet(&self, url: &url::Url) -> Result<(), TargetRefused> {
         match url.host() {
-            Some(url::Host::Domain(host)) => resolve_checked(host, self.allow_private)
-                .await
-                .map(|_| ()),
+            Some(url::Host::Domain(host)) => {
+                resolve_checked(host, self.allow_private).await.map(|_| ())
+            }
             // An IP literal was judged with the URL's shape.
             _ => Ok(()),
         }
@@ -178,6 +181,8 @@ mod tests {
         let literal = http
             .post(&format!("http://127.0.0.1:{port}/hook"), &[], "{}")
             .await;
-        assert!(matches!(literal, AttemptOutcome::Unreached(ref why) if why.starts_with("refused:")));
+        assert!(
+            matches!(literal, AttemptOutcome::Unreached(ref why) if why.starts_with("refused:"))
+        );
     }
 }

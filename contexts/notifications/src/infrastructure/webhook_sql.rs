@@ -202,7 +202,9 @@ impl WebhookStore for SqlWebhooks {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await.context("cannot delete webhook endpoint")?;
+        tx.commit()
+            .await
+            .context("cannot delete webhook endpoint")?;
         Ok(done.rows_affected() == 1)
     }
 
