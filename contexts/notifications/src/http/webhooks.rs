@@ -190,13 +190,39 @@ impl From<WebhookAttempt> for WebhookAttemptResponse {
     }
 }
 
+/// The body of every webhook delivery: an integration event's envelope, with its payload as
+/// `data`. Each attempt sends the same bytes. (The document's `webhooks` section names it;
+/// the server builds it as JSON, never from this type.)
+#[allow(dead_code)]
+#[derive(Debug, ToSchema)]
+pub(crate) struct WebhookEvent {
+    /// The event's id, also the `webhook-id` header: take each event once by it.
+    pub(crate) id: uuid::Uuid,
+    /// `<context>.<event>`, e.g. `ordering.order_paid`.
+    #[schema(rename = "type")]
+    pub(crate) event_type: String,
+    /// The payload's version.
+    #[schema(minimum = 1)]
+    pub(crate) version: u32,
+    /// When the event happened.
+    pub(crate) timestamp: Timestamp,
+    /// The context that published it.
+    pub(crate) source: String,
+    /// The request (or root event) that started the chain.
+    pub(crate) correlation_id: String,
+    /// The event's payload, as the event catalogue (`/asyncapi.json`) describes it for this
+    /// type and version.
+    #[schema(value_type = Object)]
+    pub(crate) data: serde_json::Value,
+}
+
 /// A delivery with what it sends and every attempt.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WebhookDeliveryDetail {
     #[serde(flatten)]
     pub(crate) delivery: WebhookDeliveryResponse,
     /// The JSON body every attempt sends.
-    #[schema(value_type = Object)]
+    #[schema(value_type = WebhookEvent)]
     pub(crate) payload: serde_json::Value,
     pub(crate) attempts_made: Vec<WebhookAttemptResponse>,
 }
