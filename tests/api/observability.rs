@@ -342,6 +342,6 @@ async fn prometheus_scrapes_a_monolith_and_every_dashboard_query_returns_data() 
         .iter()
         .map(|g| g["rules"].as_array().map_or(0, Vec::len))
         .sum();
-    assert_eq!(loaded, 12, "{rules}");
+    assert_eq!(loaded, 13, "{rules}");
     app.stop().await;
 }
