@@ -497,6 +497,15 @@ export const operations = Object.freeze({
     "path": "/api/v1/identity/tokens/refresh",
     "query": []
   },
+  "refund_order": {
+    "body": true,
+    "headers": [
+      "Idempotency-Key"
+    ],
+    "method": "POST",
+    "path": "/api/v1/ordering/orders/{id}/refunds",
+    "query": []
+  },
   "remove_address": {
     "body": false,
     "headers": [],

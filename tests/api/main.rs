@@ -29,6 +29,7 @@ mod notifications;
 mod observability;
 mod operations;
 mod pricing;
+mod refunds;
 mod replicas;
 mod saga_faults;
 mod schema_compat;

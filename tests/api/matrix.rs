@@ -547,6 +547,13 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                 &owned(who, &[200]),
             )
         }
+        // A cent back on the world's confirmed order, for each admin call.
+        "refund_order" => cell(
+            Method::POST,
+            format!("/api/v1/ordering/orders/{}/refunds", w.order),
+            Some(json!({"amount": {"amount": 1, "currency": "EUR"}, "reason": "matrix"})),
+            &admin_only(who, &[201]),
+        ),
         "get_shipment" => cell(
             Method::GET,
             format!("/api/v1/shipping/shipments/{}", w.shipment),

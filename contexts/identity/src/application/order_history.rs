@@ -6,8 +6,8 @@ use bus::{Consumer, DeliveryMode, HandlesOnce, UnitOfWork};
 use kernel::id::UserId;
 use kernel::IntegrationEvent;
 use ordering_contracts::{
-    CancellationReason, GuestCheckedOut, OrderCancelled, OrderPaid, OrderPlaced, OrderStatus,
-    OrderStatusChanged,
+    CancellationReason, GuestCheckedOut, OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded,
+    OrderStatus, OrderStatusChanged,
 };
 use platform::pagination::{Page, PageRequest};
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
@@ -25,6 +25,7 @@ pub(crate) fn consumer() -> Consumer<OrderHistoryProjection> {
         .once::<OrderPaid>()
         .once::<OrderCancelled>()
         .once::<OrderStatusChanged>()
+        .once::<OrderRefunded>()
         .once::<GuestCheckedOut>()
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
@@ -62,6 +63,7 @@ fn status(
             cancellation_reason: reason,
             tracking_number: None,
             updated_at: at,
+            refunded: kernel::Money::zero(total.currency()),
         },
         progress,
     })
@@ -130,6 +132,17 @@ impl Projected for OrderCancelled {
             customer_id: self.customer_id,
             reason: reason(self.reason),
             at: self.cancelled_at,
+        }
+    }
+}
+
+impl Projected for OrderRefunded {
+    fn update(self) -> OrderHistoryUpdate {
+        OrderHistoryUpdate::Refunded {
+            order_id: self.order_id,
+            customer_id: self.customer_id,
+            total_refunded: self.total_refunded,
+            at: self.refunded_at,
         }
     }
 }

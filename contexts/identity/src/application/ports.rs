@@ -263,6 +263,14 @@ pub(crate) enum OrderHistoryUpdate {
         reason: String,
         at: Timestamp,
     },
+    /// Money was given back: every confirmed refund so far (a running total, so the
+    /// largest one heard is the current one).
+    Refunded {
+        order_id: kernel::id::OrderId,
+        customer_id: UserId,
+        total_refunded: kernel::Money,
+        at: Timestamp,
+    },
     /// Only a tracking number (shipment created).
     Tracking {
         order_id: kernel::id::OrderId,

@@ -49,6 +49,8 @@ pub(crate) struct OrderHistoryEntry {
     pub(crate) cancellation_reason: Option<String>,
     pub(crate) tracking_number: Option<String>,
     pub(crate) updated_at: Timestamp,
+    /// What was given back: every confirmed refund (zero when none).
+    pub(crate) refunded: Money,
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ pub(crate) struct OrderHistoryItem {
     pub(crate) cancellation_reason: Option<String>,
     pub(crate) tracking_number: Option<String>,
     pub(crate) updated_at: Timestamp,
+    /// What was given back: every confirmed refund so far, partial ones included.
+    pub(crate) refunded: Money,
 }
 
 impl From<OrderHistoryEntry> for OrderHistoryItem {
@@ -172,6 +174,7 @@ impl From<OrderHistoryEntry> for OrderHistoryItem {
             cancellation_reason: e.cancellation_reason,
             tracking_number: e.tracking_number,
             updated_at: e.updated_at,
+            refunded: e.refunded,
         }
     }
 }

@@ -73,7 +73,7 @@ impl<'a> Said<'a> {
                 tracking_number,
                 at,
             } => Said::shipment((*order_id, *customer_id), *progress, tracking_number, *at),
-            OrderHistoryUpdate::Guest { .. } => return None,
+            OrderHistoryUpdate::Guest { .. } | OrderHistoryUpdate::Refunded { .. } => return None,
         })
     }
 
@@ -129,6 +129,36 @@ async fn guest_order(
     Ok(())
 }
 
+/// Keeps the largest running total of refunds heard for the order (events may come in any
+/// order); a row not there yet is started at `pending`, which any later status moves on.
+async fn refunded(
+    work: &mut UnitOfWork,
+    (order, customer): (OrderId, UserId),
+    total: Money,
+    at: Timestamp,
+) -> anyhow::Result<()> {
+    let owner = format!("coalesce(({CLAIMED} where g.order_id = $1), $2)");
+    sqlx::query(&format!(
+        "insert into order_history (order_id, customer_id, status, status_rank, currency, refunded_amount, updated_at) \
+         values ($1, {owner}, $3, $4, $5, $6, $7) \
+         on conflict (order_id) do update set \
+         currency = coalesce(order_history.currency, excluded.currency), \
+         refunded_amount = case when excluded.refunded_amount > coalesce(order_history.refunded_amount, 0) \
+             then excluded.refunded_amount else order_history.refunded_amount end"
+    ))
+    .bind(order.to_string())
+    .bind(customer.to_string())
+    .bind(OrderStatus::Pending.as_str())
+    .bind(OrderStatus::Pending.rank())
+    .bind(total.currency().as_str())
+    .bind(total.amount())
+    .bind(at.as_micros())
+    .execute(work.conn()?)
+    .await
+    .context("cannot record a refund in the order history")?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl OrderHistoryRepository for SqlOrderHistory {
     async fn claim_in(
@@ -155,13 +185,19 @@ impl OrderHistoryRepository for SqlOrderHistory {
     /// event's (`moving_to`, the domain's rule, given as the ranks it allows: `,0,2,`).
     async fn apply(&self, work: &mut UnitOfWork, update: OrderHistoryUpdate) -> anyhow::Result<()> {
         let Some(said) = Said::of(&update) else {
-            if let OrderHistoryUpdate::Guest {
-                order_id,
-                guest_id,
-                email,
-            } = &update
-            {
-                guest_order(work, *order_id, *guest_id, email).await?;
+            match &update {
+                OrderHistoryUpdate::Guest {
+                    order_id,
+                    guest_id,
+                    email,
+                } => guest_order(work, *order_id, *guest_id, email).await?,
+                OrderHistoryUpdate::Refunded {
+                    order_id,
+                    customer_id,
+                    total_refunded,
+                    at,
+                } => refunded(work, (*order_id, *customer_id), *total_refunded, *at).await?,
+                _ => {}
             }
             return Ok(());
         };
@@ -215,7 +251,7 @@ impl OrderHistoryRepository for SqlOrderHistory {
         customer: UserId,
         page: &PageRequest,
     ) -> anyhow::Result<Page<OrderHistoryEntry>> {
-        const COLUMNS: &str = "order_id, customer_id, status, total_amount, currency, placed_at, cancellation_reason, tracking_number, updated_at";
+        const COLUMNS: &str = "order_id, customer_id, status, total_amount, currency, placed_at, cancellation_reason, tracking_number, updated_at, refunded_amount";
         // Newest first: (placed_at, order_id) descending.
         let rows = match &page.after {
             None => {
@@ -249,7 +285,8 @@ impl OrderHistoryRepository for SqlOrderHistory {
             let order_id: String = row.try_get("order_id")?;
             let customer_id: String = row.try_get("customer_id")?;
             let amount: i64 = row.try_get("total_amount")?;
-            let currency: String = row.try_get("currency")?;
+            let currency = Currency::parse(&row.try_get::<String, _>("currency")?)?;
+            let refunded: Option<i64> = row.try_get("refunded_amount")?;
             entries.push(OrderHistoryEntry {
                 order_id: OrderId::parse(&order_id)?,
                 customer_id: UserId::parse(&customer_id)?,
@@ -258,7 +295,8 @@ impl OrderHistoryRepository for SqlOrderHistory {
                     OrderStatus::parse(&raw)
                         .ok_or_else(|| anyhow::anyhow!("unknown order status {raw:?}"))?
                 },
-                total: Money::new(amount, Currency::parse(&currency)?)?,
+                total: Money::new(amount, currency)?,
+                refunded: Money::new(refunded.unwrap_or(0), currency)?,
                 placed_at: Timestamp::from_micros(row.try_get("placed_at")?),
                 cancellation_reason: row.try_get("cancellation_reason")?,
                 tracking_number: row.try_get("tracking_number")?,

@@ -11,7 +11,7 @@ use identity_contracts::{
 use kernel::id::UserId;
 use kernel::Clock;
 use ordering_contracts::{
-    CancellationReason, GuestCheckedOut, OrderCancelled, OrderPlaced, OrderStatus,
+    CancellationReason, GuestCheckedOut, OrderCancelled, OrderPlaced, OrderRefunded, OrderStatus,
     OrderStatusChanged,
 };
 use serde_json::json;
@@ -35,6 +35,7 @@ pub(crate) fn consumer() -> Consumer<Projection> {
         .once::<GuestCheckedOut>()
         .once::<OrderStatusChanged>()
         .once::<OrderCancelled>()
+        .once::<OrderRefunded>()
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
         .once::<ShipmentDelivered>()
@@ -313,6 +314,29 @@ impl HandlesOnce<OrderCancelled> for Projection {
             e.customer_id,
             MessageKind::OrderCancelled,
             &subject,
+            data,
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<OrderRefunded> for Projection {
+    /// One mail per refund (its id is the message's subject).
+    async fn handle_once(&self, e: OrderRefunded, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let money = |m: kernel::Money| format_amount(m.amount(), m.currency().as_str());
+        let data = json!({
+            "order_id": e.order_id.to_string(),
+            "amount": money(e.amount),
+            "total_refunded": money(e.total_refunded),
+            "charged": money(e.charged),
+            "reason": e.reason,
+        });
+        self.queue(
+            work,
+            e.customer_id,
+            MessageKind::RefundIssued,
+            &e.refund_id,
             data,
         )
         .await

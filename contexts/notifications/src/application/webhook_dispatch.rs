@@ -43,6 +43,7 @@ pub(crate) fn consumer() -> Consumer<Fanout> {
         .once_envelope::<ordering_contracts::OrderPaid>()
         .once_envelope::<ordering_contracts::OrderCancelled>()
         .once_envelope::<ordering_contracts::OrderStatusChanged>()
+        .once_envelope::<ordering_contracts::OrderRefunded>()
         .once_envelope::<shipping_contracts::ShipmentCreated>()
         .once_envelope::<shipping_contracts::ShipmentDispatched>()
         .once_envelope::<shipping_contracts::ShipmentDelivered>()

@@ -14,6 +14,8 @@ pub(crate) enum MessageKind {
     Welcome,
     OrderConfirmed,
     OrderCancelled,
+    /// A refund reached the customer's card (a partial one, or what a cancellation gave back).
+    RefundIssued,
     ShipmentDispatched,
     ShipmentDelivered,
     PasswordReset,
@@ -26,10 +28,11 @@ pub(crate) enum MessageKind {
 }
 
 impl MessageKind {
-    pub(crate) const ALL: [MessageKind; 9] = [
+    pub(crate) const ALL: [MessageKind; 10] = [
         Self::Welcome,
         Self::OrderConfirmed,
         Self::OrderCancelled,
+        Self::RefundIssued,
         Self::ShipmentDispatched,
         Self::ShipmentDelivered,
         Self::PasswordReset,
@@ -43,6 +46,7 @@ impl MessageKind {
             Self::Welcome => "welcome",
             Self::OrderConfirmed => "order_confirmed",
             Self::OrderCancelled => "order_cancelled",
+            Self::RefundIssued => "refund_issued",
             Self::ShipmentDispatched => "shipment_dispatched",
             Self::ShipmentDelivered => "shipment_delivered",
             Self::PasswordReset => "password_reset",
@@ -63,6 +67,7 @@ impl MessageKind {
             Self::Welcome
             | Self::OrderConfirmed
             | Self::OrderCancelled
+            | Self::RefundIssued
             | Self::PasswordReset
             | Self::VerifyEmail
             | Self::EmailChanged

@@ -47,6 +47,18 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/order_cancelled.html"),
     ),
     (
+        "refund_issued.subject.txt",
+        include_str!("../../templates/refund_issued.subject.txt"),
+    ),
+    (
+        "refund_issued.txt",
+        include_str!("../../templates/refund_issued.txt"),
+    ),
+    (
+        "refund_issued.html",
+        include_str!("../../templates/refund_issued.html"),
+    ),
+    (
         "shipment_dispatched.subject.txt",
         include_str!("../../templates/shipment_dispatched.subject.txt"),
     ),

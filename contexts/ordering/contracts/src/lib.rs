@@ -163,6 +163,25 @@ pub struct OrderStatusChanged {
 }
 event!(OrderStatusChanged, "ordering.order_status_changed");
 
+/// The payment gateway gave money back to the customer: one refund, confirmed. A partial
+/// refund an admin granted, or what a cancellation gave back. `total_refunded` is every
+/// confirmed refund of the order so far, this one included; it never exceeds the charge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct OrderRefunded {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    /// The refund's payment id (as in the order's `payments`).
+    pub refund_id: String,
+    pub amount: Money,
+    pub total_refunded: Money,
+    /// What the order was charged.
+    pub charged: Money,
+    pub reason: Option<String>,
+    pub refunded_at: Timestamp,
+}
+event!(OrderRefunded, "ordering.order_refunded");
+
 /// A visitor checked out without an account (a cart token): who to mail and how they read
 /// the order. Published with the order's [`OrderPlaced`], in the same unit of work.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +223,7 @@ macro_rules! for_each_event {
         $callback!($crate::OrderPaid);
         $callback!($crate::OrderCancelled);
         $callback!($crate::OrderStatusChanged);
+        $callback!($crate::OrderRefunded);
         $callback!($crate::GuestCheckedOut);
     };
 }

@@ -22,7 +22,7 @@ use super::saga::Saga;
 use super::{publish, OrderingError};
 use crate::domain::cart::Terms;
 use crate::domain::promotion::NotApplicable;
-use crate::domain::{Order, Placing};
+use crate::domain::{Order, Placing, RefundRequest};
 
 pub(crate) struct Checkout {
     pub(crate) units: Arc<dyn Units>,
@@ -308,5 +308,15 @@ impl Checkout {
     ) -> Result<Order, OrderingError> {
         self.get(caller, admin, id).await?;
         self.saga.cancel_by_customer(id, cause).await
+    }
+
+    /// Gives back part of an order's charge (admins), at most what is still refundable.
+    pub(crate) async fn refund(
+        &self,
+        id: OrderId,
+        request: RefundRequest,
+        cause: &Causation,
+    ) -> Result<(Order, uuid::Uuid), OrderingError> {
+        self.saga.grant_refund(id, request, cause).await
     }
 }

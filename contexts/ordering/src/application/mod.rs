@@ -51,6 +51,8 @@ pub(crate) enum OrderingError {
     #[error("a promotion with this code exists")]
     DuplicatePromotion,
     #[error(transparent)]
+    Refund(crate::domain::RefundError),
+    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
@@ -99,6 +101,7 @@ pub(crate) fn publish(
             OrderEvent::Paid(e) => work.publish(&e, at)?,
             OrderEvent::Cancelled(e) => work.publish(&e, at)?,
             OrderEvent::StatusChanged(e) => work.publish(&e, at)?,
+            OrderEvent::Refunded(e) => work.publish(&e, at)?,
         }
     }
     Ok(())

@@ -259,7 +259,8 @@ pub(crate) trait OrderRepository: Send + Sync {
     async fn summary(&self, since: Timestamp) -> anyhow::Result<OrderSummary>;
     /// Orders in a waiting state whose deadline has passed.
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
-    /// Cancelled orders owing a refund that is due now (first try, or a retry past its backoff).
+    /// Orders owing a refund that is due now: a cancelled one not wholly refunded, or a pending
+    /// refund never tried or past its backoff.
     async fn refunds_due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
     /// Cancelled orders with a charge still pending, untouched since `before` (no gateway
     /// call for them can still be running).

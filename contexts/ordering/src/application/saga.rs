@@ -22,7 +22,9 @@ use shipping_contracts::{
 
 use super::ports::{Applied, Decide, GatewayError, OrderRepository, PaymentGateway};
 use super::OrderingError;
-use crate::domain::{retry_delay, ChargeRetry, Lifecycle, Order, OrderStatus, PaymentStatus};
+use crate::domain::{
+    retry_delay, ChargeRetry, Granted, Lifecycle, Order, OrderStatus, Payment, RefundRequest,
+};
 
 pub(crate) const GROUP: &str = "ordering.saga";
 
@@ -179,34 +181,44 @@ impl Saga {
         }
     }
 
-    /// Refunds a cancelled order's authorised charge, exactly once (one refund row per order,
-    /// one gateway key). Leaves it pending for the sweeper if the gateway is down.
+    /// Creates the refund a cancelled order owes (what remains of its charge, exactly once)
+    /// and sends every refund of the order still pending, each under its own gateway key.
+    /// A refund the gateway does not take stays pending for the sweeper.
     pub(crate) async fn process_refund(
         &self,
         order_id: OrderId,
         cause: &Causation,
     ) -> anyhow::Result<()> {
         let decide = |o: &Order| o.start_refund();
-        self.apply_now(order_id, cause, &decide).await?;
-        let Some(order) = self.orders.get(order_id).await? else {
+        let order = match self.apply_now(order_id, cause, &decide).await? {
+            Applied::Changed(o) | Applied::Unchanged(o) => *o,
+            Applied::Missing => return Ok(()),
+        };
+        let Some(charge) = order.authorized_charge().cloned() else {
             return Ok(());
         };
-        let (Some(refund), Some(charge)) =
-            (order.refund().cloned(), order.authorized_charge().cloned())
-        else {
-            return Ok(());
-        };
-        if refund.status != PaymentStatus::Pending {
-            return Ok(());
-        }
         let reference = charge.gateway_reference.clone().unwrap_or_default();
+        for refund in order.pending_refunds().cloned().collect::<Vec<_>>() {
+            self.send_refund(order_id, &reference, refund, cause)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn send_refund(
+        &self,
+        order_id: OrderId,
+        reference: &str,
+        refund: Payment,
+        cause: &Causation,
+    ) -> anyhow::Result<()> {
         let max = self.gateway_retry.max_attempts.max(1);
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
             match self
                 .gateway
-                .refund(&refund.idempotency_key, &reference, refund.amount)
+                .refund(&refund.idempotency_key, reference, refund.amount)
                 .await
             {
                 Err(GatewayError::Unavailable(_)) if attempt < max => {
@@ -228,6 +240,42 @@ impl Saga {
         let decide = move |o: &Order| o.record_refund(&refund, &outcome, attempts);
         self.apply_now(order_id, cause, &decide).await?;
         Ok(())
+    }
+
+    /// Grants an admin's refund of part (or the rest) of an order's charge and sends it.
+    /// Concurrent grants are decided one after the other on the stored order, so together
+    /// they never exceed the charge.
+    pub(crate) async fn grant_refund(
+        &self,
+        order_id: OrderId,
+        request: RefundRequest,
+        cause: &Causation,
+    ) -> Result<(Order, uuid::Uuid), OrderingError> {
+        let decide = |o: &Order| match o.grant_refund(&request) {
+            Ok(Granted::New(change)) => Some(*change),
+            _ => None,
+        };
+        let refund_id = match self.apply_now(order_id, cause, &decide).await? {
+            Applied::Changed(_) => request.id,
+            Applied::Unchanged(order) => match order.grant_refund(&request) {
+                Ok(Granted::Replayed(id)) => id,
+                Err(e) => return Err(OrderingError::Refund(e)),
+                // Granted on the stored order but not stored: the state machine refused.
+                Ok(Granted::New(_)) => {
+                    return Err(OrderingError::Unexpected(anyhow::anyhow!(
+                        "refund of order {order_id} was decided but not stored"
+                    )))
+                }
+            },
+            Applied::Missing => return Err(OrderingError::OrderNotFound),
+        };
+        self.process_refund(order_id, cause).await?;
+        let order = self
+            .orders
+            .get(order_id)
+            .await?
+            .ok_or(OrderingError::OrderNotFound)?;
+        Ok((order, refund_id))
     }
 
     pub(crate) async fn cancel_by_customer(

@@ -12,6 +12,7 @@ pub(crate) enum OrderEvent {
     Paid(contract::OrderPaid),
     Cancelled(contract::OrderCancelled),
     StatusChanged(contract::OrderStatusChanged),
+    Refunded(contract::OrderRefunded),
 }
 
 impl CancellationReason {
@@ -97,14 +98,14 @@ impl Order {
         ]
     }
 
-    /// What a change from `before` to `self` announces: nothing unless the status moved;
-    /// then `order_paid` or `order_cancelled` for those moves, and always
-    /// `order_status_changed`.
+    /// What a change from `before` to `self` announces: `order_refunded` for each refund
+    /// the gateway confirmed; for a status move, `order_paid` or `order_cancelled` for those
+    /// moves, and always `order_status_changed`.
     pub(crate) fn events_since(&self, before: &Order) -> Vec<OrderEvent> {
+        let mut out = self.refunded_events(before);
         if before.status == self.status {
-            return vec![];
+            return out;
         }
-        let mut out = Vec::with_capacity(2);
         match self.status {
             OrderStatus::Paid => out.push(OrderEvent::Paid(self.paid())),
             OrderStatus::Cancelled => out.push(OrderEvent::Cancelled(contract::OrderCancelled {
@@ -121,6 +122,28 @@ impl Order {
         }
         out.push(OrderEvent::StatusChanged(self.status_changed()));
         out
+    }
+
+    fn refunded_events(&self, before: &Order) -> Vec<OrderEvent> {
+        let charged = self
+            .authorized_charge()
+            .map(|c| c.amount)
+            .unwrap_or(self.total);
+        let total_refunded = self.refunded();
+        self.refunds_settled_since(before)
+            .map(|r| {
+                OrderEvent::Refunded(contract::OrderRefunded {
+                    order_id: self.id,
+                    customer_id: self.customer_id,
+                    refund_id: r.id.to_string(),
+                    amount: r.amount,
+                    total_refunded,
+                    charged,
+                    reason: r.reason.clone(),
+                    refunded_at: r.updated_at,
+                })
+            })
+            .collect()
     }
 
     /// The event a waiting order publishes again when its wait timed out: `order_placed`

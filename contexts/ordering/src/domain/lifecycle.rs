@@ -32,6 +32,7 @@ pub(crate) struct NewPayment {
     pub(crate) kind: PaymentKind,
     pub(crate) amount: Money,
     pub(crate) idempotency_key: String,
+    pub(crate) reason: Option<String>,
 }
 
 /// Why the payment gateway did not approve a charge or a refund.
@@ -88,6 +89,7 @@ impl NewPayment {
             attempts: 0,
             last_error: None,
             provider_status: None,
+            reason: self.reason.clone(),
             created_at: at,
             updated_at: at,
         }
@@ -139,6 +141,7 @@ impl Order {
                 kind: PaymentKind::Charge,
                 amount: self.total,
                 idempotency_key: format!("{}:charge:1", self.id),
+                reason: None,
             }),
             ..moved_on(OrderStatus::StockReserved, Some(payment_deadline))
         })
@@ -247,20 +250,6 @@ impl Order {
             .map(|()| cancel(CancellationReason::CustomerCancelled))
     }
 
-    /// A cancelled order with an authorised charge gets one refund of it, created now.
-    pub(crate) fn start_refund(&self) -> Option<Change> {
-        let charge = self.authorized_charge()?;
-        self.owes_refund().then(|| Change {
-            new_payment: Some(NewPayment {
-                id: uuid::Uuid::now_v7(),
-                kind: PaymentKind::Refund,
-                amount: charge.amount,
-                idempotency_key: format!("{}:refund", self.id),
-            }),
-            ..Change::default()
-        })
-    }
-
     /// Records the gateway's answer to `refund` after `attempts` calls in all. A refund
     /// that failed stays pending, tried again after a growing wait, and the history says so.
     pub(crate) fn record_refund(
@@ -269,9 +258,7 @@ impl Order {
         answer: &Result<String, GatewayError>,
         attempts: i64,
     ) -> Option<Change> {
-        let pending = self
-            .refund()
-            .is_some_and(|r| r.id == refund.id && r.status == PaymentStatus::Pending);
+        let pending = self.pending_refunds().any(|r| r.id == refund.id);
         pending.then(|| match answer {
             Ok(reference) => Change {
                 payment_update: Some(Settlement {

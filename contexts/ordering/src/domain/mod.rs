@@ -9,6 +9,7 @@ mod order;
 mod payment;
 pub(crate) mod pricing;
 pub(crate) mod promotion;
+mod refund;
 
 pub(crate) use checkout::Placing;
 pub(crate) use events::OrderEvent;
@@ -17,6 +18,7 @@ pub(crate) use order::{
     Amounts, CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, StatusEntry,
 };
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus, ProviderEvent};
+pub(crate) use refund::{Granted, RefundError, RefundRequest, MAX_REASON_CHARS};
 
 /// A cart or order line quantity: 1..=99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

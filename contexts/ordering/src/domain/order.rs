@@ -263,10 +263,6 @@ impl Order {
             .find(|p| p.kind == PaymentKind::Charge && p.status == PaymentStatus::Pending)
     }
 
-    pub(crate) fn refund(&self) -> Option<&Payment> {
-        self.payments.iter().find(|p| p.kind == PaymentKind::Refund)
-    }
-
     /// A customer may cancel until the goods leave.
     pub(crate) fn check_customer_cancel(&self) -> Result<(), CancelError> {
         match self.status {
@@ -277,30 +273,15 @@ impl Order {
             _ => Ok(()),
         }
     }
-
-    /// A cancelled order with an authorised charge owes a refund, exactly once.
-    pub(crate) fn owes_refund(&self) -> bool {
-        self.status == OrderStatus::Cancelled
-            && self.authorized_charge().is_some()
-            && self.refund().is_none()
-    }
-
-    /// A refund still to create or to send: what `Saga::process_refund` has to do.
-    pub(crate) fn refund_outstanding(&self) -> bool {
-        self.owes_refund()
-            || self
-                .refund()
-                .is_some_and(|r| r.status == PaymentStatus::Pending)
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::Lifecycle;
     use super::OrderStatus::*;
     use super::*;
 
-    fn order(status: OrderStatus) -> Order {
+    pub(crate) fn order(status: OrderStatus) -> Order {
         let at = Timestamp::from_micros(1_000_000);
         let eur = kernel::Currency::parse("EUR").unwrap_or_else(|e| panic!("{e}"));
         Order {
@@ -467,6 +448,7 @@ mod tests {
             attempts: 1,
             last_error: None,
             provider_status: None,
+            reason: None,
             created_at: paid.updated_at,
             updated_at: paid.updated_at,
         });
@@ -487,6 +469,7 @@ mod tests {
             attempts: 1,
             last_error: None,
             provider_status: None,
+            reason: None,
             created_at: Timestamp::from_micros(1),
             updated_at: Timestamp::from_micros(1),
         };

@@ -71,6 +71,8 @@ pub(crate) struct Payment {
     pub(crate) last_error: Option<String>,
     /// The charge's state as the provider's webhooks last told it (none heard: `None`).
     pub(crate) provider_status: Option<String>,
+    /// Why a refund was made (a refund only).
+    pub(crate) reason: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }

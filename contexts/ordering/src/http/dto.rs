@@ -13,7 +13,7 @@ use crate::application::ports::{KnownProduct, OrderFilter, OrderSummary, TaxRate
 use crate::domain::cart::Quote;
 use crate::domain::pricing::ShippingRate;
 use crate::domain::promotion::{Benefit, Promotion, PromotionTerms};
-use crate::domain::{Order, OrderStatus, Payment};
+use crate::domain::{Order, OrderStatus, Payment, MAX_REASON_CHARS};
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +129,58 @@ pub(crate) struct CheckoutRequest {
     pub(crate) email: Option<String>,
 }
 
+/// A refund an admin grants: an amount in the order's currency, at most what is still
+/// refundable, and why.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": {"amount": 500, "currency": "EUR"}, "reason": "mug arrived chipped"}))]
+pub(crate) struct RefundOrderRequest {
+    /// More than zero, in the currency the order was charged in.
+    pub(crate) amount: Money,
+    /// Shown to the customer and kept on the refund: 1 to 500 characters, not blank.
+    #[validate(custom(function = "refund_reason"))]
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    pub(crate) reason: String,
+}
+
+fn refund_reason(reason: &str) -> Result<(), validator::ValidationError> {
+    let chars = reason.trim().chars().count();
+    if chars == 0 || reason.chars().count() > MAX_REASON_CHARS {
+        let mut error = validator::ValidationError::new("reason");
+        error.message = Some("must be 1 to 500 characters, not blank".into());
+        return Err(error);
+    }
+    if reason.chars().any(char::is_control) {
+        let mut error = validator::ValidationError::new("reason");
+        error.message = Some("must not hold control characters".into());
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// A refund granted, and where the order's money stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RefundResponse {
+    pub(crate) order_id: uuid::Uuid,
+    pub(crate) refund: PaymentResponse,
+    /// What the gateway has given back so far, all refunds of the order.
+    pub(crate) refunded: Money,
+    /// What may still be refunded.
+    pub(crate) refundable: Money,
+}
+
+impl RefundResponse {
+    pub(crate) fn of(order: &Order, refund: uuid::Uuid) -> Option<Self> {
+        let payment = order.refunds().find(|p| p.id == refund)?;
+        Some(Self {
+            order_id: order.id.as_uuid(),
+            refund: payment.into(),
+            refunded: order.refunded(),
+            refundable: order.refundable(),
+        })
+    }
+}
+
 /// A provider's webhook taken.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WebhookReceived {
@@ -186,6 +238,8 @@ pub(crate) struct PaymentResponse {
     /// canceled, refunded, partially_refunded or disputed (a refund or dispute made in the
     /// provider's dashboard shows here).
     pub(crate) provider_status: Option<String>,
+    /// Why a refund was made (refunds only).
+    pub(crate) reason: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }
@@ -201,6 +255,7 @@ impl From<&Payment> for PaymentResponse {
             attempts: p.attempts,
             last_error: p.last_error.clone(),
             provider_status: p.provider_status.clone(),
+            reason: p.reason.clone(),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -245,6 +300,10 @@ pub(crate) struct OrderResponse {
     pub(crate) weight_grams: u64,
     pub(crate) shipping_address: AddressBody,
     pub(crate) payments: Vec<PaymentResponse>,
+    /// What the payment gateway has given back: every confirmed refund.
+    pub(crate) refunded: Money,
+    /// What may still be refunded: the charge less every refund granted.
+    pub(crate) refundable: Money,
     pub(crate) shipment: Option<ShipmentRef>,
     pub(crate) status_history: Vec<StatusEntryResponse>,
     pub(crate) placed_at: Timestamp,
@@ -285,6 +344,8 @@ impl From<Order> for OrderResponse {
             weight_grams: o.amounts.weight_grams,
             shipping_address: o.shipping_address.clone().into(),
             payments: o.payments.iter().map(PaymentResponse::from).collect(),
+            refunded: o.refunded(),
+            refundable: o.refundable(),
             shipment: o.shipment_id.map(|id| ShipmentRef {
                 id: id.as_uuid(),
                 tracking_number: o.tracking_number.clone(),

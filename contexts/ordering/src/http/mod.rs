@@ -1,6 +1,7 @@
 //! Ordering's HTTP surface under `/api/v1/ordering`.
 
 mod dto;
+mod refunds;
 mod shopper;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::application::rates::Rates;
 use crate::application::OrderingError;
 use crate::infrastructure::stripe_webhook::{self, Refused};
 pub(crate) use dto::*;
+use refunds::refund_problem;
 use shopper::{OrderReader, Shopper};
 
 pub(crate) struct State {
@@ -81,6 +83,7 @@ impl From<OrderingError> for ApiError {
             OrderingError::RateNotFound => {
                 ApiError::not_found("ordering.rate_not_found", "no such rate")
             }
+            OrderingError::Refund(e) => refund_problem(e),
             OrderingError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -133,6 +136,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(web::resource("/orders/{id}").route(web::get().to(get_order)))
             .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order)))
+            .service(
+                web::resource("/orders/{id}/refunds").route(web::post().to(refunds::refund_order)),
+            )
             .service(web::resource("/admin/orders").route(web::get().to(admin_list_orders)))
             .service(web::resource("/admin/summary").route(web::get().to(admin_order_summary))),
     )
@@ -452,24 +458,7 @@ pub(crate) async fn place_order(
         }
         (Shopper::Customer(_), None) => None,
     };
-    let key = match req.headers().get("idempotency-key") {
-        Some(v) => match v.to_str() {
-            Ok(k) => {
-                if let Err(e) = check_idempotency_key(k) {
-                    errors.push(e);
-                }
-                Some(k.to_owned())
-            }
-            Err(_) => {
-                errors.push(kernel::FieldError::new(
-                    "Idempotency-Key",
-                    "must be visible ASCII",
-                ));
-                None
-            }
-        },
-        None => None,
-    };
+    let key = idempotency_key(&req, &mut errors);
     let Some(destination) = destination.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
@@ -588,6 +577,29 @@ pub(crate) async fn admin_order_summary(
 }
 
 /// An order: status, lines, total, payments, shipment and status history.
+/// The request's `Idempotency-Key`, if it sent one; a malformed one is added to `errors`.
+pub(super) fn idempotency_key(
+    req: &HttpRequest,
+    errors: &mut Vec<kernel::FieldError>,
+) -> Option<String> {
+    let value = req.headers().get("idempotency-key")?;
+    match value.to_str() {
+        Ok(k) => {
+            if let Err(e) = check_idempotency_key(k) {
+                errors.push(e);
+            }
+            Some(k.to_owned())
+        }
+        Err(_) => {
+            errors.push(kernel::FieldError::new(
+                "Idempotency-Key",
+                "must be visible ASCII",
+            ));
+            None
+        }
+    }
+}
+
 #[utoipa::path(
     get, path = "/api/v1/ordering/orders/{id}", tag = "ordering", operation_id = "get_order",
     security(("bearer" = []), ("order_token" = [])),
@@ -962,7 +974,7 @@ pub(crate) async fn delete_shipping_rate(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create_cart, stripe_webhook, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, admin_list_orders, admin_order_summary,
+    paths(create_cart, stripe_webhook, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, refunds::refund_order, admin_list_orders, admin_order_summary,
           quote_cart, apply_promotion, remove_promotion, create_promotion, list_promotions, get_promotion, withdraw_promotion,
           list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))

@@ -144,15 +144,15 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     let rows = sqlx::query(
         "select 1 as part, 0 as s1, product_id as s2, product_id as t1, sku as t2, name as t3, currency as t4, \
                 variant_of as t5, cast(null as text) as t6, cast(null as text) as t7, cast(null as text) as t8, \
-                quantity as i1, unit_price_amount as i2, discount_amount as i3, tax_amount as i4 \
+                cast(null as text) as t9, quantity as i1, unit_price_amount as i2, discount_amount as i3, tax_amount as i4 \
          from order_line where order_id = $1 \
          union all \
          select 2, seq, '', status, reason, note, cast(null as text), cast(null as text), cast(null as text), \
-                cast(null as text), cast(null as text), occurred_at, cast(null as bigint), cast(null as bigint), cast(null as bigint) \
+                cast(null as text), cast(null as text), cast(null as text), occurred_at, cast(null as bigint), cast(null as bigint), cast(null as bigint) \
          from order_status_history where order_id = $1 \
          union all \
          select 3, created_at, payment_id, payment_id, kind, status, currency, idempotency_key, gateway_reference, \
-                last_error, provider_status, amount, attempts, created_at, updated_at \
+                last_error, provider_status, reason, amount, attempts, created_at, updated_at \
          from payment where order_id = $1 \
          order by part, s1, s2",
     )
@@ -206,6 +206,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                     attempts: number("i2")?,
                     last_error: text("t7")?,
                     provider_status: text("t8")?,
+                    reason: text("t9")?,
                     created_at: Timestamp::from_micros(number("i3")?),
                     updated_at: Timestamp::from_micros(number("i4")?),
                 });
@@ -438,8 +439,8 @@ impl OrderRepository for SqlOrders {
             let mut exact = true;
             if let Some(p) = &change.new_payment {
                 let inserted = sqlx::query(
-                    "insert into payment (payment_id, order_id, kind, status, amount, currency, idempotency_key, attempts, created_at, updated_at) \
-                     values ($1, $2, $3, 'pending', $4, $5, $6, 0, $7, $7) on conflict (idempotency_key) do nothing",
+                    "insert into payment (payment_id, order_id, kind, status, amount, currency, idempotency_key, attempts, created_at, updated_at, reason) \
+                     values ($1, $2, $3, 'pending', $4, $5, $6, 0, $7, $7, $8) on conflict (idempotency_key) do nothing",
                 )
                 .bind(p.id.to_string())
                 .bind(order_id.to_string())
@@ -448,6 +449,7 @@ impl OrderRepository for SqlOrders {
                 .bind(p.amount.currency().as_str())
                 .bind(&p.idempotency_key)
                 .bind(now.as_micros())
+                .bind(p.reason.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 exact &= inserted.rows_affected() == 1;
@@ -643,15 +645,18 @@ impl OrderRepository for SqlOrders {
     }
 
     async fn refunds_due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
-        // Owed refunds: none tried yet, or a failed one whose backoff has passed (the wait
-        // grows with its attempts, see `retry_delay`), the longest-waiting first.
+        // Owed refunds: a cancelled order's charge not wholly refunded yet (none tried), or a
+        // pending refund never tried or whose backoff has passed (the wait grows with its
+        // attempts, see `retry_delay`), the longest-waiting first.
         let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "select o.order_id, r.attempts, r.updated_at from customer_order o \
-             left join payment r on r.order_id = o.order_id and r.kind = 'refund' \
+            "select r.order_id, r.attempts, r.updated_at from payment r \
+             where r.kind = 'refund' and r.status = 'pending' \
+             union all \
+             select o.order_id, cast(null as bigint), cast(null as bigint) from customer_order o \
+             join payment c on c.order_id = o.order_id and c.kind = 'charge' and c.status = 'authorized' \
              where o.status = 'cancelled' \
-             and exists (select 1 from payment c where c.order_id = o.order_id and c.kind = 'charge' and c.status = 'authorized') \
-             and (r.status is null or r.status = 'pending') \
-             order by coalesce(r.updated_at, 0) limit $1",
+             and c.amount > (select coalesce(sum(x.amount), 0) from payment x where x.order_id = o.order_id and x.kind = 'refund') \
+             order by 3 nulls first limit $1",
         )
         .bind(limit.saturating_mul(4))
         .fetch_all(self.db.pool())
@@ -666,8 +671,16 @@ impl OrderRepository for SqlOrders {
                 }
                 _ => true,
             })
+            .map(|(id, _, _)| id)
+            .fold(Vec::<String>::new(), |mut ids, id| {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+                ids
+            })
+            .into_iter()
             .take(usize::try_from(limit).unwrap_or(0))
-            .map(|(id, _, _)| Ok(OrderId::parse(&id)?))
+            .map(|id| Ok(OrderId::parse(&id)?))
             .collect()
     }
 }
