@@ -62,6 +62,13 @@ export const operations = Object.freeze({
     "path": "/api/v1/ordering/cart/promotion",
     "query": []
   },
+  "approve_return": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/ordering/orders/{id}/returns/{return_id}/approve",
+    "query": []
+  },
   "archive_product": {
     "body": false,
     "headers": [
@@ -483,6 +490,13 @@ export const operations = Object.freeze({
       "country"
     ]
   },
+  "receive_return": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/ordering/orders/{id}/returns/{return_id}/receive",
+    "query": []
+  },
   "record_carrier_event": {
     "body": true,
     "headers": [],
@@ -504,6 +518,13 @@ export const operations = Object.freeze({
     ],
     "method": "POST",
     "path": "/api/v1/ordering/orders/{id}/refunds",
+    "query": []
+  },
+  "reject_return": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/ordering/orders/{id}/returns/{return_id}/reject",
     "query": []
   },
   "remove_address": {
@@ -546,6 +567,13 @@ export const operations = Object.freeze({
     "headers": [],
     "method": "POST",
     "path": "/api/v1/identity/password-resets",
+    "query": []
+  },
+  "request_return": {
+    "body": true,
+    "headers": [],
+    "method": "POST",
+    "path": "/api/v1/ordering/orders/{id}/returns",
     "query": []
   },
   "resend_email_verification": {

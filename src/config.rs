@@ -101,6 +101,9 @@ pub struct Config {
     /// How long a charge the payment gateway could not answer is retried (with backoff)
     /// before the order is cancelled `payment_unavailable`; below the reservation TTL.
     pub payment_retry: Duration,
+    /// How long after delivery (or dispatch, while on its way) a customer may ask to return an
+    /// order (`EMPORIUM_RETURN_WINDOW_DAYS`, default 30; admins may open a return any time).
+    pub return_window: Duration,
     /// Share of simulated-gateway calls that fail as if the gateway were unreachable (half of
     /// them after the gateway acted: a lost answer). Fault injection; 0 in production.
     pub payment_fault_rate: f64,
@@ -223,6 +226,7 @@ impl Config {
             bootstrap_admin: None,
             reservation_ttl: Duration::from_secs(15 * 60),
             payment_retry: Duration::from_secs(5 * 60),
+            return_window: Duration::from_secs(30 * 86_400),
             payment_fault_rate: 0.0,
             payments: ordering::Payments::Simulated,
             stripe_webhook_secrets: Vec::new(),
@@ -560,6 +564,9 @@ impl Config {
         }
         if let Some(n) = number("EMPORIUM_PAYMENT_RETRY_SECS", 1..=86_400, "seconds") {
             c.payment_retry = secs(n);
+        }
+        if let Some(n) = number("EMPORIUM_RETURN_WINDOW_DAYS", 0..=3_650, "days") {
+            c.return_window = secs(n * 86_400);
         }
         if let Some(n) = number("EMPORIUM_HEADER_TIMEOUT_SECS", 1..=600, "seconds") {
             c.header_timeout = secs(n);

@@ -127,6 +127,7 @@ pub async fn wire(
                         payments: config.payments.clone(),
                         reservation_ttl: config.reservation_ttl,
                         payment_retry: config.payment_retry,
+                        return_window: config.return_window,
                         payment_fault_rate: config.payment_fault_rate,
                         prices_include_tax: config.prices_include_tax,
                         require_verified_email: config.require_verified_email,

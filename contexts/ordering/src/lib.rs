@@ -74,6 +74,8 @@ pub struct Settings {
     /// How long a charge the gateway could not answer is retried before the order is
     /// cancelled `payment_unavailable` (keep it below `reservation_ttl`).
     pub payment_retry: Duration,
+    /// How long after delivery a customer may ask for a return.
+    pub return_window: Duration,
     /// Share of simulated-gateway calls failing as if it were unreachable (fault injection).
     pub payment_fault_rate: f64,
     /// Listed prices include tax (see `domain::pricing`).
@@ -238,6 +240,7 @@ pub async fn module(deps: Deps) -> anyhow::Result<ContextModule> {
             stock_timeout: Duration::from_secs(30),
             prices_include_tax: deps.settings.prices_include_tax,
             require_verified_email: deps.settings.require_verified_email,
+            return_window: deps.settings.return_window,
         }),
     });
     Ok(ContextModule::new(NAME, move |cfg| {

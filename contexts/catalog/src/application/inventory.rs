@@ -9,7 +9,7 @@ use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, Store, UnitOfWork};
 use catalog_contracts::{ShortLine, StockLine, StockRejected, StockReserved};
 use kernel::id::{OrderId, ProductId};
 use kernel::{Clock, Timestamp};
-use ordering_contracts::{OrderCancelled, OrderPaid, OrderPlaced};
+use ordering_contracts::{OrderCancelled, OrderPaid, OrderPlaced, ReturnReceived};
 use shipping_contracts::ShipmentDispatched;
 
 use super::ports::{InventoryRepository, MoveOutcome, ReserveOutcome, SetStockError};
@@ -26,6 +26,7 @@ pub(crate) fn consumer() -> Consumer<Inventory> {
         .once::<OrderPaid>()
         .once::<OrderCancelled>()
         .once::<ShipmentDispatched>()
+        .once::<ReturnReceived>()
 }
 
 pub(crate) struct Inventory {
@@ -221,6 +222,31 @@ impl HandlesOnce<ShipmentDispatched> for Inventory {
                 Ok(())
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnReceived> for Inventory {
+    /// Units that came back in a sellable state are on hand again (once per return, by the
+    /// inbox); written-off ones are not.
+    async fn handle_once(
+        &self,
+        event: ReturnReceived,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let lines = merge(
+            event
+                .lines
+                .iter()
+                .filter(|l| l.restock)
+                .map(|l| (l.product_id, l.quantity)),
+        );
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.repo.restock(work, &lines, self.clock.now()).await?;
+        tracing::info!(order_id = %event.order_id, return_id = %event.return_id, lines = lines.len(), "returned units back on hand");
+        Ok(())
     }
 }
 

@@ -136,6 +136,13 @@ pub(crate) trait InventoryRepository: Send + Sync {
         order: OrderId,
         now: Timestamp,
     ) -> anyhow::Result<()>;
+    /// Puts returned units back on hand (a product no longer stocked is skipped).
+    async fn restock(
+        &self,
+        work: &mut UnitOfWork,
+        lines: &[StockLine],
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
     /// Orders whose held reservation is past its expiry, oldest first.
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>>;
 }

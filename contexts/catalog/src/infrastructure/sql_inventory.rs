@@ -361,6 +361,27 @@ impl InventoryRepository for SqlInventory {
         insert_closed(work.conn()?, order, ReservationStatus::Cancelled, now).await
     }
 
+    async fn restock(
+        &self,
+        work: &mut UnitOfWork,
+        lines: &[StockLine],
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        let conn = work.conn()?;
+        for line in lines {
+            sqlx::query(
+                "update stock set on_hand = on_hand + $1, updated_at = $2 where product_id = $3",
+            )
+            .bind(i64::from(line.quantity))
+            .bind(now.as_micros())
+            .bind(line.product_id.to_string())
+            .execute(&mut *conn)
+            .await
+            .context("cannot restock returned units")?;
+        }
+        Ok(())
+    }
+
     async fn due(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OrderId>> {
         let due: Vec<String> = sqlx::query_scalar(
             "select order_id from reservation where status = $1 and expires_at < $2 order by expires_at limit $3",

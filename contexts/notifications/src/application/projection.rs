@@ -12,7 +12,8 @@ use kernel::id::UserId;
 use kernel::Clock;
 use ordering_contracts::{
     CancellationReason, GuestCheckedOut, OrderCancelled, OrderPlaced, OrderRefunded, OrderStatus,
-    OrderStatusChanged,
+    OrderStatusChanged, ReturnApproved, ReturnReceived, ReturnRejected, ReturnRequested,
+    ReturnedLine,
 };
 use serde_json::json;
 use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
@@ -36,6 +37,10 @@ pub(crate) fn consumer() -> Consumer<Projection> {
         .once::<OrderStatusChanged>()
         .once::<OrderCancelled>()
         .once::<OrderRefunded>()
+        .once::<ReturnRequested>()
+        .once::<ReturnApproved>()
+        .once::<ReturnRejected>()
+        .once::<ReturnReceived>()
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
         .once::<ShipmentDelivered>()
@@ -340,6 +345,68 @@ impl HandlesOnce<OrderRefunded> for Projection {
             data,
         )
         .await
+    }
+}
+
+fn returned(lines: &[ReturnedLine]) -> serde_json::Value {
+    lines
+        .iter()
+        .map(|l| json!({"name": l.name, "sku": l.sku, "quantity": l.quantity}))
+        .collect()
+}
+
+impl Projection {
+    /// One mail per step of a return.
+    async fn return_update(
+        &self,
+        work: &mut UnitOfWork,
+        customer: kernel::id::UserId,
+        return_id: &str,
+        step: &str,
+        mut data: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        data["step"] = json!(step);
+        let subject = format!("{return_id}:{step}");
+        self.queue(work, customer, MessageKind::ReturnUpdate, &subject, data)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnRequested> for Projection {
+    async fn handle_once(&self, e: ReturnRequested, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let data = json!({"order_id": e.order_id.to_string(), "lines": returned(&e.lines)});
+        self.return_update(work, e.customer_id, &e.return_id, "requested", data)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnApproved> for Projection {
+    async fn handle_once(&self, e: ReturnApproved, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let data = json!({"order_id": e.order_id.to_string(), "lines": returned(&e.lines)});
+        self.return_update(work, e.customer_id, &e.return_id, "approved", data)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnRejected> for Projection {
+    async fn handle_once(&self, e: ReturnRejected, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let data = json!({"order_id": e.order_id.to_string(), "note": e.note});
+        self.return_update(work, e.customer_id, &e.return_id, "rejected", data)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnReceived> for Projection {
+    async fn handle_once(&self, e: ReturnReceived, work: &mut UnitOfWork) -> anyhow::Result<()> {
+        let refund = (e.refund.amount() > 0)
+            .then(|| format_amount(e.refund.amount(), e.refund.currency().as_str()));
+        let data = json!({"order_id": e.order_id.to_string(), "refund": refund, "lines": returned(&e.lines)});
+        self.return_update(work, e.customer_id, &e.return_id, "received", data)
+            .await
     }
 }
 

@@ -16,6 +16,8 @@ pub(crate) enum MessageKind {
     OrderCancelled,
     /// A refund reached the customer's card (a partial one, or what a cancellation gave back).
     RefundIssued,
+    /// A return moved: requested, approved, rejected or received (`step` says which).
+    ReturnUpdate,
     ShipmentDispatched,
     ShipmentDelivered,
     PasswordReset,
@@ -28,11 +30,12 @@ pub(crate) enum MessageKind {
 }
 
 impl MessageKind {
-    pub(crate) const ALL: [MessageKind; 10] = [
+    pub(crate) const ALL: [MessageKind; 11] = [
         Self::Welcome,
         Self::OrderConfirmed,
         Self::OrderCancelled,
         Self::RefundIssued,
+        Self::ReturnUpdate,
         Self::ShipmentDispatched,
         Self::ShipmentDelivered,
         Self::PasswordReset,
@@ -47,6 +50,7 @@ impl MessageKind {
             Self::OrderConfirmed => "order_confirmed",
             Self::OrderCancelled => "order_cancelled",
             Self::RefundIssued => "refund_issued",
+            Self::ReturnUpdate => "return_update",
             Self::ShipmentDispatched => "shipment_dispatched",
             Self::ShipmentDelivered => "shipment_delivered",
             Self::PasswordReset => "password_reset",
@@ -68,6 +72,7 @@ impl MessageKind {
             | Self::OrderConfirmed
             | Self::OrderCancelled
             | Self::RefundIssued
+            | Self::ReturnUpdate
             | Self::PasswordReset
             | Self::VerifyEmail
             | Self::EmailChanged
@@ -341,6 +346,8 @@ mod tests {
                 MessageKind::Welcome,
                 MessageKind::OrderConfirmed,
                 MessageKind::OrderCancelled,
+                MessageKind::RefundIssued,
+                MessageKind::ReturnUpdate,
                 MessageKind::PasswordReset,
                 MessageKind::VerifyEmail,
                 MessageKind::EmailChanged,

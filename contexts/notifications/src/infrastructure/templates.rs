@@ -59,6 +59,18 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/refund_issued.html"),
     ),
     (
+        "return_update.subject.txt",
+        include_str!("../../templates/return_update.subject.txt"),
+    ),
+    (
+        "return_update.txt",
+        include_str!("../../templates/return_update.txt"),
+    ),
+    (
+        "return_update.html",
+        include_str!("../../templates/return_update.html"),
+    ),
+    (
         "shipment_dispatched.subject.txt",
         include_str!("../../templates/shipment_dispatched.subject.txt"),
     ),

@@ -182,6 +182,73 @@ pub struct OrderRefunded {
 }
 event!(OrderRefunded, "ordering.order_refunded");
 
+/// A line of a return: the variant, how many, and (once received) whether the units go back
+/// on sale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReturnedLine {
+    /// The variant sold (what is stocked).
+    pub product_id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    /// Put back on sale (`false`: damaged, written off). Always `true` before receipt.
+    pub restock: bool,
+}
+
+/// A customer or an admin asked to send units of a shipped or delivered order back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReturnRequested {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub return_id: String,
+    pub lines: Vec<ReturnedLine>,
+    pub reason: String,
+    pub requested_at: Timestamp,
+}
+event!(ReturnRequested, "ordering.return_requested");
+
+/// An admin agreed to take the units back: the customer may send them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReturnApproved {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub return_id: String,
+    pub lines: Vec<ReturnedLine>,
+    /// Shipping is to be refunded with this return.
+    pub refund_shipping: bool,
+    pub approved_at: Timestamp,
+}
+event!(ReturnApproved, "ordering.return_approved");
+
+/// An admin refused the return.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReturnRejected {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub return_id: String,
+    pub note: String,
+    pub rejected_at: Timestamp,
+}
+event!(ReturnRejected, "ordering.return_rejected");
+
+/// The units came back: those with `restock` go back on sale (catalog), and `refund` is
+/// given back (its `order_refunded` follows once the gateway confirms; none when zero).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReturnReceived {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub return_id: String,
+    pub lines: Vec<ReturnedLine>,
+    pub refund: Money,
+    pub received_at: Timestamp,
+}
+event!(ReturnReceived, "ordering.return_received");
+
 /// A visitor checked out without an account (a cart token): who to mail and how they read
 /// the order. Published with the order's [`OrderPlaced`], in the same unit of work.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +291,10 @@ macro_rules! for_each_event {
         $callback!($crate::OrderCancelled);
         $callback!($crate::OrderStatusChanged);
         $callback!($crate::OrderRefunded);
+        $callback!($crate::ReturnRequested);
+        $callback!($crate::ReturnApproved);
+        $callback!($crate::ReturnRejected);
+        $callback!($crate::ReturnReceived);
         $callback!($crate::GuestCheckedOut);
     };
 }

@@ -41,6 +41,8 @@ pub(crate) struct Checkout {
     /// Only customers whose email address identity has verified may place orders
     /// (`EMPORIUM_REQUIRE_VERIFIED_EMAIL`).
     pub(crate) require_verified_email: bool,
+    /// How long after delivery a customer may ask for a return (`EMPORIUM_RETURN_WINDOW_DAYS`).
+    pub(crate) return_window: Duration,
 }
 
 /// Where the order goes.

@@ -11,6 +11,7 @@ pub(crate) mod ports;
 pub(crate) mod projection;
 pub(crate) mod promotions;
 pub(crate) mod rates;
+pub(crate) mod returns;
 pub(crate) mod saga;
 #[cfg(test)]
 mod tests;
@@ -52,6 +53,8 @@ pub(crate) enum OrderingError {
     DuplicatePromotion,
     #[error(transparent)]
     Refund(crate::domain::RefundError),
+    #[error(transparent)]
+    Return(crate::domain::ReturnError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -102,6 +105,10 @@ pub(crate) fn publish(
             OrderEvent::Cancelled(e) => work.publish(&e, at)?,
             OrderEvent::StatusChanged(e) => work.publish(&e, at)?,
             OrderEvent::Refunded(e) => work.publish(&e, at)?,
+            OrderEvent::ReturnRequested(e) => work.publish(&e, at)?,
+            OrderEvent::ReturnApproved(e) => work.publish(&e, at)?,
+            OrderEvent::ReturnRejected(e) => work.publish(&e, at)?,
+            OrderEvent::ReturnReceived(e) => work.publish(&e, at)?,
         }
     }
     Ok(())

@@ -86,7 +86,7 @@ impl Saga {
     }
 
     /// Applies a decision in a unit of work of its own, committed before it returns.
-    async fn apply_now(
+    pub(super) async fn apply_now(
         &self,
         order: OrderId,
         cause: &Causation,

@@ -121,6 +121,7 @@ fn shop() -> Shop {
             stock_timeout: Duration::from_secs(30),
             prices_include_tax: false,
             require_verified_email: false,
+            return_window: Duration::from_secs(30 * 86_400),
         },
         rates: Rates {
             book,

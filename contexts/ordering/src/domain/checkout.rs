@@ -76,6 +76,7 @@ impl Order {
                 at: placing.now,
             }],
             payments: vec![],
+            returns: vec![],
         };
         let events = order.placed_events();
         Ok((order, events))

@@ -4,6 +4,7 @@
 use ordering_contracts as contract;
 
 use super::order::{CancellationReason, Order, OrderStatus};
+use super::returns::{OrderReturn, ReturnStatus};
 
 /// One of the events an order publishes.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +14,10 @@ pub(crate) enum OrderEvent {
     Cancelled(contract::OrderCancelled),
     StatusChanged(contract::OrderStatusChanged),
     Refunded(contract::OrderRefunded),
+    ReturnRequested(contract::ReturnRequested),
+    ReturnApproved(contract::ReturnApproved),
+    ReturnRejected(contract::ReturnRejected),
+    ReturnReceived(contract::ReturnReceived),
 }
 
 impl CancellationReason {
@@ -102,7 +107,8 @@ impl Order {
     /// the gateway confirmed; for a status move, `order_paid` or `order_cancelled` for those
     /// moves, and always `order_status_changed`.
     pub(crate) fn events_since(&self, before: &Order) -> Vec<OrderEvent> {
-        let mut out = self.refunded_events(before);
+        let mut out = self.return_events(before);
+        out.extend(self.refunded_events(before));
         if before.status == self.status {
             return out;
         }
@@ -121,6 +127,75 @@ impl Order {
             _ => {}
         }
         out.push(OrderEvent::StatusChanged(self.status_changed()));
+        out
+    }
+
+    fn returned_lines(&self, r: &OrderReturn) -> Vec<contract::ReturnedLine> {
+        r.lines
+            .iter()
+            .map(|l| {
+                let sold = self.lines.iter().find(|o| o.product_id == l.product_id);
+                contract::ReturnedLine {
+                    product_id: l.product_id,
+                    sku: sold.map(|o| o.sku.clone()).unwrap_or_default(),
+                    name: sold.map(|o| o.name.clone()).unwrap_or_default(),
+                    quantity: l.quantity,
+                    restock: l.restock,
+                }
+            })
+            .collect()
+    }
+
+    /// One event per return that moved: requested, approved, rejected, or received (a
+    /// return refunded at once, with nothing to give back, was received too).
+    fn return_events(&self, before: &Order) -> Vec<OrderEvent> {
+        let mut out = Vec::new();
+        for r in &self.returns {
+            let was = before.find_return(r.id).map(|b| b.status);
+            if was == Some(r.status) {
+                continue;
+            }
+            let (order_id, customer_id, return_id) = (self.id, self.customer_id, r.id.to_string());
+            let event = match r.status {
+                ReturnStatus::Requested => OrderEvent::ReturnRequested(contract::ReturnRequested {
+                    order_id,
+                    customer_id,
+                    return_id,
+                    lines: self.returned_lines(r),
+                    reason: r.reason.clone(),
+                    requested_at: r.created_at,
+                }),
+                ReturnStatus::Approved => OrderEvent::ReturnApproved(contract::ReturnApproved {
+                    order_id,
+                    customer_id,
+                    return_id,
+                    lines: self.returned_lines(r),
+                    refund_shipping: r.refund_shipping,
+                    approved_at: r.updated_at,
+                }),
+                ReturnStatus::Rejected => OrderEvent::ReturnRejected(contract::ReturnRejected {
+                    order_id,
+                    customer_id,
+                    return_id,
+                    note: r.note.clone().unwrap_or_default(),
+                    rejected_at: r.updated_at,
+                }),
+                ReturnStatus::Refunded if was == Some(ReturnStatus::Received) => continue,
+                ReturnStatus::Received | ReturnStatus::Refunded => {
+                    OrderEvent::ReturnReceived(contract::ReturnReceived {
+                        order_id,
+                        customer_id,
+                        return_id,
+                        lines: self.returned_lines(r),
+                        refund: r
+                            .refund_amount
+                            .unwrap_or_else(|| kernel::Money::zero(self.total.currency())),
+                        received_at: r.updated_at,
+                    })
+                }
+            };
+            out.push(event);
+        }
         out
     }
 

@@ -10,6 +10,7 @@ use super::order::{
     CancelError, CancellationReason, Lifecycle, Move, Moved, Order, OrderStatus, Settlement,
 };
 use super::payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
+use super::returns::OrderReturn;
 
 /// A change an intention decided on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,6 +23,8 @@ pub(crate) struct Change {
     pub(crate) shipment: Option<(ShipmentId, String)>,
     pub(crate) new_payment: Option<NewPayment>,
     pub(crate) payment_update: Option<Settlement>,
+    /// A return opened or moved (written as it then is).
+    pub(crate) return_written: Option<OrderReturn>,
     /// Publish the event of the order's waiting status again (see `Order::announcement`).
     pub(crate) announce_again: bool,
 }
@@ -118,6 +121,14 @@ impl Order {
         }
         if let Some(u) = &change.payment_update {
             after.settle_payment(u, next.at);
+        }
+        if let Some(r) = &change.return_written {
+            let mut r = r.clone();
+            if self.find_return(r.id).is_none() {
+                r.created_at = next.at;
+            }
+            r.updated_at = next.at;
+            after.put_return(r);
         }
         Some((next, after))
     }
@@ -268,6 +279,7 @@ impl Order {
                     error: None,
                     attempts,
                 }),
+                return_written: self.return_refunded(refund.id, self.updated_at),
                 ..Change::default()
             },
             Err(GatewayError::Unavailable(e) | GatewayError::Declined(e)) => Change {

@@ -10,6 +10,7 @@ mod payment;
 pub(crate) mod pricing;
 pub(crate) mod promotion;
 mod refund;
+mod returns;
 
 pub(crate) use checkout::Placing;
 pub(crate) use events::OrderEvent;
@@ -19,6 +20,7 @@ pub(crate) use order::{
 };
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus, ProviderEvent};
 pub(crate) use refund::{Granted, RefundError, RefundRequest, MAX_REASON_CHARS};
+pub(crate) use returns::{OrderReturn, ReturnAsk, ReturnError, ReturnLine, ReturnStatus};
 
 /// A cart or order line quantity: 1..=99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

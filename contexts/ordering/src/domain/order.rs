@@ -118,6 +118,8 @@ pub(crate) struct Order {
     pub(crate) version: i64,
     pub(crate) history: Vec<StatusEntry>,
     pub(crate) payments: Vec<Payment>,
+    /// Its returns, in the order they were asked for.
+    pub(crate) returns: Vec<super::returns::OrderReturn>,
 }
 
 /// The gateway's answer for one payment, as the saga records it.
@@ -316,6 +318,7 @@ pub(crate) mod tests {
             version: 1,
             history: vec![],
             payments: vec![],
+            returns: vec![],
         }
     }
 

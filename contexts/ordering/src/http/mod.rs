@@ -2,6 +2,7 @@
 
 mod dto;
 mod refunds;
+mod returns;
 mod shopper;
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ impl From<OrderingError> for ApiError {
                 ApiError::not_found("ordering.rate_not_found", "no such rate")
             }
             OrderingError::Refund(e) => refund_problem(e),
+            OrderingError::Return(e) => returns::return_problem(e),
             OrderingError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -138,6 +140,22 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order)))
             .service(
                 web::resource("/orders/{id}/refunds").route(web::post().to(refunds::refund_order)),
+            )
+            .service(
+                web::resource("/orders/{id}/returns")
+                    .route(web::post().to(returns::request_return)),
+            )
+            .service(
+                web::resource("/orders/{id}/returns/{return_id}/approve")
+                    .route(web::post().to(returns::approve_return)),
+            )
+            .service(
+                web::resource("/orders/{id}/returns/{return_id}/reject")
+                    .route(web::post().to(returns::reject_return)),
+            )
+            .service(
+                web::resource("/orders/{id}/returns/{return_id}/receive")
+                    .route(web::post().to(returns::receive_return)),
             )
             .service(web::resource("/admin/orders").route(web::get().to(admin_list_orders)))
             .service(web::resource("/admin/summary").route(web::get().to(admin_order_summary))),
@@ -974,7 +992,8 @@ pub(crate) async fn delete_shipping_rate(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create_cart, stripe_webhook, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, refunds::refund_order, admin_list_orders, admin_order_summary,
+    paths(create_cart, stripe_webhook, get_cart, add_item, set_quantity, remove_item, place_order, list_orders, get_order, cancel_order, refunds::refund_order,
+          returns::request_return, returns::approve_return, returns::reject_return, returns::receive_return, admin_list_orders, admin_order_summary,
           quote_cart, apply_promotion, remove_promotion, create_promotion, list_promotions, get_promotion, withdraw_promotion,
           list_tax_rates, put_tax_rates, delete_tax_rates, list_shipping_rates, put_shipping_rate, delete_shipping_rate),
     tags((name = "ordering", description = "Cart, checkout, orders and payments"))

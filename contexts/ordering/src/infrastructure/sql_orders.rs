@@ -19,8 +19,8 @@ use crate::application::ports::{
 };
 use crate::application::publish;
 use crate::domain::{
-    retry_delay, Amounts, CancellationReason, Order, OrderLine, OrderStatus, Payment, PaymentKind,
-    PaymentStatus, StatusEntry,
+    retry_delay, Amounts, CancellationReason, Order, OrderLine, OrderReturn, OrderStatus, Payment,
+    PaymentKind, PaymentStatus, ReturnLine, ReturnStatus, StatusEntry,
 };
 
 use super::sql_promotions;
@@ -154,6 +154,15 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
          select 3, created_at, payment_id, payment_id, kind, status, currency, idempotency_key, gateway_reference, \
                 last_error, provider_status, reason, amount, attempts, created_at, updated_at \
          from payment where order_id = $1 \
+         union all \
+         select 4, created_at, return_id, return_id, status, reason, refund_id, note, cast(null as text), \
+                cast(null as text), cast(null as text), cast(null as text), refund_shipping, refund_amount, created_at, updated_at \
+         from order_return where order_id = $1 \
+         union all \
+         select 5, l.seq, l.return_id, l.return_id, l.product_id, cast(null as text), cast(null as text), cast(null as text), \
+                cast(null as text), cast(null as text), cast(null as text), cast(null as text), l.quantity, l.restock, \
+                cast(null as bigint), cast(null as bigint) \
+         from order_return_line l join order_return r on r.return_id = l.return_id where r.order_id = $1 \
          order by part, s1, s2",
     )
     .bind(id.to_string())
@@ -161,6 +170,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
     .await
     .context("cannot read order lines, history and payments")?;
     let (mut lines, mut history, mut payments) = (Vec::new(), Vec::new(), Vec::new());
+    let mut returns: Vec<OrderReturn> = Vec::new();
     for r in &rows {
         let text = |column: &str| -> anyhow::Result<Option<String>> { Ok(r.try_get(column)?) };
         let required = |column: &str| -> anyhow::Result<String> {
@@ -191,6 +201,41 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                     note: text("t3")?,
                     at: Timestamp::from_micros(number("i1")?),
                 });
+            }
+            4 => {
+                let status = required("t2")?;
+                returns.push(OrderReturn {
+                    id: uuid::Uuid::parse_str(&required("t1")?)?,
+                    status: ReturnStatus::parse(&status)
+                        .ok_or_else(|| anyhow::anyhow!("unknown return status {status}"))?,
+                    reason: required("t3")?,
+                    lines: Vec::new(),
+                    refund_shipping: number("i1")? != 0,
+                    refund_amount: r
+                        .try_get::<Option<i64>, _>("i2")?
+                        .map(|a| money(a, &currency))
+                        .transpose()?,
+                    refund_id: text("t4")?
+                        .map(|id| uuid::Uuid::parse_str(&id))
+                        .transpose()?,
+                    note: text("t5")?,
+                    created_at: Timestamp::from_micros(number("i3")?),
+                    updated_at: Timestamp::from_micros(number("i4")?),
+                });
+            }
+            5 => {
+                let id = uuid::Uuid::parse_str(&required("t1")?)?;
+                let line = ReturnLine {
+                    product_id: ProductId::parse(&required("t2")?)?,
+                    quantity: u32::try_from(number("i1")?)?,
+                    restock: number("i2")? != 0,
+                };
+                returns
+                    .iter_mut()
+                    .find(|x| x.id == id)
+                    .ok_or_else(|| anyhow::anyhow!("return line without its return"))?
+                    .lines
+                    .push(line);
             }
             _ => {
                 let currency = required("t4")?;
@@ -240,7 +285,50 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
         version: row.try_get("version")?,
         history,
         payments,
+        returns,
     }))
+}
+
+/// Writes a return as it now is: its row, and its lines (whose restock flag may change).
+async fn write_return(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    r: &OrderReturn,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into order_return (return_id, order_id, status, reason, refund_shipping, refund_amount, refund_id, note, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (return_id) do update set \
+         status = excluded.status, refund_shipping = excluded.refund_shipping, refund_amount = excluded.refund_amount, \
+         refund_id = excluded.refund_id, note = excluded.note, updated_at = excluded.updated_at",
+    )
+    .bind(r.id.to_string())
+    .bind(order.to_string())
+    .bind(r.status.as_str())
+    .bind(&r.reason)
+    .bind(i64::from(r.refund_shipping))
+    .bind(r.refund_amount.map(|m| m.amount()))
+    .bind(r.refund_id.map(|id| id.to_string()))
+    .bind(r.note.as_deref())
+    .bind(r.created_at.as_micros())
+    .bind(r.updated_at.as_micros())
+    .execute(&mut *conn)
+    .await
+    .context("cannot write a return")?;
+    for (seq, line) in r.lines.iter().enumerate() {
+        sqlx::query(
+            "insert into order_return_line (return_id, seq, product_id, quantity, restock) values ($1, $2, $3, $4, $5) \
+             on conflict (return_id, seq) do update set restock = excluded.restock",
+        )
+        .bind(r.id.to_string())
+        .bind(i64::try_from(seq)?)
+        .bind(line.product_id.to_string())
+        .bind(i64::from(line.quantity))
+        .bind(i64::from(line.restock))
+        .execute(&mut *conn)
+        .await
+        .context("cannot write a return line")?;
+    }
+    Ok(())
 }
 
 async fn add_history(
@@ -469,6 +557,13 @@ impl OrderRepository for SqlOrders {
                 .await?;
                 exact &=
                     updated.rows_affected() == 1 && after.payments.iter().any(|p| p.id == u.id);
+            }
+            if let Some(r) = change
+                .return_written
+                .as_ref()
+                .and_then(|r| after.find_return(r.id))
+            {
+                write_return(&mut *tx, order_id, r).await?;
             }
             if !exact {
                 after = load(&mut *tx, order_id)
