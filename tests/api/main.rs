@@ -31,6 +31,7 @@ mod operations;
 mod pricing;
 mod refunds;
 mod replicas;
+mod returns;
 mod saga_faults;
 mod schema_compat;
 mod shared_state;

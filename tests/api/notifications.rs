@@ -213,6 +213,10 @@ fn kinds(messages: &[Value]) -> Vec<String> {
                 "shipment_dispatched"
             } else if s.ends_with("was delivered") {
                 "shipment_delivered"
+            } else if s.starts_with("A refund of") {
+                "refund_issued"
+            } else if s.contains("return") {
+                "return_update"
             } else {
                 panic!("unexpected subject {s:?}")
             };
@@ -407,6 +411,7 @@ async fn duplicates_story(app: TestApp, sink: SmtpSink) {
         "ordering.order_placed",
         "ordering.order_status_changed",
         "ordering.order_cancelled",
+        "ordering.order_refunded",
         "shipping.shipment_created",
         "shipping.shipment_dispatched",
         "shipping.shipment_delivered",
@@ -428,8 +433,8 @@ async fn duplicates_story(app: TestApp, sink: SmtpSink) {
     )
     .await
     .assert_status(200);
-    app.eventually("seven messages", 60, || async {
-        (sink.to(&customer.email).len() >= 7).then_some(())
+    app.eventually("eight messages", 60, || async {
+        (sink.to(&customer.email).len() >= 8).then_some(())
     })
     .await;
     let envelopes: Vec<bus::Envelope> = consumed.iter().flat_map(|t| seen.of_type(t)).collect();
@@ -443,6 +448,7 @@ async fn duplicates_story(app: TestApp, sink: SmtpSink) {
             "order_cancelled",
             "order_confirmed",
             "order_confirmed",
+            "refund_issued",
             "shipment_delivered",
             "shipment_dispatched",
             "verify_email",

@@ -403,7 +403,7 @@ fn share(l: &OrderLine, n: u32) -> i128 {
 }
 
 fn short(id: uuid::Uuid) -> String {
-    id.simple().to_string()[..8].to_owned()
+    id.to_string()
 }
 
 #[cfg(test)]

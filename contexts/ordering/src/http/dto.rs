@@ -304,6 +304,8 @@ pub(crate) struct OrderResponse {
     pub(crate) refunded: Money,
     /// What may still be refunded: the charge less every refund granted.
     pub(crate) refundable: Money,
+    /// Its returns, oldest first.
+    pub(crate) returns: Vec<super::returns::ReturnResponse>,
     pub(crate) shipment: Option<ShipmentRef>,
     pub(crate) status_history: Vec<StatusEntryResponse>,
     pub(crate) placed_at: Timestamp,
@@ -346,6 +348,11 @@ impl From<Order> for OrderResponse {
             payments: o.payments.iter().map(PaymentResponse::from).collect(),
             refunded: o.refunded(),
             refundable: o.refundable(),
+            returns: o
+                .returns
+                .iter()
+                .map(|r| super::returns::ReturnResponse::of(&o, r))
+                .collect(),
             shipment: o.shipment_id.map(|id| ShipmentRef {
                 id: id.as_uuid(),
                 tracking_number: o.tracking_number.clone(),
