@@ -547,6 +547,33 @@ async fn plan(app: &TestApp, w: &World, op: &str, who: Who) -> Cell {
                 &owned(who, &[200]),
             )
         }
+        // The world's order is confirmed, not yet shipped: not returnable (409), for those
+        // who may see it.
+        "request_return" => cell(
+            Method::POST,
+            format!("/api/v1/ordering/orders/{}/returns", w.order),
+            Some(json!({"lines": [{"variant_id": w.product, "quantity": 1}], "reason": "matrix"})),
+            &owned(who, &[409]),
+        ),
+        // Admin steps of a return the order does not have: 404 for admins.
+        "approve_return" | "reject_return" | "receive_return" => {
+            let step = op.trim_end_matches("_return");
+            let body = if step == "reject" {
+                json!({"note": "matrix"})
+            } else {
+                json!({})
+            };
+            cell(
+                Method::POST,
+                format!(
+                    "/api/v1/ordering/orders/{}/returns/{}/{step}",
+                    w.order,
+                    uuid::Uuid::now_v7()
+                ),
+                Some(body),
+                &admin_only(who, &[404]),
+            )
+        }
         // A cent back on the world's confirmed order, for each admin call.
         "refund_order" => cell(
             Method::POST,

@@ -132,9 +132,9 @@ impl Order {
         let at = |status| {
             self.history
                 .iter()
-                .filter(|h| h.status == status && h.note.is_none())
+                .rev()
+                .find(|h| h.status == status && h.note.is_none())
                 .map(|h| h.at)
-                .last()
         };
         at(OrderStatus::Delivered)
             .or_else(|| at(OrderStatus::Shipped))

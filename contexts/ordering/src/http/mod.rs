@@ -594,7 +594,6 @@ pub(crate) async fn admin_order_summary(
     Ok(web::Json(OrderSummaryResponse::new(since, summary)))
 }
 
-/// An order: status, lines, total, payments, shipment and status history.
 /// The request's `Idempotency-Key`, if it sent one; a malformed one is added to `errors`.
 pub(super) fn idempotency_key(
     req: &HttpRequest,
@@ -618,6 +617,8 @@ pub(super) fn idempotency_key(
     }
 }
 
+/// An order: status, lines, total, payments and refunds, returns, shipment and status
+/// history.
 #[utoipa::path(
     get, path = "/api/v1/ordering/orders/{id}", tag = "ordering", operation_id = "get_order",
     security(("bearer" = []), ("order_token" = [])),
