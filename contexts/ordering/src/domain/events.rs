@@ -4,7 +4,7 @@
 use ordering_contracts as contract;
 
 use super::order::{CancellationReason, Order, OrderStatus};
-use super::returns::{OrderReturn, ReturnStatus};
+use super::order_return::{OrderReturn, ReturnStatus};
 
 /// One of the events an order publishes.
 #[derive(Debug, Clone, PartialEq)]

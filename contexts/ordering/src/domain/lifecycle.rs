@@ -9,8 +9,8 @@ use kernel::{Money, Timestamp};
 use super::order::{
     CancelError, CancellationReason, Lifecycle, Move, Moved, Order, OrderStatus, Settlement,
 };
+use super::order_return::OrderReturn;
 use super::payment::{retry_delay, Payment, PaymentKind, PaymentStatus};
-use super::returns::OrderReturn;
 
 /// A change an intention decided on.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -6,6 +6,7 @@ mod checkout;
 mod events;
 mod lifecycle;
 mod order;
+mod order_return;
 mod payment;
 pub(crate) mod pricing;
 pub(crate) mod promotion;
@@ -18,9 +19,10 @@ pub(crate) use lifecycle::{Change, ChargeRetry, GatewayError};
 pub(crate) use order::{
     Amounts, CancellationReason, Lifecycle, Order, OrderLine, OrderStatus, StatusEntry,
 };
+pub(crate) use order_return::{OrderReturn, ReturnLine, ReturnStatus};
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus, ProviderEvent};
 pub(crate) use refund::{Granted, RefundError, RefundRequest, MAX_REASON_CHARS};
-pub(crate) use returns::{OrderReturn, ReturnAsk, ReturnError, ReturnLine, ReturnStatus};
+pub(crate) use returns::{ReturnAsk, ReturnError};
 
 /// A cart or order line quantity: 1..=99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,7 +119,7 @@ pub(crate) struct Order {
     pub(crate) history: Vec<StatusEntry>,
     pub(crate) payments: Vec<Payment>,
     /// Its returns, in the order they were asked for.
-    pub(crate) returns: Vec<super::returns::OrderReturn>,
+    pub(crate) returns: Vec<super::order_return::OrderReturn>,
 }
 
 /// The gateway's answer for one payment, as the saga records it.
