@@ -372,10 +372,76 @@ function timeline(o, shipmentCreated) {
   if (cancelled) {
     items.push(h("li", { class: "cancelled", "data-step": "Cancelled" }, `Cancelled (${label(cancelled.reason ?? o.cancellation_reason ?? "no reason")})`, h("time", { datetime: cancelled.at }, when(cancelled.at))));
     for (const p of o.payments.filter((p) => p.kind === "refund")) {
-      items.push(h("li", { class: p.status === "succeeded" ? "done" : "todo", "data-step": "Refund" }, `Refund ${money(p.amount)}: ${label(p.status)}`, h("time", { datetime: p.updated_at }, when(p.updated_at))));
+      items.push(h("li", { class: p.status === "refunded" ? "done" : "todo", "data-step": "Refund" }, `Refund ${money(p.amount)}: ${label(p.status)}`, h("time", { datetime: p.updated_at }, when(p.updated_at))));
     }
   }
   return h("ol", { class: "timeline", id: "timeline", "aria-label": "Saga timeline" }, items);
+}
+
+// Gives back part of the charge: an amount in major units and a reason.
+function refundForm(o) {
+  const currency = o.total.currency;
+  const form = h("form", { class: "row", id: "refund-form" },
+    field("Refund", "refund_amount", h("input", { type: "text", inputmode: "decimal", size: 8 }), `at most ${money(o.refundable)}`),
+    field("Reason", "refund_reason", h("input", { type: "text", maxlength: 500 })),
+    h("button", { type: "submit" }, "Refund"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const amount = minorUnits(input(form, "refund_amount").value, currency);
+    if (amount === null) {
+      notice(form, "error", "Enter an amount, e.g. 5.00");
+      return;
+    }
+    try {
+      await call("refund_order", {
+        path: { id: o.id },
+        headers: { "Idempotency-Key": `console-${crypto.randomUUID()}` },
+        body: { amount: { amount, currency }, reason: input(form, "refund_reason").value },
+      });
+      await render();
+      notice(document.getElementById("refund-form") ?? document.getElementById("order-actions"), "ok", "Refund sent.");
+    } catch (e) {
+      showProblem(form, e);
+    }
+  });
+  return form;
+}
+
+// The order's returns, each with the step an admin may take next.
+function returnsSection(o) {
+  const step = async (el, op, r, body) => {
+    try {
+      await call(op, { path: { id: o.id, return_id: r.id }, body });
+      await render();
+    } catch (e) {
+      notice(el, "error", e.message);
+    }
+  };
+  const rows = o.returns.map((r) => {
+    const actions = h("td", { class: "return-actions" });
+    if (r.status === "requested") {
+      const note = h("input", { type: "text", "aria-label": "Why it is rejected", placeholder: "reason to reject", maxlength: 500 });
+      actions.append(
+        h("button", { type: "button", class: "primary approve", onclick: () => step(actions, "approve_return", r, {}) }, "Approve"), " ",
+        note, " ",
+        h("button", { type: "button", class: "danger reject", onclick: () => step(actions, "reject_return", r, { note: note.value }) }, "Reject"));
+    } else if (r.status === "approved") {
+      const boxes = r.lines.map((l) => h("input", { type: "checkbox", checked: true, "data-variant": l.variant_id, "aria-label": `Restock ${l.sku}` }));
+      actions.append(
+        ...r.lines.map((l, i) => h("label", {}, boxes[i], ` restock ${l.sku} `)),
+        h("button", { type: "button", class: "primary receive", onclick: () => step(actions, "receive_return", r, {
+          lines: boxes.map((b) => ({ variant_id: b.dataset.variant, restock: b.checked })),
+        }) }, "Receive"));
+    }
+    return h("tr", { "data-return": r.id },
+      h("td", {}, h("code", {}, short(r.id))),
+      h("td", {}, h("span", { class: "badge return-status" }, label(r.status))),
+      h("td", {}, r.lines.map((l) => `${l.quantity} × ${l.sku}${r.status !== "requested" && r.status !== "approved" && !l.restock ? " (written off)" : ""}`).join(", ")),
+      h("td", {}, r.note ? `${r.reason} · rejected: ${r.note}` : r.reason),
+      h("td", { class: "num" }, r.refund_amount ? money(r.refund_amount) : ""),
+      actions);
+  });
+  return h("div", { id: "returns" }, table(["Return", "Status", "Lines", "Reason", "Amount", "Next"], rows));
 }
 
 async function order(id) {
@@ -411,7 +477,11 @@ async function order(id) {
     table(["SKU", "Name", "Qty", "Price", "Total"], o.lines.map((l) => h("tr", {}, h("td", {}, l.sku), h("td", {}, l.name), h("td", { class: "num" }, l.quantity), h("td", { class: "num" }, money(l.unit_price)), h("td", { class: "num" }, money(l.line_total))))),
     h("p", { class: "muted" }, `Subtotal ${money(o.subtotal)} · discount ${money(o.discount)} · shipping ${money(o.shipping)} · tax ${money(o.tax)}`),
     h("h2", {}, "Payments"),
-    table(["Kind", "Status", "Amount", "Attempts", "Updated"], o.payments.map((p) => h("tr", {}, h("td", {}, p.kind), h("td", {}, label(p.status)), h("td", { class: "num" }, money(p.amount)), h("td", { class: "num" }, p.attempts), h("td", {}, when(p.updated_at))))));
+    h("p", { id: "refund-summary" }, `Refunded ${money(o.refunded)} · refundable ${money(o.refundable)}`),
+    o.refundable.amount > 0 ? refundForm(o) : null,
+    h("div", { id: "payments" }, table(["Kind", "Status", "Amount", "Reason", "Attempts", "Updated"], o.payments.map((p) => h("tr", { class: `payment-${p.kind}` }, h("td", {}, p.kind), h("td", {}, label(p.status)), h("td", { class: "num" }, money(p.amount)), h("td", {}, p.reason ?? ""), h("td", { class: "num" }, p.attempts), h("td", {}, when(p.updated_at)))))),
+    h("h2", {}, "Returns"),
+    returnsSection(o));
 }
 
 async function catalog() {

@@ -5,7 +5,8 @@
 An admin signs in, creates a product (seeing the API's refusal next to its field first) and
 sets its stock; a customer buys it through the API; the admin finds the order, watches its
 timeline reach `confirmed`, posts `dispatched` (after a refused `delivered`) and sees the order
-move, replays the dead letter the calling test parked for `ordering.products`, is refused an
+move, refunds part of it and takes a return back (approved, received, written off), replays
+the dead letter the calling test parked for `ordering.products`, is refused an
 empty role list, takes the admin role from the other admin and is then refused losing it
 (the last admin), and signs out. A customer account is shown "not an admin". Every page is
 screenshotted, every field must have a label, and no request may leave the server's origin.
@@ -296,6 +297,30 @@ try:
     refresh_until(f"#/orders/{order_id}", "#order-status", "shipped")
     find("#timeline li.done[data-step='Dispatched'] time")
     shot("order-shipped")
+
+    # After the sale: a goodwill refund from the order page, a refused one beyond the charge,
+    # then a return the customer asks for, approved and received with its unit written off.
+    fill("#f-refund_amount", "1.00")
+    fill("#f-refund_reason", "console goodwill")
+    find("#refund-form button[type=submit]").click()
+    refresh_until(f"#/orders/{order_id}", "#refund-summary", "Refunded €1.00")
+    text_in("#payments", "console goodwill")
+    fill("#f-refund_amount", "100000")
+    fill("#f-refund_reason", "far too much")
+    find("#refund-form button[type=submit]").click()
+    nonempty("#refund-form .notice.error")
+    status, opened = api("POST", f"/api/v1/ordering/orders/{order_id}/returns", customer,
+                         {"lines": [{"variant_id": product_id, "quantity": 1}], "reason": "too big"})
+    expect(status == 201, f"return: {status} {opened}")
+    return_id = opened["id"]
+    refresh_until(f"#/orders/{order_id}", f"tr[data-return='{return_id}'] .return-status", "requested")
+    find(f"tr[data-return='{return_id}'] button.approve").click()
+    text_in(f"tr[data-return='{return_id}'] .return-status", "approved")
+    find(f"tr[data-return='{return_id}'] input[type=checkbox]").click()
+    find(f"tr[data-return='{return_id}'] button.receive").click()
+    refresh_until(f"#/orders/{order_id}", f"tr[data-return='{return_id}'] .return-status", "refunded")
+    text_in(f"tr[data-return='{return_id}']", "written off")
+    shot("order-returned")
 
     # The dead letter the test parked: its envelope, then a replay.
     find("nav a[href='#/dead-letters']").click()
