@@ -38,7 +38,7 @@ struct Profile {
     kills: usize,
 }
 
-fn full() -> bool {
+pub(crate) fn full() -> bool {
     std::env::var("EMPORIUM_CHAOS").is_ok_and(|v| v == "full")
 }
 
@@ -299,7 +299,7 @@ struct Verdict {
     settled_in: Duration,
 }
 
-async fn count(app: &TestApp, ctx: ContextName, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, ctx: ContextName, sql: &str) -> i64 {
     let db = app.database(ctx).await;
     let n: i64 = sqlx::query_scalar(sql)
         .fetch_one(db.pool())
@@ -479,7 +479,10 @@ fn assert_kept_promises(scenario: &str, v: &Verdict, seen: &Seen) {
 
 /// `emporium serve` as its own process (all four contexts), restartable on the same port and
 /// data, behind a `TestApp` for the helpers.
-async fn spawn_monolith(backend: TestBackend, extra: &[(&str, &str)]) -> Option<TestApp> {
+pub(crate) async fn spawn_monolith(
+    backend: TestBackend,
+    extra: &[(&str, &str)],
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
     let mut config = Config::local(dir.path().join("data"));
     if backend == TestBackend::Postgres {
@@ -615,7 +618,7 @@ impl ReadinessWatch {
 
 /// SIGKILL, then start again on the same port and data; returns how long it took to be
 /// ready again.
-async fn kill_and_restart(app: &mut TestApp) -> Duration {
+pub(crate) async fn kill_and_restart(app: &mut TestApp) -> Duration {
     let p = app.deployment().process("monolith");
     p.kill();
     let started = Instant::now();

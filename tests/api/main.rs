@@ -29,6 +29,7 @@ mod notifications;
 mod observability;
 mod operations;
 mod pricing;
+mod refund_crash;
 mod refunds;
 mod replicas;
 mod returns;
