@@ -437,7 +437,7 @@ function returnsSection(o) {
       h("td", {}, h("code", {}, short(r.id))),
       h("td", {}, h("span", { class: "badge return-status" }, label(r.status))),
       h("td", {}, r.lines.map((l) => `${l.quantity} × ${l.sku}${r.status !== "requested" && r.status !== "approved" && !l.restock ? " (written off)" : ""}`).join(", ")),
-      h("td", {}, r.note ? `${r.reason} · rejected: ${r.note}` : r.reason),
+      h("td", {}, r.note ? `${r.reason} · rejected: ${r.note}` : r.reason, r.tracking_number ? [" · label ", h("code", {}, r.tracking_number)] : null),
       h("td", { class: "num" }, r.refund_amount ? money(r.refund_amount) : ""),
       actions);
   });

@@ -1,7 +1,8 @@
 //! Returns end to end: a customer asks to send units back, an admin rejects or approves, the
 //! parcel is received (catalog restocks what can be sold again, the written-off line stays
 //! off), and the lines' share of the charge is refunded: everything back refunds exactly the
-//! charge. The return window binds customers, not admins.
+//! charge. An approved return gets a prepaid label from shipping. The return window binds
+//! customers, not admins.
 
 use serde_json::{json, Value};
 
@@ -62,6 +63,7 @@ every_topology!(
                 "ordering.return_approved",
                 "ordering.return_rejected",
                 "ordering.return_received",
+                "shipping.return_label_created",
             ])
             .await;
         let admin = app.admin().await;
@@ -169,6 +171,25 @@ every_topology!(
         )
         .await
         .assert_status(200);
+        // Shipping makes the prepaid return label; the return shows its tracking number.
+        let tracking = app
+            .eventually("the return label", 30, || async {
+                let o = app
+                    .get(
+                        &format!("/api/v1/ordering/orders/{id}"),
+                        Some(&c.access_token),
+                    )
+                    .await
+                    .body;
+                o["returns"][1]["tracking_number"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .await;
+        assert!(
+            tracking.len() > 11 && tracking.chars().rev().take(11).all(|c| c.is_ascii_digit()),
+            "{tracking}"
+        );
         let received = app
             .post(
                 &format!("{returns}/{all_id}/receive"),
@@ -226,7 +247,8 @@ every_topology!(
             (count("ordering.return_requested") == 2
                 && count("ordering.return_rejected") == 1
                 && count("ordering.return_approved") == 1
-                && count("ordering.return_received") == 1)
+                && count("ordering.return_received") == 1
+                && count("shipping.return_label_created") == 1)
                 .then_some(())
         })
         .await;

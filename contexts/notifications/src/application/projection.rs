@@ -16,7 +16,9 @@ use ordering_contracts::{
     ReturnedLine,
 };
 use serde_json::json;
-use shipping_contracts::{ShipmentCreated, ShipmentDelivered, ShipmentDispatched};
+use shipping_contracts::{
+    ReturnLabelCreated, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
+};
 use tokio::sync::Notify;
 
 use super::ports::{Deliveries, OrderSummary, Projections, ShipmentSummary};
@@ -41,6 +43,7 @@ pub(crate) fn consumer() -> Consumer<Projection> {
         .once::<ReturnApproved>()
         .once::<ReturnRejected>()
         .once::<ReturnReceived>()
+        .once::<ReturnLabelCreated>()
         .once::<ShipmentCreated>()
         .once::<ShipmentDispatched>()
         .once::<ShipmentDelivered>()
@@ -386,6 +389,23 @@ impl HandlesOnce<ReturnApproved> for Projection {
     async fn handle_once(&self, e: ReturnApproved, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let data = json!({"order_id": e.order_id.to_string(), "lines": returned(&e.lines)});
         self.return_update(work, e.customer_id, &e.return_id, "approved", data)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnLabelCreated> for Projection {
+    async fn handle_once(
+        &self,
+        e: ReturnLabelCreated,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let data = json!({
+            "order_id": e.order_id.to_string(),
+            "carrier": e.carrier,
+            "tracking_number": e.tracking_number,
+        });
+        self.return_update(work, e.customer_id, &e.return_id, "label", data)
             .await
     }
 }

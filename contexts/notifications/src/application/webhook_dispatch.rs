@@ -52,6 +52,7 @@ pub(crate) fn consumer() -> Consumer<Fanout> {
         .once_envelope::<shipping_contracts::ShipmentDispatched>()
         .once_envelope::<shipping_contracts::ShipmentDelivered>()
         .once_envelope::<shipping_contracts::ShipmentCancelled>()
+        .once_envelope::<shipping_contracts::ReturnLabelCreated>()
         .once_envelope::<DeliveryFailed>()
         .once_envelope::<WebhookEndpointDisabled>()
 }

@@ -17,7 +17,7 @@ use catalog_contracts::{ReleaseReason, StockRejected, StockReleased, StockReserv
 use kernel::id::OrderId;
 use kernel::{Clock, Timestamp};
 use shipping_contracts::{
-    ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
+    ReturnLabelCreated, ShipmentCancelled, ShipmentCreated, ShipmentDelivered, ShipmentDispatched,
 };
 
 use super::ports::{Applied, Decide, GatewayError, OrderRepository, PaymentGateway};
@@ -40,6 +40,7 @@ pub(crate) fn consumer() -> Consumer<Saga> {
         .once_in_batches::<ShipmentDispatched>()
         .once_in_batches::<ShipmentDelivered>()
         .once_in_batches::<ShipmentCancelled>()
+        .once_in_batches::<ReturnLabelCreated>()
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +474,23 @@ impl HandlesOnce<ShipmentDispatched> for Saga {
 impl HandlesOnce<ShipmentDelivered> for Saga {
     async fn handle_once(&self, e: ShipmentDelivered, work: &mut UnitOfWork) -> anyhow::Result<()> {
         let decide = |o: &Order| o.mark_delivered();
+        self.apply(work, e.order_id, &decide).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnLabelCreated> for Saga {
+    async fn handle_once(
+        &self,
+        e: ReturnLabelCreated,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let Ok(return_id) = uuid::Uuid::parse_str(&e.return_id) else {
+            tracing::warn!(order_id = %e.order_id, return_id = %e.return_id, "return label for a malformed return id; ignored");
+            return Ok(());
+        };
+        let decide = move |o: &Order| o.label_return(return_id, &e.tracking_number);
         self.apply(work, e.order_id, &decide).await?;
         Ok(())
     }

@@ -70,6 +70,8 @@ pub(crate) struct OrderReturn {
     pub(crate) refund_id: Option<uuid::Uuid>,
     /// Why it was rejected.
     pub(crate) note: Option<String>,
+    /// The return label's tracking number, once shipping made one.
+    pub(crate) tracking_number: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }

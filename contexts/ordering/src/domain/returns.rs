@@ -142,6 +142,7 @@ impl Order {
                 refund_amount: None,
                 refund_id: None,
                 note: None,
+                tracking_number: None,
                 created_at: ask.now,
                 updated_at: ask.now,
             }),
@@ -291,6 +292,19 @@ impl Order {
     fn shipping_charged(&self) -> i128 {
         let lines: i128 = self.lines.iter().map(charged).sum();
         (i128::from(self.total.amount()) - lines).max(0)
+    }
+
+    /// Shipping made the return's label: the return knows its tracking number (once).
+    pub(crate) fn label_return(&self, id: uuid::Uuid, tracking: &str) -> Option<Change> {
+        let mut r = self.find_return(id)?.clone();
+        if r.tracking_number.is_some() {
+            return None;
+        }
+        r.tracking_number = Some(tracking.to_owned());
+        Some(Change {
+            return_written: Some(r),
+            ..Change::default()
+        })
     }
 
     /// A confirmed refund completes the return it paid.

@@ -137,6 +137,9 @@ pub(crate) struct ReturnResponse {
     pub(crate) refund_id: Option<uuid::Uuid>,
     /// Why it was rejected.
     pub(crate) note: Option<String>,
+    /// The prepaid return label's tracking number (the carrier's), once shipping made it
+    /// (shortly after approval).
+    pub(crate) tracking_number: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }
@@ -166,6 +169,7 @@ impl ReturnResponse {
             refund_amount: r.refund_amount,
             refund_id: r.refund_id,
             note: r.note.clone(),
+            tracking_number: r.tracking_number.clone(),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

@@ -155,7 +155,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                 last_error, provider_status, reason, amount, attempts, created_at, updated_at \
          from payment where order_id = $1 \
          union all \
-         select 4, created_at, return_id, return_id, status, reason, refund_id, note, cast(null as text), \
+         select 4, created_at, return_id, return_id, status, reason, refund_id, note, tracking_number, \
                 cast(null as text), cast(null as text), cast(null as text), refund_shipping, refund_amount, created_at, updated_at \
          from order_return where order_id = $1 \
          union all \
@@ -219,6 +219,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                         .map(|id| uuid::Uuid::parse_str(&id))
                         .transpose()?,
                     note: text("t5")?,
+                    tracking_number: text("t6")?,
                     created_at: Timestamp::from_micros(number("i3")?),
                     updated_at: Timestamp::from_micros(number("i4")?),
                 });
@@ -296,10 +297,10 @@ async fn write_return(
     r: &OrderReturn,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "insert into order_return (return_id, order_id, status, reason, refund_shipping, refund_amount, refund_id, note, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (return_id) do update set \
+        "insert into order_return (return_id, order_id, status, reason, refund_shipping, refund_amount, refund_id, note, created_at, updated_at, tracking_number) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (return_id) do update set \
          status = excluded.status, refund_shipping = excluded.refund_shipping, refund_amount = excluded.refund_amount, \
-         refund_id = excluded.refund_id, note = excluded.note, updated_at = excluded.updated_at",
+         refund_id = excluded.refund_id, note = excluded.note, updated_at = excluded.updated_at, tracking_number = excluded.tracking_number",
     )
     .bind(r.id.to_string())
     .bind(order.to_string())
@@ -311,6 +312,7 @@ async fn write_return(
     .bind(r.note.as_deref())
     .bind(r.created_at.as_micros())
     .bind(r.updated_at.as_micros())
+    .bind(r.tracking_number.as_deref())
     .execute(&mut *conn)
     .await
     .context("cannot write a return")?;

@@ -24,6 +24,20 @@ pub struct ShippedLine {
     pub quantity: u32,
 }
 
+/// A prepaid return label for an approved return: the customer sends the parcel back with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ReturnLabelCreated {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    /// The return (ordering's id).
+    pub return_id: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub created_at: Timestamp,
+}
+event!(ReturnLabelCreated, "shipping.return_label_created");
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ShipmentCreated {
@@ -78,5 +92,6 @@ macro_rules! for_each_event {
         $callback!($crate::ShipmentDispatched);
         $callback!($crate::ShipmentDelivered);
         $callback!($crate::ShipmentCancelled);
+        $callback!($crate::ReturnLabelCreated);
     };
 }

@@ -4,6 +4,7 @@ use bus::UnitOfWork;
 use kernel::id::{OrderId, ShipmentId, UserId};
 use kernel::Timestamp;
 use platform::pagination::{Page, PageRequest};
+use shipping_contracts::ReturnLabelCreated;
 
 use crate::domain::{CarrierEvent, TransitionError};
 pub(crate) use crate::domain::{Shipment, TrackingEvent};
@@ -60,6 +61,12 @@ pub(crate) trait ShipmentRepository: Send + Sync {
         location: Option<&str>,
         occurred_at: Timestamp,
     ) -> Result<Shipment, RecordError>;
+    /// Keeps the return's label, once per return: `false` when the return had one already.
+    async fn create_return_label(
+        &self,
+        work: &mut UnitOfWork,
+        label: &ReturnLabelCreated,
+    ) -> anyhow::Result<bool>;
     async fn get(&self, id: ShipmentId) -> anyhow::Result<Option<Shipment>>;
     async fn by_tracking_number(&self, tracking_number: &str) -> anyhow::Result<Option<Shipment>>;
     /// Shipments, newest first; `customer` limits to one customer's.

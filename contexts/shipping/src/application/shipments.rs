@@ -6,11 +6,11 @@ use std::sync::Arc;
 use bus::{Causation, Consumer, DeliveryMode, HandlesOnce, Store, UnitOfWork};
 use kernel::id::{OrderId, ShipmentId};
 use kernel::{Clock, FieldError, Timestamp};
-use ordering_contracts::{OrderCancelled, OrderPaid};
+use ordering_contracts::{OrderCancelled, OrderPaid, ReturnApproved};
 use platform::auth::AuthUser;
 use platform::pagination::{Page, PageRequest};
 use rand::Rng;
-use shipping_contracts::ShippedLine;
+use shipping_contracts::{ReturnLabelCreated, ShippedLine};
 
 use super::ports::{CancelOutcome, CreateOutcome, RecordError, Shipment, ShipmentRepository};
 use super::ShippingError;
@@ -24,6 +24,7 @@ pub(crate) fn consumer() -> Consumer<Shipments> {
         .in_batches()
         .once::<OrderPaid>()
         .once::<OrderCancelled>()
+        .once::<ReturnApproved>()
 }
 
 pub(crate) struct Shipments {
@@ -160,6 +161,33 @@ impl HandlesOnce<OrderPaid> for Shipments {
         if let CreateOutcome::Created(s) = self.repo.create(work, &shipment).await? {
             tracing::info!(shipment_id = %s.id, order_id = %s.order_id, tracking = %s.tracking_number, "shipment created");
             announce(work, &s, now)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl HandlesOnce<ReturnApproved> for Shipments {
+    /// An approved return gets a prepaid label of the order's carrier, once.
+    async fn handle_once(
+        &self,
+        event: ReturnApproved,
+        work: &mut UnitOfWork,
+    ) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let carrier = self.carrier_for(event.order_id);
+        let digits: [u8; 10] = std::array::from_fn(|_| rand::thread_rng().gen_range(0..10));
+        let label = ReturnLabelCreated {
+            order_id: event.order_id,
+            customer_id: event.customer_id,
+            return_id: event.return_id,
+            tracking_number: TrackingNumber::new(&carrier, digits).as_ref().to_owned(),
+            carrier,
+            created_at: now,
+        };
+        if self.repo.create_return_label(work, &label).await? {
+            tracing::info!(order_id = %label.order_id, return_id = %label.return_id, tracking = %label.tracking_number, "return label created");
+            work.publish(&label, now)?;
         }
         Ok(())
     }

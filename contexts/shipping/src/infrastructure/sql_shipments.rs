@@ -4,6 +4,7 @@ use kernel::id::{OrderId, ShipmentId, UserId};
 use kernel::Timestamp;
 use platform::db::{is_unique_violation, Database};
 use platform::pagination::{Page, PageRequest};
+use shipping_contracts::ReturnLabelCreated;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -129,6 +130,31 @@ impl SqlShipments {
 
 #[async_trait::async_trait]
 impl ShipmentRepository for SqlShipments {
+    async fn create_return_label(
+        &self,
+        work: &mut UnitOfWork,
+        label: &ReturnLabelCreated,
+    ) -> anyhow::Result<bool> {
+        let inserted = sqlx::query(
+            "insert into return_label (return_id, order_id, customer_id, carrier, tracking_number, created_at) \
+             values ($1, $2, $3, $4, $5, $6) on conflict (return_id) do nothing",
+        )
+        .bind(&label.return_id)
+        .bind(label.order_id.to_string())
+        .bind(label.customer_id.to_string())
+        .bind(&label.carrier)
+        .bind(&label.tracking_number)
+        .bind(label.created_at.as_micros())
+        .execute(work.conn()?)
+        .await;
+        match inserted {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            // A tracking-number collision: fail, and the retry draws anew.
+            Err(e) if is_unique_violation(&e) => anyhow::bail!("tracking number collision"),
+            Err(e) => Err(e).context("cannot create a return label"),
+        }
+    }
+
     async fn create(&self, work: &mut UnitOfWork, s: &Shipment) -> anyhow::Result<CreateOutcome> {
         let tx = work.conn()?;
         lock_order(&mut *tx, s.order_id).await?;
