@@ -407,6 +407,26 @@ function refundForm(o) {
   return form;
 }
 
+// Opens a return for the customer: how many of each line come back, and why.
+function returnForm(o) {
+  const counts = o.lines.map((l) => h("input", { type: "number", min: 0, max: l.quantity, value: 0, size: 3, "data-variant": l.variant_id, "aria-label": `Units of ${l.sku} coming back` }));
+  const form = h("form", { class: "row", id: "return-form" },
+    o.lines.map((l, i) => h("label", {}, `${l.sku} `, counts[i])),
+    field("Why", "return_reason", h("input", { type: "text", maxlength: 500 })),
+    h("button", { type: "submit" }, "Start a return"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const lines = counts.map((c) => ({ variant_id: c.dataset.variant, quantity: Number(c.value) })).filter((l) => l.quantity > 0);
+    try {
+      await call("request_return", { path: { id: o.id }, body: { lines, reason: input(form, "return_reason").value } });
+      await render();
+    } catch (e) {
+      showProblem(form, e);
+    }
+  });
+  return form;
+}
+
 // The order's returns, each with the step an admin may take next.
 function returnsSection(o) {
   const step = async (el, op, r, body) => {
@@ -481,6 +501,7 @@ async function order(id) {
     o.refundable.amount > 0 ? refundForm(o) : null,
     h("div", { id: "payments" }, table(["Kind", "Status", "Amount", "Reason", "Attempts", "Updated"], o.payments.map((p) => h("tr", { class: `payment-${p.kind}` }, h("td", {}, p.kind), h("td", {}, label(p.status)), h("td", { class: "num" }, money(p.amount)), h("td", {}, p.reason ?? ""), h("td", { class: "num" }, p.attempts), h("td", {}, when(p.updated_at)))))),
     h("h2", {}, "Returns"),
+    ["shipped", "delivered"].includes(o.status) ? returnForm(o) : null,
     returnsSection(o));
 }
 

@@ -309,11 +309,20 @@ try:
     fill("#f-refund_reason", "far too much")
     find("#refund-form button[type=submit]").click()
     nonempty("#refund-form .notice.error")
-    status, opened = api("POST", f"/api/v1/ordering/orders/{order_id}/returns", customer,
-                         {"lines": [{"variant_id": product_id, "quantity": 1}], "reason": "too big"})
-    expect(status == 201, f"return: {status} {opened}")
-    return_id = opened["id"]
-    refresh_until(f"#/orders/{order_id}", f"tr[data-return='{return_id}'] .return-status", "requested")
+    # The admin opens the return the customer phoned about: nothing chosen is refused first.
+    fill("#f-return_reason", "too big")
+    find("#return-form button[type=submit]").click()
+    nonempty("#return-form .notice.error")
+    count = find("#return-form input[type=number]")
+    count.clear()
+    count.send_keys("1")
+    fill("#f-return_reason", "too big")
+    find("#return-form button[type=submit]").click()
+    find("tr[data-return] .return-status")
+    status, body = api("GET", f"/api/v1/ordering/orders/{order_id}", customer)
+    expect(status == 200 and len(body["returns"]) == 1, f"one return: {status} {body}")
+    return_id = body["returns"][0]["id"]
+    text_in(f"tr[data-return='{return_id}'] .return-status", "requested")
     find(f"tr[data-return='{return_id}'] button.approve").click()
     text_in(f"tr[data-return='{return_id}'] .return-status", "approved")
     find(f"tr[data-return='{return_id}'] input[type=checkbox]").click()
