@@ -191,9 +191,10 @@ impl Saga {
         cause: &Causation,
     ) -> anyhow::Result<()> {
         let decide = |o: &Order| o.start_refund();
-        let order = match self.apply_now(order_id, cause, &decide).await? {
-            Applied::Changed(o) | Applied::Unchanged(o) => *o,
-            Applied::Missing => return Ok(()),
+        self.apply_now(order_id, cause, &decide).await?;
+        // Read from the tables: the charge's reference as stored is what the gateway knows.
+        let Some(order) = self.orders.get(order_id).await? else {
+            return Ok(());
         };
         let Some(charge) = order.authorized_charge().cloned() else {
             return Ok(());
