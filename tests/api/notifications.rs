@@ -433,7 +433,7 @@ async fn duplicates_story(app: TestApp, sink: SmtpSink) {
     )
     .await
     .assert_status(200);
-    app.eventually("eight messages", 60, || async {
+    app.eventually("eight messages", 120, || async {
         (sink.to(&customer.email).len() >= 8).then_some(())
     })
     .await;
