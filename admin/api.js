@@ -571,7 +571,9 @@ export const operations = Object.freeze({
   },
   "request_return": {
     "body": true,
-    "headers": [],
+    "headers": [
+      "Idempotency-Key"
+    ],
     "method": "POST",
     "path": "/api/v1/ordering/orders/{id}/returns",
     "query": []

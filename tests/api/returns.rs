@@ -283,8 +283,30 @@ async fn the_return_window_binds_customers_not_admins() {
     app.post(&returns, Some(&c.access_token), &body)
         .await
         .assert_problem(409, "ordering.return_window_closed");
-    let opened = app.post(&returns, Some(&admin.access_token), &body).await;
+    let keyed = |body: Value| {
+        let (app, returns, token) = (&app, returns.clone(), admin.access_token.clone());
+        async move {
+            app.request(
+                reqwest::Method::POST,
+                &returns,
+                Some(&token),
+                Some(&body),
+                &[("idempotency-key", "return-1")],
+            )
+            .await
+        }
+    };
+    let opened = keyed(body.clone()).await;
     opened.assert_status(201);
+    assert_eq!(opened.header("idempotent-replayed"), None);
+    // The same key and body: the same return, not a second one.
+    let again = keyed(body.clone()).await;
+    again.assert_status(201);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.body["id"], opened.body["id"]);
+    keyed(json!({"lines": [{"variant_id": cup, "quantity": 1}], "reason": "another"}))
+        .await
+        .assert_problem(422, "ordering.idempotency_key_reused");
     // A single cup of three units: its share, no shipping (not everything comes back).
     let rid = opened.body["id"].as_str().unwrap();
     app.post(

@@ -9,12 +9,14 @@ use kernel::id::{OrderId, ProductId, UserId};
 use super::checkout::Checkout;
 use super::ports::Applied;
 use super::OrderingError;
-use crate::domain::{Change, Order, ReturnAsk, ReturnError};
+use crate::domain::{Change, Opened, Order, ReturnAsk, ReturnError};
 
 /// A return asked for through the API.
 pub(crate) struct NewReturn {
     pub(crate) lines: Vec<(ProductId, u32)>,
     pub(crate) reason: String,
+    /// The request's `Idempotency-Key`.
+    pub(crate) client_key: Option<String>,
 }
 
 impl Checkout {
@@ -45,7 +47,8 @@ impl Checkout {
         }
     }
 
-    /// Opens a return on the caller's order (admins: any order, at any time after dispatch).
+    /// Opens a return on the caller's order (admins: any order, at any time after dispatch);
+    /// the order, the return's id, and whether an earlier request with the same key opened it.
     pub(crate) async fn request_return(
         &self,
         caller: UserId,
@@ -53,7 +56,7 @@ impl Checkout {
         id: OrderId,
         asked: NewReturn,
         cause: &Causation,
-    ) -> Result<(Order, uuid::Uuid), OrderingError> {
+    ) -> Result<(Order, uuid::Uuid, bool), OrderingError> {
         self.get(caller, admin, id).await?;
         let ask = ReturnAsk {
             id: uuid::Uuid::now_v7(),
@@ -62,12 +65,23 @@ impl Checkout {
             by_admin: admin,
             window: self.return_window,
             now: self.clock.now(),
+            client_key: asked.client_key,
         };
-        let return_id = ask.id;
-        let order = self
-            .change_return(id, cause, &move |o: &Order| o.request_return(&ask))
-            .await?;
-        Ok((order, return_id))
+        let decide = |o: &Order| match o.request_return(&ask) {
+            Ok(Opened::New(change)) => Some(*change),
+            _ => None,
+        };
+        match self.saga.apply_now(id, cause, &decide).await? {
+            Applied::Changed(order) => Ok((*order, ask.id, false)),
+            Applied::Unchanged(order) => match order.request_return(&ask) {
+                Ok(Opened::Replayed(earlier)) => Ok((*order, earlier, true)),
+                Err(e) => Err(OrderingError::Return(e)),
+                Ok(Opened::New(_)) => Err(OrderingError::Unexpected(anyhow::anyhow!(
+                    "a return of order {id} was decided but not stored"
+                ))),
+            },
+            Applied::Missing => Err(OrderingError::OrderNotFound),
+        }
     }
 
     pub(crate) async fn approve_return(

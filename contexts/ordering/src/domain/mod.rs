@@ -22,7 +22,7 @@ pub(crate) use order::{
 pub(crate) use order_return::{OrderReturn, ReturnLine, ReturnStatus};
 pub(crate) use payment::{retry_delay, Payment, PaymentKind, PaymentStatus, ProviderEvent};
 pub(crate) use refund::{Granted, RefundError, RefundRequest, MAX_REASON_CHARS};
-pub(crate) use returns::{ReturnAsk, ReturnError};
+pub(crate) use returns::{Opened, ReturnAsk, ReturnError};
 
 /// A cart or order line quantity: 1..=99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,6 +72,8 @@ pub(crate) struct OrderReturn {
     pub(crate) note: Option<String>,
     /// The return label's tracking number, once shipping made one.
     pub(crate) tracking_number: Option<String>,
+    /// The `Idempotency-Key` it was asked for with, if any.
+    pub(crate) client_key: Option<String>,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }

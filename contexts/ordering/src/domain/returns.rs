@@ -37,6 +37,16 @@ pub(crate) struct ReturnAsk {
     pub(crate) by_admin: bool,
     pub(crate) window: Duration,
     pub(crate) now: Timestamp,
+    /// The caller's `Idempotency-Key`: the same key on the same order opens one return.
+    pub(crate) client_key: Option<String>,
+}
+
+/// What asking for a return came to: a new one, or the one an earlier request with the same
+/// key opened.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Opened {
+    New(Box<Change>),
+    Replayed(uuid::Uuid),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +63,8 @@ pub(crate) enum ReturnError {
     NotFound,
     #[error("the return is {0}: it cannot be {1} now")]
     WrongStatus(&'static str, &'static str),
+    #[error("this Idempotency-Key was already used on this order for a different return")]
+    KeyReused,
 }
 
 impl Order {
@@ -95,13 +107,24 @@ impl Order {
     }
 
     /// Opens a return, or says why not.
-    pub(crate) fn request_return(&self, ask: &ReturnAsk) -> Result<Change, ReturnError> {
-        if let Some(existing) = self.find_return(ask.id) {
-            // Decided again after a lost race: the same return.
-            return Ok(Change {
-                return_written: Some(existing.clone()),
-                ..Change::default()
-            });
+    pub(crate) fn request_return(&self, ask: &ReturnAsk) -> Result<Opened, ReturnError> {
+        let earlier = self.returns.iter().find(|r| {
+            r.id == ask.id || (ask.client_key.is_some() && r.client_key == ask.client_key)
+        });
+        if let Some(earlier) = earlier {
+            let same = earlier.reason == ask.reason
+                && earlier.lines.len() == ask.lines.len()
+                && ask.lines.iter().all(|(p, q)| {
+                    earlier
+                        .lines
+                        .iter()
+                        .any(|l| l.product_id == *p && l.quantity == *q)
+                });
+            return if same {
+                Ok(Opened::Replayed(earlier.id))
+            } else {
+                Err(ReturnError::KeyReused)
+            };
         }
         if !matches!(self.status, OrderStatus::Shipped | OrderStatus::Delivered) {
             return Err(ReturnError::NotReturnable(self.status.as_str()));
@@ -132,7 +155,7 @@ impl Order {
                 restock: true,
             });
         }
-        Ok(Change {
+        Ok(Opened::New(Box::new(Change {
             return_written: Some(OrderReturn {
                 id: ask.id,
                 status: ReturnStatus::Requested,
@@ -143,12 +166,13 @@ impl Order {
                 refund_id: None,
                 note: None,
                 tracking_number: None,
+                client_key: ask.client_key.clone(),
                 created_at: ask.now,
                 updated_at: ask.now,
             }),
             note: Some(format!("return {} requested", short(ask.id))),
             ..Change::default()
-        })
+        })))
     }
 
     fn moving(
@@ -414,6 +438,14 @@ mod tests {
             .1
     }
 
+    /// The change that opens the return `a` asks for.
+    fn opened(o: &Order, a: &ReturnAsk) -> Change {
+        match o.request_return(a) {
+            Ok(Opened::New(change)) => *change,
+            other => panic!("not opened: {other:?}"),
+        }
+    }
+
     fn ask(o: &Order, lines: Vec<(ProductId, u32)>, by_admin: bool, days_later: u32) -> ReturnAsk {
         ReturnAsk {
             id: uuid::Uuid::now_v7(),
@@ -422,13 +454,14 @@ mod tests {
             by_admin,
             window: 30 * DAY,
             now: o.updated_at.plus(DAY * days_later),
+            client_key: None,
         }
     }
 
     /// Requests, approves and receives a return of `lines`; the order after, and the refund.
     fn full_cycle(o: &Order, lines: Vec<(ProductId, u32)>, shipping: bool) -> (Order, i64) {
         let a = ask(o, lines, true, 0);
-        let o = stored(o, &o.request_return(&a).unwrap_or_else(|e| panic!("{e}")));
+        let o = stored(o, &opened(o, &a));
         let o = stored(
             &o,
             &o.approve_return(a.id, shipping, o.updated_at)
@@ -468,10 +501,7 @@ mod tests {
             Err(ReturnError::UnknownLine(stranger))
         );
         let first = ask(&o, vec![(mug, 2)], false, 1);
-        let after = stored(
-            &o,
-            &o.request_return(&first).unwrap_or_else(|e| panic!("{e}")),
-        );
+        let after = stored(&o, &opened(&o, &first));
         assert_eq!(
             after.request_return(&ask(&after, vec![(mug, 2)], false, 1)),
             Err(ReturnError::TooMany {
@@ -550,6 +580,30 @@ mod tests {
             nothing.returns.last().map(|r| r.status),
             Some(ReturnStatus::Refunded)
         );
+    }
+
+    #[test]
+    fn the_same_key_opens_one_return_and_refuses_a_different_one() {
+        let o = delivered("EUR", &[(1_000, 2, 0, 0)], 0);
+        let mug = o.lines[0].product_id;
+        let first = ReturnAsk {
+            client_key: Some("k-1".into()),
+            ..ask(&o, vec![(mug, 1)], false, 1)
+        };
+        let after = stored(&o, &opened(&o, &first));
+        let again = ReturnAsk {
+            id: uuid::Uuid::now_v7(),
+            ..first.clone()
+        };
+        assert_eq!(after.request_return(&again), Ok(Opened::Replayed(first.id)));
+        let other = ReturnAsk {
+            lines: vec![(mug, 2)],
+            ..again.clone()
+        };
+        assert_eq!(after.request_return(&other), Err(ReturnError::KeyReused));
+        // Without a key, a second request is a second return.
+        let unkeyed = ask(&after, vec![(mug, 1)], false, 1);
+        assert!(matches!(after.request_return(&unkeyed), Ok(Opened::New(_))));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! one; an admin approves, rejects or receives it.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bus::Causation;
 use kernel::id::{OrderId, ProductId};
 use kernel::{FieldError, Money, Timestamp};
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use super::shopper::OrderReader;
-use super::State;
+use super::{idempotency_key, State};
 use crate::application::returns::NewReturn;
 use crate::domain::{Order, OrderReturn, ReturnError, MAX_REASON_CHARS};
 
@@ -31,6 +31,7 @@ pub(super) fn return_problem(e: ReturnError) -> ApiError {
         ReturnError::WrongStatus(..) => {
             ApiError::conflict("ordering.return_invalid_transition", why)
         }
+        ReturnError::KeyReused => ApiError::unprocessable("ordering.idempotency_key_reused", why),
     }
 }
 
@@ -194,20 +195,27 @@ fn answer(order: &Order, return_id: uuid::Uuid) -> Result<ReturnResponse, ApiErr
 #[utoipa::path(
     post, path = "/api/v1/ordering/orders/{id}/returns", tag = "ordering", operation_id = "request_return",
     security(("bearer" = []), ("order_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same return; 1 to 200 visible ASCII characters", min_length = 1, max_length = 200, pattern = "^[!-~]+$")
+    ),
     request_body = ReturnOrderRequest,
     responses(
-        (status = 201, description = "The return, `requested`", body = ReturnResponse, headers(("Location" = String, description = "The order, which lists its returns"))),
+        (status = 201, description = "The return, `requested`", body = ReturnResponse, headers(
+            ("Location" = String, description = "The order, which lists its returns"),
+            ("Idempotent-Replayed" = Option<String>, description = "`true` when an earlier request with this key opened the return")
+        )),
         (status = 400, description = "Malformed id or JSON; or `ambiguous_request`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`ordering.not_returnable` (not shipped or delivered) or `ordering.return_window_closed`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, a variant the order does not have, or `ordering.return_exceeds_order` (more than was bought, less what other returns hold)", body = ProblemBody, content_type = "application/problem+json")
+        (status = 422, description = "Invalid fields, a variant the order does not have, `ordering.return_exceeds_order` (more than was bought, less what other returns hold) or `ordering.idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json")
     )
 )]
 pub(super) async fn request_return(
     state: web::Data<State>,
     reader: OrderReader,
+    req: HttpRequest,
     ctx: RequestContext,
     id: web::Path<uuid::Uuid>,
     body: ValidJson<ReturnOrderRequest>,
@@ -216,6 +224,7 @@ pub(super) async fn request_return(
     let body = body.into_inner();
     let mut lines: Vec<(ProductId, u32)> = Vec::with_capacity(body.lines.len());
     let mut errors = Vec::new();
+    let client_key = idempotency_key(&req, &mut errors);
     for (i, l) in body.lines.iter().enumerate() {
         let product = ProductId::from_uuid(l.variant_id);
         if lines.iter().any(|(p, _)| *p == product) {
@@ -236,14 +245,18 @@ pub(super) async fn request_return(
     let asked = NewReturn {
         lines,
         reason: body.reason.trim().to_owned(),
+        client_key,
     };
-    let (order, return_id) = state
+    let (order, return_id, replayed) = state
         .checkout
         .request_return(caller, admin, id, asked, &Causation::from(&ctx))
         .await?;
     let mut res = HttpResponse::Created();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/ordering/orders/{id}")) {
         res.insert_header((header::LOCATION, location));
+    }
+    if replayed {
+        res.insert_header(("idempotent-replayed", "true"));
     }
     Ok(res.json(answer(&order, return_id)?))
 }

@@ -156,7 +156,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
          from payment where order_id = $1 \
          union all \
          select 4, created_at, return_id, return_id, status, reason, refund_id, note, tracking_number, \
-                cast(null as text), cast(null as text), cast(null as text), refund_shipping, refund_amount, created_at, updated_at \
+                client_key, cast(null as text), cast(null as text), refund_shipping, refund_amount, created_at, updated_at \
          from order_return where order_id = $1 \
          union all \
          select 5, l.seq, l.return_id, l.return_id, l.product_id, cast(null as text), cast(null as text), cast(null as text), \
@@ -220,6 +220,7 @@ async fn load(conn: &mut AnyConnection, id: OrderId) -> anyhow::Result<Option<Or
                         .transpose()?,
                     note: text("t5")?,
                     tracking_number: text("t6")?,
+                    client_key: text("t7")?,
                     created_at: Timestamp::from_micros(number("i3")?),
                     updated_at: Timestamp::from_micros(number("i4")?),
                 });
@@ -297,8 +298,8 @@ async fn write_return(
     r: &OrderReturn,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "insert into order_return (return_id, order_id, status, reason, refund_shipping, refund_amount, refund_id, note, created_at, updated_at, tracking_number) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (return_id) do update set \
+        "insert into order_return (return_id, order_id, status, reason, refund_shipping, refund_amount, refund_id, note, created_at, updated_at, tracking_number, client_key) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) on conflict (return_id) do update set \
          status = excluded.status, refund_shipping = excluded.refund_shipping, refund_amount = excluded.refund_amount, \
          refund_id = excluded.refund_id, note = excluded.note, updated_at = excluded.updated_at, tracking_number = excluded.tracking_number",
     )
@@ -313,6 +314,7 @@ async fn write_return(
     .bind(r.created_at.as_micros())
     .bind(r.updated_at.as_micros())
     .bind(r.tracking_number.as_deref())
+    .bind(r.client_key.as_deref())
     .execute(&mut *conn)
     .await
     .context("cannot write a return")?;
