@@ -134,7 +134,7 @@ impl Order {
         r.lines
             .iter()
             .map(|l| {
-                let sold = self.lines.iter().find(|o| o.product_id == l.product_id);
+                let sold = self.sold(l.product_id);
                 contract::ReturnedLine {
                     product_id: l.product_id,
                     sku: sold.map(|o| o.sku.clone()).unwrap_or_default(),

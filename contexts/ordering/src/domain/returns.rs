@@ -83,6 +83,11 @@ impl Order {
             .or(Some(self.updated_at))
     }
 
+    /// The order line that sold `product`.
+    pub(crate) fn sold(&self, product: ProductId) -> Option<&OrderLine> {
+        self.lines.iter().find(|l| l.product_id == product)
+    }
+
     fn ordered(&self, product: ProductId) -> u32 {
         self.lines
             .iter()
@@ -170,7 +175,7 @@ impl Order {
                 created_at: ask.now,
                 updated_at: ask.now,
             }),
-            note: Some(format!("return {} requested", short(ask.id))),
+            note: Some(format!("return {} requested", ask.id)),
             ..Change::default()
         })))
     }
@@ -202,7 +207,7 @@ impl Order {
         r.updated_at = now;
         Ok(Change {
             return_written: Some(r),
-            note: Some(format!("return {} approved", short(id))),
+            note: Some(format!("return {} approved", id)),
             ..Change::default()
         })
     }
@@ -219,7 +224,7 @@ impl Order {
         r.updated_at = now;
         Ok(Change {
             return_written: Some(r),
-            note: Some(format!("return {} rejected", short(id))),
+            note: Some(format!("return {} rejected", id)),
             ..Change::default()
         })
     }
@@ -249,7 +254,7 @@ impl Order {
         r.refund_amount = Some(amount);
         r.updated_at = now;
         let mut change = Change {
-            note: Some(format!("return {} received", short(id))),
+            note: Some(format!("return {} received", id)),
             ..Change::default()
         };
         if amount.amount() > 0 {
@@ -368,10 +373,6 @@ fn share(l: &OrderLine, n: u32) -> i128 {
         return 0;
     }
     div_half_even(charged(l) * i128::from(n), i128::from(l.quantity))
-}
-
-fn short(id: uuid::Uuid) -> String {
-    id.to_string()
 }
 
 #[cfg(test)]

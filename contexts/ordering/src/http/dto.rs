@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
+use super::free_text;
 use crate::application::cart::PricedCart;
 use crate::application::ports::{KnownProduct, OrderFilter, OrderSummary, TaxRates};
 use crate::domain::cart::Quote;
 use crate::domain::pricing::ShippingRate;
 use crate::domain::promotion::{Benefit, Promotion, PromotionTerms};
-use crate::domain::{Order, OrderStatus, Payment, MAX_REASON_CHARS};
+use crate::domain::{Order, OrderStatus, Payment};
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -138,24 +139,9 @@ pub(crate) struct RefundOrderRequest {
     /// More than zero, in the currency the order was charged in.
     pub(crate) amount: Money,
     /// Shown to the customer and kept on the refund: 1 to 500 characters, not blank.
-    #[validate(custom(function = "refund_reason"))]
+    #[validate(custom(function = "free_text"))]
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub(crate) reason: String,
-}
-
-fn refund_reason(reason: &str) -> Result<(), validator::ValidationError> {
-    let chars = reason.trim().chars().count();
-    if chars == 0 || reason.chars().count() > MAX_REASON_CHARS {
-        let mut error = validator::ValidationError::new("reason");
-        error.message = Some("must be 1 to 500 characters, not blank".into());
-        return Err(error);
-    }
-    if reason.chars().any(char::is_control) {
-        let mut error = validator::ValidationError::new("reason");
-        error.message = Some("must not hold control characters".into());
-        return Err(error);
-    }
-    Ok(())
 }
 
 /// A refund granted, and where the order's money stands.

@@ -594,6 +594,23 @@ pub(crate) async fn admin_order_summary(
     Ok(web::Json(OrderSummaryResponse::new(since, summary)))
 }
 
+/// A reason or note a person writes (a refund's, a return's): 1 to 500 characters, not blank,
+/// without control characters.
+pub(super) fn free_text(text: &str) -> Result<(), validator::ValidationError> {
+    let refuse = |message: &'static str| {
+        let mut error = validator::ValidationError::new("text");
+        error.message = Some(message.into());
+        Err(error)
+    };
+    if text.trim().is_empty() || text.chars().count() > crate::domain::MAX_REASON_CHARS {
+        return refuse("must be 1 to 500 characters, not blank");
+    }
+    if text.chars().any(char::is_control) {
+        return refuse("must not hold control characters");
+    }
+    Ok(())
+}
+
 /// The request's `Idempotency-Key`, if it sent one; a malformed one is added to `errors`.
 pub(super) fn idempotency_key(
     req: &HttpRequest,

@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use super::shopper::OrderReader;
-use super::{idempotency_key, State};
+use super::{free_text, idempotency_key, State};
 use crate::application::returns::NewReturn;
-use crate::domain::{Order, OrderReturn, ReturnError, MAX_REASON_CHARS};
+use crate::domain::{Order, OrderReturn, ReturnError};
 
 pub(super) fn return_problem(e: ReturnError) -> ApiError {
     let why = e.to_string();
@@ -56,7 +56,7 @@ pub(crate) struct ReturnOrderRequest {
     #[schema(min_items = 1, max_items = 50)]
     pub(crate) lines: Vec<ReturnLineRequest>,
     /// 1 to 500 characters, not blank.
-    #[validate(custom(function = "text_field"))]
+    #[validate(custom(function = "free_text"))]
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub(crate) reason: String,
 }
@@ -76,7 +76,7 @@ pub(crate) struct ApproveReturnRequest {
 #[schema(example = json!({"note": "worn, outside the conditions of return"}))]
 pub(crate) struct RejectReturnRequest {
     /// Why, for the customer: 1 to 500 characters, not blank.
-    #[validate(custom(function = "text_field"))]
+    #[validate(custom(function = "free_text"))]
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub(crate) note: String,
 }
@@ -99,17 +99,6 @@ pub(crate) struct ReceiveReturnRequest {
     #[validate(length(max = 50))]
     #[schema(max_items = 50)]
     pub(crate) lines: Vec<ReceivedLineRequest>,
-}
-
-fn text_field(text: &str) -> Result<(), validator::ValidationError> {
-    let blank = text.trim().is_empty();
-    if blank || text.chars().count() > MAX_REASON_CHARS || text.chars().any(char::is_control) {
-        let mut error = validator::ValidationError::new("text");
-        error.message =
-            Some("must be 1 to 500 characters, not blank, without control characters".into());
-        return Err(error);
-    }
-    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -156,7 +145,7 @@ impl ReturnResponse {
                 .lines
                 .iter()
                 .map(|l| {
-                    let sold = order.lines.iter().find(|o| o.product_id == l.product_id);
+                    let sold = order.sold(l.product_id);
                     ReturnLineResponse {
                         variant_id: l.product_id.as_uuid(),
                         sku: sold.map(|o| o.sku.clone()).unwrap_or_default(),
